@@ -1,0 +1,38 @@
+"""Wangge (网格): the backend of grid-based community governance."""
+
+from __future__ import annotations
+
+import flask
+from sqlalchemy.orm import sessionmaker
+
+from backend import config as config_module
+from backend import db
+
+
+def create_app(
+    settings: config_module.Settings | None = None,
+    session_factory: sessionmaker | None = None,  # type: ignore[type-arg]
+) -> flask.Flask:
+    """Build the app: engine, session factory, Api and blueprints. Nothing happens at import."""
+    from backend.api import make_api, register_blueprints
+    from backend.cli import register_commands
+
+    settings = settings or config_module.from_environ()
+    app = flask.Flask(__name__)
+    app.config["SETTINGS"] = settings
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if session_factory is None:
+        engine = db.make_engine(settings.database_url, settings.pool_size)
+        session_factory = sessionmaker(engine, expire_on_commit=False)
+    db.init_app(app, session_factory)
+    api = make_api(app)
+    register_blueprints(api)
+    register_commands(app)
+    return app
+
+
+def settings() -> config_module.Settings:
+    """The settings of the app handling this request or command."""
+    value: config_module.Settings = flask.current_app.config["SETTINGS"]
+    return value

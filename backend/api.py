@@ -1,0 +1,117 @@
+"""The Api and Blueprint classes, error handling and blueprint registration."""
+
+from __future__ import annotations
+
+import http
+import logging
+from typing import Any
+
+import flask
+import flask_smorest
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask_smorest.utils import prepare_response
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from backend.errors import (
+    PROBLEM_JSON,
+    DomainError,
+    ProblemSchema,
+    from_domain_error,
+    from_http_exception,
+    problem,
+)
+
+log = logging.getLogger(__name__)
+
+Blueprint = flask_smorest.Blueprint
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, documenting and sending RFC 9457 problem+json for every error."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+    def _register_error_handlers(self) -> None:
+        self._app.register_error_handler(HTTPException, self.handle_http_exception)
+        self._app.register_error_handler(DomainError, handle_domain_error)
+        self._app.register_error_handler(IntegrityError, handle_integrity_error)
+        self._app.register_error_handler(OperationalError, handle_database_unavailable)
+
+    def handle_http_exception(self, error: HTTPException) -> flask.Response:  # type: ignore[override]
+        body, headers = from_http_exception(error)
+        if (error.code or 500) >= 500:
+            log.error("unhandled error: %s", error)
+        return problem_response(body, headers)
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> flask.Response:
+    response = flask.current_app.response_class(
+        flask.json.dumps(body), status=body["status"], mimetype=PROBLEM_JSON
+    )
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def handle_domain_error(error: DomainError) -> flask.Response:
+    return problem_response(from_domain_error(error))
+
+
+def handle_integrity_error(error: IntegrityError) -> flask.Response:
+    # The driver's text names tables and values: keep it in the log, not in the answer.
+    log.warning("integrity error: %s", error.orig)
+    return problem_response(
+        problem(409, "Conflict", "The request conflicts with stored data.", slug="conflict")
+    )
+
+
+def handle_database_unavailable(error: OperationalError) -> flask.Response:
+    log.error("database error: %s", error.orig)
+    return problem_response(
+        problem(503, "Service Unavailable", "The database is not reachable.",
+                slug="service-unavailable"),
+        {"Retry-After": "5"},
+    )
+
+
+def make_api(app: flask.Flask) -> Api:
+    """Create the Api with the project's spec settings."""
+    app.config.setdefault("API_TITLE", "Wangge")
+    app.config.setdefault("API_VERSION", "1.0.0")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
+    app.config.setdefault("OPENAPI_REDOC_PATH", "/redoc")
+    app.config.setdefault(
+        "API_SPEC_OPTIONS",
+        {
+            "info": {
+                "description": "Wangge (网格): grid-based community governance. Areas, event "
+                "reports assigned by polygon lookup, and the closed loop around them.",
+            },
+        },
+    )
+    return Api(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin()})
+
+
+def register_blueprints(api: Api) -> None:
+    from backend.areas.routes import blp as areas
+    from backend.events.routes import blp as events
+    from backend.health import blp as health
+
+    for blp in (health, areas, events):
+        api.register_blueprint(blp)

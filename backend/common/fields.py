@@ -1,0 +1,83 @@
+"""The one GeoJSON geometry field and the one WKB <-> Shapely conversion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+import shapely
+from geoalchemy2.elements import WKBElement
+from shapely.geometry.base import BaseGeometry
+
+from geo.geojson import GeometryError, geometry_to_geojson, parse_geometry
+
+POLYGONAL = ("Polygon", "MultiPolygon")
+
+
+def to_shape(value: WKBElement | bytes | BaseGeometry) -> BaseGeometry:
+    """Read a geometry from a database value."""
+    if isinstance(value, BaseGeometry):
+        return value
+    data = value.data if isinstance(value, WKBElement) else value
+    return shapely.from_wkb(bytes(data) if not isinstance(data, str) else data)
+
+
+def to_wkb(geometry: BaseGeometry) -> WKBElement:
+    """Write a geometry for a 4326 column."""
+    return WKBElement(shapely.to_wkb(geometry, include_srid=False), srid=4326, extended=False)
+
+
+class Geometry(ma.fields.Field):
+    """A GeoJSON geometry object, read into Shapely and written back as RFC 7946."""
+
+    def __init__(self, allowed: tuple[str, ...] = POLYGONAL, **kwargs: Any):
+        self.allowed = allowed
+        metadata = kwargs.pop("metadata", {})
+        metadata.setdefault("type", "object")
+        metadata.setdefault("description", f"GeoJSON geometry: {' or '.join(allowed)}")
+        metadata.setdefault(
+            "properties",
+            {
+                "type": {"type": "string", "enum": list(allowed)},
+                "coordinates": {"type": "array", "items": {}},
+            },
+        )
+        metadata.setdefault("required", ["type", "coordinates"])
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        return geometry_to_geojson(to_shape(value), precision=7)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> BaseGeometry:
+        try:
+            return parse_geometry(value, allowed=self.allowed)
+        except GeometryError as error:
+            raise ma.ValidationError(str(error)) from error
+
+
+class Text(ma.fields.String):
+    """A string PostgreSQL can store: no NUL characters, trimmed, within a length."""
+
+    def __init__(self, *, min_length: int = 0, max_length: int = 10_000, **kwargs: Any):
+        validators = list(kwargs.pop("validate", None) or [])
+        validators.append(ma.validate.Length(min=min_length, max=max_length))
+        super().__init__(validate=validators, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs).strip()
+        if "\x00" in text:
+            raise ma.ValidationError("NUL characters are not allowed.")
+        return text
+
+
+def area_code(**kwargs: Any) -> ma.fields.String:
+    """A field holding an area code: 6, 9, 12 or 15 ASCII digits."""
+    metadata = {"example": "440117103", **kwargs.pop("metadata", {})}
+    return ma.fields.String(
+        validate=ma.validate.Regexp(r"^(\d{6}|\d{9}|\d{12}|\d{15})\Z",
+                                    error="Must be a 6, 9, 12 or 15-digit area code."),
+        metadata=metadata,
+        **kwargs,
+    )

@@ -1,0 +1,52 @@
+"""Opaque keyset cursors and the list query arguments every list endpoint shares."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+import marshmallow as ma
+
+from backend.errors import ValidationFailed, field_error
+
+MAX_LIMIT = 1000
+
+
+def encode_cursor(key: list[Any]) -> str:
+    """Encode the sort key of the last row returned."""
+    raw = json.dumps(key, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> list[Any] | None:
+    """Decode a cursor made by encode_cursor, checking its shape."""
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (binascii.Error, UnicodeError, ValueError):
+        key = None
+    if (
+        not isinstance(key, list)
+        or len(key) != len(types)
+        or not all(isinstance(v, t) for v, t in zip(key, types, strict=True))
+    ):
+        raise ValidationFailed(
+            "The cursor is not one this API issued.",
+            errors=[field_error("cursor", "Invalid cursor.", location="query")],
+        )
+    return key
+
+
+class CursorArgsSchema(ma.Schema):
+    limit = ma.fields.Integer(
+        load_default=100, validate=ma.validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"Page size, 1-{MAX_LIMIT}"},
+    )
+    cursor = ma.fields.String(
+        load_default=None, validate=ma.validate.Length(max=512),
+        metadata={"description": "Opaque cursor from the previous page's next_cursor"},
+    )

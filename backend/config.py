@@ -1,0 +1,48 @@
+"""Settings, read from the environment here and nowhere else."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: Path = ROOT.parent / "shared" / "data"
+    media_dir: Path = ROOT / "var" / "media"
+    secret_key: str = "dev-only-secret"
+    # Nearest-grid fallback radius: max(GPS accuracy, this many metres).
+    nearest_min_m: float = 50.0
+    # A child area may stick out of its parent by this much (metres) before it is rejected.
+    boundary_tolerance_m: float = 1.0
+    pool_size: int = 10
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def from_environ(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from environment variables."""
+    env = os.environ if environ is None else environ
+    url = env.get("DATABASE_URL")
+    if not url:
+        raise RuntimeError("DATABASE_URL is not set (make run sets it up for you)")
+    defaults = Settings(database_url=url)
+    return Settings(
+        database_url=_driver_url(url),
+        data_dir=Path(env.get("WANGGE_DATA_DIR", defaults.data_dir)),
+        media_dir=Path(env.get("MEDIA_DIR", defaults.media_dir)),
+        secret_key=env.get("SECRET_KEY", defaults.secret_key),
+        nearest_min_m=float(env.get("WANGGE_NEAREST_MIN_M", defaults.nearest_min_m)),
+        pool_size=int(env.get("WANGGE_POOL_SIZE", defaults.pool_size)),
+    )
+
+
+def _driver_url(url: str) -> str:
+    """Make plain postgresql:// URLs use psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

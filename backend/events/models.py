@@ -1,0 +1,119 @@
+"""Categories, events and the append-only action trail."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.db import Base
+
+STATUSES = ("reported", "accepted", "dispatched", "in_progress", "resolved", "closed", "rejected")
+ASSIGNMENTS = ("contains", "nearest", "manual", "unassigned")
+
+
+class Category(Base):
+    """An event category (事项分类) with its service-level hours."""
+
+    __tablename__ = "categories"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100))
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("categories.code"))
+    sla_hours: Mapped[int] = mapped_column(Integer)
+    sensitive: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+    __table_args__ = (CheckConstraint("sla_hours > 0", name="sla_positive"),)
+
+
+class Event(Base):
+    """One report from the field and where it stands in the closed loop."""
+
+    __tablename__ = "events"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    category_code: Mapped[str] = mapped_column(ForeignKey("categories.code"))
+    description: Mapped[str] = mapped_column(Text)
+    location: Mapped[object] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False), nullable=False
+    )
+    crs: Mapped[str] = mapped_column(String(10))
+    # The coordinates as the phone sent them, before conversion to WGS84.
+    source_lon: Mapped[float] = mapped_column(Double)
+    source_lat: Mapped[float] = mapped_column(Double)
+    accuracy_m: Mapped[float | None] = mapped_column(Double)
+    occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    reporter_id: Mapped[int | None] = mapped_column(BigInteger)
+    grid_code: Mapped[str | None] = mapped_column(String(15))
+    village_code: Mapped[str | None] = mapped_column(String(12))
+    town_code: Mapped[str | None] = mapped_column(String(9))
+    district_code: Mapped[str | None] = mapped_column(String(6))
+    assignment: Mapped[str] = mapped_column(String(10))
+    boundary_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
+    assignment_distance_m: Mapped[float | None] = mapped_column(Double)
+    responsible_code: Mapped[str | None] = mapped_column(String(15))
+    assignee_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(12), server_default="reported")
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rework_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    contacts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'resolved', "
+            "'closed', 'rejected')",
+            name="status",
+        ),
+        CheckConstraint(
+            "assignment IN ('contains', 'nearest', 'manual', 'unassigned')", name="assignment"
+        ),
+        CheckConstraint("crs IN ('wgs84', 'gcj02', 'bd09', 'cgcs2000')", name="crs"),
+        Index("ix_events_received", "received_at", "id"),
+        Index("ix_events_grid_received", "grid_code", "received_at", "id"),
+        Index("ix_events_village_received", "village_code", "received_at", "id"),
+        Index("ix_events_town_received", "town_code", "received_at", "id"),
+        Index("ix_events_district_received", "district_code", "received_at", "id"),
+        Index("ix_events_location", "location", postgresql_using="gist"),
+    )
+
+
+class EventAction(Base):
+    """One step of an event's trail; the database refuses to change or delete it."""
+
+    __tablename__ = "event_actions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[str | None] = mapped_column(String(12))
+    to_status: Mapped[str] = mapped_column(String(12))
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

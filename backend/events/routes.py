@@ -1,0 +1,98 @@
+"""HTTP routes for categories and event reports."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from flask import url_for
+from flask.views import MethodView
+
+from backend import settings
+from backend.api import Blueprint
+from backend.common.pagination import decode_cursor, encode_cursor
+from backend.db import get_session
+from backend.events import schemas, service
+from backend.events.models import Event
+
+blp = Blueprint("events", __name__, url_prefix="/api/v1", description="Event reports (网格事项)")
+
+
+def _etag(event: Event) -> dict[str, str]:
+    return {"ETag": f'"{event.version}"'}
+
+
+@blp.route("/categories")
+class Categories(MethodView):
+    @blp.response(200, schemas.CategorySchema(many=True))
+    def get(self) -> list[Any]:
+        """List event categories with their SLA hours"""
+        return service.list_categories(get_session())
+
+
+@blp.route("/events")
+class Events(MethodView):
+    @blp.arguments(schemas.EventQueryArgsSchema, location="query")
+    @blp.response(200, schemas.EventListSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List events newest first, filtered by area subtree, status, category and time"""
+        key = decode_cursor(args.get("cursor"), (str, str))
+        after = None
+        if key:
+            try:
+                after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
+            except ValueError:
+                decode_cursor("!", (str, str))  # raises the cursor error
+        limit = args["limit"]
+        events = service.list_events(
+            get_session(),
+            area=args.get("area"),
+            status=args.get("status"),
+            category=args.get("category"),
+            received_from=args.get("from_"),
+            received_to=args.get("to"),
+            after=after,
+            limit=limit,
+        )
+        last = events[-1] if len(events) == limit else None
+        return {
+            "items": events,
+            "next_cursor": encode_cursor([last.received_at.isoformat(), str(last.id)]) if last else None,
+        }
+
+    @blp.arguments(schemas.EventCreateSchema)
+    @blp.response(201, schemas.EventSchema, description="The report was stored")
+    @blp.alt_response(200, schema=schemas.EventSchema,
+                      description="The same report (same id and content) was already stored")
+    def post(self, data: dict[str, Any]) -> tuple[Event, int, dict[str, str]]:
+        """Report an event; it is assigned to the grid covering its location"""
+        session = get_session()
+        location = data["location"]
+        report = service.Report(
+            id=data.get("id"),
+            category=data["category"],
+            description=data["description"],
+            lon=location.x,
+            lat=location.y,
+            crs=data["crs"],
+            accuracy_m=data.get("accuracy_m"),
+            occurred_at=data.get("occurred_at"),
+            reported_at=data.get("reported_at"),
+            contacts=data.get("contacts"),
+        )
+        event, created = service.report_event(
+            session, report, nearest_min_m=settings().nearest_min_m
+        )
+        session.commit()
+        headers = {**_etag(event), "Location": url_for("events.EventById", event_id=event.id)}
+        return event, 201 if created else 200, headers
+
+
+@blp.route("/events/<uuid:event_id>")
+class EventById(MethodView):
+    @blp.response(200, schemas.EventSchema)
+    def get(self, event_id: uuid.UUID) -> tuple[Event, int, dict[str, str]]:
+        """Get one event"""
+        event = service.get_event(get_session(), event_id)
+        return event, 200, _etag(event)

@@ -1,0 +1,75 @@
+"""What event requests and answers look like."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from backend.common.fields import Geometry, Text, area_code
+from backend.common.pagination import CursorArgsSchema
+from backend.events.models import STATUSES
+from geo.crs import SUPPORTED_CRS
+
+
+class CategorySchema(ma.Schema):
+    code = ma.fields.String()
+    name_zh = ma.fields.String(metadata={"description": "Chinese name, e.g. 矛盾纠纷"})
+    name_en = ma.fields.String()
+    parent = ma.fields.String(attribute="parent_code", allow_none=True)
+    sla_hours = ma.fields.Integer(metadata={"description": "Hours from acceptance to due"})
+    sensitive = ma.fields.Boolean()
+
+
+class ContactSchema(ma.Schema):
+    name = Text(required=True, min_length=1, max_length=100)
+    phone = Text(max_length=40)
+    role = Text(max_length=100, metadata={"description": "Their part in the matter"})
+
+
+class EventCreateSchema(ma.Schema):
+    id = ma.fields.UUID(metadata={"description": "Made by the phone so retries are idempotent"})
+    category = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=40))
+    description = Text(required=True, min_length=1, max_length=5000)
+    location = Geometry(("Point",), required=True)
+    crs = ma.fields.String(load_default="wgs84", validate=ma.validate.OneOf(SUPPORTED_CRS))
+    accuracy_m = ma.fields.Float(allow_none=True, validate=ma.validate.Range(0, 100_000))
+    occurred_at = ma.fields.AwareDateTime(allow_none=True)
+    reported_at = ma.fields.AwareDateTime(allow_none=True, metadata={"description": "Phone clock"})
+    contacts = ma.fields.List(ma.fields.Nested(ContactSchema), validate=ma.validate.Length(max=20),
+                              allow_none=True, metadata={"description": "People involved (personal data)"})
+
+
+class EventSchema(ma.Schema):
+    id = ma.fields.UUID()
+    category = ma.fields.String(attribute="category_code")
+    description = ma.fields.String()
+    location = Geometry(("Point",), metadata={"description": "WGS84 point"})
+    crs = ma.fields.String(metadata={"description": "The CRS the phone sent"})
+    accuracy_m = ma.fields.Float(allow_none=True)
+    occurred_at = ma.fields.AwareDateTime(allow_none=True)
+    reported_at = ma.fields.AwareDateTime(allow_none=True)
+    received_at = ma.fields.AwareDateTime(metadata={"description": "Server clock"})
+    grid = ma.fields.String(attribute="grid_code", allow_none=True)
+    village = ma.fields.String(attribute="village_code", allow_none=True)
+    town = ma.fields.String(attribute="town_code", allow_none=True)
+    district = ma.fields.String(attribute="district_code", allow_none=True)
+    assignment = ma.fields.String(metadata={"description": "contains, nearest, manual or unassigned"})
+    assignment_distance_m = ma.fields.Float(allow_none=True)
+    boundary_version = ma.fields.Integer(attribute="boundary_id", allow_none=True)
+    responsible_area = ma.fields.String(attribute="responsible_code", allow_none=True)
+    status = ma.fields.String()
+    due_at = ma.fields.AwareDateTime(allow_none=True)
+    rework_count = ma.fields.Integer()
+    version = ma.fields.Integer()
+
+
+class EventListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(EventSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class EventQueryArgsSchema(CursorArgsSchema):
+    area = area_code(metadata={"description": "Area code: events in its subtree"})
+    status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
+    category = ma.fields.String(validate=ma.validate.Length(max=40))
+    from_ = ma.fields.AwareDateTime(data_key="from", metadata={"description": "Received at or after"})
+    to = ma.fields.AwareDateTime(metadata={"description": "Received before"})

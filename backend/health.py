@@ -1,0 +1,60 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import marshmallow as ma
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from flask.views import MethodView
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
+
+from backend.api import Blueprint
+from backend.db import get_session
+from backend.errors import DomainError
+
+blp = Blueprint("health", __name__, description="Probes")
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class NotReady(DomainError):
+    status = 503
+    title = "Service Unavailable"
+    slug = "not-ready"
+
+
+class HealthSchema(ma.Schema):
+    status = ma.fields.String()
+    migration = ma.fields.String()
+
+
+def head_revision() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+@blp.route("/healthz")
+class Health(MethodView):
+    @blp.response(200, HealthSchema)
+    def get(self) -> dict[str, str]:
+        """The process is up"""
+        return {"status": "ok"}
+
+
+@blp.route("/readyz")
+class Ready(MethodView):
+    @blp.response(200, HealthSchema)
+    def get(self) -> dict[str, str]:
+        """The database answers and its schema is at the newest migration"""
+        try:
+            current = get_session().execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except ProgrammingError as error:
+            raise NotReady("The database has not been migrated.") from error
+        head = head_revision()
+        if current != head:
+            raise NotReady(f"Database schema is at {current}, the code expects {head}.")
+        return {"status": "ready", "migration": current}

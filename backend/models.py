@@ -1,0 +1,7 @@
+"""Import every model so the metadata is complete (Alembic and tests use this)."""
+
+from backend.areas.models import Area
+from backend.db import Base
+from backend.events.models import Category, Event, EventAction
+
+__all__ = ["Area", "Base", "Category", "Event", "EventAction"]

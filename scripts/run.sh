@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# make run: install what is missing, start the database, migrate, load the demo once, serve.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  DATABASE_URL=$(python3 scripts/devdb.py url wangge)
+fi
+export DATABASE_URL
+host=${WANGGE_HOST:-127.0.0.1}
+port=${WANGGE_PORT:-5000}
+
+.venv/bin/alembic upgrade head
+.venv/bin/flask --app backend.wsgi demo load --if-empty
+
+cat <<MSG
+
+Wangge is serving on http://$host:$port
+  API:      http://$host:$port/api/v1/areas
+  Docs:     http://$host:$port/docs  (OpenAPI document: http://$host:$port/openapi.json)
+  Health:   http://$host:$port/healthz  http://$host:$port/readyz
+  Try:      curl 'http://$host:$port/api/v1/lookup?lon=113.640&lat=23.650&crs=gcj02'
+MSG
+exec .venv/bin/gunicorn -b "$host:$port" -w "${WANGGE_WORKERS:-4}" --worker-class gthread \
+  --threads "${WANGGE_THREADS:-4}" --access-logfile - backend.wsgi:app
