@@ -1,0 +1,1 @@
+"""Pure geometry helpers: coordinate systems, GeoJSON and polygon checks."""
