@@ -124,16 +124,17 @@ def live_server(database_url: str, engine: Engine) -> Iterator[str]:
     env = {**os.environ, "DATABASE_URL": database_url, "WANGGE_POOL_SIZE": "4"}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", "4",
-         "--worker-class", "gthread", "--threads", "4", "-q", "backend.wsgi:app"],
+         "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+         "backend.wsgi:app"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
-            if requests.get(base + "/healthz", timeout=1).ok:
+            if requests.get(base + "/healthz", timeout=5).ok:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()

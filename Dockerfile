@@ -1,0 +1,11 @@
+FROM python:3.11-slim-bookworm
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY alembic.ini ./
+COPY backend backend
+COPY geo geo
+COPY migrations migrations
+ENV WANGGE_HOST=0.0.0.0 WANGGE_PORT=5000
+EXPOSE 5000
+CMD ["sh", "-c", "alembic upgrade head && flask --app backend.wsgi demo load --if-empty && exec gunicorn -b ${WANGGE_HOST}:${WANGGE_PORT} -w 4 --worker-class gthread --threads 4 backend.wsgi:app"]

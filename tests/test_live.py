@@ -1,0 +1,47 @@
+"""Through a real gunicorn on loopback: concurrent retries of one report store it once."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from sqlalchemy import text
+
+from tests.factories import report
+
+
+def test_concurrent_retries_of_one_uuid_make_exactly_one_row(live_server, engine):
+    event_id = str(uuid.uuid4())
+    body = report(113.640, 23.650, crs="gcj02", id=event_id, accuracy_m=8)
+
+    def send(_: int) -> tuple[int, str]:
+        response = requests.post(f"{live_server}/api/v1/events", json=body, timeout=30)
+        return response.status_code, response.json()["id"]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(send, range(48)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(201) == 1 and statuses.count(200) == 47
+    assert {returned for _, returned in results} == {event_id}
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT count(*) FROM events WHERE id = :id"), {"id": event_id}).scalar()
+        trail = conn.execute(text("SELECT count(*) FROM event_actions WHERE event_id = :id"),
+                             {"id": event_id}).scalar()
+    assert (rows, trail) == (1, 1)
+
+
+def test_concurrent_different_content_under_one_uuid_keeps_the_first(live_server, engine):
+    event_id = str(uuid.uuid4())
+
+    def send(i: int) -> int:
+        body = report(113.640, 23.650, id=event_id, description=f"版本 {i % 2}")
+        return requests.post(f"{live_server}/api/v1/events", json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(send, range(32)))
+    assert statuses.count(201) == 1
+    assert set(statuses) <= {200, 201, 409} and 409 in statuses
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT count(*) FROM events WHERE id = :id"), {"id": event_id}).scalar()
+    assert rows == 1
