@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import flask
 from sqlalchemy.orm import sessionmaker
+from werkzeug.routing import IntegerConverter
 
 from backend import config as config_module
 from backend import db
+
+
+class BigIntConverter(IntegerConverter):
+    """Integer path parts that fit a PostgreSQL bigint; anything larger is a plain 404."""
+
+    def __init__(self, map, *args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(
@@ -19,6 +28,7 @@ def create_app(
 
     settings = settings or config_module.from_environ()
     app = flask.Flask(__name__)
+    app.url_map.converters["int"] = BigIntConverter
     app.config["SETTINGS"] = settings
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -28,6 +38,9 @@ def create_app(
     db.init_app(app, session_factory)
     api = make_api(app)
     register_blueprints(api)
+    from backend.auth.context import authenticate_request
+
+    app.before_request(authenticate_request)
     register_commands(app)
     return app
 

@@ -66,7 +66,7 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 
 
 def handle_domain_error(error: DomainError) -> flask.Response:
-    return problem_response(from_domain_error(error))
+    return problem_response(from_domain_error(error), error.headers)
 
 
 def handle_integrity_error(error: IntegrityError) -> flask.Response:
@@ -101,8 +101,17 @@ def make_api(app: flask.Flask) -> Api:
         {
             "info": {
                 "description": "Wangge (网格): grid-based community governance. Areas, event "
-                "reports assigned by polygon lookup, and the closed loop around them.",
+                "reports assigned by polygon lookup, and the closed loop around them. "
+                "Sign in at /api/v1/auth/token and send `Authorization: Bearer <token>`; GIS "
+                "clients send `X-API-Key`.",
             },
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                },
+            },
+            "security": [{"bearerAuth": []}, {"apiKey": []}],
         },
     )
     return Api(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin()})
@@ -110,8 +119,9 @@ def make_api(app: flask.Flask) -> Api:
 
 def register_blueprints(api: Api) -> None:
     from backend.areas.routes import blp as areas
+    from backend.auth.routes import blp as auth
     from backend.events.routes import blp as events
     from backend.health import blp as health
 
-    for blp in (health, areas, events):
+    for blp in (health, auth, areas, events):
         api.register_blueprint(blp)

@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 
 from backend.areas import service as areas
 from backend.areas.models import LEVELS
+from backend.auth.models import ROLES
 from backend.db import session_scope
 from geo.crs import SUPPORTED_CRS
 
@@ -80,6 +81,68 @@ def load_demo(outline: Path | None, crs: str, scale: str, if_empty: bool) -> Non
     click.echo(f"loaded {count} areas ({scale}) in {time.monotonic() - started:.1f}s")
 
 
+@demo_cli.command("accounts")
+def demo_accounts() -> None:
+    """Create the demo logins and GIS key if missing, and print them."""
+    from backend import demo
+
+    with session_scope(_factory()) as session:
+        lines = demo.load_accounts(session, flask.current_app.config["SETTINGS"])
+    for line in lines:
+        click.echo(f"  {line}")
+
+
+users_cli = AppGroup("users", help="User accounts.")
+apikeys_cli = AppGroup("apikeys", help="Read-only GIS API keys.")
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--name", "display_name", required=True, help="Display name.")
+@click.option("--area", "area_code", help="Scope root (supervisors).")
+@click.option("--grid", "grids", multiple=True, help="Grid code (workers); repeat for more.")
+@click.option("--phone")
+@click.password_option()
+def create_user(username: str, role: str, display_name: str, area_code: str | None,
+                grids: tuple[str, ...], phone: str | None, password: str) -> None:
+    """Create a user."""
+    from backend.auth import service as auth
+    from backend.errors import DomainError
+
+    settings = flask.current_app.config["SETTINGS"]
+    try:
+        with session_scope(_factory()) as session:
+            user = auth.create_user(session, settings, username=username, password=password,
+                                    display_name=display_name, role=role, area_code=area_code,
+                                    phone=phone)
+            if grids:
+                auth.set_user_grids(session, user.id, list(grids))
+            user_id = user.id
+    except DomainError as error:
+        raise click.ClickException(error.detail) from error
+    click.echo(f"created {role} {username} (id {user_id})")
+
+
+@apikeys_cli.command("create")
+@click.argument("name")
+@click.option("--area", "area_code", required=True, help="Scope root: the key reads this subtree.")
+def create_api_key(name: str, area_code: str) -> None:
+    """Create a read-only GIS API key and print it (it is shown only once)."""
+    from backend.auth import service as auth
+    from backend.errors import DomainError
+
+    try:
+        with session_scope(_factory()) as session:
+            auth.check_area(session, area_code)
+            _, secret = auth.create_api_key(session, name=name, area_code=area_code)
+    except DomainError as error:
+        raise click.ClickException(error.detail) from error
+    click.echo(secret)
+
+
 def register_commands(app: flask.Flask) -> None:
     app.cli.add_command(areas_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(apikeys_cli)

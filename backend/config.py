@@ -14,12 +14,23 @@ class Settings:
     database_url: str
     data_dir: Path = ROOT.parent / "shared" / "data"
     media_dir: Path = ROOT / "var" / "media"
-    secret_key: str = "dev-only-secret"
+    secret_key: str = "dev-only-secret-set-SECRET_KEY-in-production"
     # Nearest-grid fallback radius: max(GPS accuracy, this many metres).
     nearest_min_m: float = 50.0
     # A child area may stick out of its parent by this much (metres) before it is rejected.
     boundary_tolerance_m: float = 1.0
     pool_size: int = 10
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    # Argon2id cost; tests lower it, production keeps the library's memory-hard defaults.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    # Login attempts per window, per username and per client address.
+    login_window_s: int = 300
+    login_limit_per_user: int = 10
+    login_limit_per_address: int = 30
+    # redis://host:port/db to keep rate-limit counters in Redis; None keeps them in PostgreSQL.
+    ratelimit_redis_url: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -37,6 +48,15 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         secret_key=env.get("SECRET_KEY", defaults.secret_key),
         nearest_min_m=float(env.get("WANGGE_NEAREST_MIN_M", defaults.nearest_min_m)),
         pool_size=int(env.get("WANGGE_POOL_SIZE", defaults.pool_size)),
+        access_token_minutes=int(env.get("WANGGE_ACCESS_TOKEN_MINUTES", defaults.access_token_minutes)),
+        argon2_time_cost=int(env.get("WANGGE_ARGON2_TIME_COST", defaults.argon2_time_cost)),
+        argon2_memory_kib=int(env.get("WANGGE_ARGON2_MEMORY_KIB", defaults.argon2_memory_kib)),
+        login_window_s=int(env.get("WANGGE_LOGIN_WINDOW_S", defaults.login_window_s)),
+        login_limit_per_user=int(env.get("WANGGE_LOGIN_LIMIT_PER_USER", defaults.login_limit_per_user)),
+        login_limit_per_address=int(
+            env.get("WANGGE_LOGIN_LIMIT_PER_ADDRESS", defaults.login_limit_per_address)
+        ),
+        ratelimit_redis_url=env.get("RATELIMIT_REDIS_URL") or None,
     )
 
 

@@ -1,12 +1,17 @@
-"""Demo and benchmark data: the generated area trees of Conghua and Guangzhou."""
+"""Demo and benchmark data: the generated area trees of Conghua and Guangzhou, demo logins."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
+from backend.auth import service as auth
+from backend.auth.models import ApiKey, User
+from backend.config import Settings
 from geo import areatree
 from geo.crs import transform_geometry
 
@@ -50,3 +55,47 @@ def load_areas(session: Session, specs: list[areatree.AreaSpec], crs: str = "gcj
             for spec in specs
         ],
     )
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    password: str
+    role: str
+    display_name: str
+    area_code: str | None = None
+    grids: int = 0  # how many grids of the area a worker walks
+
+
+DEMO_ACCOUNTS = (
+    DemoAccount("admin", "wangge-admin", "admin", "系统管理员 Administrator"),
+    DemoAccount("wenquan", "wangge-demo", "supervisor", "温泉镇综治中心 Wenquan centre", "440117103"),
+    DemoAccount("worker", "wangge-demo", "worker", "网格员 Grid worker", "440117103", grids=2),
+)
+# Demo only: a fixed, published key so the docs can show a GIS client working.
+DEMO_API_KEY = ("demogis1", "conghua-demo-gis-key-not-secret")
+
+
+def load_accounts(session: Session, settings: Settings) -> list[str]:
+    """Create the demo logins and GIS key if missing; return lines describing them."""
+    lines = []
+    for account in DEMO_ACCOUNTS:
+        existing = session.scalars(select(User).where(User.username == account.username)).first()
+        if existing is None:
+            user = auth.create_user(
+                session, settings, username=account.username, password=account.password,
+                display_name=account.display_name, role=account.role,
+                area_code=account.area_code if account.role == "supervisor" else None,
+                worker_kind="full_time" if account.role == "worker" else None,
+            )
+            if account.grids:
+                grids = areas.list_areas(session, level="grid", limit=account.grids,
+                                         after_code=account.area_code)
+                auth.set_user_grids(session, user.id, [g.code for g in grids])
+        scope = f" scope {account.area_code}" if account.area_code else ""
+        lines.append(f"{account.role:<10} {account.username} / {account.password}{scope}")
+    prefix, secret = DEMO_API_KEY
+    if session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first() is None:
+        auth.create_api_key(session, name="demo GIS key", area_code="440117", prefix=prefix, secret=secret)
+    lines.append(f"{'gis key':<10} X-API-Key: {auth.API_KEY_PREFIX}_{prefix}_{secret} scope 440117")
+    return lines

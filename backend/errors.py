@@ -17,6 +17,7 @@ class DomainError(Exception):
     status = 400
     title = "Bad request"
     slug = "bad-request"
+    headers: dict[str, str] = {}
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None, **extra: Any):
         super().__init__(detail)

@@ -39,6 +39,7 @@ def head_revision() -> str | None:
 
 @blp.route("/healthz")
 class Health(MethodView):
+    @blp.doc(security=[])
     @blp.response(200, HealthSchema)
     def get(self) -> dict[str, str]:
         """The process is up"""
@@ -47,6 +48,7 @@ class Health(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
+    @blp.doc(security=[])
     @blp.response(200, HealthSchema)
     def get(self) -> dict[str, str]:
         """The database answers and its schema is at the newest migration"""

@@ -2,6 +2,10 @@
 
 from backend.areas.models import Area
 from backend.db import Base
+from backend.auth.models import ApiKey, LoginAttempt, RefreshToken, User, UserGrid
 from backend.events.models import Category, Event, EventAction
 
-__all__ = ["Area", "Base", "Category", "Event", "EventAction"]
+__all__ = [
+    "ApiKey", "Area", "Base", "Category", "Event", "EventAction", "LoginAttempt", "RefreshToken",
+    "User", "UserGrid",
+]

@@ -8,11 +8,18 @@ if [ -z "${DATABASE_URL:-}" ]; then
   DATABASE_URL=$(python3 scripts/devdb.py url wangge)
 fi
 export DATABASE_URL
+if [ -z "${SECRET_KEY:-}" ]; then
+  mkdir -p var
+  [ -s var/secret_key ] || python3 -c 'import secrets; print(secrets.token_urlsafe(48))' > var/secret_key
+  SECRET_KEY=$(cat var/secret_key)
+fi
+export SECRET_KEY
 host=${WANGGE_HOST:-127.0.0.1}
 port=${WANGGE_PORT:-5000}
 
 .venv/bin/alembic upgrade head
 .venv/bin/flask --app backend.wsgi demo load --if-empty
+logins=$(.venv/bin/flask --app backend.wsgi demo accounts)
 
 cat <<MSG
 
@@ -20,7 +27,11 @@ Wangge is serving on http://$host:$port
   API:      http://$host:$port/api/v1/areas
   Docs:     http://$host:$port/docs  (OpenAPI document: http://$host:$port/openapi.json)
   Health:   http://$host:$port/healthz  http://$host:$port/readyz
-  Try:      curl 'http://$host:$port/api/v1/lookup?lon=113.640&lat=23.650&crs=gcj02'
+Demo logins (POST /api/v1/auth/token with {"username": ..., "password": ...}):
+$logins
+Try:
+  curl -H 'X-API-Key: wg_demogis1_conghua-demo-gis-key-not-secret' \\
+       'http://$host:$port/api/v1/lookup?lon=113.640&lat=23.650&crs=gcj02'
 MSG
 exec .venv/bin/gunicorn -b "$host:$port" -w "${WANGGE_WORKERS:-4}" --worker-class gthread \
   --threads "${WANGGE_THREADS:-4}" --access-logfile - backend.wsgi:app

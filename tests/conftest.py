@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -46,9 +48,79 @@ def database_url() -> str:
     return _driver_url(_test_database_url())
 
 
+# Cheap password hashing and long-lived access tokens keep the suite fast; production keeps
+# the memory-hard defaults.
+FAST_AUTH_ENV = {
+    "WANGGE_ARGON2_TIME_COST": "1",
+    "WANGGE_ARGON2_MEMORY_KIB": "1024",
+    "WANGGE_ACCESS_TOKEN_MINUTES": "120",
+}
+
+
 @pytest.fixture(scope="session")
-def engine(database_url: str) -> Iterator[Engine]:
-    """Migrate an emptied database to head and load the Conghua demo tree (committed)."""
+def test_settings(database_url: str):  # type: ignore[no-untyped-def]
+    from backend.config import from_environ
+
+    return from_environ({"DATABASE_URL": database_url, **FAST_AUTH_ENV})
+
+
+@dataclass
+class Accounts:
+    """Committed once per run: one principal of each kind around 温泉镇 (440117103)."""
+
+    ids: dict[str, int]
+    tokens: dict[str, str]
+    passwords: dict[str, str]
+    gis_key: str
+    worker_grids: list[str]
+
+    def headers(self, who: str) -> dict[str, str]:
+        if who == "gis":
+            return {"X-API-Key": self.gis_key}
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+_STATE: dict[str, object] = {}
+
+ACCOUNTS = {
+    # name: (role, area)
+    "admin": ("admin", None),
+    "supervisor": ("supervisor", "440117103"),
+    "village_supervisor": ("supervisor", "440117103001"),
+    "other_supervisor": ("supervisor", "440117104"),
+    "worker": ("worker", None),
+    "other_worker": ("worker", None),
+}
+
+
+def _create_accounts(session: Session, settings) -> Accounts:  # type: ignore[no-untyped-def]
+    from backend.areas import service as areas
+    from backend.auth import service as auth
+
+    ids, tokens, passwords = {}, {}, {}
+    for name, (role, area) in ACCOUNTS.items():
+        password = f"{name}-password"
+        user = auth.create_user(session, settings, username=name, password=password,
+                                display_name=name, role=role, area_code=area, phone="13800000000")
+        ids[name], passwords[name] = user.id, password
+    worker_grids = [g.code for g in areas.list_areas(session, level="grid", parent="440117103001", limit=2)]
+    auth.set_user_grids(session, ids["worker"], worker_grids)
+    other = [g.code for g in areas.list_areas(session, level="grid", parent="440117104001", limit=1)]
+    auth.set_user_grids(session, ids["other_worker"], other)
+    for name in ACCOUNTS:
+        tokens[name] = auth.login(session, settings, name, passwords[name]).access_token
+    _, gis_key = auth.create_api_key(session, name="test GIS", area_code="440117103")
+    return Accounts(ids, tokens, passwords, gis_key, worker_grids)
+
+
+@pytest.fixture(scope="session")
+def accounts(engine: Engine) -> Accounts:
+    return _STATE["accounts"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str, test_settings) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    """Migrate an emptied database to head, load the Conghua demo tree and accounts (committed)."""
     from backend import demo
     from backend.config import Settings
 
@@ -61,6 +133,8 @@ def engine(database_url: str) -> Iterator[Engine]:
     command.upgrade(alembic_config(database_url), "head")
     with Session(engine) as session:
         demo.load_areas(session, demo.conghua_specs(Settings(database_url=database_url).data_dir))
+        session.flush()
+        _STATE["accounts"] = _create_accounts(session, test_settings)
         session.commit()
     yield engine
     engine.dispose()
@@ -88,11 +162,10 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 @pytest.fixture(scope="session")
-def base_app(database_url: str, engine: Engine):  # type: ignore[no-untyped-def]
+def base_app(test_settings, engine: Engine):  # type: ignore[no-untyped-def]
     from backend import create_app
-    from backend.config import Settings
 
-    app = create_app(Settings(database_url=database_url), session_factory=sessionmaker(engine))
+    app = create_app(test_settings, session_factory=sessionmaker(engine))
     app.config["TESTING"] = True
     return app
 
@@ -107,8 +180,22 @@ def app(base_app, session_factory):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def anon_client(app):  # type: ignore[no-untyped-def]
+    """A client that sends no credentials."""
     return app.test_client()
+
+
+@pytest.fixture
+def client(app, accounts):  # type: ignore[no-untyped-def]
+    """A client signed in as the administrator."""
+    return client_as(app, accounts, "admin")
+
+
+def client_as(app, accounts: Accounts, who: str):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    for header, value in accounts.headers(who).items():
+        client.environ_base["HTTP_" + header.upper().replace("-", "_")] = value
+    return client
 
 
 def _free_port() -> int:
@@ -117,29 +204,39 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str, engine: Engine) -> Iterator[str]:
-    """The app under gunicorn on loopback, against the test database (commits are real)."""
+@contextmanager
+def gunicorn(database_url: str, workers: int = 4, **env: str) -> Iterator[str]:
+    """Run the app under gunicorn on a free loopback port; yield its base URL."""
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "WANGGE_POOL_SIZE": "4"}
+    environ = {**os.environ, **FAST_AUTH_ENV, "DATABASE_URL": database_url, "WANGGE_POOL_SIZE": "4",
+               **env}
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", "4",
+        [str(Path(sys.executable).parent / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", str(workers),
          "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
          "backend.wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(base + "/healthz", timeout=5).ok:
-                break
-        except requests.RequestException:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
-        time.sleep(0.2)
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        while True:
+            try:
+                if requests.get(base + "/healthz", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str, engine: Engine) -> Iterator[str]:
+    """The app under gunicorn on loopback, against the test database (commits are real)."""
+    with gunicorn(database_url) as base:
+        yield base

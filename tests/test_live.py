@@ -11,12 +11,13 @@ from sqlalchemy import text
 from tests.factories import report
 
 
-def test_concurrent_retries_of_one_uuid_make_exactly_one_row(live_server, engine):
+def test_concurrent_retries_of_one_uuid_make_exactly_one_row(live_server, engine, accounts):
     event_id = str(uuid.uuid4())
     body = report(113.640, 23.650, crs="gcj02", id=event_id, accuracy_m=8)
 
     def send(_: int) -> tuple[int, str]:
-        response = requests.post(f"{live_server}/api/v1/events", json=body, timeout=30)
+        response = requests.post(f"{live_server}/api/v1/events", json=body, timeout=30,
+                                 headers=accounts.headers("admin"))
         return response.status_code, response.json()["id"]
 
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -31,12 +32,13 @@ def test_concurrent_retries_of_one_uuid_make_exactly_one_row(live_server, engine
     assert (rows, trail) == (1, 1)
 
 
-def test_concurrent_different_content_under_one_uuid_keeps_the_first(live_server, engine):
+def test_concurrent_different_content_under_one_uuid_keeps_the_first(live_server, engine, accounts):
     event_id = str(uuid.uuid4())
 
     def send(i: int) -> int:
         body = report(113.640, 23.650, id=event_id, description=f"版本 {i % 2}")
-        return requests.post(f"{live_server}/api/v1/events", json=body, timeout=30).status_code
+        return requests.post(f"{live_server}/api/v1/events", json=body, timeout=30,
+                             headers=accounts.headers("admin")).status_code
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = list(pool.map(send, range(32)))

@@ -10,11 +10,19 @@ from backend import settings
 from backend.api import Blueprint
 from backend.areas import schemas, service
 from backend.areas.models import Area
+from backend.auth.context import current_actor
+from backend.auth.service import Forbidden
 from backend.common.pagination import decode_cursor, encode_cursor
 from backend.db import get_session
 from geo.crs import to_wgs84, transform_geometry
 
 blp = Blueprint("areas", __name__, url_prefix="/api/v1", description="Districts, towns, villages and grids (区/镇街/村居/网格)")
+
+
+def _may_manage(code: str) -> None:
+    actor = current_actor()
+    if not actor.manages_area(code):
+        raise Forbidden(f"Area {code} is not yours to change.")
 
 
 def area_feature(area: Area, parents: list[Area] | None = None, geometry: bool = True) -> dict[str, Any]:
@@ -74,7 +82,8 @@ class Areas(MethodView):
     @blp.arguments(schemas.AreaCreateSchema)
     @blp.response(201, schemas.AreaFeatureSchema)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Create an area under its parent"""
+        """Create an area under its parent (admins; supervisors inside their area)"""
+        _may_manage(data["code"])
         session = get_session()
         area = service.create_area(
             session,
@@ -102,6 +111,7 @@ class AreaByCode(MethodView):
     @blp.response(200, schemas.AreaFeatureSchema)
     def patch(self, data: dict[str, Any], code: str) -> dict[str, Any]:
         """Rename an area or give it a new boundary (a new boundary version)"""
+        _may_manage(code)
         session = get_session()
         geometry = data.get("geometry")
         service.update_area(

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backend.db import Base
 
 STATUSES = ("reported", "accepted", "dispatched", "in_progress", "resolved", "closed", "rejected")
+CATEGORY_CODE = r"^[a-z][a-z0-9_]{0,39}\Z"
 ASSIGNMENTS = ("contains", "nearest", "manual", "unassigned")
 
 
@@ -67,6 +68,8 @@ class Event(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     reporter_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The reporter said the place is outside their own grids (e.g. seen on the way home).
+    outside: Mapped[bool] = mapped_column(Boolean, server_default="false")
     grid_code: Mapped[str | None] = mapped_column(String(15))
     village_code: Mapped[str | None] = mapped_column(String(12))
     town_code: Mapped[str | None] = mapped_column(String(9))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,8 @@ from flask.views import MethodView
 
 from backend import settings
 from backend.api import Blueprint
+from backend.auth.context import current_actor
+from backend.auth.service import Actor, require
 from backend.common.pagination import decode_cursor, encode_cursor
 from backend.db import get_session
 from backend.events import schemas, service
@@ -23,6 +26,14 @@ def _etag(event: Event) -> dict[str, str]:
     return {"ETag": f'"{event.version}"'}
 
 
+def shown(actor: Actor, events: Iterable[Event]) -> list[Event]:
+    """Mark which events' personal fields this actor may see (the schema drops the rest)."""
+    out = list(events)
+    for event in out:
+        event.show_personal = service.sees_personal_data(actor, event)  # type: ignore[attr-defined]
+    return out
+
+
 @blp.route("/categories")
 class Categories(MethodView):
     @blp.response(200, schemas.CategorySchema(many=True))
@@ -30,13 +41,36 @@ class Categories(MethodView):
         """List event categories with their SLA hours"""
         return service.list_categories(get_session())
 
+    @blp.arguments(schemas.CategoryCreateSchema)
+    @blp.response(201, schemas.CategorySchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Add a category (admins)"""
+        require(current_actor(), "admin")
+        session = get_session()
+        category = service.create_category(session, **data)
+        session.commit()
+        return category
+
+
+@blp.route("/categories/<string:code>")
+class CategoryByCode(MethodView):
+    @blp.arguments(schemas.CategoryUpdateSchema)
+    @blp.response(200, schemas.CategorySchema)
+    def patch(self, data: dict[str, Any], code: str) -> Any:
+        """Rename a category or change its SLA hours (admins)"""
+        require(current_actor(), "admin")
+        session = get_session()
+        category = service.update_category(session, code, **data)
+        session.commit()
+        return category
+
 
 @blp.route("/events")
 class Events(MethodView):
     @blp.arguments(schemas.EventQueryArgsSchema, location="query")
     @blp.response(200, schemas.EventListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """List events newest first, filtered by area subtree, status, category and time"""
+        """List events I may see, newest first, by area subtree, status, category and time"""
         key = decode_cursor(args.get("cursor"), (str, str))
         after = None
         if key:
@@ -45,8 +79,10 @@ class Events(MethodView):
             except ValueError:
                 decode_cursor("!", (str, str))  # raises the cursor error
         limit = args["limit"]
+        actor = current_actor()
         events = service.list_events(
             get_session(),
+            actor=actor,
             area=args.get("area"),
             status=args.get("status"),
             category=args.get("category"),
@@ -57,7 +93,7 @@ class Events(MethodView):
         )
         last = events[-1] if len(events) == limit else None
         return {
-            "items": events,
+            "items": shown(actor, events),
             "next_cursor": encode_cursor([last.received_at.isoformat(), str(last.id)]) if last else None,
         }
 
@@ -68,6 +104,7 @@ class Events(MethodView):
     def post(self, data: dict[str, Any]) -> tuple[Event, int, dict[str, str]]:
         """Report an event; it is assigned to the grid covering its location"""
         session = get_session()
+        actor = current_actor()
         location = data["location"]
         report = service.Report(
             id=data.get("id"),
@@ -80,19 +117,21 @@ class Events(MethodView):
             occurred_at=data.get("occurred_at"),
             reported_at=data.get("reported_at"),
             contacts=data.get("contacts"),
+            outside=data["outside"],
         )
         event, created = service.report_event(
-            session, report, nearest_min_m=settings().nearest_min_m
+            session, report, actor=actor, nearest_min_m=settings().nearest_min_m
         )
         session.commit()
         headers = {**_etag(event), "Location": url_for("events.EventById", event_id=event.id)}
-        return event, 201 if created else 200, headers
+        return shown(actor, [event])[0], 201 if created else 200, headers
 
 
 @blp.route("/events/<uuid:event_id>")
 class EventById(MethodView):
     @blp.response(200, schemas.EventSchema)
     def get(self, event_id: uuid.UUID) -> tuple[Event, int, dict[str, str]]:
-        """Get one event"""
-        event = service.get_event(get_session(), event_id)
-        return event, 200, _etag(event)
+        """Get one event I may see"""
+        actor = current_actor()
+        event = service.get_event(get_session(), event_id, actor)
+        return shown(actor, [event])[0], 200, _etag(event)

@@ -6,7 +6,7 @@ import marshmallow as ma
 
 from backend.common.fields import Geometry, Text, area_code
 from backend.common.pagination import CursorArgsSchema
-from backend.events.models import STATUSES
+from backend.events.models import CATEGORY_CODE, STATUSES
 from geo.crs import SUPPORTED_CRS
 
 
@@ -27,7 +27,8 @@ class ContactSchema(ma.Schema):
 
 class EventCreateSchema(ma.Schema):
     id = ma.fields.UUID(metadata={"description": "Made by the phone so retries are idempotent"})
-    category = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=40))
+    category = ma.fields.String(required=True, validate=ma.validate.Regexp(
+        CATEGORY_CODE, error="A category code such as environment; see /api/v1/categories."))
     description = Text(required=True, min_length=1, max_length=5000)
     location = Geometry(("Point",), required=True)
     crs = ma.fields.String(load_default="wgs84", validate=ma.validate.OneOf(SUPPORTED_CRS))
@@ -36,6 +37,8 @@ class EventCreateSchema(ma.Schema):
     reported_at = ma.fields.AwareDateTime(allow_none=True, metadata={"description": "Phone clock"})
     contacts = ma.fields.List(ma.fields.Nested(ContactSchema), validate=ma.validate.Length(max=20),
                               allow_none=True, metadata={"description": "People involved (personal data)"})
+    outside = ma.fields.Boolean(load_default=False, metadata={
+        "description": "The place is outside the reporter's own grids (reported on the way)"})
 
 
 class EventSchema(ma.Schema):
@@ -60,6 +63,36 @@ class EventSchema(ma.Schema):
     due_at = ma.fields.AwareDateTime(allow_none=True)
     rework_count = ma.fields.Integer()
     version = ma.fields.Integer()
+    reporter_id = ma.fields.Integer(allow_none=True)
+    outside = ma.fields.Boolean()
+    contacts = ma.fields.List(
+        ma.fields.Nested(ContactSchema), allow_none=True,
+        metadata={"description": "Personal data: only for the reporter, admins and supervisors "
+                  "in scope; absent otherwise"},
+    )
+
+    @ma.post_dump(pass_original=True)
+    def _hide_personal(self, data: dict, original: object, **kwargs: object) -> dict:  # type: ignore[type-arg]
+        # Routes mark what the caller may see; unmarked means not personal.
+        if not getattr(original, "show_personal", False):
+            data.pop("contacts", None)
+        return data
+
+
+class CategoryCreateSchema(ma.Schema):
+    code = ma.fields.String(required=True, validate=ma.validate.Regexp(CATEGORY_CODE))
+    name_zh = Text(required=True, min_length=1, max_length=100)
+    name_en = Text(required=True, min_length=1, max_length=100)
+    parent = ma.fields.String(allow_none=True, validate=ma.validate.Regexp(CATEGORY_CODE))
+    sla_hours = ma.fields.Integer(required=True, validate=ma.validate.Range(1, 24 * 365))
+    sensitive = ma.fields.Boolean(load_default=False)
+
+
+class CategoryUpdateSchema(ma.Schema):
+    name_zh = Text(min_length=1, max_length=100)
+    name_en = Text(min_length=1, max_length=100)
+    sla_hours = ma.fields.Integer(validate=ma.validate.Range(1, 24 * 365))
+    sensitive = ma.fields.Boolean()
 
 
 class EventListSchema(ma.Schema):
@@ -70,6 +103,6 @@ class EventListSchema(ma.Schema):
 class EventQueryArgsSchema(CursorArgsSchema):
     area = area_code(metadata={"description": "Area code: events in its subtree"})
     status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
-    category = ma.fields.String(validate=ma.validate.Length(max=40))
+    category = ma.fields.String(validate=ma.validate.Regexp(CATEGORY_CODE))
     from_ = ma.fields.AwareDateTime(data_key="from", metadata={"description": "Received at or after"})
     to = ma.fields.AwareDateTime(metadata={"description": "Received before"})

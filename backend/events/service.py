@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, false, or_, select, true, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
+from backend.auth.service import Actor, Forbidden
 from backend.common.fields import to_wkb
 from backend.errors import Conflict, NotFound, ValidationFailed, field_error
-from backend.events.models import Category, Event, EventAction
+from backend.events.models import CATEGORY_CODE, Category, Event, EventAction
 from geo.crs import to_wgs84
 from shapely.geometry import Point
 
@@ -42,6 +44,7 @@ class Report:
     occurred_at: datetime | None = None
     reported_at: datetime | None = None
     contacts: list[dict[str, Any]] | None = None
+    outside: bool = False
 
     def content_hash(self) -> str:
         """Fingerprint of what was reported, so a retry can be told from a different report."""
@@ -58,6 +61,7 @@ class Report:
             "occurred_at": moment(self.occurred_at),
             "reported_at": moment(self.reported_at),
             "contacts": self.contacts,
+            "outside": self.outside,
         }
         raw = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(raw.encode()).hexdigest()
@@ -67,14 +71,67 @@ def list_categories(session: Session) -> list[Category]:
     return list(session.scalars(select(Category).order_by(Category.code)))
 
 
+def visible_to(actor: Actor) -> ColumnElement[bool]:
+    """The events an actor may read, as a SQL condition."""
+    if actor.is_admin:
+        return true()
+    if actor.role == "worker":
+        mine = Event.reporter_id == actor.user_id if actor.user_id is not None else false()
+        return or_(Event.grid_code.in_(actor.grid_codes), mine) if actor.grid_codes else mine
+    if actor.area_code is None or areas.level_of(actor.area_code) is None:
+        return false()
+    return AREA_COLUMN[areas.level_of(actor.area_code) or "grid"] == actor.area_code
+
+
+def can_see(actor: Actor, event: Event) -> bool:
+    if actor.is_admin:
+        return True
+    if actor.role == "worker":
+        return event.grid_code in actor.grid_codes or (
+            actor.user_id is not None and event.reporter_id == actor.user_id
+        )
+    code = _code_at_level(event, actor.area_code)
+    return code is not None and code == actor.area_code
+
+
+def _code_at_level(event: Event, area_code: str | None) -> str | None:
+    level = areas.level_of(area_code or "")
+    return getattr(event, f"{level}_code") if level else None
+
+
+def sees_personal_data(actor: Actor, event: Event) -> bool:
+    """Contacts are for supervisors in scope, admins and the reporter; never for GIS keys."""
+    if actor.read_only:
+        return False
+    if actor.user_id is not None and event.reporter_id == actor.user_id:
+        return True
+    return actor.role in ("admin", "supervisor") and can_see(actor, event)
+
+
+def _may_report_here(actor: Actor, assignment: areas.Assignment, outside: bool) -> None:
+    if actor.read_only:
+        raise Forbidden("API keys are read-only.")
+    if actor.is_admin or outside:
+        return
+    if actor.role == "worker":
+        if assignment.grid_code not in actor.grid_codes:
+            raise Forbidden(
+                "This place is not in (or near) your grids; send outside=true to report it anyway."
+            )
+    elif not any(code and code == actor.area_code for code in assignment.codes.values()):
+        raise Forbidden("This place is outside your area; send outside=true to report it anyway.")
+
+
 def report_event(
-    session: Session, report: Report, *, reporter_id: int | None = None, nearest_min_m: float = 50.0
+    session: Session, report: Report, *, actor: Actor, nearest_min_m: float = 50.0
 ) -> tuple[Event, bool]:
     """Store a report once; a retry with the same id and content returns the stored event.
 
-    Returns the event and whether it was created now. The same id with other content is a
-    Conflict. Races between retries are settled by the primary key, not by a prior check.
+    Returns the event and whether it was created now. The same id with other content, or from
+    another reporter, is a Conflict. Races between retries are settled by the primary key, not
+    by a prior check.
     """
+    reporter_id = actor.user_id
     if session.get(Category, report.category) is None:
         raise ValidationFailed(
             f"Unknown category {report.category!r}.",
@@ -84,6 +141,7 @@ def report_event(
     assignment = areas.assign_point(
         session, lon, lat, accuracy_m=report.accuracy_m, nearest_min_m=nearest_min_m
     )
+    _may_report_here(actor, assignment, report.outside)
     codes = assignment.codes
     event_id = report.id or uuid.uuid4()
     digest = report.content_hash()
@@ -110,6 +168,7 @@ def report_event(
             assignment_distance_m=assignment.distance_m,
             responsible_code=codes["village"] or codes["district"],
             contacts=report.contacts,
+            outside=report.outside,
             content_hash=digest,
         )
         .on_conflict_do_nothing(index_elements=[Event.id])
@@ -120,7 +179,7 @@ def report_event(
         stored = session.get(Event, event_id, populate_existing=True)
         if stored is None:  # pragma: no cover - the conflicting row cannot vanish: no deletes
             raise Conflict(f"Event {event_id} could not be stored; retry.")
-        if stored.content_hash != digest:
+        if stored.content_hash != digest or stored.reporter_id != reporter_id:
             raise Conflict(
                 f"Event {event_id} was already reported with different content.",
                 errors=[field_error("id", "This id is taken by a different report.")],
@@ -136,9 +195,10 @@ def report_event(
     return event, True
 
 
-def get_event(session: Session, event_id: uuid.UUID) -> Event:
+def get_event(session: Session, event_id: uuid.UUID, actor: Actor) -> Event:
+    """An event the actor may see; any other is NotFound, so existence does not leak."""
     event = session.get(Event, event_id)
-    if event is None:
+    if event is None or not can_see(actor, event):
         raise NotFound(f"No event {event_id}.")
     return event
 
@@ -146,6 +206,7 @@ def get_event(session: Session, event_id: uuid.UUID) -> Event:
 def list_events(
     session: Session,
     *,
+    actor: Actor,
     area: str | None = None,
     status: str | None = None,
     category: str | None = None,
@@ -155,7 +216,12 @@ def list_events(
     limit: int = 100,
 ) -> list[Event]:
     """Events newest first, filtered in SQL; `after` is the last (received_at, id) seen."""
-    query = select(Event).order_by(Event.received_at.desc(), Event.id.desc()).limit(limit)
+    query = (
+        select(Event)
+        .where(visible_to(actor))
+        .order_by(Event.received_at.desc(), Event.id.desc())
+        .limit(limit)
+    )
     if area:
         level = areas.level_of(area)
         if level is None:
@@ -172,3 +238,29 @@ def list_events(
     if after:
         query = query.where(tuple_(Event.received_at, Event.id) < tuple_(*after))
     return list(session.scalars(query))
+
+
+def create_category(
+    session: Session, *, code: str, name_zh: str, name_en: str, sla_hours: int,
+    sensitive: bool = False, parent: str | None = None,
+) -> Category:
+    if session.get(Category, code) is not None:
+        raise Conflict(f"Category {code} exists.", errors=[field_error("code", "Already exists.")])
+    if parent is not None and session.get(Category, parent) is None:
+        raise ValidationFailed(f"No parent category {parent}.",
+                               errors=[field_error("parent", "Unknown category.")])
+    category = Category(code=code, name_zh=name_zh, name_en=name_en, sla_hours=sla_hours,
+                        sensitive=sensitive, parent_code=parent)
+    session.add(category)
+    session.flush()
+    return category
+
+
+def update_category(session: Session, code: str, **changes: Any) -> Category:
+    category = session.get(Category, code) if re.match(CATEGORY_CODE, code) else None
+    if category is None:
+        raise NotFound(f"No category {code}.")
+    for name, value in changes.items():
+        setattr(category, name, value)
+    session.flush()
+    return category
