@@ -1,0 +1,252 @@
+"""Every endpoint in the OpenAPI document, for every kind of caller, in scope and out of scope.
+
+The table below must name every operation the app documents: adding an endpoint without deciding
+who may call it fails `test_every_documented_operation_has_an_entry`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import pytest
+from sqlalchemy import text
+
+from backend import openapi_doc
+from backend.auth import service as auth
+from backend.events import service as events
+from tests.conftest import client_as
+from tests.factories import polygon, report
+
+ROLES = ("admin", "supervisor", "worker", "gis")
+BROKEN = ("no_token", "expired_token", "tampered_token", "disabled_user")
+IN, OUT = "in", "out"
+
+
+@dataclass
+class World:
+    """What a request needs: one event and one area on each side of the supervisor's scope."""
+
+    event: dict[str, str]
+    area: dict[str, str]
+    point: dict[str, tuple[float, float]]
+    user_id: int
+    key_id: int
+    refresh_token: str
+
+
+@dataclass(frozen=True)
+class Case:
+    request: Callable[[World, str], tuple[str, str, Any]]
+    # role -> (status in scope, status out of scope); public endpoints answer everyone alike.
+    expect: dict[str, tuple[int, int]]
+    public: bool = False
+
+
+def same(status: int, **overrides: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    table = {role: (status, status) for role in ROLES}
+    table.update(overrides)
+    return table
+
+
+ADMIN_ONLY = {"admin": (200, 200), "supervisor": (403, 403), "worker": (403, 403), "gis": (403, 403)}
+
+
+def admin_only(status: int) -> dict[str, tuple[int, int]]:
+    return {**ADMIN_ONLY, "admin": (status, status)}
+
+
+def get(url: Callable[[World, str], str]) -> Callable[[World, str], tuple[str, str, Any]]:
+    return lambda w, s: ("GET", url(w, s), None)
+
+
+TABLE: dict[tuple[str, str], Case] = {
+    ("GET", "/healthz"): Case(get(lambda w, s: "/healthz"), same(200), public=True),
+    ("GET", "/readyz"): Case(get(lambda w, s: "/readyz"), same(200), public=True),
+    ("POST", "/api/v1/auth/token"): Case(
+        lambda w, s: ("POST", "/api/v1/auth/token", {"username": "worker", "password": "worker-password"}),
+        same(200), public=True),
+    ("POST", "/api/v1/auth/refresh"): Case(
+        lambda w, s: ("POST", "/api/v1/auth/refresh", {"refresh_token": w.refresh_token}),
+        same(200), public=True),
+    ("POST", "/api/v1/auth/logout"): Case(
+        lambda w, s: ("POST", "/api/v1/auth/logout", {"refresh_token": w.refresh_token}),
+        same(204), public=True),
+    ("GET", "/api/v1/me"): Case(get(lambda w, s: "/api/v1/me"), same(200)),
+    ("PATCH", "/api/v1/me"): Case(
+        lambda w, s: ("PATCH", "/api/v1/me", {"display_name": "新名字"}), same(200, gis=(403, 403))),
+    ("GET", "/api/v1/users"): Case(get(lambda w, s: "/api/v1/users"), ADMIN_ONLY),
+    ("POST", "/api/v1/users"): Case(
+        lambda w, s: ("POST", "/api/v1/users", {"username": f"u{uuid.uuid4().hex[:8]}", "password": "long-enough",
+                                                "display_name": "新人", "role": "worker"}),
+        admin_only(201)),
+    ("GET", "/api/v1/users/{user_id}"): Case(get(lambda w, s: f"/api/v1/users/{w.user_id}"), ADMIN_ONLY),
+    ("PATCH", "/api/v1/users/{user_id}"): Case(
+        lambda w, s: ("PATCH", f"/api/v1/users/{w.user_id}", {"display_name": "改"}), ADMIN_ONLY),
+    ("PUT", "/api/v1/users/{user_id}/grids"): Case(
+        lambda w, s: ("PUT", f"/api/v1/users/{w.user_id}/grids", {"grids": ["440117104001001"]}), ADMIN_ONLY),
+    ("GET", "/api/v1/api-keys"): Case(get(lambda w, s: "/api/v1/api-keys"), ADMIN_ONLY),
+    ("POST", "/api/v1/api-keys"): Case(
+        lambda w, s: ("POST", "/api/v1/api-keys", {"name": "QGIS", "area_code": "440117"}), admin_only(201)),
+    ("PATCH", "/api/v1/api-keys/{key_id}"): Case(
+        lambda w, s: ("PATCH", f"/api/v1/api-keys/{w.key_id}", {"disabled": True}), ADMIN_ONLY),
+    ("GET", "/api/v1/categories"): Case(get(lambda w, s: "/api/v1/categories"), same(200)),
+    ("POST", "/api/v1/categories"): Case(
+        lambda w, s: ("POST", "/api/v1/categories", {"code": "noise", "name_zh": "噪音", "name_en": "Noise",
+                                                     "sla_hours": 48}), admin_only(201)),
+    ("PATCH", "/api/v1/categories/{code}"): Case(
+        lambda w, s: ("PATCH", "/api/v1/categories/other", {"sla_hours": 96}), ADMIN_ONLY),
+    ("GET", "/api/v1/areas"): Case(get(lambda w, s: "/api/v1/areas?level=town&geometry=false"), same(200)),
+    ("POST", "/api/v1/areas"): Case(
+        # A village laid over its siblings: who may try gets 422 (overlap), others 403.
+        lambda w, s: ("POST", "/api/v1/areas", {"code": w.area[s][:9] + "999", "name": "新村",
+                                                "geometry": polygon(*w.point[s], w.point[s][0] + 0.001,
+                                                                    w.point[s][1] + 0.001)}),
+        {"admin": (422, 422), "supervisor": (422, 403), "worker": (403, 403), "gis": (403, 403)}),
+    ("GET", "/api/v1/areas/{code}"): Case(get(lambda w, s: f"/api/v1/areas/{w.area[s]}"), same(200)),
+    ("PATCH", "/api/v1/areas/{code}"): Case(
+        lambda w, s: ("PATCH", f"/api/v1/areas/{w.area[s]}", {"name": "改名村"}),
+        {"admin": (200, 200), "supervisor": (200, 403), "worker": (403, 403), "gis": (403, 403)}),
+    ("GET", "/api/v1/areas/{code}/children"): Case(
+        get(lambda w, s: f"/api/v1/areas/{w.area[s]}/children?geometry=false"), same(200)),
+    ("GET", "/api/v1/lookup"): Case(
+        get(lambda w, s: "/api/v1/lookup?lon={}&lat={}".format(*w.point[s])), same(200)),
+    ("GET", "/api/v1/events"): Case(get(lambda w, s: "/api/v1/events"), same(200)),
+    ("POST", "/api/v1/events"): Case(
+        lambda w, s: ("POST", "/api/v1/events", report(*w.point[s])),
+        {"admin": (201, 201), "supervisor": (201, 403), "worker": (201, 403), "gis": (403, 403)}),
+    ("GET", "/api/v1/events/{event_id}"): Case(
+        get(lambda w, s: f"/api/v1/events/{w.event[s]}"),
+        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
+}
+
+
+def documented_operations() -> set[tuple[str, str]]:
+    import json
+
+    spec = json.loads(openapi_doc.PATH.read_text(encoding="utf-8"))
+    methods = {"get", "post", "put", "patch", "delete"}
+    return {(m.upper(), path) for path, item in spec["paths"].items() for m in item if m in methods}
+
+
+def test_every_documented_operation_has_an_entry():
+    assert documented_operations() == set(TABLE)
+
+
+@pytest.fixture
+def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped-def]
+    worker = auth.actor_for(session, auth.get_user(session, accounts.ids["worker"]))
+    other = auth.actor_for(session, auth.get_user(session, accounts.ids["other_worker"]))
+    grid_in = session.execute(_centre, {"code": accounts.worker_grids[0]}).one()
+    grid_out = session.execute(_centre, {"code": other.grid_codes[0]}).one()
+    point = {IN: (grid_in.x, grid_in.y), OUT: (grid_out.x, grid_out.y)}
+    made = {}
+    for scope, actor in ((IN, worker), (OUT, other)):
+        event, _ = events.report_event(
+            session, events.Report(category="dispute", description="邻里纠纷", lon=point[scope][0],
+                                   lat=point[scope][1], contacts=[{"name": "张三", "phone": "13912345678"}]),
+            actor=actor)
+        made[scope] = str(event.id)
+    key, _ = auth.create_api_key(session, name="spare", area_code="440117")
+    pair = auth.login(session, test_settings, "other_worker", "other_worker-password")
+    session.commit()
+    return World(event=made, area={IN: "440117103001", OUT: "440117104001"}, point=point,
+                 user_id=accounts.ids["other_worker"], key_id=key.id, refresh_token=pair.refresh_token)
+
+
+_centre = text("SELECT ST_X(p) AS x, ST_Y(p) AS y FROM (SELECT ST_PointOnSurface(geom) AS p FROM areas "
+               "WHERE code = :code AND valid_to IS NULL) s")
+
+
+def _rows() -> list[tuple[tuple[str, str], str, str]]:
+    rows = []
+    for op in sorted(TABLE):
+        for role in ROLES:
+            for scope in (IN, OUT):
+                rows.append((op, role, scope))
+        for broken in BROKEN:
+            rows.append((op, broken, IN))
+    return rows
+
+
+def _broken_headers(kind: str, session, test_settings, accounts) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    if kind == "no_token":
+        return {}
+    if kind == "expired_token":
+        claims = {"sub": str(accounts.ids["admin"]), "epoch": 0, "exp": int(time.time()) - 60}
+        return {"Authorization": "Bearer " + jwt.encode(claims, test_settings.secret_key, algorithm="HS256")}
+    if kind == "tampered_token":
+        header, payload, signature = accounts.tokens["worker"].split(".")
+        claims = jwt.decode(accounts.tokens["worker"], options={"verify_signature": False})
+        claims["role"], claims["sub"] = "admin", str(accounts.ids["admin"])
+        forged = jwt.encode(claims, "not-the-server-secret-but-long-enough-0123456789", algorithm="HS256")
+        return {"Authorization": "Bearer " + forged.rsplit(".", 1)[0] + "." + signature}
+    user = auth.create_user(session, test_settings, username=f"gone{uuid.uuid4().hex[:6]}",
+                            password="disabled-password", display_name="离职", role="admin")
+    token = auth.login(session, test_settings, user.username, "disabled-password").access_token
+    auth.update_user(session, test_settings, user.id, auth.UserChanges(disabled=True))
+    session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(("operation", "who", "scope"), _rows(),
+                         ids=lambda v: " ".join(v) if isinstance(v, tuple) else v)
+def test_access(app, accounts, session, test_settings, world, operation, who, scope):  # type: ignore[no-untyped-def]
+    case = TABLE[operation]
+    method, url, body = case.request(world, scope)
+    if who in ROLES:
+        client = client_as(app, accounts, who)
+        expected = case.expect[who][0 if scope == IN else 1]
+    else:
+        client = app.test_client()
+        for name, value in _broken_headers(who, session, test_settings, accounts).items():
+            client.environ_base["HTTP_" + name.upper().replace("-", "_")] = value
+        expected = case.expect["admin"][0] if case.public else 401
+    response = client.open(url, method=method, json=body)
+    assert response.status_code == expected, response.get_data(as_text=True)[:300]
+    if response.status_code >= 400:
+        assert response.content_type == "application/problem+json"
+    if expected == 401:
+        assert "WWW-Authenticate" in response.headers
+
+
+@pytest.mark.parametrize(
+    ("who", "sees_in", "sees_out"),
+    [("admin", True, True), ("supervisor", True, False), ("village_supervisor", True, False),
+     ("worker", True, False),  # reported the in-scope event
+     ("other_supervisor", False, True), ("other_worker", False, True), ("gis", False, False)],
+)
+def test_contacts_reach_only_the_reporter_and_supervisors_in_scope(app, accounts, world, who, sees_in, sees_out):  # type: ignore[no-untyped-def]
+    client = client_as(app, accounts, who)
+    listed = {e["id"]: e for e in client.get("/api/v1/events?limit=1000").json["items"]}
+    for scope, may_see in ((IN, sees_in), (OUT, sees_out)):
+        single = client.get(f"/api/v1/events/{world.event[scope]}")
+        for body in (single.json if single.status_code == 200 else {}, listed.get(world.event[scope], {})):
+            assert ("contacts" in body) == (may_see and bool(body))
+    for event in listed.values():
+        if "contacts" in event:
+            assert event["id"] in {world.event[s] for s, ok in ((IN, sees_in), (OUT, sees_out)) if ok} \
+                or event["reporter_id"] == accounts.ids.get(who)
+
+
+def test_personal_fields_for_the_supervisor_in_scope_and_the_reporter(app, accounts, world):  # type: ignore[no-untyped-def]
+    for who in ("supervisor", "worker", "admin"):
+        body = client_as(app, accounts, who).get(f"/api/v1/events/{world.event[IN]}").json
+        assert body["contacts"] == [{"name": "张三", "phone": "13912345678"}]
+    gis = client_as(app, accounts, "gis").get(f"/api/v1/events/{world.event[IN]}").json
+    assert "contacts" not in gis
+
+
+def test_lists_are_filtered_in_sql_by_scope(app, accounts, world):  # type: ignore[no-untyped-def]
+    def ids(who: str) -> set[str]:
+        items = client_as(app, accounts, who).get("/api/v1/events?limit=1000").json["items"]
+        return {e["id"] for e in items}
+
+    assert {world.event[IN], world.event[OUT]} <= ids("admin")
+    for who in ("supervisor", "village_supervisor", "worker", "gis"):
+        assert world.event[IN] in ids(who) and world.event[OUT] not in ids(who)
+    assert world.event[OUT] in ids("other_supervisor") and world.event[IN] not in ids("other_supervisor")
