@@ -122,6 +122,12 @@ TABLE: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/events/{event_id}"): Case(
         get(lambda w, s: f"/api/v1/events/{w.event[s]}"),
         {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
+    ("GET", "/api/v1/events/{event_id}/actions"): Case(
+        get(lambda w, s: f"/api/v1/events/{w.event[s]}/actions"),
+        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
+    ("POST", "/api/v1/events/{event_id}/actions"): Case(
+        lambda w, s: ("POST", f"/api/v1/events/{w.event[s]}/actions", {"action": "accept", "version": 1}),
+        {"admin": (200, 200), "supervisor": (200, 404), "worker": (403, 404), "gis": (403, 404)}),
 }
 
 

@@ -366,6 +366,10 @@ def create_user(
     return user
 
 
+def find_user(session: Session, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
 def get_user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:

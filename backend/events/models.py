@@ -79,6 +79,8 @@ class Event(Base):
     assignment_distance_m: Mapped[float | None] = mapped_column(Double)
     responsible_code: Mapped[str | None] = mapped_column(String(15))
     assignee_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Dispatched to a department (职能部门) rather than a worker.
+    department: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(12), server_default="reported")
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from flask import url_for
+from flask import request, url_for
 from flask.views import MethodView
 
 from backend import settings
@@ -16,10 +16,17 @@ from backend.auth.context import current_actor
 from backend.auth.service import Actor, require
 from backend.common.pagination import decode_cursor, encode_cursor
 from backend.db import get_session
-from backend.events import schemas, service
+from backend.errors import DomainError, PreconditionFailed
+from backend.events import lifecycle, schemas, service
 from backend.events.models import Event
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1", description="Event reports (网格事项)")
+
+
+class PreconditionRequired(DomainError):
+    status = 428
+    title = "Precondition Required"
+    slug = "precondition-required"
 
 
 def _etag(event: Event) -> dict[str, str]:
@@ -118,6 +125,8 @@ class Events(MethodView):
             reported_at=data.get("reported_at"),
             contacts=data.get("contacts"),
             outside=data["outside"],
+            handled_on_spot=data["handled_on_spot"],
+            resolution_note=data.get("resolution_note"),
         )
         event, created = service.report_event(
             session, report, actor=actor, nearest_min_m=settings().nearest_min_m
@@ -134,4 +143,44 @@ class EventById(MethodView):
         """Get one event I may see"""
         actor = current_actor()
         event = service.get_event(get_session(), event_id, actor)
+        return shown(actor, [event])[0], 200, _etag(event)
+
+
+def _version(data: dict[str, Any]) -> int:
+    """The version the client saw: the `version` field, else If-Match (the event's ETag)."""
+    if "version" in data:
+        return int(data["version"])
+    header = request.headers.get("If-Match", "").strip()
+    value = header.removeprefix("W/").strip('"')
+    if not header:
+        raise PreconditionRequired("Send the version you saw: If-Match with the event's ETag, "
+                                   "or a version field.")
+    if not value.isdigit() or len(value) > 9:
+        raise PreconditionFailed(f"If-Match {header!r} is not a version of this event.")
+    return int(value)
+
+
+@blp.route("/events/<uuid:event_id>/actions")
+class EventActions(MethodView):
+    @blp.response(200, schemas.ActionSchema(many=True))
+    def get(self, event_id: uuid.UUID) -> list[Any]:
+        """The event's trail: every action, oldest first (append-only)"""
+        return lifecycle.trail(get_session(), event_id, current_actor())
+
+    @blp.arguments(schemas.ActionCreateSchema)
+    @blp.response(200, schemas.EventSchema)
+    def post(self, data: dict[str, Any], event_id: uuid.UUID) -> tuple[Event, int, dict[str, str]]:
+        """Act on an event: accept, reject, dispatch, start, resolve, close, return, escalate, reopen"""
+        session = get_session()
+        actor = current_actor()
+        event = lifecycle.act(
+            session, event_id,
+            lifecycle.ActionInput(
+                action=data["action"], version=_version(data), reason=data.get("reason"),
+                note=data.get("note"), assignee_id=data.get("assignee_id"),
+                department=data.get("department"), duplicate_of=data.get("duplicate_of"),
+            ),
+            actor=actor,
+        )
+        session.commit()
         return shown(actor, [event])[0], 200, _etag(event)

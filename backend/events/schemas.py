@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import marshmallow as ma
 
 from backend.common.fields import Geometry, Text, area_code
 from backend.common.pagination import CursorArgsSchema
+from backend.events.lifecycle import ACTIONS
 from backend.events.models import CATEGORY_CODE, STATUSES
 from geo.crs import SUPPORTED_CRS
 
@@ -39,6 +42,9 @@ class EventCreateSchema(ma.Schema):
                               allow_none=True, metadata={"description": "People involved (personal data)"})
     outside = ma.fields.Boolean(load_default=False, metadata={
         "description": "The place is outside the reporter's own grids (reported on the way)"})
+    handled_on_spot = ma.fields.Boolean(load_default=False, metadata={
+        "description": "Already handled on the spot (就地化解): starts resolved, awaits verification"})
+    resolution_note = Text(max_length=5000, allow_none=True)
 
 
 class EventSchema(ma.Schema):
@@ -61,6 +67,16 @@ class EventSchema(ma.Schema):
     responsible_area = ma.fields.String(attribute="responsible_code", allow_none=True)
     status = ma.fields.String()
     due_at = ma.fields.AwareDateTime(allow_none=True)
+    overdue = ma.fields.Function(
+        lambda e: e.due_at is not None and e.status not in ("closed", "rejected")
+        and e.due_at < datetime.now(UTC),
+        metadata={"type": "boolean", "description": "Open and past due"},
+    )
+    accepted_at = ma.fields.AwareDateTime(allow_none=True)
+    resolved_at = ma.fields.AwareDateTime(allow_none=True)
+    closed_at = ma.fields.AwareDateTime(allow_none=True)
+    assignee_id = ma.fields.Integer(allow_none=True)
+    department = ma.fields.String(allow_none=True)
     rework_count = ma.fields.Integer()
     version = ma.fields.Integer()
     reporter_id = ma.fields.Integer(allow_none=True)
@@ -93,6 +109,28 @@ class CategoryUpdateSchema(ma.Schema):
     name_en = Text(min_length=1, max_length=100)
     sla_hours = ma.fields.Integer(validate=ma.validate.Range(1, 24 * 365))
     sensitive = ma.fields.Boolean()
+
+
+class ActionCreateSchema(ma.Schema):
+    action = ma.fields.String(required=True, validate=ma.validate.OneOf(ACTIONS))
+    version = ma.fields.Integer(validate=ma.validate.Range(1, 2**31 - 1), metadata={
+        "description": "The version last seen (or send it as If-Match: the event's ETag)"})
+    reason = Text(max_length=2000)
+    note = Text(max_length=5000)
+    assignee_id = ma.fields.Integer(validate=ma.validate.Range(1, 2**63 - 1))
+    department = Text(min_length=1, max_length=100)
+    duplicate_of = ma.fields.UUID()
+
+
+class ActionSchema(ma.Schema):
+    id = ma.fields.Integer()
+    action = ma.fields.String()
+    from_status = ma.fields.String(allow_none=True)
+    to_status = ma.fields.String()
+    actor_id = ma.fields.Integer(allow_none=True)
+    note = ma.fields.String(allow_none=True)
+    data = ma.fields.Dict(allow_none=True)
+    created_at = ma.fields.AwareDateTime()
 
 
 class EventListSchema(ma.Schema):

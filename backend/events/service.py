@@ -7,10 +7,10 @@ import re
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, false, func, or_, select, true, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -45,6 +45,9 @@ class Report:
     reported_at: datetime | None = None
     contacts: list[dict[str, Any]] | None = None
     outside: bool = False
+    # 就地化解: handled on the spot, so it starts at resolved and only awaits verification.
+    handled_on_spot: bool = False
+    resolution_note: str | None = None
 
     def content_hash(self) -> str:
         """Fingerprint of what was reported, so a retry can be told from a different report."""
@@ -62,6 +65,8 @@ class Report:
             "reported_at": moment(self.reported_at),
             "contacts": self.contacts,
             "outside": self.outside,
+            "handled_on_spot": self.handled_on_spot,
+            "resolution_note": self.resolution_note,
         }
         raw = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(raw.encode()).hexdigest()
@@ -132,7 +137,8 @@ def report_event(
     by a prior check.
     """
     reporter_id = actor.user_id
-    if session.get(Category, report.category) is None:
+    category = session.get(Category, report.category)
+    if category is None:
         raise ValidationFailed(
             f"Unknown category {report.category!r}.",
             errors=[field_error("category", "Unknown category; see /api/v1/categories.")],
@@ -145,6 +151,16 @@ def report_event(
     codes = assignment.codes
     event_id = report.id or uuid.uuid4()
     digest = report.content_hash()
+    handled: dict[str, Any] = {}
+    if report.handled_on_spot:
+        if not report.resolution_note:
+            raise ValidationFailed(
+                "Say how it was handled on the spot.",
+                errors=[field_error("resolution_note", "Required with handled_on_spot.")],
+            )
+        now = session.scalar(select(func.now()))
+        handled = {"status": "resolved", "accepted_at": now, "resolved_at": now,
+                   "resolved_by": reporter_id, "due_at": now + timedelta(hours=category.sla_hours)}
     statement = (
         insert(Event)
         .values(
@@ -170,6 +186,7 @@ def report_event(
             contacts=report.contacts,
             outside=report.outside,
             content_hash=digest,
+            **handled,
         )
         .on_conflict_do_nothing(index_elements=[Event.id])
         .returning(Event)
@@ -188,7 +205,7 @@ def report_event(
     session.add(
         EventAction(
             event_id=event.id, action="report", from_status=None, to_status=event.status,
-            actor_id=reporter_id,
+            actor_id=reporter_id, note=report.resolution_note,
         )
     )
     session.flush()
