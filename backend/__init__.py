@@ -30,6 +30,8 @@ def create_app(
     app = flask.Flask(__name__)
     app.url_map.converters["int"] = BigIntConverter
     app.config["SETTINGS"] = settings
+    # Photos are the largest bodies; anything bigger is refused with 413 before it is read.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_photo_bytes + 256 * 1024
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if session_factory is None:

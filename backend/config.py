@@ -31,6 +31,8 @@ class Settings:
     login_limit_per_address: int = 30
     # redis://host:port/db to keep rate-limit counters in Redis; None keeps them in PostgreSQL.
     ratelimit_redis_url: str | None = None
+    max_photo_bytes: int = 10 * 1024 * 1024
+    max_photos_per_event: int = 9
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -57,6 +59,8 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
             env.get("WANGGE_LOGIN_LIMIT_PER_ADDRESS", defaults.login_limit_per_address)
         ),
         ratelimit_redis_url=env.get("RATELIMIT_REDIS_URL") or None,
+        max_photo_bytes=int(env.get("WANGGE_MAX_PHOTO_BYTES", defaults.max_photo_bytes)),
+        max_photos_per_event=int(env.get("WANGGE_MAX_PHOTOS", defaults.max_photos_per_event)),
     )
 
 

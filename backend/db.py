@@ -28,7 +28,8 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No ping per checkout (a round trip on every request); recycle instead.
+        pool_recycle=1800,
         connect_args={"options": "-c timezone=UTC -c statement_timeout=30000"},
     )
 

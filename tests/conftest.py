@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,8 @@ FAST_AUTH_ENV = {
     "WANGGE_ARGON2_TIME_COST": "1",
     "WANGGE_ARGON2_MEMORY_KIB": "1024",
     "WANGGE_ACCESS_TOKEN_MINUTES": "120",
+    # Photos go to a throw-away folder, shared with the gunicorn processes of the run.
+    "MEDIA_DIR": tempfile.mkdtemp(prefix="wangge-media-"),
 }
 
 

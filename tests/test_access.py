@@ -6,6 +6,7 @@ who may call it fails `test_every_documented_operation_has_an_entry`.
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
 from collections.abc import Callable
@@ -14,10 +15,12 @@ from typing import Any
 
 import jwt
 import pytest
+from PIL import Image
 from sqlalchemy import text
 
 from backend import openapi_doc
 from backend.auth import service as auth
+from backend.events import photos
 from backend.events import service as events
 from tests.conftest import client_as
 from tests.factories import polygon, report
@@ -37,6 +40,19 @@ class World:
     user_id: int
     key_id: int
     refresh_token: str
+    photo: dict[str, str]
+
+
+class Multipart(dict):  # type: ignore[type-arg]
+    """A request body sent as multipart/form-data instead of JSON."""
+
+
+def png(seed: int) -> tuple[io.BytesIO, str]:
+    """A small, real PNG file, different for each seed."""
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), (seed % 256, 40, 90)).save(out, format="PNG")
+    out.seek(0)
+    return out, f"photo{seed}.png"
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,19 @@ TABLE: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/events/{event_id}"): Case(
         get(lambda w, s: f"/api/v1/events/{w.event[s]}"),
         {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
+    ("POST", "/api/v1/events/batch"): Case(
+        lambda w, s: ("POST", "/api/v1/events/batch", {"items": [report(*w.point[s])]}),
+        {"admin": (200, 200), "supervisor": (200, 207), "worker": (200, 207), "gis": (207, 207)}),
+    ("GET", "/api/v1/events/{event_id}/attachments"): Case(
+        get(lambda w, s: f"/api/v1/events/{w.event[s]}/attachments"),
+        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
+    ("POST", "/api/v1/events/{event_id}/attachments"): Case(
+        lambda w, s: ("POST", f"/api/v1/events/{w.event[s]}/attachments", Multipart(file=png(7))),
+        {"admin": (201, 201), "supervisor": (201, 404), "worker": (201, 404), "gis": (403, 404)}),
+    ("GET", "/api/v1/attachments/{sha256}"): Case(
+        get(lambda w, s: f"/api/v1/attachments/{w.photo[s]}"),
+        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
+    ("GET", "/api/v1/me/tasks"): Case(get(lambda w, s: "/api/v1/me/tasks"), same(200, gis=(403, 403))),
     ("GET", "/api/v1/events/{event_id}/actions"): Case(
         get(lambda w, s: f"/api/v1/events/{w.event[s]}/actions"),
         {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
@@ -159,9 +188,17 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
         made[scope] = str(event.id)
     key, _ = auth.create_api_key(session, name="spare", area_code="440117")
     pair = auth.login(session, test_settings, "other_worker", "other_worker-password")
+    photo = {}
+    for scope, actor in ((IN, worker), (OUT, other)):
+        data = png(1 if scope == IN else 2)[0].getvalue()
+        row, _ = photos.add_photo(session, uuid.UUID(made[scope]), data, actor=actor,
+                                  media_dir=test_settings.media_dir, filename="x.png", stage="report",
+                                  max_bytes=10**7, max_photos=9)
+        photo[scope] = row.sha256
     session.commit()
     return World(event=made, area={IN: "440117103001", OUT: "440117104001"}, point=point,
-                 user_id=accounts.ids["other_worker"], key_id=key.id, refresh_token=pair.refresh_token)
+                 user_id=accounts.ids["other_worker"], key_id=key.id, refresh_token=pair.refresh_token,
+                 photo=photo)
 
 
 _centre = text("SELECT ST_X(p) AS x, ST_Y(p) AS y FROM (SELECT ST_PointOnSurface(geom) AS p FROM areas "
@@ -212,7 +249,10 @@ def test_access(app, accounts, session, test_settings, world, operation, who, sc
         for name, value in _broken_headers(who, session, test_settings, accounts).items():
             client.environ_base["HTTP_" + name.upper().replace("-", "_")] = value
         expected = case.expect["admin"][0] if case.public else 401
-    response = client.open(url, method=method, json=body)
+    if isinstance(body, Multipart):
+        response = client.open(url, method=method, data=dict(body), content_type="multipart/form-data")
+    else:
+        response = client.open(url, method=method, json=body)
     assert response.status_code == expected, response.get_data(as_text=True)[:300]
     if response.status_code >= 400:
         assert response.content_type == "application/problem+json"

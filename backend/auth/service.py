@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
@@ -256,10 +256,18 @@ def actor_from_access_token(session: Session, settings: Settings, token: str) ->
         user_id = int(claims["sub"])
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise Unauthorized("The access token is invalid or has expired.") from error
-    user = session.get(User, user_id)
-    if user is None or user.disabled or claims.get("epoch") != user.token_epoch:
+    # One round trip per request: the user and their grids together.
+    row = session.execute(
+        select(User, func.array_remove(func.array_agg(UserGrid.grid_code), None))
+        .outerjoin(UserGrid, UserGrid.user_id == User.id)
+        .where(User.id == user_id)
+        .group_by(User.id)
+    ).first()
+    if row is None or row[0].disabled or claims.get("epoch") != row[0].token_epoch:
         raise Unauthorized("The access token has been revoked.")
-    return actor_for(session, user)
+    user, grids = row
+    return Actor(role=user.role, user_id=user.id, username=user.username,
+                 area_code=user.area_code, grid_codes=tuple(sorted(grids)))
 
 
 def actor_for(session: Session, user: User) -> Actor:

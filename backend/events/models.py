@@ -19,9 +19,10 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db import Base
@@ -42,6 +43,9 @@ class Category(Base):
     parent_code: Mapped[str | None] = mapped_column(ForeignKey("categories.code"))
     sla_hours: Mapped[int] = mapped_column(Integer)
     sensitive: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # Open reports of this category this close and this recent are offered as possible duplicates.
+    duplicate_radius_m: Mapped[int] = mapped_column(Integer, server_default="100")
+    duplicate_window_h: Mapped[int] = mapped_column(Integer, server_default="168")
 
     __table_args__ = (CheckConstraint("sla_hours > 0", name="sla_positive"),)
 
@@ -92,6 +96,7 @@ class Event(Base):
     rework_count: Mapped[int] = mapped_column(Integer, server_default="0")
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     contacts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    photos_expected: Mapped[int] = mapped_column(Integer, server_default="0")
     content_hash: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -127,4 +132,39 @@ class EventAction(Base):
     actor_id: Mapped[int | None] = mapped_column(BigInteger)
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Attachment(Base):
+    """A photo of an event, stored once under MEDIA_DIR by its SHA-256."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    media_type: Mapped[str] = mapped_column(String(20))
+    size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(12))
+    filename: Mapped[str | None] = mapped_column(String(200))
+    uploaded_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "sha256"),
+        CheckConstraint("stage IN ('report', 'resolution')", name="stage"),
+    )
+
+
+class SyncState(Base):
+    """What a worker's phone holds after a sync: event ids and the versions it has seen."""
+
+    __tablename__ = "sync_states"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    event_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    versions: Mapped[list[int]] = mapped_column(ARRAY(Integer))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

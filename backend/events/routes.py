@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from flask import request, url_for
+import marshmallow as ma
+from flask import Response, request, url_for
+from sqlalchemy import select
 from flask.views import MethodView
 
 from backend import settings
@@ -16,8 +18,14 @@ from backend.auth.context import current_actor
 from backend.auth.service import Actor, require
 from backend.common.pagination import decode_cursor, encode_cursor
 from backend.db import get_session
-from backend.errors import DomainError, PreconditionFailed
-from backend.events import lifecycle, schemas, service
+from backend.errors import (
+    DomainError,
+    PreconditionFailed,
+    ValidationFailed,
+    flatten_messages,
+    from_domain_error,
+)
+from backend.events import lifecycle, photos, schemas, service, sync
 from backend.events.models import Event
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1", description="Event reports (网格事项)")
@@ -27,6 +35,27 @@ class PreconditionRequired(DomainError):
     status = 428
     title = "Precondition Required"
     slug = "precondition-required"
+
+
+def _report(data: dict[str, Any]) -> service.Report:
+    """A Report from a request body loaded by EventCreateSchema."""
+    location = data["location"]
+    return service.Report(
+        id=data.get("id"),
+        category=data["category"],
+        description=data["description"],
+        lon=location.x,
+        lat=location.y,
+        crs=data["crs"],
+        accuracy_m=data.get("accuracy_m"),
+        occurred_at=data.get("occurred_at"),
+        reported_at=data.get("reported_at"),
+        contacts=data.get("contacts"),
+        outside=data["outside"],
+        handled_on_spot=data["handled_on_spot"],
+        resolution_note=data.get("resolution_note"),
+        photos_expected=data["photos_expected"],
+    )
 
 
 def _etag(event: Event) -> dict[str, str]:
@@ -112,28 +141,17 @@ class Events(MethodView):
         """Report an event; it is assigned to the grid covering its location"""
         session = get_session()
         actor = current_actor()
-        location = data["location"]
-        report = service.Report(
-            id=data.get("id"),
-            category=data["category"],
-            description=data["description"],
-            lon=location.x,
-            lat=location.y,
-            crs=data["crs"],
-            accuracy_m=data.get("accuracy_m"),
-            occurred_at=data.get("occurred_at"),
-            reported_at=data.get("reported_at"),
-            contacts=data.get("contacts"),
-            outside=data["outside"],
-            handled_on_spot=data["handled_on_spot"],
-            resolution_note=data.get("resolution_note"),
-        )
+        report = _report(data)
         event, created = service.report_event(
             session, report, actor=actor, nearest_min_m=settings().nearest_min_m
         )
+        hints = service.possible_duplicates(session, event, actor) if created else None
         session.commit()
         headers = {**_etag(event), "Location": url_for("events.EventById", event_id=event.id)}
-        return shown(actor, [event])[0], 201 if created else 200, headers
+        shown_event = shown(actor, [event])[0]
+        if hints is not None:
+            shown_event.possible_duplicates = hints  # type: ignore[attr-defined]
+        return shown_event, 201 if created else 200, headers
 
 
 @blp.route("/events/<uuid:event_id>")
@@ -184,3 +202,112 @@ class EventActions(MethodView):
         )
         session.commit()
         return shown(actor, [event])[0], 200, _etag(event)
+
+
+@blp.route("/events/batch")
+class EventBatch(MethodView):
+    @blp.arguments(schemas.BatchSchema)
+    @blp.response(200, schemas.BatchResultSchema, description="Every item was stored or already there")
+    @blp.alt_response(207, schema=schemas.BatchResultSchema,
+                      description="Some items are conflicts or invalid; each says why")
+    def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Send up to 200 queued reports; each item gets its own outcome, in request order"""
+        session = get_session()
+        actor = current_actor()
+        loader = schemas.EventCreateSchema()
+        items: list[service.Report | DomainError] = []
+        for item in data["items"]:
+            try:
+                items.append(_report(loader.load(item)))
+            except ma.ValidationError as error:
+                errors = flatten_messages({"json": error.messages})
+                items.append(ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                                              errors=errors))
+        results = sync.report_batch(session, items, actor=actor, nearest_min_m=settings().nearest_min_m)
+        session.commit()
+        counts = {k: 0 for k in ("created", "duplicate", "conflict", "invalid")}
+        out = []
+        for result in results:
+            counts[result.outcome] += 1
+            item = data["items"][result.index]
+            out.append({
+                "index": result.index,
+                "id": result.event.id if result.event else _item_id(item),
+                "outcome": result.outcome,
+                "event": shown(actor, [result.event])[0] if result.event else None,
+                "problem": from_domain_error(result.problem) if result.problem else None,
+            })
+        status = 200 if counts["conflict"] + counts["invalid"] == 0 else 207
+        return {"items": out, "counts": counts}, status
+
+
+def _item_id(item: dict[str, Any]) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(item.get("id")))
+    except ValueError:
+        return None
+
+
+@blp.route("/events/<uuid:event_id>/attachments")
+class EventAttachments(MethodView):
+    @blp.response(200, schemas.AttachmentListSchema)
+    def get(self, event_id: uuid.UUID) -> dict[str, Any]:
+        """The event's photos: how many were expected and which are present"""
+        event, rows = photos.list_photos(get_session(), event_id, current_actor())
+        return {"expected": event.photos_expected, "present": len(rows), "items": rows}
+
+    @blp.arguments(schemas.UploadFormSchema, location="form")
+    @blp.arguments(schemas.UploadSchema, location="files")
+    @blp.response(201, schemas.AttachmentSchema, description="The photo was stored")
+    @blp.alt_response(200, schema=schemas.AttachmentSchema, description="The same photo was already there")
+    def post(self, form: dict[str, Any], files: dict[str, Any], event_id: uuid.UUID) -> tuple[Any, int]:
+        """Upload a photo (JPEG, PNG or WebP; checked by decoding) at report or resolution"""
+        config = settings()
+        upload = files["file"]
+        data = upload.read(config.max_photo_bytes + 1)
+        session = get_session()
+        row, created = photos.add_photo(
+            session, event_id, data, actor=current_actor(), media_dir=config.media_dir,
+            filename=upload.filename, stage=form["stage"], max_bytes=config.max_photo_bytes,
+            max_photos=config.max_photos_per_event,
+        )
+        session.commit()
+        return row, 201 if created else 200
+
+
+IMAGE_RESPONSE = {
+    "description": "The image",
+    "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in photos.FORMATS.values()},
+}
+
+
+@blp.route("/attachments/<string:sha256>")
+class AttachmentContent(MethodView):
+    @blp.doc(responses={"200": IMAGE_RESPONSE, "304": {"description": "Not modified"}})
+    def get(self, sha256: str) -> Response:
+        """A photo, for those who may see an event holding it (location removed for outsiders)"""
+        data, media_type, stripped = photos.open_photo(get_session(), sha256, current_actor(),
+                                                       settings().media_dir)
+        etag = f"{sha256}-{'public' if stripped else 'full'}"
+        response = Response(data, mimetype=media_type)
+        response.set_etag(etag)
+        response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+        response.headers["Vary"] = "Authorization, X-API-Key"
+        return response.make_conditional(request)
+
+
+@blp.route("/me/tasks")
+class MyTasks(MethodView):
+    @blp.arguments(schemas.InboxArgsSchema, location="query")
+    @blp.response(200, schemas.InboxSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """My inbox: tasks changed since the cursor, and ones that left my scope"""
+        session = get_session()
+        actor = current_actor()
+
+        def load(ids: list[uuid.UUID]) -> list[Event]:
+            return shown(actor, session.scalars(select(Event).where(Event.id.in_(ids))))
+
+        page = sync.inbox(session, actor, args["cursor"], args["limit"], load)
+        session.commit()
+        return {"changed": page.changed, "removed": page.removed, "cursor": page.cursor, "more": page.more}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import marshmallow as ma
+from flask_smorest.fields import Upload
 
 from backend.common.fields import Geometry, Text, area_code
 from backend.common.pagination import CursorArgsSchema
@@ -45,6 +46,19 @@ class EventCreateSchema(ma.Schema):
     handled_on_spot = ma.fields.Boolean(load_default=False, metadata={
         "description": "Already handled on the spot (就地化解): starts resolved, awaits verification"})
     resolution_note = Text(max_length=5000, allow_none=True)
+    photos_expected = ma.fields.Integer(load_default=0, validate=ma.validate.Range(0, 9), metadata={
+        "description": "How many photos the phone will upload for this report"})
+
+
+CLOCK_AHEAD = timedelta(minutes=10)
+CLOCK_BEHIND = timedelta(days=30)
+
+
+class DuplicateHintSchema(ma.Schema):
+    id = ma.fields.UUID()
+    status = ma.fields.String()
+    received_at = ma.fields.AwareDateTime()
+    distance_m = ma.fields.Float()
 
 
 class EventSchema(ma.Schema):
@@ -81,6 +95,15 @@ class EventSchema(ma.Schema):
     version = ma.fields.Integer()
     reporter_id = ma.fields.Integer(allow_none=True)
     outside = ma.fields.Boolean()
+    photos_expected = ma.fields.Integer()
+    clock_suspect = ma.fields.Function(
+        lambda e: e.reported_at is not None and (
+            e.reported_at - e.received_at > CLOCK_AHEAD or e.received_at - e.reported_at > CLOCK_BEHIND),
+        metadata={"type": "boolean", "description": "The phone's reported_at is far from the "
+                  "server's receipt time (more than 10 minutes ahead or 30 days behind)"},
+    )
+    possible_duplicates = ma.fields.List(ma.fields.Nested(DuplicateHintSchema), metadata={
+        "description": "On a new report: open events of the same category nearby"})
     contacts = ma.fields.List(
         ma.fields.Nested(ContactSchema), allow_none=True,
         metadata={"description": "Personal data: only for the reporter, admins and supervisors "
@@ -131,6 +154,62 @@ class ActionSchema(ma.Schema):
     note = ma.fields.String(allow_none=True)
     data = ma.fields.Dict(allow_none=True)
     created_at = ma.fields.AwareDateTime()
+
+
+class BatchSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Dict(), required=True, validate=ma.validate.Length(1, 200),
+                           metadata={"description": "Up to 200 reports, each shaped like POST /events"})
+
+
+class BatchItemSchema(ma.Schema):
+    index = ma.fields.Integer()
+    id = ma.fields.UUID(allow_none=True)
+    outcome = ma.fields.String(metadata={"description": "created, duplicate, conflict or invalid"})
+    event = ma.fields.Nested(EventSchema, allow_none=True)
+    problem = ma.fields.Dict(allow_none=True, metadata={"description": "RFC 9457 problem details"})
+
+
+class BatchResultSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(BatchItemSchema))
+    counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+
+
+class AttachmentSchema(ma.Schema):
+    sha256 = ma.fields.String()
+    media_type = ma.fields.String()
+    size = ma.fields.Integer()
+    width = ma.fields.Integer()
+    height = ma.fields.Integer()
+    stage = ma.fields.String()
+    filename = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime()
+    url = ma.fields.Function(lambda a: f"/api/v1/attachments/{a.sha256}")
+
+
+class AttachmentListSchema(ma.Schema):
+    expected = ma.fields.Integer(metadata={"description": "Photos the report said would follow"})
+    present = ma.fields.Integer()
+    items = ma.fields.List(ma.fields.Nested(AttachmentSchema))
+
+
+class UploadSchema(ma.Schema):
+    file = Upload(required=True)
+
+
+class UploadFormSchema(ma.Schema):
+    stage = ma.fields.String(load_default="report", validate=ma.validate.OneOf(("report", "resolution")))
+
+
+class InboxArgsSchema(ma.Schema):
+    cursor = ma.fields.UUID(load_default=None)
+    limit = ma.fields.Integer(load_default=200, validate=ma.validate.Range(1, 1000))
+
+
+class InboxSchema(ma.Schema):
+    changed = ma.fields.List(ma.fields.Nested(EventSchema))
+    removed = ma.fields.List(ma.fields.UUID(), metadata={"description": "Left my scope: drop them"})
+    cursor = ma.fields.UUID(metadata={"description": "Send it next time"})
+    more = ma.fields.Boolean(metadata={"description": "More changes are waiting: call again now"})
 
 
 class EventListSchema(ma.Schema):

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, true, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, false, func, or_, select, text, true, tuple_
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
 from backend.auth.service import Actor, Forbidden
-from backend.common.fields import to_wkb
 from backend.errors import Conflict, NotFound, ValidationFailed, field_error
-from backend.events.models import CATEGORY_CODE, Category, Event, EventAction
+from backend.events.models import CATEGORY_CODE, Category, Event
 from geo.crs import to_wgs84
-from shapely.geometry import Point
 
 AREA_COLUMN = {
     "district": Event.district_code,
@@ -48,6 +46,7 @@ class Report:
     # 就地化解: handled on the spot, so it starts at resolved and only awaits verification.
     handled_on_spot: bool = False
     resolution_note: str | None = None
+    photos_expected: int = 0
 
     def content_hash(self) -> str:
         """Fingerprint of what was reported, so a retry can be told from a different report."""
@@ -67,6 +66,7 @@ class Report:
             "outside": self.outside,
             "handled_on_spot": self.handled_on_spot,
             "resolution_note": self.resolution_note,
+            "photos_expected": self.photos_expected,
         }
         raw = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(raw.encode()).hexdigest()
@@ -83,9 +83,10 @@ def visible_to(actor: Actor) -> ColumnElement[bool]:
     if actor.role == "worker":
         mine = Event.reporter_id == actor.user_id if actor.user_id is not None else false()
         return or_(Event.grid_code.in_(actor.grid_codes), mine) if actor.grid_codes else mine
-    if actor.area_code is None or areas.level_of(actor.area_code) is None:
+    level = areas.level_of(actor.area_code or "")
+    if level is None:
         return false()
-    return AREA_COLUMN[areas.level_of(actor.area_code) or "grid"] == actor.area_code
+    return AREA_COLUMN[level] == actor.area_code
 
 
 def can_see(actor: Actor, event: Event) -> bool:
@@ -127,6 +128,40 @@ def _may_report_here(actor: Actor, assignment: areas.Assignment, outside: bool) 
         raise Forbidden("This place is outside your area; send outside=true to report it anyway.")
 
 
+_CATEGORY_TTL_S = 30.0
+_categories: dict[str, tuple[float, int | None]] = {}
+
+
+def category_sla_hours(session: Session, code: str) -> int | None:
+    """SLA hours of a category, or None if there is none: cached briefly, it is on every report."""
+    now = time.monotonic()
+    cached = _categories.get(code)
+    if cached is None or now - cached[0] > _CATEGORY_TTL_S:
+        sla = session.scalar(select(Category.sla_hours).where(Category.code == code))
+        cached = _categories[code] = (now, sla)
+    return cached[1]
+
+
+_EVENT_COLUMNS = ", ".join(column.name for column in Event.__table__.columns)
+# The event and its first trail entry in one statement: one round trip, one transaction.
+_INSERT_EVENT = text(
+    "WITH ins AS ("
+    " INSERT INTO events (id, category_code, description, location, crs, source_lon, source_lat,"
+    "  accuracy_m, occurred_at, reported_at, reporter_id, outside, grid_code, village_code,"
+    "  town_code, district_code, assignment, boundary_id, assignment_distance_m, responsible_code,"
+    "  contacts, photos_expected, content_hash, status, accepted_at, resolved_at, resolved_by, due_at)"
+    " VALUES (:id, :category, :description, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :crs,"
+    "  :source_lon, :source_lat, :accuracy_m, :occurred_at, :reported_at, :reporter_id, :outside,"
+    "  :grid, :village, :town, :district, :assignment, :boundary_id, :distance_m, :responsible,"
+    "  CAST(:contacts AS jsonb), :photos_expected, :content_hash, :status, :accepted_at,"
+    "  :accepted_at, :resolved_by, :due_at)"
+    f" ON CONFLICT (id) DO NOTHING RETURNING {_EVENT_COLUMNS}),"
+    " trail AS (INSERT INTO event_actions (event_id, action, to_status, actor_id, note)"
+    "  SELECT id, 'report', status, reporter_id, :note FROM ins)"
+    f" SELECT {_EVENT_COLUMNS} FROM ins"
+).columns(*Event.__table__.columns)  # matched by position: the order above is the model's
+
+
 def report_event(
     session: Session, report: Report, *, actor: Actor, nearest_min_m: float = 50.0
 ) -> tuple[Event, bool]:
@@ -137,8 +172,8 @@ def report_event(
     by a prior check.
     """
     reporter_id = actor.user_id
-    category = session.get(Category, report.category)
-    if category is None:
+    sla_hours = category_sla_hours(session, report.category)
+    if sla_hours is None:
         raise ValidationFailed(
             f"Unknown category {report.category!r}.",
             errors=[field_error("category", "Unknown category; see /api/v1/categories.")],
@@ -151,65 +186,44 @@ def report_event(
     codes = assignment.codes
     event_id = report.id or uuid.uuid4()
     digest = report.content_hash()
-    handled: dict[str, Any] = {}
+    status, accepted_at, due_at = "reported", None, None
     if report.handled_on_spot:
         if not report.resolution_note:
             raise ValidationFailed(
                 "Say how it was handled on the spot.",
                 errors=[field_error("resolution_note", "Required with handled_on_spot.")],
             )
-        now = session.scalar(select(func.now()))
-        handled = {"status": "resolved", "accepted_at": now, "resolved_at": now,
-                   "resolved_by": reporter_id, "due_at": now + timedelta(hours=category.sla_hours)}
-    statement = (
-        insert(Event)
-        .values(
-            id=event_id,
-            category_code=report.category,
-            description=report.description,
-            location=to_wkb(Point(lon, lat)),
-            crs=report.crs,
-            source_lon=report.lon,
-            source_lat=report.lat,
-            accuracy_m=report.accuracy_m,
-            occurred_at=report.occurred_at,
-            reported_at=report.reported_at,
-            reporter_id=reporter_id,
-            grid_code=codes["grid"],
-            village_code=codes["village"],
-            town_code=codes["town"],
-            district_code=codes["district"],
-            assignment=assignment.method,
-            boundary_id=assignment.boundary_id,
-            assignment_distance_m=assignment.distance_m,
-            responsible_code=codes["village"] or codes["district"],
-            contacts=report.contacts,
-            outside=report.outside,
-            content_hash=digest,
-            **handled,
+        status, accepted_at = "resolved", session.scalar(select(func.now()))
+        due_at = accepted_at + timedelta(hours=sla_hours)
+    params = {
+        "id": event_id, "category": report.category, "description": report.description,
+        "lon": lon, "lat": lat, "crs": report.crs, "source_lon": report.lon,
+        "source_lat": report.lat, "accuracy_m": report.accuracy_m,
+        "occurred_at": report.occurred_at, "reported_at": report.reported_at,
+        "reporter_id": reporter_id, "outside": report.outside, "grid": codes["grid"],
+        "village": codes["village"], "town": codes["town"], "district": codes["district"],
+        "assignment": assignment.method, "boundary_id": assignment.boundary_id,
+        "distance_m": assignment.distance_m, "responsible": codes["village"] or codes["district"],
+        "contacts": json.dumps(report.contacts, ensure_ascii=False) if report.contacts is not None else None,
+        "photos_expected": report.photos_expected, "content_hash": digest, "status": status,
+        "accepted_at": accepted_at, "resolved_by": reporter_id if accepted_at else None,
+        "due_at": due_at, "note": report.resolution_note,
+    }
+    event = session.scalars(
+        select(Event).from_statement(_INSERT_EVENT), params,
+        execution_options={"populate_existing": True},
+    ).first()
+    if event is not None:
+        return event, True
+    stored = session.get(Event, event_id, populate_existing=True)
+    if stored is None:  # pragma: no cover - rows are never deleted
+        raise Conflict(f"Event {event_id} could not be stored; retry.")
+    if stored.content_hash != digest or stored.reporter_id != reporter_id:
+        raise Conflict(
+            f"Event {event_id} was already reported with different content.",
+            errors=[field_error("id", "This id is taken by a different report.")],
         )
-        .on_conflict_do_nothing(index_elements=[Event.id])
-        .returning(Event)
-    )
-    event = session.scalars(statement, execution_options={"populate_existing": True}).first()
-    if event is None:
-        stored = session.get(Event, event_id, populate_existing=True)
-        if stored is None:  # pragma: no cover - the conflicting row cannot vanish: no deletes
-            raise Conflict(f"Event {event_id} could not be stored; retry.")
-        if stored.content_hash != digest or stored.reporter_id != reporter_id:
-            raise Conflict(
-                f"Event {event_id} was already reported with different content.",
-                errors=[field_error("id", "This id is taken by a different report.")],
-            )
-        return stored, False
-    session.add(
-        EventAction(
-            event_id=event.id, action="report", from_status=None, to_status=event.status,
-            actor_id=reporter_id, note=report.resolution_note,
-        )
-    )
-    session.flush()
-    return event, True
+    return stored, False
 
 
 def get_event(session: Session, event_id: uuid.UUID, actor: Actor) -> Event:
@@ -281,3 +295,36 @@ def update_category(session: Session, code: str, **changes: Any) -> Category:
         setattr(category, name, value)
     session.flush()
     return category
+
+
+_NEARBY_OPEN = text(
+    "SELECT e.id, e.status, e.received_at,"
+    " ST_Distance(e.location::geography, p.location::geography) AS distance_m"
+    " FROM events p JOIN categories c ON c.code = p.category_code"
+    " JOIN events e ON e.category_code = p.category_code"
+    " WHERE p.id = :id AND e.id <> p.id"
+    " AND e.status NOT IN ('resolved', 'closed', 'rejected')"
+    " AND e.received_at > p.received_at - make_interval(hours => c.duplicate_window_h)"
+    # A degree is at least 60 km anywhere in China: this box prefilter uses the GiST index.
+    " AND ST_DWithin(e.location, p.location, c.duplicate_radius_m / 60000.0)"
+    " AND ST_DWithin(e.location::geography, p.location::geography, c.duplicate_radius_m)"
+    # The same scope rule as visible_to, as parameters, so the statement stays the same.
+    " AND (:everything OR e.grid_code = ANY(:grids) OR e.reporter_id = :me"
+    "      OR :area IN (e.district_code, e.town_code, e.village_code, e.grid_code))"
+    " ORDER BY distance_m, e.id LIMIT 10"
+)
+
+
+def possible_duplicates(session: Session, event: Event, actor: Actor) -> list[dict[str, Any]]:
+    """Open events of the same category near this one (that the actor may see), recent enough
+    to be the same matter: nearest first."""
+    rows = session.execute(_NEARBY_OPEN, {
+        "id": event.id, "everything": actor.is_admin, "grids": list(actor.grid_codes),
+        "me": actor.user_id if actor.role == "worker" else None,
+        "area": actor.area_code if actor.role != "worker" else None,
+    }).all()
+    return [
+        {"id": row.id, "status": row.status, "received_at": row.received_at,
+         "distance_m": round(float(row.distance_m), 1)}
+        for row in rows
+    ]
