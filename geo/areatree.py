@@ -474,7 +474,7 @@ def build_district(
         street = _is_street(town_name)
         communities = count if street else max(1, count // 8)
         stems = _name_stems(count, gen)
-        for rank, (idx, number) in enumerate(zip(order, _village_numbers(count, communities))):
+        for rank, (idx, number) in enumerate(zip(order, _village_numbers(count, communities), strict=False)):
             suffix = "社区" if rank < communities else "村"
             village_specs.append(
                 AreaSpec(

@@ -72,8 +72,8 @@ def test_point_far_away_is_unassigned_and_sits_with_no_grid(client, tree):
 
 
 def test_unassigned_point_inside_a_district_sits_with_that_district(client, session):
-    from tests.factories import square_tree
     from backend.areas import service as areas
+    from tests.factories import square_tree
 
     areas.insert_trusted(session, square_tree()[:1])  # the district alone, no grids
     session.commit()

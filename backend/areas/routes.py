@@ -16,7 +16,8 @@ from backend.common.pagination import decode_cursor, encode_cursor
 from backend.db import get_session
 from geo.crs import to_wgs84, transform_geometry
 
-blp = Blueprint("areas", __name__, url_prefix="/api/v1", description="Districts, towns, villages and grids (区/镇街/村居/网格)")
+blp = Blueprint("areas", __name__, url_prefix="/api/v1",
+                description="Districts, towns, villages and grids (区/镇街/村居/网格)")
 
 
 def _may_manage(code: str) -> None:

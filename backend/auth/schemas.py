@@ -70,7 +70,8 @@ class UserListSchema(ma.Schema):
 
 class UserCreateSchema(ma.Schema):
     username = Text(required=True, min_length=1, max_length=64,
-                    validate=[ma.validate.Regexp(r"^[A-Za-z0-9_.@-]+\Z", error="Letters, digits, _.@- only.")])
+                    validate=[ma.validate.Regexp(r"^[A-Za-z0-9_.@-]+\Z",
+                                                 error="Letters, digits, _.@- only.")])
     password = ma.fields.String(required=True, validate=ma.validate.Length(min=8, max=200), load_only=True)
     display_name = Text(required=True, min_length=1, max_length=100)
     phone = Text(max_length=40, allow_none=True)

@@ -271,9 +271,7 @@ def actor_from_access_token(session: Session, settings: Settings, token: str) ->
 
 
 def actor_for(session: Session, user: User) -> Actor:
-    grids = tuple(
-        session.scalars(select(UserGrid.grid_code).where(UserGrid.user_id == user.id).order_by(UserGrid.grid_code))
-    )
+    grids = tuple(user_grids(session, user.id))
     return Actor(role=user.role, user_id=user.id, username=user.username,
                  area_code=user.area_code, grid_codes=grids)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response, request, url_for
-from sqlalchemy import select
 from flask.views import MethodView
+from sqlalchemy import select
 
 from backend import settings
 from backend.api import Blueprint
