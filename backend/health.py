@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import marshmallow as ma
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from flask.views import MethodView
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
 from backend.api import Blueprint
-from backend.db import get_session
+from backend.db import alembic_config, get_session
 from backend.errors import DomainError
 
 blp = Blueprint("health", __name__, description="Probes")
-
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 class NotReady(DomainError):
@@ -32,9 +27,7 @@ class HealthSchema(ma.Schema):
 
 
 def head_revision() -> str | None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @blp.route("/healthz")

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
+
+from backend.db import alembic_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,14 +33,6 @@ def _test_database_url() -> str:
         check=True, capture_output=True, text=True,
     )
     return result.stdout.strip()
-
-
-def alembic_config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.cmd_opts = None
-    config.attributes["url"] = url
-    return config
 
 
 @pytest.fixture(scope="session")
@@ -213,11 +206,13 @@ def gunicorn(database_url: str, workers: int = 4, **env: str) -> Iterator[str]:
     port = _free_port()
     environ = {**os.environ, **FAST_AUTH_ENV, "DATABASE_URL": database_url, "WANGGE_POOL_SIZE": "4",
                **env}
+    # Logs go to a file: a pipe nobody reads would fill up and stall the server.
+    log = tempfile.NamedTemporaryFile(prefix="wangge-gunicorn-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", str(workers),
          "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
          "backend.wsgi:app"],
-        cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -230,12 +225,14 @@ def gunicorn(database_url: str, workers: int = 4, **env: str) -> Iterator[str]:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
+                raise RuntimeError("gunicorn did not start: " + Path(log.name).read_text()[-2000:])
             time.sleep(0.2)
         yield base
     finally:
         process.terminate()
         process.wait(timeout=10)
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

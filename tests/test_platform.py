@@ -6,7 +6,7 @@ from alembic import command
 from sqlalchemy import text
 
 from backend import openapi_doc
-from tests.conftest import alembic_config
+from backend.db import alembic_config
 
 
 def test_healthz(client):

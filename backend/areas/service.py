@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import shapely
 from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from backend.areas.models import CODE_LENGTH, GRID_KINDS, Area
@@ -275,26 +275,25 @@ def count_areas(session: Session) -> int:
 
 # --- assignment by polygon lookup -------------------------------------------------------------
 
-_COVERING_GRID = text(
-    "SELECT id, code FROM areas"
-    " WHERE level = 'grid' AND valid_to IS NULL"
-    " AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"
-    " ORDER BY code LIMIT 1"
-)
-
-# KNN on the GiST index finds candidates; the true distance in metres decides.
-_NEAREST_GRID = text(
-    "SELECT id, code, distance FROM ("
-    "  SELECT id, code, ST_Distance(geom::geography, pt::geography) AS distance"
-    "  FROM areas, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt) p"
-    "  WHERE level = 'grid' AND valid_to IS NULL"
-    "  ORDER BY geom <-> pt LIMIT 8"
-    ") candidates WHERE distance <= :radius ORDER BY distance, code LIMIT 1"
-)
-
-_COVERING_DISTRICT = text(
-    "SELECT code FROM areas WHERE level = 'district' AND valid_to IS NULL"
-    " AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) ORDER BY code LIMIT 1"
+# One round trip whatever the outcome: PostgreSQL runs UNION ALL branches in order and stops at
+# the first row, so a covered point (the usual case) costs only the first branch. The nearest
+# branch finds candidates by KNN on the GiST index, then the true distance in metres decides.
+_ASSIGN = (
+    "WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g)"
+    " (SELECT 'contains' AS method, a.id, a.code, NULL::float8 AS distance FROM areas a, pt"
+    "  WHERE a.level = 'grid' AND a.valid_to IS NULL AND ST_Covers(a.geom, pt.g)"
+    "  ORDER BY a.code LIMIT 1)"
+    " UNION ALL"
+    " (SELECT 'nearest', c.id, c.code, c.distance FROM ("
+    "   SELECT a.id, a.code, ST_Distance(a.geom::geography, pt.g::geography) AS distance"
+    "   FROM areas a, pt WHERE a.level = 'grid' AND a.valid_to IS NULL"
+    "   ORDER BY a.geom <-> pt.g LIMIT 8) c"
+    "  WHERE c.distance <= %(radius)s ORDER BY c.distance, c.code LIMIT 1)"
+    " UNION ALL"
+    " (SELECT 'unassigned', NULL, a.code, NULL FROM areas a, pt"
+    "  WHERE a.level = 'district' AND a.valid_to IS NULL AND ST_Covers(a.geom, pt.g)"
+    "  ORDER BY a.code LIMIT 1)"
+    " LIMIT 1"
 )
 
 
@@ -324,17 +323,18 @@ def assign_point(
     session: Session, lon: float, lat: float, *, accuracy_m: float | None, nearest_min_m: float
 ) -> Assignment:
     """Assign a WGS84 point: the covering grid, else the nearest within tolerance, else none."""
-    params = {"lon": lon, "lat": lat}
-    row = session.execute(_COVERING_GRID, params).first()
-    if row is not None:
-        return Assignment("contains", row.code, row.id)
     radius = max(accuracy_m or 0.0, nearest_min_m)
-    row = session.execute(_NEAREST_GRID, {**params, "radius": radius}).first()
-    if row is not None:
-        return Assignment("nearest", row.code, row.id, float(row.distance))
-    district = session.execute(_COVERING_DISTRICT, params).scalar()
-    return Assignment("unassigned", district_code=district)
-
+    # Straight to the driver: this runs on every report and lookup, and the ORM's statement
+    # handling would cost more than the query.
+    row = session.connection().exec_driver_sql(
+        _ASSIGN, {"lon": lon, "lat": lat, "radius": radius}
+    ).first()
+    if row is None:
+        return Assignment("unassigned")
+    method, area_id, code, distance = row
+    if method == "unassigned":
+        return Assignment("unassigned", district_code=code)
+    return Assignment(method, code, area_id, float(distance) if distance is not None else None)
 
 
 @dataclass(frozen=True)
