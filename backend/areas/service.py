@@ -278,21 +278,22 @@ def count_areas(session: Session) -> int:
 # One round trip whatever the outcome: PostgreSQL runs UNION ALL branches in order and stops at
 # the first row, so a covered point (the usual case) costs only the first branch. The nearest
 # branch finds candidates by KNN on the GiST index, then the true distance in metres decides.
+_POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)"
+# The point is written out in each branch (not a CTE) so each can use its GiST index.
 _ASSIGN = (
-    "WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g)"
-    " (SELECT 'contains' AS method, a.id, a.code, NULL::float8 AS distance FROM areas a, pt"
-    "  WHERE a.level = 'grid' AND a.valid_to IS NULL AND ST_Covers(a.geom, pt.g)"
-    "  ORDER BY a.code LIMIT 1)"
+    "(SELECT 'contains' AS method, id, code, NULL::float8 AS distance FROM areas"
+    f" WHERE level = 'grid' AND valid_to IS NULL AND ST_Covers(geom, {_POINT})"
+    "  ORDER BY code LIMIT 1)"
     " UNION ALL"
-    " (SELECT 'nearest', c.id, c.code, c.distance FROM ("
-    "   SELECT a.id, a.code, ST_Distance(a.geom::geography, pt.g::geography) AS distance"
-    "   FROM areas a, pt WHERE a.level = 'grid' AND a.valid_to IS NULL"
-    "   ORDER BY a.geom <-> pt.g LIMIT 8) c"
-    "  WHERE c.distance <= %(radius)s ORDER BY c.distance, c.code LIMIT 1)"
+    " (SELECT 'nearest', id, code, distance FROM ("
+    f"   SELECT id, code, ST_Distance(geom::geography, {_POINT}::geography) AS distance"
+    "   FROM areas WHERE level = 'grid' AND valid_to IS NULL"
+    f"   ORDER BY geom <-> {_POINT} LIMIT 8) candidates"
+    "  WHERE distance <= %(radius)s ORDER BY distance, code LIMIT 1)"
     " UNION ALL"
-    " (SELECT 'unassigned', NULL, a.code, NULL FROM areas a, pt"
-    "  WHERE a.level = 'district' AND a.valid_to IS NULL AND ST_Covers(a.geom, pt.g)"
-    "  ORDER BY a.code LIMIT 1)"
+    " (SELECT 'unassigned', NULL, code, NULL FROM areas"
+    f"  WHERE level = 'district' AND valid_to IS NULL AND ST_Covers(geom, {_POINT})"
+    "  ORDER BY code LIMIT 1)"
     " LIMIT 1"
 )
 

@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
@@ -247,6 +247,14 @@ def revoke_user_tokens(session: Session, user: User) -> None:
     session.flush()
 
 
+# Once per request, so one round trip straight to the driver: the user and their grids together.
+_ACTOR = (
+    "SELECT u.role, u.username, u.area_code, u.disabled, u.token_epoch,"
+    " array_remove(array_agg(g.grid_code ORDER BY g.grid_code), NULL) AS grids"
+    " FROM users u LEFT JOIN user_grids g ON g.user_id = u.id WHERE u.id = %(id)s GROUP BY u.id"
+)
+
+
 def actor_from_access_token(session: Session, settings: Settings, token: str) -> Actor:
     """Verify an access token and load who it speaks for, as of now."""
     try:
@@ -256,18 +264,11 @@ def actor_from_access_token(session: Session, settings: Settings, token: str) ->
         user_id = int(claims["sub"])
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise Unauthorized("The access token is invalid or has expired.") from error
-    # One round trip per request: the user and their grids together.
-    row = session.execute(
-        select(User, func.array_remove(func.array_agg(UserGrid.grid_code), None))
-        .outerjoin(UserGrid, UserGrid.user_id == User.id)
-        .where(User.id == user_id)
-        .group_by(User.id)
-    ).first()
-    if row is None or row[0].disabled or claims.get("epoch") != row[0].token_epoch:
+    row = session.connection().exec_driver_sql(_ACTOR, {"id": user_id}).first()
+    if row is None or row.disabled or claims.get("epoch") != row.token_epoch:
         raise Unauthorized("The access token has been revoked.")
-    user, grids = row
-    return Actor(role=user.role, user_id=user.id, username=user.username,
-                 area_code=user.area_code, grid_codes=tuple(sorted(grids)))
+    return Actor(role=row.role, user_id=user_id, username=row.username,
+                 area_code=row.area_code, grid_codes=tuple(row.grids))
 
 
 def actor_for(session: Session, user: User) -> Actor:

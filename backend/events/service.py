@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, text, true, tuple_
+from sqlalchemy import ColumnElement, false, func, or_, select, true, tuple_
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
@@ -142,24 +142,27 @@ def category_sla_hours(session: Session, code: str) -> int | None:
     return cached[1]
 
 
-_EVENT_COLUMNS = ", ".join(column.name for column in Event.__table__.columns)
-# The event and its first trail entry in one statement: one round trip, one transaction.
-_INSERT_EVENT = text(
+_EVENT_COLUMNS = [column.name for column in Event.__table__.columns]
+_RETURNED = ", ".join(_EVENT_COLUMNS)
+# The event and its first trail entry in one statement: one round trip, one transaction. It goes
+# straight to the driver: reporting is the hottest write, and the ORM's statement handling costs
+# more than the statement.
+_INSERT_EVENT = (
     "WITH ins AS ("
     " INSERT INTO events (id, category_code, description, location, crs, source_lon, source_lat,"
     "  accuracy_m, occurred_at, reported_at, reporter_id, outside, grid_code, village_code,"
     "  town_code, district_code, assignment, boundary_id, assignment_distance_m, responsible_code,"
     "  contacts, photos_expected, content_hash, status, accepted_at, resolved_at, resolved_by, due_at)"
-    " VALUES (:id, :category, :description, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :crs,"
-    "  :source_lon, :source_lat, :accuracy_m, :occurred_at, :reported_at, :reporter_id, :outside,"
-    "  :grid, :village, :town, :district, :assignment, :boundary_id, :distance_m, :responsible,"
-    "  CAST(:contacts AS jsonb), :photos_expected, :content_hash, :status, :accepted_at,"
-    "  :accepted_at, :resolved_by, :due_at)"
-    f" ON CONFLICT (id) DO NOTHING RETURNING {_EVENT_COLUMNS}),"
+    " VALUES (%(id)s, %(category)s, %(description)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),"
+    "  %(crs)s, %(source_lon)s, %(source_lat)s, %(accuracy_m)s, %(occurred_at)s, %(reported_at)s,"
+    "  %(reporter_id)s, %(outside)s, %(grid)s, %(village)s, %(town)s, %(district)s, %(assignment)s,"
+    "  %(boundary_id)s, %(distance_m)s, %(responsible)s, %(contacts)s::jsonb, %(photos_expected)s,"
+    "  %(content_hash)s, %(status)s, %(accepted_at)s, %(accepted_at)s, %(resolved_by)s, %(due_at)s)"
+    f" ON CONFLICT (id) DO NOTHING RETURNING {_RETURNED}),"
     " trail AS (INSERT INTO event_actions (event_id, action, to_status, actor_id, note)"
-    "  SELECT id, 'report', status, reporter_id, :note FROM ins)"
-    f" SELECT {_EVENT_COLUMNS} FROM ins"
-).columns(*Event.__table__.columns)  # matched by position: the order above is the model's
+    "  SELECT id, 'report', status, reporter_id, %(note)s FROM ins)"
+    f" SELECT {_RETURNED} FROM ins"
+)
 
 
 def report_event(
@@ -209,12 +212,10 @@ def report_event(
         "accepted_at": accepted_at, "resolved_by": reporter_id if accepted_at else None,
         "due_at": due_at, "note": report.resolution_note,
     }
-    event = session.scalars(
-        select(Event).from_statement(_INSERT_EVENT), params,
-        execution_options={"populate_existing": True},
-    ).first()
-    if event is not None:
-        return event, True
+    row = session.connection().exec_driver_sql(_INSERT_EVENT, params).first()
+    if row is not None:
+        # A detached Event for the answer; the row itself is already written.
+        return Event(**dict(zip(_EVENT_COLUMNS, row, strict=True))), True
     stored = session.get(Event, event_id, populate_existing=True)
     if stored is None:  # pragma: no cover - rows are never deleted
         raise Conflict(f"Event {event_id} could not be stored; retry.")
@@ -297,20 +298,20 @@ def update_category(session: Session, code: str, **changes: Any) -> Category:
     return category
 
 
-_NEARBY_OPEN = text(
+_NEARBY_OPEN = (
     "SELECT e.id, e.status, e.received_at,"
     " ST_Distance(e.location::geography, p.location::geography) AS distance_m"
     " FROM events p JOIN categories c ON c.code = p.category_code"
     " JOIN events e ON e.category_code = p.category_code"
-    " WHERE p.id = :id AND e.id <> p.id"
+    " WHERE p.id = %(id)s AND e.id <> p.id"
     " AND e.status NOT IN ('resolved', 'closed', 'rejected')"
     " AND e.received_at > p.received_at - make_interval(hours => c.duplicate_window_h)"
     # A degree is at least 60 km anywhere in China: this box prefilter uses the GiST index.
     " AND ST_DWithin(e.location, p.location, c.duplicate_radius_m / 60000.0)"
     " AND ST_DWithin(e.location::geography, p.location::geography, c.duplicate_radius_m)"
     # The same scope rule as visible_to, as parameters, so the statement stays the same.
-    " AND (:everything OR e.grid_code = ANY(:grids) OR e.reporter_id = :me"
-    "      OR :area IN (e.district_code, e.town_code, e.village_code, e.grid_code))"
+    " AND (%(everything)s OR e.grid_code = ANY(%(grids)s) OR e.reporter_id = %(me)s"
+    "      OR %(area)s IN (e.district_code, e.town_code, e.village_code, e.grid_code))"
     " ORDER BY distance_m, e.id LIMIT 10"
 )
 
@@ -318,7 +319,7 @@ _NEARBY_OPEN = text(
 def possible_duplicates(session: Session, event: Event, actor: Actor) -> list[dict[str, Any]]:
     """Open events of the same category near this one (that the actor may see), recent enough
     to be the same matter: nearest first."""
-    rows = session.execute(_NEARBY_OPEN, {
+    rows = session.connection().exec_driver_sql(_NEARBY_OPEN, {
         "id": event.id, "everything": actor.is_admin, "grids": list(actor.grid_codes),
         "me": actor.user_id if actor.role == "worker" else None,
         "area": actor.area_code if actor.role != "worker" else None,
