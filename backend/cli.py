@@ -81,6 +81,20 @@ def load_demo(outline: Path | None, crs: str, scale: str, if_empty: bool) -> Non
     click.echo(f"loaded {count} areas ({scale}) in {time.monotonic() - started:.1f}s")
 
 
+@demo_cli.command("prepare")
+@click.pass_context
+def prepare(ctx: click.Context) -> None:
+    """Migrate to head, load the demo if the database is empty, print the logins (one process)."""
+    from alembic import command
+
+    from backend.db import alembic_config
+
+    command.upgrade(alembic_config(flask.current_app.config["SETTINGS"].database_url), "head")
+    ctx.invoke(load_demo, outline=None, crs="gcj02", scale="conghua", if_empty=True)
+    click.echo("Demo logins:")
+    ctx.invoke(demo_accounts)
+
+
 @demo_cli.command("accounts")
 def demo_accounts() -> None:
     """Create the demo logins and GIS key if missing, and print them."""
