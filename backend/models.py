@@ -4,8 +4,12 @@ from backend.areas.models import Area
 from backend.db import Base
 from backend.auth.models import ApiKey, LoginAttempt, RefreshToken, User, UserGrid
 from backend.events.models import Category, Event, EventAction
+from backend.org.models import (
+    Alert, AlertDispatch, Building, CheckIn, EmergencyUnit, PartyBranch, PartyGroup,
+)
 
 __all__ = [
     "ApiKey", "Area", "Base", "Category", "Event", "EventAction", "LoginAttempt", "RefreshToken",
     "User", "UserGrid",
+    "Alert", "AlertDispatch", "Building", "CheckIn", "EmergencyUnit", "PartyBranch", "PartyGroup",
 ]
