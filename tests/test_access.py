@@ -6,6 +6,7 @@ who may call it fails `test_every_documented_operation_has_an_entry`.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from backend.auth import service as auth
 from backend.events import service as events
 from tests.conftest import client_as
 from tests.factories import polygon, report
+from tests.org.access_cases import ORG_CASES
+from tests.org.factories import OrgWorld, make_org_world
 
 ROLES = ("admin", "supervisor", "worker", "gis")
 BROKEN = ("no_token", "expired_token", "tampered_token", "disabled_user")
@@ -37,6 +40,12 @@ class World:
     user_id: int
     key_id: int
     refresh_token: str
+    make_org: Callable[[], OrgWorld]
+
+    @functools.cached_property
+    def org(self) -> OrgWorld:
+        """Organisation rows, made only for the operations that use them."""
+        return self.make_org()
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,7 @@ TABLE: dict[tuple[str, str], Case] = {
         get(lambda w, s: f"/api/v1/events/{w.event[s]}"),
         {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
 }
+TABLE.update({op: Case(request, expect) for op, (request, expect) in ORG_CASES.items()})
 
 
 def documented_operations() -> set[tuple[str, str]]:
@@ -154,8 +164,15 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
     key, _ = auth.create_api_key(session, name="spare", area_code="440117")
     pair = auth.login(session, test_settings, "other_worker", "other_worker-password")
     session.commit()
+
+    def make_org() -> OrgWorld:
+        org = make_org_world(session, accounts)
+        session.commit()
+        return org
+
     return World(event=made, area={IN: "440117103001", OUT: "440117104001"}, point=point,
-                 user_id=accounts.ids["other_worker"], key_id=key.id, refresh_token=pair.refresh_token)
+                 user_id=accounts.ids["other_worker"], key_id=key.id, refresh_token=pair.refresh_token,
+                 make_org=make_org)
 
 
 _centre = text("SELECT ST_X(p) AS x, ST_Y(p) AS y FROM (SELECT ST_PointOnSurface(geom) AS p FROM areas "
