@@ -118,3 +118,25 @@ def make_org_world(session: Session, accounts: Any) -> OrgWorld:
         alert = org.create_alert(session, actor=ADMIN, kind="fire", lon=lon, lat=lat)
         world.alert[scope] = alert.alert.id
     return world
+
+
+# A district east of the square tree's (tests.factories: 120.0-120.4 x 30.0-30.2), sharing its
+# edge at 120.4, with one town, village and grid.
+NEIGHBOUR = "330200"
+
+
+def add_neighbour_district(session: Session) -> None:
+    from shapely.geometry import box
+
+    from backend.areas import service as areas
+    from geo.validate import to_multipolygon
+
+    rows = []
+    for code, name in ((NEIGHBOUR, "邻区"), (NEIGHBOUR + "001", "邻镇"),
+                       (NEIGHBOUR + "001001", "邻村"), (NEIGHBOUR + "001001001", "邻村第1网格")):
+        rows.append({"code": code, "level": areas.level_of(code), "name": name,
+                     "parent_code": areas.parent_code_of(code),
+                     "kind": "comprehensive" if len(code) == 15 else None,
+                     "geometry": to_multipolygon(box(120.4, 30.0, 120.6, 30.2))})
+    areas.insert_trusted(session, rows)
+    session.flush()
