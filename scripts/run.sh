@@ -19,6 +19,7 @@ port=${WANGGE_PORT:-5000}
 
 .venv/bin/alembic upgrade head
 .venv/bin/flask --app backend.wsgi demo load --if-empty
+.venv/bin/flask --app backend.wsgi demo org
 logins=$(.venv/bin/flask --app backend.wsgi demo accounts)
 
 cat <<MSG

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any, TypeVar
 
-import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
 
@@ -20,7 +19,6 @@ from backend.db import get_session
 from backend.errors import ValidationFailed, field_error
 from backend.org import queries, schemas, service
 from geo.crs import to_wgs84, transform_geometry
-from geo.geojson import GeometryError, parse_geometry
 
 blp = Blueprint(
     "org", __name__, url_prefix="/api/v1",
@@ -48,14 +46,6 @@ def _page(items: list[Any], limit: int, key: Any = None) -> dict[str, Any]:
     last = items[-1] if len(items) == limit else None
     return {"items": items,
             "next_cursor": encode_cursor([key(last) if key else last.id]) if last else None}
-
-
-def _contact(data: dict[str, Any], name: str, prefix: str) -> dict[str, Any]:
-    """Flatten a nested contact ({name, phone} or null) into the service's two fields."""
-    if name not in data:
-        return {}
-    contact = data.pop(name) or {}
-    return {f"{prefix}_name": contact.get("name"), f"{prefix}_phone": contact.get("phone")}
 
 
 # --- party branches ---------------------------------------------------------------------------
@@ -165,14 +155,6 @@ class GroupById(MethodView):
 # --- buildings --------------------------------------------------------------------------------
 
 
-def _building_input(data: dict[str, Any], geometry: Any) -> service.BuildingInput:
-    data = dict(data)
-    contact = _contact(data, "head", "head")
-    data.pop("crs", None)
-    data.pop("geometry", None)
-    return service.BuildingInput(geometry=geometry, **data, **contact)
-
-
 @blp.route("/buildings")
 class Buildings(MethodView):
     @blp.arguments(schemas.BuildingQueryArgsSchema, location="query")
@@ -192,37 +174,10 @@ class Buildings(MethodView):
         """Add a building (a point or a footprint); it joins the grid it lies in"""
         session, actor = get_session(), current_actor()
         geometry = transform_geometry(data["geometry"], data["crs"])
-        building = service.create_building(session, _building_input(data, geometry), actor=actor,
-                                           nearest_min_m=settings().nearest_min_m)
+        building = service.create_building(session, schemas.building_input(data, geometry),
+                                           actor=actor, nearest_min_m=settings().nearest_min_m)
         session.commit()
         return shown(actor, [building])[0]
-
-
-def _rejected(index: int, error: Exception) -> service.Rejection:
-    if isinstance(error, ma.ValidationError):
-        messages = error.normalized_messages()
-        name = next(iter(messages), "")
-        return service.Rejection(index, f"{name}: {messages[name]}", f"properties.{name}")
-    return service.Rejection(index, str(error), "geometry")
-
-
-def _read_features(
-    features: list[dict[str, Any]], crs: str, geometry_types: tuple[str, ...],
-    properties_schema: ma.Schema,
-) -> list[tuple[int, Any, dict[str, Any]] | service.Rejection]:
-    """Check each feature's geometry and properties at the edge; bad ones become rejections."""
-    out: list[tuple[int, Any, dict[str, Any]] | service.Rejection] = []
-    for index, feature in enumerate(features):
-        try:
-            if feature.get("type") != "Feature":
-                raise GeometryError("Not a GeoJSON Feature.")
-            geometry = transform_geometry(parse_geometry(feature.get("geometry"), geometry_types), crs)
-            properties = feature.get("properties")
-            loaded = properties_schema.load(properties if isinstance(properties, dict) else {})
-            out.append((index, geometry, loaded))
-        except (ma.ValidationError, GeometryError) as error:
-            out.append(_rejected(index, error))
-    return out
 
 
 def _import_report(created: int, rejected: list[service.Rejection], total: int) -> dict[str, Any]:
@@ -246,9 +201,7 @@ class BuildingImport(MethodView):
         """Import buildings from a GeoJSON FeatureCollection: all or nothing, each bad feature
         reported"""
         actor = current_actor()
-        read = _read_features(data["features"], data["crs"], schemas.BUILDING_GEOMETRY,
-                              schemas.BuildingPropertiesSchema())
-        rows = [r if isinstance(r, service.Rejection) else _building_input(r[2], r[1]) for r in read]
+        rows = schemas.read_features(data["features"], data["crs"], "building")
         created, rejected = service.import_rows(get_session(), rows, actor=actor,
                                                 nearest_min_m=settings().nearest_min_m)
         return _import_report(created, rejected, len(rows))
@@ -268,7 +221,7 @@ class BuildingById(MethodView):
         """Change a building; a new geometry may move it to another grid"""
         session, actor = get_session(), current_actor()
         crs = data.pop("crs")
-        changes = {**data, **_contact(data, "head", "head")}
+        changes = {**data, **schemas.contact_fields(data, "head")}
         changes.pop("head", None)
         if changes.get("geometry") is not None:
             changes["geometry"] = transform_geometry(changes["geometry"], crs)
@@ -286,14 +239,6 @@ class BuildingById(MethodView):
 
 
 # --- emergency units --------------------------------------------------------------------------
-
-
-def _unit_input(data: dict[str, Any], lon: float, lat: float) -> service.UnitInput:
-    data = dict(data)
-    contact = _contact(data, "leader", "leader")
-    data.pop("crs", None)
-    data.pop("location", None)
-    return service.UnitInput(lon=lon, lat=lat, **data, **contact)
 
 
 @blp.route("/emergency-units")
@@ -315,7 +260,7 @@ class Units(MethodView):
         """Register an emergency unit; it joins the grid its point lies in"""
         session, actor = get_session(), current_actor()
         lon, lat = to_wgs84(data["location"].x, data["location"].y, data["crs"])
-        unit = service.create_unit(session, _unit_input(data, lon, lat), actor=actor,
+        unit = service.create_unit(session, schemas.unit_input(data, lon, lat), actor=actor,
                                    nearest_min_m=settings().nearest_min_m)
         session.commit()
         return shown(actor, [unit])[0]
@@ -328,10 +273,7 @@ class UnitImport(MethodView):
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Import emergency units from a GeoJSON FeatureCollection of points: all or nothing"""
         actor = current_actor()
-        read = _read_features(data["features"], data["crs"], ("Point",),
-                              schemas.UnitPropertiesSchema())
-        rows = [r if isinstance(r, service.Rejection) else _unit_input(r[2], r[1].x, r[1].y)
-                for r in read]
+        rows = schemas.read_features(data["features"], data["crs"], "unit")
         created, rejected = service.import_rows(get_session(), rows, actor=actor,
                                                 nearest_min_m=settings().nearest_min_m)
         return _import_report(created, rejected, len(rows))
@@ -351,7 +293,7 @@ class UnitById(MethodView):
         """Change an emergency unit; active=false takes it off check-ins and calls"""
         session, actor = get_session(), current_actor()
         crs = data.pop("crs")
-        changes = {**data, **_contact(data, "leader", "leader")}
+        changes = {**data, **schemas.contact_fields(data, "leader")}
         changes.pop("leader", None)
         if changes.get("location") is not None:
             changes["location"] = to_wgs84(changes["location"].x, changes["location"].y, crs)

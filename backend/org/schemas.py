@@ -9,9 +9,11 @@ from webargs.fields import DelimitedList
 
 from backend.common.fields import Geometry, Text, area_code
 from backend.common.pagination import CursorArgsSchema
+from backend.org import service
 from backend.org.models import ALERT_KINDS, GROUP_KINDS, UNIT_KINDS
 from backend.org.queries import DEFAULT_BENCHMARK, GROUP_KEYS
-from geo.crs import SUPPORTED_CRS
+from geo.crs import SUPPORTED_CRS, transform_geometry
+from geo.geojson import GeometryError, parse_geometry
 
 BIGINT = 2**63 - 1
 PERSONAL = "Personal data: only for supervisors in scope and admins; absent otherwise"
@@ -485,3 +487,65 @@ class ResponseStatsSchema(ma.Schema):
     group_by = ma.fields.List(ma.fields.String())
     total = ma.fields.Nested(ResponseFiguresSchema)
     groups = ma.fields.List(ma.fields.Nested(ResponseGroupSchema))
+
+
+# --- from loaded input to the service's inputs ------------------------------------------------
+
+
+def contact_fields(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """Flatten a nested contact ({name, phone} or null) into the service's two fields."""
+    if name not in data:
+        return {}
+    contact = data.pop(name) or {}
+    return {f"{name}_name": contact.get("name"), f"{name}_phone": contact.get("phone")}
+
+
+def building_input(data: dict[str, Any], geometry: Any) -> service.BuildingInput:
+    """A loaded building (create body or import properties) with its WGS84 geometry."""
+    data = dict(data)
+    contact = contact_fields(data, "head")
+    data.pop("crs", None)
+    data.pop("geometry", None)
+    return service.BuildingInput(geometry=geometry, **data, **contact)
+
+
+def unit_input(data: dict[str, Any], lon: float, lat: float) -> service.UnitInput:
+    """A loaded unit (create body or import properties) at a WGS84 point."""
+    data = dict(data)
+    contact = contact_fields(data, "leader")
+    data.pop("crs", None)
+    data.pop("location", None)
+    return service.UnitInput(lon=lon, lat=lat, **data, **contact)
+
+
+def _rejected(index: int, error: Exception) -> service.Rejection:
+    if isinstance(error, ma.ValidationError):
+        messages = error.normalized_messages()
+        name = next(iter(messages), "")
+        return service.Rejection(index, f"{name}: {messages[name]}", f"properties.{name}")
+    return service.Rejection(index, str(error), "geometry")
+
+
+def read_features(
+    features: list[Any], crs: str, kind: str
+) -> list[service.BuildingInput | service.UnitInput | service.Rejection]:
+    """Check each GeoJSON feature's geometry and properties as a building or a unit; the bad
+    ones become rejections, reported with the service's own."""
+    out: list[service.BuildingInput | service.UnitInput | service.Rejection] = []
+    properties_schema = BuildingPropertiesSchema() if kind == "building" else UnitPropertiesSchema()
+    allowed = BUILDING_GEOMETRY if kind == "building" else ("Point",)
+    for index, feature in enumerate(features):
+        try:
+            if not isinstance(feature, dict) or feature.get("type") != "Feature":
+                raise GeometryError("Not a GeoJSON Feature.")
+            geometry = transform_geometry(parse_geometry(feature.get("geometry"), allowed), crs)
+            properties = feature.get("properties")
+            loaded = properties_schema.load(properties if isinstance(properties, dict) else {})
+        except (ma.ValidationError, GeometryError) as error:
+            out.append(_rejected(index, error))
+            continue
+        if kind == "building":
+            out.append(building_input(loaded, geometry))
+        else:
+            out.append(unit_input(loaded, geometry.x, geometry.y))
+    return out
