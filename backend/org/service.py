@@ -20,7 +20,6 @@ from sqlalchemy import (
     exists,
     false,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -629,12 +628,16 @@ def list_check_ins(
 
 # --- one-point calls --------------------------------------------------------------------------
 
+UNIT_SUMMARY = ("id", "name", "kind", "members", "leader_name", "leader_phone", "grid_code",
+                "village_code", "town_code", "district_code")
+
 # The KNN order (`<->` on the partial GiST index over active units' geography) finds candidates
 # nearest first on the sphere; the exact spheroid distance then decides the order and the radius.
 # A few spare candidates cover the sphere/spheroid difference (under 0.5%).
 NEAREST_ACTIVE_UNITS = text(
-    "SELECT id, distance FROM ("
-    "  SELECT u.id, ST_Distance(u.location, p.pt) AS distance"
+    f"SELECT {', '.join(UNIT_SUMMARY)}, distance FROM ("
+    f"  SELECT {', '.join('u.' + c for c in UNIT_SUMMARY)},"
+    "          ST_Distance(u.location, p.pt) AS distance"
     "  FROM emergency_units u,"
     "       (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS pt) p"
     "  WHERE u.active AND ST_DWithin(u.location, p.pt, :radius)"
@@ -644,17 +647,57 @@ NEAREST_ACTIVE_UNITS = text(
 )
 SPARE_CANDIDATES = 16
 
+# The alert and all its dispatches in one statement (one round trip).
+RECORD_ALERT = text(
+    "WITH alert AS ("
+    "  INSERT INTO alerts (kind, description, location, crs, source_lon, source_lat, grid_code,"
+    "    village_code, town_code, district_code, requested_radius_m, radius_m, requested, found,"
+    "    widened, created_by)"
+    "  VALUES (:kind, :description, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :crs,"
+    "    :source_lon, :source_lat, :grid_code, :village_code, :town_code, :district_code,"
+    "    :requested_radius_m, :radius_m, :requested, :found, :widened, :created_by)"
+    "  RETURNING id, created_at"
+    "), dispatched AS ("
+    "  INSERT INTO alert_dispatches (alert_id, unit_id, rank, distance_m, dispatched_at)"
+    "  SELECT alert.id, called.unit_id, called.rank, called.distance_m, alert.created_at"
+    "  FROM alert, unnest(CAST(:unit_ids AS bigint[]), CAST(:distances AS double precision[]))"
+    "       WITH ORDINALITY AS called(unit_id, distance_m, rank)"
+    ") SELECT id, created_at FROM alert"
+)
+
+
+@dataclass(frozen=True)
+class UnitSummary:
+    """What an alert shows of a unit it called."""
+
+    id: int
+    name: str
+    kind: str
+    members: int
+    leader_name: str | None
+    leader_phone: str | None
+    grid_code: str
+    village_code: str
+    town_code: str
+    district_code: str
+
+    @property
+    def leader(self) -> dict[str, str | None] | None:
+        if self.leader_name is None and self.leader_phone is None:
+            return None
+        return {"name": self.leader_name, "phone": self.leader_phone}
+
 
 def nearest_active_units(
     session: Session, lon: float, lat: float, *, radius_m: float, count: int
-) -> list[tuple[int, float]]:
-    """(unit id, metres) of up to `count` active units within `radius_m`, nearest first."""
+) -> list[tuple[UnitSummary, float]]:
+    """Up to `count` active units within `radius_m` with their distances, nearest first."""
     rows = session.execute(
         NEAREST_ACTIVE_UNITS,
         {"lon": lon, "lat": lat, "radius": radius_m, "count": count,
          "candidates": count + SPARE_CANDIDATES},
     )
-    return [(row.id, float(row.distance)) for row in rows]
+    return [(UnitSummary(*row[:-1]), float(row.distance)) for row in rows]
 
 
 @dataclass
@@ -668,7 +711,7 @@ class DispatchView:
     dispatched_at: datetime
     acknowledged_at: datetime | None
     arrived_at: datetime | None
-    unit: EmergencyUnit
+    unit: UnitSummary
     show_personal: bool = False
 
     @property
@@ -737,7 +780,7 @@ def create_alert(
     With `widen`, a short ring doubles until enough units are found or `max_radius_m` is
     reached; without it, fewer units than asked are called and the alert says so. One query
     finds the units (at the widest radius allowed; the ring is then the smallest that holds
-    them) and one multi-row INSERT records the dispatches.
+    them) and one statement records the alert with all its dispatches.
     """
     if actor.role not in ("admin", "supervisor"):
         raise Forbidden("Only supervisors (inside their area) and administrators raise alerts.")
@@ -753,7 +796,7 @@ def create_alert(
     if widen:
         needed = found[count - 1][1] if len(found) >= count else max_radius_m
         ring = _next_ring(radius_m, needed, max_radius_m)
-        found = [(unit_id, distance) for unit_id, distance in found if distance <= ring]
+        found = [(unit, distance) for unit, distance in found if distance <= ring]
     alert = Alert(
         kind=kind, description=description, location=_point_wkb(wgs_lon, wgs_lat), crs=crs,
         source_lon=lon, source_lat=lat, requested_radius_m=radius_m, radius_m=ring,
@@ -761,18 +804,21 @@ def create_alert(
         grid_code=codes["grid"], village_code=codes["village"], town_code=codes["town"],
         district_code=codes["district"],
     )
-    session.add(alert)
-    session.flush()
-    if found:
-        session.execute(
-            insert(AlertDispatch),
-            [
-                {"alert_id": alert.id, "unit_id": unit_id, "rank": rank, "distance_m": distance,
-                 "dispatched_at": alert.created_at}
-                for rank, (unit_id, distance) in enumerate(found, start=1)
-            ],
-        )
-    return AlertView(alert, _dispatches(session, [alert.id], actor)[alert.id])
+    columns = ("kind", "description", "crs", "source_lon", "source_lat", "grid_code",
+               "village_code", "town_code", "district_code", "requested_radius_m", "radius_m",
+               "requested", "found", "widened", "created_by")
+    row = session.execute(RECORD_ALERT, {
+        **{name: getattr(alert, name) for name in columns}, "lon": wgs_lon, "lat": wgs_lat,
+        "unit_ids": [unit.id for unit, _ in found], "distances": [d for _, d in found],
+    }).one()
+    alert.id, alert.created_at = row.id, row.created_at
+    dispatches = [
+        DispatchView(alert_id=alert.id, unit_id=unit.id, rank=rank, distance_m=distance,
+                     dispatched_at=alert.created_at, acknowledged_at=None, arrived_at=None,
+                     unit=unit, show_personal=sees_personal_data(actor, unit))
+        for rank, (unit, distance) in enumerate(found, start=1)
+    ]
+    return AlertView(alert, dispatches)
 
 
 def alert_visible_to(actor: Actor) -> ColumnElement[bool]:
@@ -793,12 +839,13 @@ def _dispatches(session: Session, alert_ids: Sequence[int], actor: Actor) -> dic
     if not alert_ids:
         return out
     rows = session.execute(
-        select(AlertDispatch, EmergencyUnit)
+        select(AlertDispatch, *(getattr(EmergencyUnit, c) for c in UNIT_SUMMARY))
         .join(EmergencyUnit, EmergencyUnit.id == AlertDispatch.unit_id)
         .where(AlertDispatch.alert_id.in_(alert_ids))
         .order_by(AlertDispatch.alert_id, AlertDispatch.rank)
     )
-    for dispatch, unit in rows:
+    for dispatch, *columns in rows:
+        unit = UnitSummary(*columns)
         out[dispatch.alert_id].append(DispatchView(
             alert_id=dispatch.alert_id, unit_id=dispatch.unit_id, rank=dispatch.rank,
             distance_m=dispatch.distance_m, dispatched_at=dispatch.dispatched_at,
