@@ -96,7 +96,9 @@ def _next_ids(session: Session, table: str) -> int:
     return int(session.execute(text(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")).scalar_one())
 
 
-def _copy(session: Session, table: str, columns: Sequence[str], rows: Iterator[Sequence[Any]]) -> int:
+def _copy(
+    session: Session, table: str, columns: Sequence[str], rows: Iterator[Sequence[Any]]
+) -> int:
     """COPY rows into a table on the session's own connection (inside its transaction)."""
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     count = 0
@@ -201,7 +203,8 @@ def load_org(
     created_at = _local_midnight(today - timedelta(days=scale.check_in_days + 30))
     counts: dict[str, int] = {}
 
-    branch_ids = {grid.code: _next_ids(session, "party_branches") + i for i, grid in enumerate(grids)}
+    first_branch = _next_ids(session, "party_branches")
+    branch_ids = {grid.code: first_branch + i for i, grid in enumerate(grids)}
     counts["party_branches"] = _copy(
         session, "party_branches",
         ("id", "name", "secretary", "member_count", "created_at", "updated_at", "grid_code",
@@ -270,14 +273,16 @@ def _copy_buildings(
 
     def rows() -> Iterator[Sequence[Any]]:
         lanes: dict[str, int] = {}
-        for (grid, p, floors, households, rentals), certified in zip(plan, safe.tolist(), strict=True):
+        for planned, certified in zip(plan, safe.tolist(), strict=True):
+            grid, p, floors, households, rentals = planned
             lanes[grid.code] = lanes.get(grid.code, 0) + 1
             number = lanes[grid.code]
             groups = building_groups[grid.code]
             group = groups[number % len(groups)] if groups else None
             access = rng.random() < (0.85 if rentals else 0.3)
             point = _ewkt(p.x, p.y)
-            yield (f"{number}栋", f"{grid.village_name}{number // 10 + 1}巷{number}号", point, point,
+            address = f"{grid.village_name}{number // 10 + 1}巷{number}号"
+            yield (f"{number}栋", address, point, point,
                    "contains", floors, households, rentals, certified, access, _name(rng),
                    _phone(rng), group, created_at, created_at, *_codes(grid.code))
 

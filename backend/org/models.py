@@ -152,7 +152,8 @@ class Building(InGrid, Base):
 
 
 class EmergencyUnit(InGrid, Base):
-    """A minimum emergency unit (最小应急单元): a 2-3 person team at a shop, hotel, market or school."""
+    """A minimum emergency unit (最小应急单元): a 2-3 person team at a shop, hotel, market or
+    school."""
 
     __tablename__ = "emergency_units"
 
@@ -276,7 +277,8 @@ class AlertDispatch(Base):
         Index("ix_alert_dispatches_unit_id", "unit_id"),
         CheckConstraint(
             "(acknowledged_at IS NULL OR acknowledged_at >= dispatched_at) "
-            "AND (arrived_at IS NULL OR (acknowledged_at IS NOT NULL AND arrived_at >= acknowledged_at))",
+            "AND (arrived_at IS NULL "
+            "OR (acknowledged_at IS NOT NULL AND arrived_at >= acknowledged_at))",
             name="times",
         ),
     )

@@ -163,7 +163,8 @@ def check_group_by(group_by: Sequence[str]) -> list[str]:
 
 def _scope_sql(actor: Actor, area: str | None, alias: str) -> tuple[str, dict[str, Any]]:
     """SQL conditions (on whitelisted columns) keeping units in the actor's scope and the area."""
-    conditions, params = ["TRUE"], {}
+    conditions: list[str] = ["TRUE"]
+    params: dict[str, Any] = {}
     if not actor.is_admin:
         if actor.role == "worker":
             conditions.append(f"{alias}.grid_code = ANY(:scope_grids)")
@@ -202,7 +203,9 @@ def _grouping(keys: list[str], exprs: list[str]) -> tuple[str, str, str]:
     return select_list, group_by, order_by
 
 
-def _shape(session: Session, keys: list[str], rows: Sequence[Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _shape(
+    session: Session, keys: list[str], rows: Sequence[Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Split the total row from the groups and name the first area key of each group."""
     total: dict[str, Any] = {}
     groups: list[dict[str, Any]] = []
@@ -211,7 +214,8 @@ def _shape(session: Session, keys: list[str], rows: Sequence[Any]) -> tuple[dict
         if not keys or data.pop("is_total"):
             total = {k: v for k, v in data.items() if k not in keys}
         else:
-            groups.append({k: (v.isoformat() if isinstance(v, date) else v) for k, v in data.items()})
+            groups.append({k: v.isoformat() if isinstance(v, date) else v
+                           for k, v in data.items()})
     area_key = next((k for k in keys if k in LEVELS), None)
     if area_key:
         names = areas.get_areas(session, {g[area_key] for g in groups})
@@ -315,7 +319,8 @@ def response_stats(
         out = dict(data)
         for name in ("alerts", "dispatches", "acknowledged", "arrived"):
             out[name] = int(data.get(name) or 0)
-        for name in ("acknowledge_median_s", "acknowledge_p90_s", "arrive_median_s", "arrive_p90_s"):
+        for name in ("acknowledge_median_s", "acknowledge_p90_s", "arrive_median_s",
+                     "arrive_p90_s"):
             out[name] = float(data[name]) if data.get(name) is not None else None
         n = out["dispatches"]
         out["acknowledge_rate"] = out["acknowledged"] / n if n else None

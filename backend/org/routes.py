@@ -57,8 +57,9 @@ class Branches(MethodView):
     @blp.response(200, schemas.BranchListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List grid party branches (网格党支部) I may see, by area"""
-        branches = service.list_branches(get_session(), actor=current_actor(), area=args.get("area"),
-                                         after_id=_after(args), limit=args["limit"])
+        branches = service.list_branches(get_session(), actor=current_actor(),
+                                         area=args.get("area"), after_id=_after(args),
+                                         limit=args["limit"])
         return _page(branches, args["limit"])
 
     @blp.arguments(schemas.BranchCreateSchema)

@@ -54,7 +54,9 @@ class PersonalMixin(ma.Schema):
     PERSONAL_FIELDS: tuple[str, ...] = ()
 
     @ma.post_dump(pass_original=True)
-    def _hide_personal(self, data: dict[str, Any], original: object, **kwargs: Any) -> dict[str, Any]:
+    def _hide_personal(
+        self, data: dict[str, Any], original: object, **kwargs: Any
+    ) -> dict[str, Any]:
         if not getattr(original, "show_personal", False):
             for name in self.PERSONAL_FIELDS:
                 data.pop(name, None)
@@ -91,7 +93,8 @@ class BranchSchema(InGridSchema):
 
 class BranchCreateSchema(ma.Schema):
     grid = grid_code(required=True)
-    name = Text(min_length=1, max_length=100, metadata={"description": "Default: the grid's name + 党支部"})
+    name = Text(min_length=1, max_length=100,
+                metadata={"description": "Default: the grid's name + 党支部"})
     secretary = Text(max_length=50, allow_none=True)
     member_count = count_field(100_000, load_default=0)
 
@@ -113,12 +116,15 @@ class BranchListSchema(ma.Schema):
 class GroupSchema(InGridSchema):
     id = ma.fields.Integer()
     branch_id = ma.fields.Integer()
-    kind = ma.fields.String(metadata={"description": "building (楼栋党小组) or cooperative (经济社党小组)"})
+    kind = ma.fields.String(
+        metadata={"description": "building (楼栋党小组) or cooperative (经济社党小组)"})
     name = ma.fields.String()
     leader = ma.fields.String(allow_none=True, metadata={"description": "组长"})
     member_count = ma.fields.Integer()
-    cooperative = ma.fields.String(allow_none=True, metadata={"description": "The economic cooperative (经济社)"})
-    building_ids = ma.fields.List(ma.fields.Integer(), metadata={"description": "Buildings it looks after"})
+    cooperative = ma.fields.String(
+        allow_none=True, metadata={"description": "The economic cooperative (经济社)"})
+    building_ids = ma.fields.List(ma.fields.Integer(),
+                                  metadata={"description": "Buildings it looks after"})
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
 
@@ -198,8 +204,10 @@ class BuildingSchema(PersonalMixin, InGridSchema):
     id = ma.fields.Integer()
     name = ma.fields.String()
     address = ma.fields.String(allow_none=True)
-    geometry = Geometry(BUILDING_GEOMETRY, attribute="geom", metadata={"description": "Point or footprint (WGS84)"})
-    location = Geometry(("Point",), metadata={"description": "The point, or a point on the footprint"})
+    geometry = Geometry(BUILDING_GEOMETRY, attribute="geom",
+                        metadata={"description": "Point or footprint (WGS84)"})
+    location = Geometry(("Point",),
+                        metadata={"description": "The point, or a point on the footprint"})
     assignment = ma.fields.String(metadata={"description": "contains or nearest"})
     floors = ma.fields.Integer(allow_none=True)
     households = ma.fields.Integer()
@@ -239,7 +247,8 @@ class UnitPropertiesSchema(ma.Schema):
     name = Text(required=True, min_length=1, max_length=100)
     kind = ma.fields.String(required=True, validate=ma.validate.OneOf(UNIT_KINDS))
     members = ma.fields.Integer(load_default=3, validate=ma.validate.Range(1, 50))
-    leader = ma.fields.Nested(PersonSchema, allow_none=True, metadata={"description": "Personal data"})
+    leader = ma.fields.Nested(PersonSchema, allow_none=True,
+                              metadata={"description": "Personal data"})
     active = ma.fields.Boolean(load_default=True)
 
 
@@ -361,10 +370,12 @@ class AlertSchema(ma.Schema):
     village = ma.fields.String(attribute="alert.village_code", allow_none=True)
     town = ma.fields.String(attribute="alert.town_code", allow_none=True)
     district = ma.fields.String(attribute="alert.district_code", allow_none=True)
-    requested = ma.fields.Integer(attribute="alert.requested", metadata={"description": "Units asked for"})
+    requested = ma.fields.Integer(attribute="alert.requested",
+                                  metadata={"description": "Units asked for"})
     found = ma.fields.Integer(attribute="alert.found", metadata={"description": "Units called"})
     requested_radius_m = ma.fields.Float(attribute="alert.requested_radius_m")
-    radius_m = ma.fields.Float(attribute="alert.radius_m", metadata={"description": "Ring searched"})
+    radius_m = ma.fields.Float(attribute="alert.radius_m",
+                               metadata={"description": "Ring searched"})
     widened = ma.fields.Boolean(attribute="alert.widened")
     shortfall = ma.fields.String(allow_none=True, metadata={
         "description": "Set when fewer units than asked were in range"})
@@ -414,7 +425,8 @@ class StatsArgsSchema(ma.Schema):
     area = area_code(metadata={"description": "Area code (default: everything you may see)"})
     from_ = ma.fields.Date(data_key="from", metadata={
         "description": "First local day (Asia/Shanghai); default 30 days before to"})
-    to = ma.fields.Date(metadata={"description": "Day after the last (exclusive); default tomorrow"})
+    to = ma.fields.Date(
+        metadata={"description": "Day after the last (exclusive); default tomorrow"})
     group_by = DelimitedList(
         ma.fields.String(validate=ma.validate.OneOf(GROUP_KEYS)), load_default=[],
         metadata={"description": "Up to two of district, town, village, grid, day, week, month, "
@@ -439,14 +451,16 @@ class GroupKeysSchema(ma.Schema):
 
 class CheckInFiguresSchema(ma.Schema):
     active_units = ma.fields.Integer()
-    units_checked_in = ma.fields.Integer(metadata={"description": "Units with at least one check-in"})
+    units_checked_in = ma.fields.Integer(
+        metadata={"description": "Units with at least one check-in"})
     active_unit_days = ma.fields.Integer()
     checked_in_unit_days = ma.fields.Integer()
     check_in_rate = ma.fields.Float(allow_none=True, metadata={"description": "报岗率"})
     meets_benchmark = ma.fields.Boolean()
     wilson_low = ma.fields.Float(allow_none=True)
     wilson_high = ma.fields.Float(allow_none=True)
-    below_benchmark = ma.fields.Boolean(metadata={"description": "Wilson 95% upper bound < benchmark"})
+    below_benchmark = ma.fields.Boolean(
+        metadata={"description": "Wilson 95% upper bound < benchmark"})
 
 
 class CheckInGroupSchema(GroupKeysSchema, CheckInFiguresSchema):
@@ -520,7 +534,7 @@ def unit_input(data: dict[str, Any], lon: float, lat: float) -> service.UnitInpu
 
 def _rejected(index: int, error: Exception) -> service.Rejection:
     if isinstance(error, ma.ValidationError):
-        messages = error.normalized_messages()
+        messages = error.normalized_messages()  # type: ignore[no-untyped-call]
         name = next(iter(messages), "")
         return service.Rejection(index, f"{name}: {messages[name]}", f"properties.{name}")
     return service.Rejection(index, str(error), "geometry")

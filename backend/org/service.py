@@ -101,7 +101,8 @@ def _area_condition(model: Any, area: str | None) -> ColumnElement[bool]:
         return true()
     level = areas.level_of(area)
     if level is None:
-        raise ValidationFailed("Not an area code.", errors=[field_error("area", "Not an area code.")])
+        raise ValidationFailed("Not an area code.",
+                               errors=[field_error("area", "Not an area code.")])
     return getattr(model, f"{level}_code") == area  # type: ignore[no-any-return]
 
 
@@ -239,7 +240,8 @@ def building_ids_of(session: Session, group_ids: Iterable[int]) -> dict[int, lis
             .order_by(Building.id)
         )
         for group_id, building_id in rows:
-            out[group_id].append(building_id)
+            if group_id is not None:
+                out[group_id].append(building_id)
     return out
 
 
@@ -607,7 +609,8 @@ def check_in(
     if made is not None:
         return made, True
     existing = session.scalars(
-        select(CheckIn).where(CheckIn.unit_id == unit.id, CheckIn.local_day == select(day).scalar_subquery())
+        select(CheckIn).where(CheckIn.unit_id == unit.id,
+                              CheckIn.local_day == select(day).scalar_subquery())
     ).one()
     return existing, False
 
@@ -834,7 +837,9 @@ def alert_visible_to(actor: Actor) -> ColumnElement[bool]:
     return or_(visible_to(actor, Alert), called_here)
 
 
-def _dispatches(session: Session, alert_ids: Sequence[int], actor: Actor) -> dict[int, list[DispatchView]]:
+def _dispatches(
+    session: Session, alert_ids: Sequence[int], actor: Actor
+) -> dict[int, list[DispatchView]]:
     out: dict[int, list[DispatchView]] = {alert_id: [] for alert_id in alert_ids}
     if not alert_ids:
         return out
@@ -904,7 +909,8 @@ def respond(
     if at is not None and at < dispatch.dispatched_at:
         raise ValidationFailed("A response cannot precede the call.",
                                errors=[field_error("at", "Before the dispatch time.")])
-    moment: Any = literal(at, DateTime(timezone=True)) if at is not None else func.statement_timestamp()
+    moment: Any = (literal(at, DateTime(timezone=True)) if at is not None
+                   else func.statement_timestamp())
     values: dict[str, Any] = {
         "acknowledged_at": func.coalesce(AlertDispatch.acknowledged_at, moment),
         "acknowledged_by": func.coalesce(AlertDispatch.acknowledged_by, actor.user_id),
