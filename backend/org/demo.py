@@ -166,11 +166,13 @@ def copy_units(
     return list(range(first, first + made))
 
 
-def _copy_check_ins(session: Session, unit_ids: Sequence[int], days: int, today: date,
+def _copy_check_ins(session: Session, unit_ids: Sequence[int], days: int, now: datetime,
                     rng: random.Random) -> int:
+    """Check-ins over the last `days` local days up to today, none later than `now`."""
     rates = [r for r, _ in CHECK_IN_RATES]
     shares = [s for _, s in CHECK_IN_RATES]
-    window = [today - timedelta(days=d) for d in range(days, 0, -1)]
+    today = now.astimezone(ZoneInfo(LOCAL_TZ)).date()
+    window = [today - timedelta(days=d) for d in range(days - 1, -1, -1)]
     midnights = [_local_midnight(day) for day in window]
 
     def rows() -> Iterator[Sequence[Any]]:
@@ -179,14 +181,16 @@ def _copy_check_ins(session: Session, unit_ids: Sequence[int], days: int, today:
             for day, midnight in zip(window, midnights, strict=True):
                 if rng.random() < rate:
                     moment = midnight + timedelta(minutes=rng.randrange(7 * 60, 10 * 60))
-                    yield unit_id, day, moment, rng.choice((2, 3))
+                    members = rng.choice((2, 3))
+                    if moment <= now:
+                        yield unit_id, day, moment, members
 
     return _copy(session, "check_ins", ("unit_id", "local_day", "checked_in_at", "members_on_duty"),
                  rows())
 
 
 def load_org(
-    session: Session, scale: OrgScale = CONGHUA, *, seed: int = SEED, today: date | None = None,
+    session: Session, scale: OrgScale = CONGHUA, *, seed: int = SEED, now: datetime | None = None,
 ) -> dict[str, int] | None:
     """Generate branches, groups, buildings, units and check-ins over the current grids.
 
@@ -198,8 +202,8 @@ def load_org(
     if not grids:
         return None
     rng = random.Random(seed)
-    now = datetime.now(UTC)
-    today = today or now.astimezone(ZoneInfo(LOCAL_TZ)).date()
+    now = now or datetime.now(UTC)
+    today = now.astimezone(ZoneInfo(LOCAL_TZ)).date()
     created_at = _local_midnight(today - timedelta(days=scale.check_in_days + 30))
     counts: dict[str, int] = {}
 
@@ -243,7 +247,7 @@ def load_org(
     counts.update(_copy_buildings(session, grids, scale, rng, building_groups, created_at))
     unit_ids = copy_units(session, grids, scale.units, rng, created_at)
     counts["emergency_units"] = len(unit_ids)
-    counts["check_ins"] = _copy_check_ins(session, unit_ids, scale.check_in_days, today, rng)
+    counts["check_ins"] = _copy_check_ins(session, unit_ids, scale.check_in_days, now, rng)
     for table in ("party_branches", "party_groups", "buildings", "emergency_units", "check_ins"):
         session.execute(text(f"ANALYZE {table}"))
     return counts

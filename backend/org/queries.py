@@ -128,9 +128,10 @@ def local_today() -> date:
     return datetime.now(ZoneInfo(LOCAL_TZ)).date()
 
 
-def check_window(start: date | None, end: date | None) -> Window:
-    """Default to the last 30 local days including today; refuse empty or over-long windows."""
-    end = end or local_today() + timedelta(days=1)
+def check_window(start: date | None, end: date | None, *, include_today: bool = True) -> Window:
+    """Default to the last 30 local days, with or without the day in progress; refuse empty or
+    over-long windows."""
+    end = end or local_today() + timedelta(days=1 if include_today else 0)
     start = start or end - timedelta(days=DEFAULT_WINDOW_DAYS)
     if start >= end:
         raise ValidationFailed("`from` must be before `to`.",
@@ -230,10 +231,11 @@ def check_in_stats(
     end: date | None = None, group_by: Sequence[str] = (), benchmark: float = DEFAULT_BENCHMARK,
 ) -> dict[str, Any]:
     """Check-in (报岗) rates over local days [start, end): for each day, every unit that is
-    active and existed that day counts once; it checked in if it has a check-in that day."""
+    active and existed that day counts once; it checked in if it has a check-in that day.
+    By default the last 30 complete days: the day in progress would drag the rate down."""
     if area:
         _checked_area(session, actor, area)
-    window = check_window(start, end)
+    window = check_window(start, end, include_today=False)
     keys = check_group_by(group_by)
     where, params = _scope_sql(actor, area, "u")
     exprs = [_key_sql(key, "ud", "ud.day") for key in keys]

@@ -425,8 +425,9 @@ class StatsArgsSchema(ma.Schema):
     area = area_code(metadata={"description": "Area code (default: everything you may see)"})
     from_ = ma.fields.Date(data_key="from", metadata={
         "description": "First local day (Asia/Shanghai); default 30 days before to"})
-    to = ma.fields.Date(
-        metadata={"description": "Day after the last (exclusive); default tomorrow"})
+    to = ma.fields.Date(metadata={
+        "description": "Day after the last (exclusive); default today for check-ins (complete "
+                       "days only), tomorrow for alert responses"})
     group_by = DelimitedList(
         ma.fields.String(validate=ma.validate.OneOf(GROUP_KEYS)), load_default=[],
         metadata={"description": "Up to two of district, town, village, grid, day, week, month, "

@@ -204,13 +204,17 @@ def test_check_in_statistics_are_scoped(app, accounts, session, history):
     lon, lat = grid_point(session, "440117104001001")
     make_unit(session, lon, lat)
     session.commit()
-    for who, expected in (("worker", 1), ("supervisor", 1), ("gis", 1), ("other_supervisor", 1)):
-        total = client_as(app, accounts, who).get("/api/v1/stats/check-ins").json["total"]
-        assert total["active_units"] == expected, who
+    # Today included (the default window holds only complete days, and these units are new).
+    url = f"/api/v1/stats/check-ins?to={queries.local_today() + timedelta(days=1)}"
+    for who in ("worker", "supervisor", "gis", "other_supervisor"):
+        total = client_as(app, accounts, who).get(url).json["total"]
+        assert total["active_units"] == 1, who
     assert client_as(app, accounts, "supervisor").get(
         "/api/v1/stats/check-ins?area=440117104").status_code == 404
-    admin = client_as(app, accounts, "admin").get("/api/v1/stats/check-ins").json["total"]
+    admin = client_as(app, accounts, "admin").get(url).json["total"]
     assert admin["active_units"] >= 2
+    assert client_as(app, accounts, "admin").get("/api/v1/stats/check-ins").json["to"] == str(
+        queries.local_today())
 
 
 def test_the_benchmark_and_wilson_interval():
