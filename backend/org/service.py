@@ -48,7 +48,6 @@ from geo.crs import to_wgs84
 
 LOCAL_TZ = "Asia/Shanghai"
 LEVELS = ("district", "town", "village", "grid")
-InGridRow = PartyBranch | PartyGroup | Building | EmergencyUnit
 M = TypeVar("M", PartyBranch, PartyGroup, Building, EmergencyUnit)
 
 # --- scope ------------------------------------------------------------------------------------
