@@ -122,6 +122,7 @@ def register_blueprints(api: Api) -> None:
     from backend.auth.routes import blp as auth
     from backend.events.routes import blp as events
     from backend.health import blp as health
+    from backend.org.routes import blp as org
 
-    for blp in (health, auth, areas, events):
+    for blp in (health, auth, areas, events, org):
         api.register_blueprint(blp)

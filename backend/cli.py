@@ -18,10 +18,21 @@ from geo.crs import SUPPORTED_CRS
 
 areas_cli = AppGroup("areas", help="Area tree commands.")
 demo_cli = AppGroup("demo", help="Demo data.")
+org_cli = AppGroup("org", help="Party branches and groups, buildings, emergency units.")
 
 
 def _factory():  # type: ignore[no-untyped-def]
     return flask.current_app.extensions["session_factory"]
+
+
+def _read_collection(file: Path) -> list[object]:
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise click.ClickException(f"{file} is not JSON: {error}") from error
+    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
+        raise click.ClickException(f"{file} is not a GeoJSON FeatureCollection.")
+    return list(document.get("features") or [])
 
 
 @areas_cli.command("import")
@@ -81,6 +92,55 @@ def load_demo(outline: Path | None, crs: str, scale: str, if_empty: bool) -> Non
     click.echo(f"loaded {count} areas ({scale}) in {time.monotonic() - started:.1f}s")
 
 
+@org_cli.command("import")
+@click.argument("kind", type=click.Choice(["buildings", "units"]))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--crs", type=click.Choice(SUPPORTED_CRS), default="wgs84", show_default=True)
+def import_org(kind: str, file: Path, crs: str) -> None:
+    """Import buildings or emergency units from a GeoJSON FeatureCollection: all or nothing."""
+    from backend.auth.service import Actor
+    from backend.org import schemas, service
+
+    features = _read_collection(file)
+    rows = schemas.read_features(features, crs, "building" if kind == "buildings" else "unit")
+    settings = flask.current_app.config["SETTINGS"]
+    session = _factory()()
+    try:
+        created, rejected = service.import_rows(
+            session, rows, actor=Actor(role="admin", username="cli"),
+            nearest_min_m=settings.nearest_min_m,
+        )
+        if rejected:
+            session.rollback()
+            for r in rejected:
+                where = f" {r.field}" if r.field else ""
+                click.echo(f"rejected feature #{r.index}{where}: {r.reason}", err=True)
+            raise click.ClickException(
+                f"{len(rejected)} of {len(features)} features rejected; nothing was imported."
+            )
+        session.commit()
+    finally:
+        session.close()
+    click.echo(f"imported {created} {kind} from {file}")
+
+
+@demo_cli.command("org")
+@click.option("--scale", type=click.Choice(["conghua", "guangzhou"]), default="conghua",
+              show_default=True)
+def load_org_demo(scale: str) -> None:
+    """Load party branches and groups, buildings, emergency units and check-ins (once)."""
+    from backend import demo
+
+    started = time.monotonic()
+    with session_scope(_factory()) as session:
+        counts = demo.load_org(session, scale)
+    if counts is None:
+        click.echo("organisation data already loaded (or no grids yet)")
+        return
+    summary = ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in counts.items())
+    click.echo(f"loaded {summary} ({scale}) in {time.monotonic() - started:.1f}s")
+
+
 @demo_cli.command("prepare")
 @click.pass_context
 def prepare(ctx: click.Context) -> None:
@@ -91,6 +151,7 @@ def prepare(ctx: click.Context) -> None:
 
     command.upgrade(alembic_config(flask.current_app.config["SETTINGS"].database_url), "head")
     ctx.invoke(load_demo, outline=None, crs="gcj02", scale="conghua", if_empty=True)
+    ctx.invoke(load_org_demo, scale="conghua")
     click.echo("Demo logins:")
     ctx.invoke(demo_accounts)
 
@@ -158,5 +219,6 @@ def create_api_key(name: str, area_code: str) -> None:
 def register_commands(app: flask.Flask) -> None:
     app.cli.add_command(areas_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(org_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(apikeys_cli)

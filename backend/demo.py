@@ -99,3 +99,11 @@ def load_accounts(session: Session, settings: Settings) -> list[str]:
         auth.create_api_key(session, name="demo GIS key", area_code="440117", prefix=prefix, secret=secret)
     lines.append(f"{'gis key':<10} X-API-Key: {auth.API_KEY_PREFIX}_{prefix}_{secret} scope 440117")
     return lines
+
+
+def load_org(session: Session, scale: str = "conghua") -> dict[str, int] | None:
+    """Branches, groups, buildings, emergency units and 90 days of check-ins over the loaded
+    grids (seeded); None when organisation data exists already."""
+    from backend.org import demo as org_demo
+
+    return org_demo.load_org(session, org_demo.SCALES[scale])

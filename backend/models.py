@@ -10,8 +10,18 @@ from backend.events.models import (
     EventAction,
     SyncState,
 )
+from backend.org.models import (
+    Alert,
+    AlertDispatch,
+    Building,
+    CheckIn,
+    EmergencyUnit,
+    PartyBranch,
+    PartyGroup,
+)
 
 __all__ = [
     "ApiKey", "Area", "Attachment", "Base", "Category", "Event", "EventAction", "LoginAttempt",
     "RefreshToken", "SyncState", "User", "UserGrid",
+    "Alert", "AlertDispatch", "Building", "CheckIn", "EmergencyUnit", "PartyBranch", "PartyGroup",
 ]

@@ -6,6 +6,7 @@ who may call it fails `test_every_documented_operation_has_an_entry`.
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 import uuid
@@ -24,6 +25,8 @@ from backend.events import photos
 from backend.events import service as events
 from tests.conftest import client_as
 from tests.factories import polygon, report
+from tests.org.access_cases import ORG_CASES
+from tests.org.factories import OrgWorld, make_org_world
 
 ROLES = ("admin", "supervisor", "worker", "gis")
 BROKEN = ("no_token", "expired_token", "tampered_token", "disabled_user")
@@ -41,6 +44,12 @@ class World:
     key_id: int
     refresh_token: str
     photo: dict[str, str]
+    make_org: Callable[[], OrgWorld]
+
+    @functools.cached_property
+    def org(self) -> OrgWorld:
+        """Organisation rows, made only for the operations that use them."""
+        return self.make_org()
 
 
 class Multipart(dict):  # type: ignore[type-arg]
@@ -158,6 +167,7 @@ TABLE: dict[tuple[str, str], Case] = {
         lambda w, s: ("POST", f"/api/v1/events/{w.event[s]}/actions", {"action": "accept", "version": 1}),
         {"admin": (200, 200), "supervisor": (200, 404), "worker": (403, 404), "gis": (403, 404)}),
 }
+TABLE.update({op: Case(request, expect) for op, (request, expect) in ORG_CASES.items()})
 
 
 def documented_operations() -> set[tuple[str, str]]:
@@ -196,9 +206,15 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
                                   max_bytes=10**7, max_photos=9)
         photo[scope] = row.sha256
     session.commit()
+
+    def make_org() -> OrgWorld:
+        org = make_org_world(session, accounts)
+        session.commit()
+        return org
+
     return World(event=made, area={IN: "440117103001", OUT: "440117104001"}, point=point,
                  user_id=accounts.ids["other_worker"], key_id=key.id, refresh_token=pair.refresh_token,
-                 photo=photo)
+                 photo=photo, make_org=make_org)
 
 
 _centre = text("SELECT ST_X(p) AS x, ST_Y(p) AS y FROM (SELECT ST_PointOnSurface(geom) AS p FROM areas "

@@ -382,3 +382,12 @@ def import_features(
                 reason += " " + "; ".join(e["message"] for e in error.errors)
             rejected.append(Rejection(index, code, reason))
     return created, rejected
+
+
+def count_in_subtree(session: Session, code: str, level: str) -> int:
+    """How many current areas of a level lie in the subtree of `code` (itself included)."""
+    return session.scalar(
+        select(func.count()).select_from(Area).where(
+            current(), Area.level == level, Area.code.startswith(code, autoescape=True)
+        )
+    ) or 0

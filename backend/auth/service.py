@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
@@ -453,3 +453,13 @@ def set_user_grids(session: Session, user_id: int, grid_codes: list[str]) -> Use
 def user_grids(session: Session, user_id: int) -> list[str]:
     return list(session.scalars(select(UserGrid.grid_code).where(UserGrid.user_id == user_id)
                                 .order_by(UserGrid.grid_code)))
+
+
+def count_workers(session: Session, area_code: str) -> int:
+    """Enabled grid workers assigned to at least one grid in the subtree of `area_code`."""
+    return session.scalar(
+        select(func.count(func.distinct(User.id)))
+        .join(UserGrid, UserGrid.user_id == User.id)
+        .where(User.role == "worker", User.disabled.is_(False),
+               UserGrid.grid_code.startswith(area_code, autoescape=True))
+    ) or 0

@@ -1,0 +1,1 @@
+"""Party branches, party groups, buildings, emergency units, check-ins and one-point calls."""
