@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 import flask
 from flask.cli import AppGroup
+from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
 from backend.areas.models import LEVELS
@@ -41,30 +43,35 @@ def _read_collection(file: Path) -> list[object]:
 @click.option("--crs", type=click.Choice(SUPPORTED_CRS), default="wgs84", show_default=True)
 def import_areas(file: Path, level: str, crs: str) -> None:
     """Import a GeoJSON FeatureCollection of areas: all or nothing."""
-    try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise click.ClickException(f"{file} is not JSON: {error}") from error
-    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
-        raise click.ClickException(f"{file} is not a GeoJSON FeatureCollection.")
-    features = document.get("features") or []
+    features = _read_collection(file)
     settings = flask.current_app.config["SETTINGS"]
-    session = _factory()()
-    try:
+
+    def run(session: Session) -> tuple[int, list[str]]:
         created, rejected = areas.import_features(
             session, features, level=level, crs=crs, tolerance_m=settings.boundary_tolerance_m
         )
+        return created, [f"#{r.index} ({r.code or 'no code'}): {r.reason}" for r in rejected]
+
+    created = _all_or_nothing(run, len(features))
+    click.echo(f"imported {created} {level} areas from {file}")
+
+
+def _all_or_nothing(run: Callable[[Session], tuple[int, list[str]]], total: int) -> int:
+    """Run an import in one transaction; commit only when no feature was rejected."""
+    session = _factory()()
+    try:
+        created, rejected = run(session)
         if rejected:
             session.rollback()
-            for r in rejected:
-                click.echo(f"rejected feature #{r.index} ({r.code or 'no code'}): {r.reason}", err=True)
+            for line in rejected:
+                click.echo(f"rejected feature {line}", err=True)
             raise click.ClickException(
-                f"{len(rejected)} of {len(features)} features rejected; nothing was imported."
+                f"{len(rejected)} of {total} features rejected; nothing was imported."
             )
         session.commit()
+        return created
     finally:
         session.close()
-    click.echo(f"imported {created} {level} areas from {file}")
 
 
 @demo_cli.command("load")
@@ -104,23 +111,15 @@ def import_org(kind: str, file: Path, crs: str) -> None:
     features = _read_collection(file)
     rows = schemas.read_features(features, crs, "building" if kind == "buildings" else "unit")
     settings = flask.current_app.config["SETTINGS"]
-    session = _factory()()
-    try:
+
+    def run(session: Session) -> tuple[int, list[str]]:
         created, rejected = service.import_rows(
             session, rows, actor=Actor(role="admin", username="cli"),
             nearest_min_m=settings.nearest_min_m,
         )
-        if rejected:
-            session.rollback()
-            for r in rejected:
-                where = f" {r.field}" if r.field else ""
-                click.echo(f"rejected feature #{r.index}{where}: {r.reason}", err=True)
-            raise click.ClickException(
-                f"{len(rejected)} of {len(features)} features rejected; nothing was imported."
-            )
-        session.commit()
-    finally:
-        session.close()
+        return created, [f"#{r.index}{f' {r.field}' if r.field else ''}: {r.reason}" for r in rejected]
+
+    created = _all_or_nothing(run, len(features))
     click.echo(f"imported {created} {kind} from {file}")
 
 
