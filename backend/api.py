@@ -121,7 +121,9 @@ def register_blueprints(api: Api) -> None:
     from backend.areas.routes import blp as areas
     from backend.auth.routes import blp as auth
     from backend.events.routes import blp as events
+    from backend.gis import routes as gis
     from backend.health import blp as health
 
-    for blp in (health, auth, areas, events):
+    for blp in (health, auth, areas, events, gis.blp):
         api.register_blueprint(blp)
+    gis.register(api._app)

@@ -31,6 +31,8 @@ class Settings:
     login_limit_per_address: int = 30
     # redis://host:port/db to keep rate-limit counters in Redis; None keeps them in PostgreSQL.
     ratelimit_redis_url: str | None = None
+    # Serve the area collections and tiles of /ogc and /tiles to callers without credentials.
+    ogc_anonymous_areas: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -57,7 +59,12 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
             env.get("WANGGE_LOGIN_LIMIT_PER_ADDRESS", defaults.login_limit_per_address)
         ),
         ratelimit_redis_url=env.get("RATELIMIT_REDIS_URL") or None,
+        ogc_anonymous_areas=_flag(env.get("WANGGE_OGC_ANONYMOUS_AREAS")),
     )
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _driver_url(url: str) -> str:

@@ -122,6 +122,9 @@ TABLE: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/events/{event_id}"): Case(
         get(lambda w, s: f"/api/v1/events/{w.event[s]}"),
         {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
+    # Every caller downloads layers; events are filtered to what each may see (tests/gis).
+    ("GET", "/api/v1/exports/{layer}.geojson"): Case(
+        get(lambda w, s: "/api/v1/exports/events.geojson?area=" + w.area[s][:9]), same(200)),
 }
 
 
