@@ -148,7 +148,9 @@ class Tile(MethodView):
             "Vary": VARY,
         }
         if not data:
-            return flask.current_app.response_class(status=204, headers=headers)
+            empty = flask.current_app.response_class(status=204, headers=headers)
+            del empty.headers["Content-Type"]
+            return empty
         if flask.request.if_none_match.contains_weak(etag):
             return flask.current_app.response_class(status=304, headers=headers)
         return flask.current_app.response_class(data, mimetype=MVT, headers=headers)

@@ -27,7 +27,7 @@ from geo.geojson import geometry_to_geojson
 
 # Coordinates to 7 decimals: about a centimetre, well below any boundary's accuracy.
 PRECISION = 7
-BATCH = 2000
+BATCH = 500
 TILE_EXTENT = 4096
 TILE_BUFFER = 64
 WEB_MERCATOR_HALF = 20037508.342789244
