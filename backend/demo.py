@@ -135,7 +135,7 @@ _SYNTHETIC_EVENTS = text(
            CASE WHEN i % 3 = 0
                 THEN jsonb_build_array(jsonb_build_object('name', '张三', 'phone', '13800000000'))
            END,
-           md5('synthetic:' || :seed || ':' || i), :start - make_interval(mins => i)
+           'synthetic:' || :seed || ':' || i, :start - make_interval(mins => i)
     FROM picked, cats
     ON CONFLICT (id) DO NOTHING
     """

@@ -145,7 +145,7 @@ def events_collection() -> Collection:
                      description="Null for sensitive categories"),
             Property("status", Event.status, in_tiles=True),
             Property("occurred_at", Event.occurred_at, "date-time"),
-            Property("received_at", Event.received_at, "date-time", in_tiles=True),
+            Property("received_at", Event.received_at, "date-time"),
             Property("accuracy_m", Event.accuracy_m, "number"),
             Property("grid", Event.grid_code, in_tiles=True),
             Property("village", Event.village_code),

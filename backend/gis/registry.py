@@ -47,6 +47,8 @@ class Filter:
 
     def check(self, value: str) -> str | None:
         """What is wrong with a value, or None."""
+        if len(value) > 200 or "\x00" in value:
+            return f"{self.name} must be at most 200 characters, without NUL."
         if self.enum is not None and value not in self.enum:
             return f"{self.name} must be one of {', '.join(self.enum)}."
         if self.pattern is not None and not re.fullmatch(self.pattern, value):

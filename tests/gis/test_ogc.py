@@ -287,3 +287,9 @@ def test_registry_refuses_a_property_reading_a_personal_column():
     })
     with pytest.raises(ValueError, match="reporter_id"):
         registry.register(leaky)
+
+
+def test_filter_values_postgresql_cannot_store_are_400(gis):
+    for value in ("a\x00b", "长" * 201):
+        response = gis.get("/ogc/collections/grids/items", query_string={"name": value})
+        assert response.status_code == 400

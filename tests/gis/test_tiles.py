@@ -54,7 +54,7 @@ def test_event_tiles_keep_to_the_scope_and_leave_personal_data_out(app, accounts
     features = decode(gis.get(url))["events"]["features"]
     ids = {f["properties"]["id"] for f in features}
     assert {reports.plain, reports.sensitive} <= ids
-    assert set(features[0]["properties"]) == {"id", "category", "status", "received_at", "grid"}
+    assert set(features[0]["properties"]) == {"id", "category", "status", "grid"}
     other = client_as(app, accounts, "other_supervisor").get(url)
     assert other.status_code == 204 or not ({reports.plain} & {
         f["properties"]["id"] for f in decode(other)["events"]["features"]})
