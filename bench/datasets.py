@@ -36,7 +36,8 @@ def sibling_database(url: str, name: str) -> str:
     url = _driver_url(url)
     server = create_engine(url, isolation_level="AUTOCOMMIT")
     with server.connect() as conn:
-        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+        exists = text("SELECT 1 FROM pg_database WHERE datname = :n")
+        if conn.execute(exists, {"n": name}).first() is None:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     server.dispose()
     sibling = make_url(url).set(database=name).render_as_string(hide_password=False)

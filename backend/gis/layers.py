@@ -12,7 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Text, and_, case, cast, false, func, literal_column, or_, true
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Text,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal_column,
+    or_,
+    true,
+)
 
 from backend.areas.models import CODE_LENGTH, GRID_KINDS, Area
 from backend.auth.service import Actor

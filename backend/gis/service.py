@@ -257,7 +257,8 @@ def tile(session: Session, collection: Collection, z: int, x: int, y: int,
     ]
     for prop in collection.properties:
         if prop.in_tiles:
-            value = prop.expr if prop.type in ("integer", "number", "boolean") else cast(prop.expr, Text)
+            numeric = prop.type in ("integer", "number", "boolean")
+            value = prop.expr if numeric else cast(prop.expr, Text)
             columns.append(value.label(prop.name))
     rows = (
         _query(collection, Selection(), actor, *columns)

@@ -17,7 +17,8 @@ GEOJSON = "application/geo+json"
 
 def download(client, url, **headers):  # type: ignore[no-untyped-def]
     response = client.get(url, headers=headers)
-    return response, (json.loads(response.get_data(as_text=True)) if response.status_code == 200 else None)
+    body = json.loads(response.get_data(as_text=True)) if response.status_code == 200 else None
+    return response, body
 
 
 def test_grids_stream_as_one_rfc_7946_feature_collection(gis, session):

@@ -32,7 +32,8 @@ def test_a_grid_tile_holds_the_grid_with_its_code_name_and_kind(gis, session):
     features = layers["grids"]["features"]
     mine = [f for f in features if f["properties"]["code"] == code]
     assert len(mine) == 1
-    assert mine[0]["properties"]["level"] == "grid" and mine[0]["properties"]["kind"] == "comprehensive"
+    assert mine[0]["properties"]["level"] == "grid"
+    assert mine[0]["properties"]["kind"] == "comprehensive"
     assert mine[0]["properties"]["name"].endswith("网格")
     assert mine[0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
     assert all(f["properties"]["code"].startswith("440117") for f in features)
@@ -45,7 +46,8 @@ def test_every_area_level_has_tiles(gis, session):
         assert code in {f["properties"]["code"] for f in layers[layer]["features"]}
 
 
-def test_event_tiles_keep_to_the_scope_and_leave_personal_data_out(app, accounts, gis, session, reports):
+def test_event_tiles_keep_to_the_scope_and_leave_personal_data_out(  # type: ignore[no-untyped-def]
+        app, accounts, gis, session, reports):
     from tests.conftest import client_as
 
     grid = session.execute(text("SELECT grid_code FROM events WHERE id = :id"),
