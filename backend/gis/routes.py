@@ -103,19 +103,16 @@ class Export(MethodView):
             batches = service.stream(session, collection, selection, actor)
         # Run the query before answering, so a failure is an error response, not a cut file.
         first = next(batches, [])
-        # The stream outlives the request's teardown: it takes the session and closes it.
+        # The stream outlives the request's teardown: it takes the session, and the server
+        # closes it with the response (also after a HEAD or a client that went away).
         detach_session()
-
-        def body() -> Iterator[str]:
-            try:
-                yield from _feature_collection(collection.id, _prepend(first, batches))
-            finally:
-                session.close()
-
         headers["Content-Disposition"] = f'attachment; filename="{collection.id}.geojson"'
-        return flask.current_app.response_class(
-            flask.stream_with_context(body()), mimetype=GEOJSON, headers=headers
+        response = flask.current_app.response_class(
+            flask.stream_with_context(_feature_collection(collection.id, _prepend(first, batches))),
+            mimetype=GEOJSON, headers=headers,
         )
+        response.call_on_close(session.close)
+        return response
 
 
 def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:

@@ -116,3 +116,9 @@ def test_bad_arguments_are_422(gis, query, status):
 def test_unknown_layer_is_404_and_credentials_are_required(app, gis):
     assert gis.get("/api/v1/exports/parks.geojson").status_code == 404
     assert app.test_client().get("/api/v1/exports/grids.geojson").status_code == 401
+
+
+def test_head_answers_the_headers_without_a_body(gis):
+    response = gis.head("/api/v1/exports/towns.geojson")
+    assert response.status_code == 200 and response.get_data() == b""
+    assert response.headers["ETag"] and response.content_type == GEOJSON
