@@ -1,11 +1,15 @@
 """The registered collections: the area levels and events.
 
-To add a layer, describe it here with `registry.Collection` and register it in `register_all`.
-Planned entries, once their domains land:
-- `buildings` and `emergency_units` (org domain): a point or footprint, scoped like areas by the
-  code of the grid they lie in, with building heads' and unit members' contacts in `personal`.
-- `grid_closure` (stats domain): the grid polygons joined to a lateral closure-rate query for a
-  period, with `datetime` choosing the period; `closure_rate` also goes into the grid tiles.
+To add a layer, describe it here with `registry.Collection` and register it in `register_all`;
+the OGC API, downloads, tiles and the /ogc OpenAPI document pick it up, and the tests walk every
+registered collection. Planned entries, once their domains land:
+- `buildings` and `emergency_units` (org domain): `source` their table, `id_column` their key,
+  `geometry` the point or footprint, `scope` by the grid code they lie in (as `_event_scope` does
+  through the domain's service), building heads' and unit members' contact columns in `personal`.
+- `grid_closure` (stats domain): `for_period` builds, for the request's `datetime`, the grids
+  joined to the closure statistics of that period (a lateral subquery from the stats service) with
+  `closure_rate`, `due`, `closed` as properties; `closure_rate` with `in_tiles=True` puts the rate
+  into the grid tiles too.
 """
 
 from __future__ import annotations

@@ -102,6 +102,12 @@ class Collection:
     # Columns of the source that hold personal data: no property may read them.
     personal: frozenset[str] = frozenset()
     tiles: bool = True
+    # For layers whose rows depend on the period asked for (closure rates over `datetime`):
+    # called with the request's interval, it returns the concrete collection to query.
+    for_period: Callable[[Interval | None], Collection] | None = None
+
+    def at(self, interval: Interval | None) -> Collection:
+        return self.for_period(interval) if self.for_period is not None else self
 
     def filter(self, name: str) -> Filter | None:
         return next((f for f in self.filters if f.name == name), None)

@@ -108,6 +108,7 @@ def _query(collection: Collection, selection: Selection, actor: Actor | None,
 
 def count(session: Session, collection: Collection, selection: Selection,
           actor: Actor | None) -> int:
+    collection = collection.at(selection.interval)
     return session.scalar(_query(collection, selection, actor, func.count())) or 0
 
 
@@ -132,6 +133,7 @@ def page(
     lat_lon: bool = False,
 ) -> Page:
     """One page in id order, by keyset: rows after `after` (or just before `before`)."""
+    collection = collection.at(selection.interval)
     key = collection.id_column
     query = _query(collection, selection, actor, cast(key, Text).label("id"),
                    feature_text(collection, lat_lon).label("feature"))
@@ -169,6 +171,7 @@ def _typed(collection: Collection, value: str) -> Any:
 def feature(session: Session, collection: Collection, feature_id: Any, actor: Actor | None,
             *, lat_lon: bool = False) -> str | None:
     """One feature by id (current version for areas), or None when absent or not visible."""
+    collection = collection.at(None)
     query = _query(collection, Selection(), actor, feature_text(collection, lat_lon))
     return session.scalar(query.where(collection.id_column == feature_id))
 
@@ -176,6 +179,7 @@ def feature(session: Session, collection: Collection, feature_id: Any, actor: Ac
 def stream(session: Session, collection: Collection, selection: Selection,
            actor: Actor | None, *, batch: int = BATCH) -> Iterator[list[str]]:
     """Every selected feature as GeoJSON text, in id order, a batch at a time."""
+    collection = collection.at(selection.interval)
     query = _query(collection, selection, actor, feature_text(collection))
     query = query.order_by(collection.id_column).execution_options(yield_per=batch)
     result = session.connection().execute(query)
@@ -187,6 +191,7 @@ def stream_transformed(session: Session, collection: Collection, selection: Sele
                        actor: Actor | None, target_crs: str, *,
                        batch: int = BATCH) -> Iterator[list[str]]:
     """Like stream, with geometries converted from WGS84 to `target_crs` (e.g. gcj02)."""
+    collection = collection.at(selection.interval)
     query = _query(collection, selection, actor, _id_json(collection).label("id"),
                    func.ST_AsBinary(collection.geometry).label("wkb"),
                    _properties(collection).label("properties"))
@@ -215,6 +220,7 @@ class Version:
 def version(session: Session, collection: Collection, selection: Selection,
             actor: Actor | None, *, salt: Sequence[object] = ()) -> Version:
     """Aggregates that move whenever a selected row (or what it shows) changes."""
+    collection = collection.at(selection.interval)
     row = session.execute(
         _query(collection, selection, actor, *collection.fingerprint, collection.last_modified)
     ).one()
@@ -231,6 +237,7 @@ class Extent:
 
 
 def extent(session: Session, collection: Collection, actor: Actor | None) -> Extent:
+    collection = collection.at(None)
     box = func.ST_Extent(collection.geometry)
     earliest, latest = collection.time_extent
     row = session.execute(
@@ -245,6 +252,7 @@ def extent(session: Session, collection: Collection, actor: Actor | None) -> Ext
 def tile(session: Session, collection: Collection, z: int, x: int, y: int,
          actor: Actor | None) -> bytes:
     """A Mapbox vector tile of the collection's features in tile z/x/y (empty: b"")."""
+    collection = collection.at(None)
     size = 2 * WEB_MERCATOR_HALF / (1 << z)
     envelope = func.ST_TileEnvelope(z, x, y)
     margin = size * TILE_BUFFER / TILE_EXTENT

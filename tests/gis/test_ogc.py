@@ -285,19 +285,6 @@ def test_anonymous_callers_get_only_area_layers_when_allowed(app, anonymous_area
     assert anonymous.get("/ogc/collections/grids?api_key=wg_bad_key").status_code == 401
 
 
-def test_registry_refuses_a_property_reading_a_personal_column():
-    from backend.events.models import Event
-    from backend.gis import layers
-
-    leaky = layers.events_collection()
-    leaky = registry.Collection(**{
-        **leaky.__dict__, "id": "leaky",
-        "properties": (*leaky.properties, registry.Property("who", Event.reporter_id, "integer")),
-    })
-    with pytest.raises(ValueError, match="reporter_id"):
-        registry.register(leaky)
-
-
 def test_filter_values_postgresql_cannot_store_are_400(gis):
     for value in ("a\x00b", "长" * 201):
         response = gis.get("/ogc/collections/grids/items", query_string={"name": value})
