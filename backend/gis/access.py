@@ -17,15 +17,6 @@ from backend.db import get_session
 QUERY_KEY = "api_key"
 
 
-def has_credentials() -> bool:
-    request = flask.request
-    return bool(
-        request.headers.get("Authorization", "").strip()
-        or request.headers.get("X-API-Key", "").strip()
-        or request.args.get(QUERY_KEY, "").strip()
-    )
-
-
 def caller(*, anonymous_ok: bool) -> Actor | None:
     """The authenticated actor; None for an anonymous caller where that is allowed; else 401."""
     request = flask.request

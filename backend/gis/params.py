@@ -116,19 +116,6 @@ def parse_feature_id(collection: Collection, value: str) -> str | uuid.UUID | No
     return uuid.UUID(value) if collection.id_type == "uuid" else value
 
 
-def parse_filters(collection: Collection, args: Mapping[str, str]) -> dict[str, str]:
-    filters = {}
-    for name, value in args.items():
-        definition = collection.filter(name)
-        if definition is None:
-            continue
-        problem = definition.check(value)
-        if problem:
-            raise ValueError(problem)
-        filters[name] = value
-    return filters
-
-
 class ParameterError(ValueError):
     def __init__(self, name: str, message: str):
         super().__init__(message)
