@@ -1,4 +1,4 @@
-.PHONY: run test openapi bench lint
+.PHONY: run test openapi bench bench-gis lint
 
 run:
 	@bash scripts/run.sh
@@ -14,3 +14,8 @@ openapi:
 bench:
 	@bash scripts/bootstrap.sh
 	@.venv/bin/python -m bench.assignment
+
+# OGC API, GeoJSON downloads and tiles at Guangzhou scale, against ogr2ogr and pygeoapi.
+bench-gis:
+	@bash scripts/bootstrap.sh
+	@.venv/bin/python -m bench.gis

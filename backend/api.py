@@ -121,8 +121,10 @@ def register_blueprints(api: Api) -> None:
     from backend.areas.routes import blp as areas
     from backend.auth.routes import blp as auth
     from backend.events.routes import blp as events
+    from backend.gis import routes as gis
     from backend.health import blp as health
     from backend.org.routes import blp as org
 
-    for blp in (health, auth, areas, events, org):
+    for blp in (health, auth, areas, events, org, gis.blp):
         api.register_blueprint(blp)
+    gis.register(api._app)

@@ -33,6 +33,8 @@ class Settings:
     ratelimit_redis_url: str | None = None
     max_photo_bytes: int = 10 * 1024 * 1024
     max_photos_per_event: int = 9
+    # Serve the area collections and tiles of /ogc and /tiles to callers without credentials.
+    ogc_anonymous_areas: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -61,7 +63,12 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         ratelimit_redis_url=env.get("RATELIMIT_REDIS_URL") or None,
         max_photo_bytes=int(env.get("WANGGE_MAX_PHOTO_BYTES", defaults.max_photo_bytes)),
         max_photos_per_event=int(env.get("WANGGE_MAX_PHOTOS", defaults.max_photos_per_event)),
+        ogc_anonymous_areas=_flag(env.get("WANGGE_OGC_ANONYMOUS_AREAS")),
     )
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _driver_url(url: str) -> str:

@@ -57,6 +57,14 @@ def get_session() -> Session:
     return session
 
 
+def detach_session() -> Session:
+    """Hand this request's session to the caller, who closes it: a streamed response outlives
+    the request's teardown, and so must its session (and server-side cursor)."""
+    session = get_session()
+    flask.g.pop("db_session", None)
+    return session
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Give a command its own transaction: commit on success, roll back on error."""

@@ -166,6 +166,9 @@ TABLE: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/events/{event_id}/actions"): Case(
         lambda w, s: ("POST", f"/api/v1/events/{w.event[s]}/actions", {"action": "accept", "version": 1}),
         {"admin": (200, 200), "supervisor": (200, 404), "worker": (403, 404), "gis": (403, 404)}),
+    # Every caller downloads layers; events are filtered to what each may see (tests/gis).
+    ("GET", "/api/v1/exports/{layer}.geojson"): Case(
+        get(lambda w, s: "/api/v1/exports/events.geojson?area=" + w.area[s][:9]), same(200)),
 }
 TABLE.update({op: Case(request, expect) for op, (request, expect) in ORG_CASES.items()})
 

@@ -1,0 +1,1 @@
+"""GIS interoperability: OGC API - Features, GeoJSON downloads and vector tiles."""

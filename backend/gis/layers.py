@@ -1,0 +1,303 @@
+"""The registered collections: the area levels and events.
+
+To add a layer, describe it here with `registry.Collection` and register it in `register_all`;
+the OGC API, downloads, tiles and the /ogc OpenAPI document pick it up, and the tests walk every
+registered collection. Planned entries, once their domains land:
+- `buildings` and `emergency_units` (org domain): `source` their table, `id_column` their key,
+  `geometry` the point or footprint, `scope` by the grid code they lie in (as `_event_scope` does
+  through the domain's service), building heads' and unit members' contact columns in `personal`.
+- `grid_closure` (stats domain): `for_period` builds, for the request's `datetime`, the grids
+  joined to the closure statistics of that period (a lateral subquery from the stats service) with
+  `closure_rate`, `due`, `closed` as properties; `closure_rate` with `in_tiles=True` puts the rate
+  into the grid tiles too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Text,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal_column,
+    or_,
+    true,
+)
+
+from backend.areas.models import CODE_LENGTH, GRID_KINDS, Area
+from backend.auth.service import Actor
+from backend.events import service as events_service
+from backend.events.models import ASSIGNMENTS, CATEGORY_CODE, STATUSES, Category, Event
+from backend.gis.registry import Collection, Filter, Interval, Property, register
+from backend.org import service as org_service
+from backend.org.models import UNIT_KINDS, Building, EmergencyUnit
+
+AREA_CODE = r"\d{6}|\d{9}|\d{12}|\d{15}"
+UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+LEVEL_TITLES = {
+    "district": ("Districts (区)", "districts"),
+    "town": ("Towns and streets (镇/街道)", "towns"),
+    "village": ("Villages and communities (村/社区)", "villages"),
+    "grid": ("Grids (网格)", "grids"),
+}
+
+
+def _xmin_sum(table: str) -> ColumnElement[Any]:
+    # A row's xmin changes whenever the row is written, so the sum moves with any update.
+    return func.sum(cast(cast(literal_column(f"{table}.xmin"), Text), BigInteger))
+
+
+def _subtree(column: ColumnElement[str]) -> Any:
+    return lambda code: column.startswith(code, autoescape=True)
+
+
+def boundary_versions(interval: Interval | None) -> ColumnElement[bool]:
+    """Current boundaries; with a datetime, those in force at that instant (or interval's end)."""
+    at = interval.end if interval is not None else None
+    if at is None:
+        return Area.valid_to.is_(None)
+    return and_(Area.valid_from <= at, or_(Area.valid_to.is_(None), Area.valid_to > at))
+
+
+def _everyone(actor: Actor | None) -> ColumnElement[bool]:
+    # Every signed-in role reads the whole area tree (as /api/v1/areas does).
+    return true()
+
+
+def area_collection(level: str) -> Collection:
+    title, collection_id = LEVEL_TITLES[level]
+    properties = [
+        Property("code", Area.code, description="Hierarchical area code", in_tiles=True),
+        Property("name", Area.name, in_tiles=True),
+        Property("level", Area.level, in_tiles=True),
+        Property("parent", Area.parent_code, description="Code of the parent area"),
+    ]
+    filters = [
+        Filter("area", _subtree(Area.code), "Only areas inside this area (a code prefix)",
+               pattern=AREA_CODE),
+        Filter("name", lambda value: Area.name == value, "Exact name"),
+    ]
+    if level != "district":
+        filters.append(Filter("parent", lambda value: Area.parent_code == value,
+                              "Only the children of this area", pattern=AREA_CODE))
+    if level == "grid":
+        properties.append(Property("kind", Area.kind, description="comprehensive or dedicated",
+                                   in_tiles=True))
+        filters.append(Filter("kind", lambda value: Area.kind == value, "Grid kind",
+                              enum=GRID_KINDS))
+    properties += [
+        Property("boundary_version", Area.id, "integer", "Id of this boundary version"),
+        Property("valid_from", Area.valid_from, "date-time"),
+        Property("valid_to", Area.valid_to, "date-time", "Null while the boundary is current"),
+    ]
+    return Collection(
+        id=collection_id,
+        title=title,
+        description=f"Current {collection_id} of the area tree; `datetime` selects the "
+        "boundary versions in force at that instant (for an interval, at its end).",
+        source=Area.__table__,
+        id_column=Area.code,
+        id_type="string",
+        id_pattern=rf"\d{{{CODE_LENGTH[level]}}}",
+        geometry=Area.geom,
+        geometry_type="MultiPolygon",
+        properties=tuple(properties),
+        where=(Area.level == level,),
+        filters=tuple(filters),
+        temporal=boundary_versions,
+        temporal_description="Boundary versions in force at this instant, or at the end of "
+        "this interval",
+        time_extent=(func.min(Area.valid_from), None),
+        fingerprint=(func.count(), func.max(Area.valid_from), func.max(Area.valid_to),
+                     _xmin_sum("areas")),
+        last_modified=func.greatest(func.max(Area.valid_from), func.max(Area.valid_to)),
+        scope=_everyone,
+        anonymous=True,
+    )
+
+
+def received_within(interval: Interval | None) -> ColumnElement[bool]:
+    if interval is None:
+        return true()
+    conditions = []
+    if interval.start is not None:
+        conditions.append(Event.received_at >= interval.start)
+    if interval.end is not None:
+        conditions.append(Event.received_at <= interval.end)
+    return and_(true(), *conditions)
+
+
+def _event_scope(actor: Actor | None) -> ColumnElement[bool]:
+    return events_service.visible_to(actor) if actor is not None else false()
+
+
+def _in_area(code: str) -> ColumnElement[bool]:
+    level = {length: lvl for lvl, length in CODE_LENGTH.items()}[len(code)]
+    return events_service.AREA_COLUMN[level] == code
+
+
+def events_collection() -> Collection:
+    return Collection(
+        id="events",
+        title="Events (网格事项)",
+        description="Event reports the caller may see. No personal data: contacts and the "
+        "people involved are never included, and the description is left out for sensitive "
+        "categories.",
+        source=Event.__table__.join(Category.__table__, Event.category_code == Category.code),
+        id_column=Event.id,
+        id_type="uuid",
+        id_pattern=UUID,
+        geometry=Event.location,
+        geometry_type="Point",
+        properties=(
+            Property("category", Event.category_code, in_tiles=True),
+            Property("category_name", Category.name_zh),
+            Property("description", case((Category.sensitive, None), else_=Event.description),
+                     description="Null for sensitive categories"),
+            Property("status", Event.status, in_tiles=True),
+            Property("occurred_at", Event.occurred_at, "date-time"),
+            Property("received_at", Event.received_at, "date-time"),
+            Property("accuracy_m", Event.accuracy_m, "number"),
+            Property("grid", Event.grid_code, in_tiles=True),
+            Property("village", Event.village_code),
+            Property("town", Event.town_code),
+            Property("district", Event.district_code),
+            Property("assignment", Event.assignment),
+            Property("responsible_area", Event.responsible_code),
+            Property("due_at", Event.due_at, "date-time"),
+            Property("accepted_at", Event.accepted_at, "date-time"),
+            Property("resolved_at", Event.resolved_at, "date-time"),
+            Property("closed_at", Event.closed_at, "date-time"),
+            Property("rework_count", Event.rework_count, "integer"),
+            Property("version", Event.version, "integer"),
+            Property("updated_at", Event.updated_at, "date-time"),
+        ),
+        filters=(
+            Filter("category", lambda value: Event.category_code == value, "Category code",
+                   pattern=CATEGORY_CODE.removeprefix("^").removesuffix(r"\Z")),
+            Filter("status", lambda value: Event.status == value, "Lifecycle status",
+                   enum=STATUSES),
+            Filter("area", _in_area, "Events in this area's subtree (district, town, village "
+                   "or grid code)", pattern=AREA_CODE),
+            Filter("assignment", lambda value: Event.assignment == value,
+                   "How the event was assigned to its grid", enum=ASSIGNMENTS),
+        ),
+        temporal=received_within,
+        temporal_description="Events received at this instant or within this interval",
+        time_extent=(func.min(Event.received_at), func.max(Event.received_at)),
+        fingerprint=(func.count(), func.max(Event.updated_at), func.max(Event.received_at),
+                     func.sum(Event.version), _xmin_sum("events"), _xmin_sum("categories")),
+        last_modified=func.greatest(func.max(Event.updated_at), func.max(Event.received_at)),
+        scope=_event_scope,
+        personal=frozenset({"contacts", "reporter_id", "assignee_id", "resolved_by", "closed_by"}),
+    )
+
+
+def _created_within(column: Any) -> Any:
+    def condition(interval: Interval | None) -> ColumnElement[bool]:
+        if interval is None:
+            return true()
+        conditions = []
+        if interval.start is not None:
+            conditions.append(column >= interval.start)
+        if interval.end is not None:
+            conditions.append(column <= interval.end)
+        return and_(true(), *conditions)
+
+    return condition
+
+
+def _org_scope(model: Any) -> Any:
+    return lambda actor: org_service.visible_to(actor, model) if actor is not None else false()
+
+
+def _in_grid_tree(model: Any) -> Any:
+    def condition(code: str) -> ColumnElement[bool]:
+        level = {length: lvl for lvl, length in CODE_LENGTH.items()}[len(code)]
+        return getattr(model, f"{level}_code") == code  # type: ignore[no-any-return]
+
+    return condition
+
+
+def org_collection(model: Any, collection_id: str, title: str, description: str,
+                   geometry: ColumnElement[Any], properties: list[Property],
+                   filters: list[Filter], personal: set[str]) -> Collection:
+    """Buildings and emergency units: points in grids, read within the caller's scope."""
+    table = model.__tablename__
+    return Collection(
+        id=collection_id,
+        title=title,
+        description=description + " Personal contacts are never included.",
+        source=model.__table__,
+        id_column=cast(model.id, Text),
+        id_type="string",
+        id_pattern=r"\d{1,18}",
+        geometry=geometry,
+        geometry_type="Point",
+        properties=(
+            *properties,
+            Property("grid", model.grid_code, in_tiles=True),
+            Property("village", model.village_code),
+            Property("town", model.town_code),
+            Property("district", model.district_code),
+            Property("updated_at", model.updated_at, "date-time"),
+        ),
+        filters=(Filter("area", _in_grid_tree(model), "In this area's subtree", pattern=AREA_CODE),
+                 *filters),
+        temporal=_created_within(model.created_at),
+        temporal_description="Created at this instant or within this interval",
+        time_extent=(func.min(model.created_at), func.max(model.created_at)),
+        fingerprint=(func.count(), func.max(model.updated_at), _xmin_sum(table)),
+        last_modified=func.max(model.updated_at),
+        scope=_org_scope(model),
+        personal=frozenset(personal),
+    )
+
+
+def buildings_collection() -> Collection:
+    return org_collection(
+        Building, "buildings", "Buildings (楼栋)",
+        "Buildings with their households and rental housing (出租屋), at the point used to find "
+        "their grid.",
+        Building.location,
+        [Property("name", Building.name, in_tiles=True), Property("address", Building.address),
+         Property("floors", Building.floors, "integer"),
+         Property("households", Building.households, "integer", in_tiles=True),
+         Property("rental_units", Building.rental_units, "integer", in_tiles=True),
+         Property("safe_rental_units", Building.safe_rental_units, "integer"),
+         Property("access_control", Building.access_control, "boolean")],
+        [],
+        {"head_name", "head_phone"},
+    )
+
+
+def emergency_units_collection() -> Collection:
+    return org_collection(
+        EmergencyUnit, "emergency_units", "Emergency units (最小应急单元)",
+        "Minimum emergency units at shops, hotels, markets and schools.",
+        func.geometry(EmergencyUnit.location),
+        [Property("name", EmergencyUnit.name, in_tiles=True),
+         Property("kind", EmergencyUnit.kind, in_tiles=True),
+         Property("members", EmergencyUnit.members, "integer"),
+         Property("active", EmergencyUnit.active, "boolean", in_tiles=True)],
+        [Filter("kind", lambda value: EmergencyUnit.kind == value, "Unit kind",
+                enum=UNIT_KINDS),
+         Filter("active", lambda value: EmergencyUnit.active == (value == "true"),
+                "Only active (true) or inactive (false) units", enum=("true", "false"))],
+        {"leader_name", "leader_phone"},
+    )
+
+
+def register_all() -> None:
+    for level in ("district", "town", "village", "grid"):
+        register(area_collection(level))
+    register(events_collection())
+    register(buildings_collection())
+    register(emergency_units_collection())

@@ -1,0 +1,274 @@
+"""OGC API - Features at /ogc: Part 1 (Core, GeoJSON, OpenAPI 3.0) and Part 2 (CRS by reference).
+
+Links are absolute (GDAL before 3.9 and QGIS resolve relative ones wrongly); an `api_key` the
+caller put in the query string is carried into every link so clients that cannot set headers
+can follow them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import flask
+from flask.views import MethodView
+
+from backend.db import get_session
+from backend.errors import DomainError, NotFound
+from backend.gis import access, openapi, params, registry, service
+from backend.gis.registry import Collection
+
+GEOJSON = "application/geo+json"
+JSON = "application/json"
+OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+]
+GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
+PLAIN_PARAMETERS = ("f", "api_key")
+
+bp = flask.Blueprint("ogc", __name__, url_prefix="/ogc")
+
+
+def route_on(blueprint: flask.Blueprint, *rules: str):  # type: ignore[no-untyped-def]
+    """Register a MethodView on a plain Flask blueprint (which takes functions)."""
+
+    def register(view: type[MethodView]) -> type[MethodView]:
+        view_func = view.as_view(view.__name__.lower())
+        for rule in rules:
+            blueprint.add_url_rule(rule, view_func=view_func)
+        return view
+
+    return register
+
+
+def route(*rules: str):  # type: ignore[no-untyped-def]
+    return route_on(bp, *rules)
+
+
+class InvalidParameter(DomainError):
+    """A bad query parameter: 400, as OGC API - Features Part 1 requires."""
+
+    status = 400
+    title = "Invalid parameter"
+    slug = "invalid-parameter"
+
+    def __init__(self, name: str, detail: str):
+        super().__init__(detail, code="InvalidParameterValue", description=detail, parameter=name)
+
+
+def _check(allowed: Iterable[str]) -> dict[str, str]:
+    try:
+        values = params.single_values(flask.request.args.to_dict(flat=False), allowed)
+    except params.ParameterError as error:
+        raise InvalidParameter(error.name, str(error)) from error
+    if values.get("f", "json") not in params.FORMATS:
+        raise InvalidParameter("f", f"f must be one of {', '.join(params.FORMATS)}.")
+    return values
+
+
+def root() -> str:
+    return flask.request.url_root.rstrip("/") + "/ogc"
+
+
+def href(path: str, query: list[tuple[str, str]] | None = None) -> str:
+    """An absolute link, carrying the caller's api_key query parameter along."""
+    pairs = list(query or [])
+    key = flask.request.args.get(access.QUERY_KEY)
+    if key and not any(name == access.QUERY_KEY for name, _ in pairs):
+        pairs.append((access.QUERY_KEY, key))
+    return root() + path + ("?" + urlencode(pairs) if pairs else "")
+
+
+def link(rel: str, path: str, media_type: str, title: str,
+         query: list[tuple[str, str]] | None = None) -> dict[str, str]:
+    return {"href": href(path, query), "rel": rel, "type": media_type, "title": title}
+
+
+def _json(body: Any, media_type: str = JSON, status: int = 200,
+          headers: dict[str, str] | None = None) -> flask.Response:
+    response = flask.current_app.response_class(
+        flask.json.dumps(body), status=status, mimetype=media_type
+    )
+    response.headers.update(headers or {})
+    return response
+
+
+def _collection(collection_id: str) -> Collection:
+    collection = registry.get(collection_id)
+    if collection is None:
+        raise NotFound(f"No collection {collection_id}.")
+    return collection
+
+
+@route("", "/")
+class Landing(MethodView):
+    def get(self) -> flask.Response:
+        """The landing page: links to the API definition, conformance and the collections."""
+        _check(PLAIN_PARAMETERS)
+        return _json({
+            "title": "Wangge (网格) OGC API - Features",
+            "description": "Areas (districts, towns, villages, grids) and events of grid-based "
+            "community governance, for GIS clients.",
+            "links": [
+                link("self", "", JSON, "This document"),
+                link("service-desc", "/api", OPENAPI_JSON, "The API definition (OpenAPI 3.0)"),
+                link("conformance", "/conformance", JSON, "Conformance classes"),
+                link("http://www.opengis.net/def/rel/ogc/1.0/conformance", "/conformance", JSON,
+                     "Conformance classes"),
+                link("data", "/collections", JSON, "The collections"),
+                link("http://www.opengis.net/def/rel/ogc/1.0/data", "/collections", JSON,
+                     "The collections"),
+            ],
+        })
+
+
+@route("/conformance")
+class Conformance(MethodView):
+    def get(self) -> flask.Response:
+        """The conformance classes implemented."""
+        _check(PLAIN_PARAMETERS)
+        return _json({"conformsTo": CONFORMANCE})
+
+
+@route("/api")
+class ApiDefinition(MethodView):
+    def get(self) -> flask.Response:
+        """This API's OpenAPI 3.0 definition, generated from the collection registry."""
+        _check(PLAIN_PARAMETERS)
+        return _json(openapi.document(root()), OPENAPI_JSON)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def collection_document(collection: Collection, actor: Any) -> dict[str, Any]:
+    extent = service.extent(get_session(), collection, actor)
+    path = f"/collections/{collection.id}"
+    body: dict[str, Any] = {
+        "id": collection.id,
+        "title": collection.title,
+        "description": collection.description,
+        "itemType": "feature",
+        "links": [
+            link("self", path, JSON, "This collection"),
+            link("items", path + "/items", GEOJSON, "The features"),
+        ],
+        "extent": {
+            "temporal": {"interval": [[_iso(extent.start), _iso(extent.end)]], "trs": GREGORIAN},
+        },
+        "crs": list(params.SUPPORTED_CRS),
+        "storageCrs": params.CRS84,
+    }
+    if extent.bbox is not None:
+        body["extent"]["spatial"] = {"bbox": [list(extent.bbox)], "crs": params.CRS84}
+    return body
+
+
+@route("/collections")
+class Collections(MethodView):
+    def get(self) -> flask.Response:
+        """The collections this caller may read."""
+        _check(PLAIN_PARAMETERS)
+        actor = access.caller(anonymous_ok=True)
+        shown = [c for c in registry.collections() if actor is not None or c.anonymous]
+        return _json({
+            "links": [link("self", "/collections", JSON, "The collections")],
+            "collections": [collection_document(c, actor) for c in shown],
+        })
+
+
+@route("/collections/<string:collection_id>")
+class CollectionView(MethodView):
+    def get(self, collection_id: str) -> flask.Response:
+        """One collection: its extent, CRSs and links."""
+        collection = _collection(collection_id)
+        actor = access.caller(anonymous_ok=collection.anonymous)
+        _check(PLAIN_PARAMETERS)
+        return _json(collection_document(collection, actor))
+
+
+def _items_query(collection: Collection) -> params.ItemsQuery:
+    try:
+        return params.items_query(collection, flask.request.args.to_dict(flat=False))
+    except params.ParameterError as error:
+        raise InvalidParameter(error.name, str(error)) from error
+
+
+def _page_link(rel: str, title: str, collection: Collection, key: str,
+               value: str) -> dict[str, str]:
+    query = [(name, v) for name, v in flask.request.args.items(multi=True)
+             if name not in ("after", "before", access.QUERY_KEY)]
+    return link(rel, f"/collections/{collection.id}/items", GEOJSON, title, [*query, (key, value)])
+
+
+@route("/collections/<string:collection_id>/items")
+class Items(MethodView):
+    def get(self, collection_id: str) -> flask.Response:
+        """Features of a collection, a page at a time in id order."""
+        collection = _collection(collection_id)
+        actor = access.caller(anonymous_ok=collection.anonymous)
+        query = _items_query(collection)
+        session = get_session()
+        lat_lon = query.crs in params.LAT_LON
+        page = service.page(session, collection, query.selection, actor, limit=query.limit,
+                            after=query.after, before=query.before, lat_lon=lat_lon)
+        matched = service.count(session, collection, query.selection, actor)
+        self_query = [(n, v) for n, v in flask.request.args.items(multi=True)
+                      if n != access.QUERY_KEY]
+        links = [
+            link("self", f"/collections/{collection.id}/items", GEOJSON, "This page", self_query),
+            link("collection", f"/collections/{collection.id}", JSON, "The collection"),
+        ]
+        if page.has_next and page.last_id is not None:
+            links.append(_page_link("next", "Next page", collection, "after", page.last_id))
+        if page.has_previous and page.first_id is not None:
+            links.append(_page_link("prev", "Previous page", collection, "before", page.first_id))
+        head = {
+            "type": "FeatureCollection",
+            "numberMatched": matched,
+            "numberReturned": len(page.features),
+            "timeStamp": _iso(datetime.now(UTC)),
+            "links": links,
+        }
+        # The features are already JSON text from the database: splice them in.
+        text = flask.json.dumps(head)[:-1] + ',"features":[' + ",\n".join(page.features) + "]}"
+        return flask.current_app.response_class(
+            text, mimetype=GEOJSON, headers={"Content-Crs": f"<{query.crs}>"}
+        )
+
+
+@route("/collections/<string:collection_id>/items/<string:feature_id>")
+class Item(MethodView):
+    def get(self, collection_id: str, feature_id: str) -> flask.Response:
+        """One feature by id."""
+        collection = _collection(collection_id)
+        actor = access.caller(anonymous_ok=collection.anonymous)
+        values = _check(("crs", *PLAIN_PARAMETERS))
+        try:
+            crs = params.parse_crs(values.get("crs", params.CRS84))
+        except ValueError as error:
+            raise InvalidParameter("crs", str(error)) from error
+        key = params.parse_feature_id(collection, feature_id)
+        text = None
+        if key is not None:
+            text = service.feature(get_session(), collection, key, actor,
+                                   lat_lon=crs in params.LAT_LON)
+        if text is None:
+            raise NotFound(f"No feature {feature_id} in {collection.id}.")
+        links = [
+            link("self", f"/collections/{collection.id}/items/{feature_id}", GEOJSON,
+                 "This feature"),
+            link("collection", f"/collections/{collection.id}", JSON, "The collection"),
+        ]
+        text = text[:-1] + ',"links":' + flask.json.dumps(links) + "}"
+        return flask.current_app.response_class(
+            text, mimetype=GEOJSON, headers={"Content-Crs": f"<{crs}>"}
+        )

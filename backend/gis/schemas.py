@@ -1,0 +1,75 @@
+"""What the GeoJSON download takes and returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from backend.gis import params, registry
+
+
+class _Parsed(ma.fields.String):
+    """A string read by one of the shared parameter parsers."""
+
+    def __init__(self, parse: Any, **kwargs: Any):
+        self.parse = parse
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            return self.parse(super()._deserialize(value, attr, data, **kwargs))
+        except ValueError as error:
+            raise ma.ValidationError(str(error)) from error
+
+
+EXPORT_CRS = ("wgs84", "cgcs2000", "gcj02")
+
+
+def _filter_fields() -> dict[str, ma.fields.Field]:
+    """One optional string per filter name any layer takes; the route checks it fits the layer."""
+    described: dict[str, dict[str, list[str]]] = {}
+    for collection in registry.collections():
+        for definition in collection.filters:
+            layers = described.setdefault(definition.name, {})
+            layers.setdefault(definition.description, []).append(collection.id)
+    return {
+        name: ma.fields.String(
+            validate=ma.validate.Length(max=200),
+            metadata={"description": "; ".join(f"{', '.join(ids)}: {text}"
+                                               for text, ids in texts.items())},
+        )
+        for name, texts in described.items()
+    }
+
+
+ExportArgsSchema = ma.Schema.from_dict(
+    {
+        "bbox": _Parsed(params.parse_bbox, metadata={
+            "description": "min_lon,min_lat,max_lon,max_lat (WGS84): features intersecting it",
+            "example": "113.5,23.5,113.7,23.7"}),
+        "datetime": _Parsed(params.parse_datetime, metadata={
+            "description": "RFC 3339 date-time or interval start/end (`..` for open): boundary "
+            "versions in force then (areas), or received then (events)"}),
+        "crs": ma.fields.String(load_default="wgs84", validate=ma.validate.OneOf(EXPORT_CRS),
+                                metadata={"description": "wgs84 (RFC 7946, default), cgcs2000 "
+                                          "(the same numbers) or gcj02 for Chinese web maps"}),
+        **_filter_fields(),
+    },
+    name="ExportArgs",
+)
+
+
+class ExportFeatureSchema(ma.Schema):
+    type = ma.fields.Constant("Feature")
+    id = ma.fields.String()
+    geometry = ma.fields.Dict(allow_none=True, metadata={"description": "GeoJSON geometry"})
+    properties = ma.fields.Dict()
+
+
+class ExportSchema(ma.Schema):
+    """A whole layer as one RFC 7946 FeatureCollection."""
+
+    type = ma.fields.Constant("FeatureCollection")
+    name = ma.fields.String(metadata={"description": "The layer"})
+    features = ma.fields.List(ma.fields.Nested(ExportFeatureSchema))

@@ -1,0 +1,484 @@
+"""GIS benchmark: whole layers as GeoJSON and vector tiles at Guangzhou scale.
+
+    .venv/bin/python -m bench.gis [--rounds N]
+
+Its own database (`wangge_bench_gis` in the private cluster) holds the generated Guangzhou tree
+(19,660 grids) and 100,000 synthetic events. For each layer it times
+- Wangge's streamed download (/api/v1/exports/{layer}.geojson): time to first byte and total;
+- Wangge's OGC API items, paged with limit=10000 by following `next` links;
+- ogr2ogr reading the same rows from PostGIS directly into RFC 7946 GeoJSON (the ceiling);
+- pygeoapi (in its own virtualenv under var/, installed from PyPI) serving the same rows through
+  its PostgreSQL provider, paged with limit=10000;
+and the p50/p95 of vector tiles at zoom 12 over central Guangzhou. ogr2ogr and pygeoapi read
+views holding exactly the rows and columns Wangge sends. Servers run under gunicorn on loopback
+with two gthread workers each. Each timing is the median of `--rounds` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+
+import requests
+from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy.orm import Session
+
+from backend.auth import service as auth
+from backend.auth.models import User
+from backend.config import ROOT, Settings
+from bench import datasets
+from geo.tiles import tile_of
+
+DATABASE = "wangge_bench_gis"
+EVENTS = 100_000
+GRIDS = 19_660
+OUT = ROOT / "bench" / "out"
+WORK = ROOT / "var" / "bench-gis"
+PYGEOAPI_VENV = ROOT / "var" / "pygeoapi-venv"
+PYGEOAPI_PACKAGES = ["pygeoapi==0.21.0", "psycopg2-binary", "geoalchemy2", "gunicorn"]
+CENTRE = (113.26, 23.13)  # central Guangzhou (越秀/天河)
+TILE_ZOOM = 12
+TILE_SPAN = 2  # tiles each side of the centre tile: a 5 x 5 block
+PAGE = 10_000
+GOAL_RATIO = 0.7
+GOAL_TILE_MS = 50.0
+
+VIEWS = [
+    """CREATE OR REPLACE VIEW bench_grids AS
+       SELECT code, name, level, parent_code AS parent, kind, id AS boundary_version,
+              valid_from, valid_to, geom
+       FROM areas WHERE level = 'grid' AND valid_to IS NULL""",
+    """CREATE OR REPLACE VIEW bench_events AS
+       SELECT e.id, e.category_code AS category, c.name_zh AS category_name,
+              CASE WHEN c.sensitive THEN NULL ELSE e.description END AS description, e.status,
+              e.occurred_at, e.received_at, e.accuracy_m, e.grid_code AS grid,
+              e.village_code AS village, e.town_code AS town, e.district_code AS district,
+              e.assignment, e.responsible_code AS responsible_area, e.due_at, e.accepted_at,
+              e.resolved_at, e.closed_at, e.rework_count, e.version, e.updated_at, e.location
+       FROM events e JOIN categories c ON c.code = e.category_code""",
+]
+LAYERS = {"grids": ("bench_grids", "code", "geom", GRIDS),
+          "events": ("bench_events", "id", "location", EVENTS)}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def database_url() -> str:
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "devdb.py"), "url", DATABASE],
+                            check=True, capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def prepare(url: str) -> str:
+    """Load the data once, (re)make the views; return an administrator's access token."""
+    settings = Settings(database_url=url, access_token_minutes=240)
+    datasets.guangzhou(url, settings.data_dir, events=EVENTS, log=log)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for view in VIEWS:
+            conn.execute(text(view))
+    with Session(engine) as session:
+        if session.scalars(select(User).where(User.username == "bench-admin")).first() is None:
+            auth.create_user(session, settings, username="bench-admin",
+                             password="bench-admin-password", display_name="bench", role="admin")
+        token = auth.login(session, settings, "bench-admin", "bench-admin-password").access_token
+        session.commit()
+    engine.dispose()
+    return token
+
+
+@contextmanager
+def serve(command: list[str], env: dict[str, str], probe: str) -> Iterator[str]:
+    """Run a WSGI server on a free loopback port until the block ends; yield its base URL."""
+    port = _free_port()
+    process = subprocess.Popen([*command[:1], "-b", f"127.0.0.1:{port}", *command[1:]],
+                               cwd=ROOT, env={**os.environ, **env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            try:
+                if requests.get(base + probe, timeout=10).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"{command[0]} did not start: "
+                                   + process.stderr.read().decode()[-3000:])
+            time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+GUNICORN = ["-w", "2", "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"]
+
+
+def wangge(url: str) -> AbstractContextManager[str]:
+    return serve([str(ROOT / ".venv" / "bin" / "gunicorn"), *GUNICORN, "backend.wsgi:app"],
+                 {"DATABASE_URL": url, "WANGGE_POOL_SIZE": "4"}, "/healthz")
+
+
+# --- pygeoapi ---------------------------------------------------------------------------------
+
+
+def install_pygeoapi() -> str:
+    """Install pygeoapi in its own virtualenv once; return its version."""
+    python = PYGEOAPI_VENV / "bin" / "python"
+    if not (PYGEOAPI_VENV / "bin" / "pygeoapi").exists():
+        log("installing pygeoapi into var/pygeoapi-venv (once) ...")
+        subprocess.run([shutil.which("python3") or sys.executable, "-m", "venv",
+                        str(PYGEOAPI_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        *PYGEOAPI_PACKAGES], check=True)
+    return subprocess.run([str(python), "-c", "import pygeoapi; print(pygeoapi.__version__)"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def pygeoapi_config(url: str, base: str) -> dict[str, object]:
+    parts = make_url(url)
+    data = {"host": parts.host, "port": parts.port, "dbname": parts.database,
+            "user": parts.username, "password": parts.password or "", "search_path": ["public"]}
+
+    def resource(name: str) -> dict[str, object]:
+        view, id_field, geometry, _ = LAYERS[name]
+        return {
+            "type": "collection", "title": name, "description": f"Wangge {name}",
+            "keywords": [name],
+            "extents": {"spatial": {"bbox": [112.9, 22.5, 114.1, 23.95],
+                                    "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
+            "providers": [{"type": "feature", "name": "PostgreSQL", "data": data,
+                           "id_field": id_field, "table": view, "geom_field": geometry}],
+        }
+
+    return {
+        "server": {
+            "bind": {"host": "127.0.0.1", "port": 0}, "url": base,
+            "mimetype": "application/json; charset=UTF-8", "encoding": "utf-8",
+            "language": "en-US", "pretty_print": False,
+            "limits": {"default_items": 100, "max_items": PAGE},
+            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                    "attribution": "OpenStreetMap"},
+        },
+        "logging": {"level": "ERROR"},
+        "metadata": {
+            "identification": {"title": "Wangge benchmark", "description": "bench",
+                               "keywords": ["bench"], "url": base,
+                               "terms_of_service": "https://creativecommons.org/licenses/by/4.0/"},
+            "license": {"name": "CC-BY 4.0", "url": "https://creativecommons.org/licenses/by/4.0/"},
+            "provider": {"name": "bench", "url": base},
+            "contact": {"name": "bench"},
+        },
+        "resources": {name: resource(name) for name in LAYERS},
+    }
+
+
+@contextmanager
+def pygeoapi(url: str) -> Iterator[str]:
+    WORK.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    config, openapi = WORK / "pygeoapi.yml", WORK / "pygeoapi-openapi.yml"
+    config.write_text(json.dumps(pygeoapi_config(url, base), indent=1))  # JSON is YAML
+    bin_dir = PYGEOAPI_VENV / "bin"
+    env = {"PYGEOAPI_CONFIG": str(config), "PYGEOAPI_OPENAPI": str(openapi)}
+    subprocess.run([str(bin_dir / "pygeoapi"), "openapi", "generate", str(config),
+                    "--output-file", str(openapi)], check=True, env={**os.environ, **env},
+                   capture_output=True)
+    process = subprocess.Popen(
+        [str(bin_dir / "gunicorn"), "-b", f"127.0.0.1:{port}", *GUNICORN,
+         "pygeoapi.flask_app:APP"], cwd=WORK, env={**os.environ, **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            try:
+                if requests.get(base + "/collections?f=json", timeout=10).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("pygeoapi did not start: "
+                                   + process.stderr.read().decode()[-3000:])
+            time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+# --- timings ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    ttfb: float
+    total: float
+    features: int
+    size: int = 0
+
+
+def download(http: requests.Session, url: str, headers: dict[str, str]) -> Timing:
+    """One streamed GET: time to the first body byte and to the last."""
+    started = time.perf_counter()
+    first = None
+    chunks = []
+    with http.get(url, headers=headers, stream=True, timeout=600) as response:
+        response.raise_for_status()
+        for chunk in response.iter_content(1 << 16):
+            if first is None:
+                first = time.perf_counter() - started
+            chunks.append(chunk)
+    total = time.perf_counter() - started
+    body = b"".join(chunks)
+    return Timing(first or total, total, len(json.loads(body)["features"]), len(body))
+
+
+def paged(http: requests.Session, url: str, headers: dict[str, str]) -> Timing:
+    """Follow `next` links from the first page to the last, parsing each page as a client does."""
+    started = time.perf_counter()
+    first = None
+    features = size = 0
+    next_url: str | None = url
+    while next_url:
+        response = http.get(next_url, headers=headers, timeout=600)
+        response.raise_for_status()
+        if first is None:
+            first = time.perf_counter() - started
+        page = response.json()
+        features += len(page["features"])
+        size += len(response.content)
+        links = [link["href"] for link in page.get("links", []) if link.get("rel") == "next"]
+        next_url = links[0] if links and page["features"] else None
+    total = time.perf_counter() - started
+    return Timing(first or total, total, features, size)
+
+
+def ogr2ogr(url: str, view: str) -> Timing:
+    parts = make_url(url)
+    connection = (f"PG:host={parts.host} port={parts.port} dbname={parts.database} "
+                  f"user={parts.username} tables={view}")
+    started = time.perf_counter()
+    result = subprocess.run(
+        ["ogr2ogr", "-f", "GeoJSON", "-lco", "RFC7946=YES", "/vsistdout/", connection, view],
+        capture_output=True, check=True)
+    total = time.perf_counter() - started
+    if b"ERROR" in result.stderr:
+        raise RuntimeError(result.stderr.decode()[-2000:])
+    return Timing(total, total, len(json.loads(result.stdout)["features"]), len(result.stdout))
+
+
+def median(runs: Callable[[], Timing], rounds: int, expect: int) -> Timing:
+    timings = [runs() for _ in range(rounds)]
+    for timing in timings:
+        if timing.features != expect:
+            raise RuntimeError(f"expected {expect} features, got {timing.features}")
+    return Timing(statistics.median(t.ttfb for t in timings),
+                  statistics.median(t.total for t in timings), expect, timings[0].size)
+
+
+def request_floor(http: requests.Session, base: str, headers: dict[str, str],
+                  count: int) -> list[float]:
+    """Times of the cheapest signed-in request (GET /api/v1/me): the server's floor right now."""
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        http.get(f"{base}/api/v1/me", headers=headers, timeout=60).raise_for_status()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def tile_times(http: requests.Session, base: str, layer: str, headers: dict[str, str],
+               rounds: int) -> tuple[list[float], int, int]:
+    cx, cy = tile_of(*CENTRE, TILE_ZOOM)
+    tiles = [(cx + dx, cy + dy) for dy in range(-TILE_SPAN, TILE_SPAN + 1)
+             for dx in range(-TILE_SPAN, TILE_SPAN + 1)]
+    times: list[float] = []
+    sizes = empty = 0
+    for round_ in range(rounds + 1):
+        for x, y in tiles:
+            started = time.perf_counter()
+            response = http.get(f"{base}/tiles/{layer}/{TILE_ZOOM}/{x}/{y}.mvt", headers=headers,
+                                timeout=60)
+            elapsed = time.perf_counter() - started
+            if response.status_code not in (200, 204):
+                raise RuntimeError(f"tile {x}/{y}: {response.status_code}")
+            if round_:  # the first round warms the caches and is not counted
+                times.append(elapsed * 1000)
+                sizes += len(response.content)
+                empty += response.status_code == 204
+    return times, sizes // max(1, len(times)), empty
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    layer: str
+    features: int
+    export: Timing
+    ogc: Timing
+    ogr: Timing
+    peer: Timing | None
+    notes: list[str] = field(default_factory=list)
+
+
+def rate(timing: Timing | None) -> str:
+    return f"{timing.features / timing.total:>9,.0f}/s" if timing else f"{'n/a':>11}"
+
+
+def seconds(value: float | None) -> str:
+    return f"{value:7.2f} s" if value is not None else f"{'n/a':>9}"
+
+
+def report(rows: list[Row], tiles: dict[str, tuple[list[float], int, int]], floor: list[float],
+           meta: str) -> str:
+    lines = [meta, ""]
+    lines.append(f"{'layer':<7} {'features':>8} | {'export TTFB':>11} {'total':>9} {'rate':>11} | "
+                 f"{'OGC total':>9} {'rate':>11} | {'ogr2ogr':>9} {'rate':>11} | "
+                 f"{'pygeoapi':>9} {'rate':>11} | {'export/ogr':>10} {'OGC/ogr':>8} "
+                 f"{'x pygeoapi':>10}")
+    goals = []
+    for row in rows:
+        export_ratio = row.ogr.total / row.export.total
+        ogc_ratio = row.ogr.total / row.ogc.total
+        if row.peer:
+            speedup = (f"{row.peer.total / row.export.total:5.1f}/"
+                       f"{row.peer.total / row.ogc.total:.1f}")
+        else:
+            speedup = "n/a"
+        lines.append(
+            f"{row.layer:<7} {row.features:>8,} | {seconds(row.export.ttfb):>11} "
+            f"{seconds(row.export.total)} {rate(row.export)} | {seconds(row.ogc.total)} "
+            f"{rate(row.ogc)} | {seconds(row.ogr.total)} {rate(row.ogr)} | "
+            f"{seconds(row.peer.total if row.peer else None)} {rate(row.peer)} | "
+            f"{export_ratio:>10.2f} {ogc_ratio:>8.2f} {speedup:>10}"
+        )
+        goals.append((f"{row.layer}: export rate >= {GOAL_RATIO} x ogr2ogr",
+                      export_ratio >= GOAL_RATIO, f"{export_ratio:.2f}"))
+        if row.peer:
+            goals.append((f"{row.layer}: export and OGC faster than pygeoapi",
+                          row.export.total < row.peer.total and row.ogc.total < row.peer.total,
+                          f"{row.peer.total / row.export.total:.1f}x and "
+                          f"{row.peer.total / row.ogc.total:.1f}x"))
+        else:
+            goals.append((f"{row.layer}: faster than pygeoapi", False, "pygeoapi not run"))
+    lines.append("")
+    lines.append("rates are features per second; export/ogr and OGC/ogr are fractions of the "
+                 "ogr2ogr rate; x pygeoapi: how many times faster (export/OGC)")
+    lines.append("")
+    cx, cy = tile_of(*CENTRE, TILE_ZOOM)
+    lines.append(f"tiles z{TILE_ZOOM}, {2 * TILE_SPAN + 1}x{2 * TILE_SPAN + 1} block around "
+                 f"{cx}/{cy} ({CENTRE[0]}, {CENTRE[1]}):")
+    for layer, (times, size, empty) in tiles.items():
+        p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
+        lines.append(f"  {layer:<7} {len(times):>4} requests  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms"
+                     f"  mean size {size / 1024:6.1f} KiB  empty {empty}")
+        goals.append((f"tiles {layer}: p95 < {GOAL_TILE_MS:.0f} ms", p95 < GOAL_TILE_MS,
+                      f"{p95:.1f} ms"))
+    lines.append(f"  floor: GET /api/v1/me (sign-in only) p50 {percentile(floor, 0.5):6.1f} ms  "
+                 f"p95 {percentile(floor, 0.95):6.1f} ms")
+    lines.append("")
+    for name, ok, value in goals:
+        lines.append(f"  {'PASS' if ok else 'MISS'}  {name} ({value})")
+    for row in rows:
+        lines += [f"  note: {note}" for note in row.notes]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tile-rounds", type=int, default=4)
+    parser.add_argument("--tiles-only", action="store_true", help="time the tiles alone")
+    args = parser.parse_args(argv)
+
+    url = database_url()
+    token = prepare(url)
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        peer_version: str | None = install_pygeoapi()
+        peer_problem = None
+    except (subprocess.CalledProcessError, OSError) as error:
+        peer_version, peer_problem = None, f"pygeoapi could not be installed: {error}"
+    gdal = subprocess.run(["ogr2ogr", "--version"], capture_output=True, text=True).stdout.strip()
+    rows: list[Row] = []
+    tiles = {}
+    http = requests.Session()
+    with wangge(url) as base:
+        timings = {}
+        for layer, (view, _, _, expect) in LAYERS.items():
+            if args.tiles_only:
+                break
+            log(f"{layer}: wangge export, OGC paging, ogr2ogr ...")
+            export_url = f"{base}/api/v1/exports/{layer}.geojson"
+            ogc_url = f"{base}/ogc/collections/{layer}/items?limit={PAGE}"
+            export = median(lambda u=export_url: download(http, u, headers), args.rounds, expect)
+            ogc = median(lambda u=ogc_url: paged(http, u, headers), args.rounds, expect)
+            ogr = median(lambda v=view: ogr2ogr(url, v), args.rounds, expect)
+            timings[layer] = (export, ogc, ogr, expect)
+        for layer in ("grids", "events"):
+            log(f"tiles {layer} ...")
+            tiles[layer] = tile_times(http, base, layer, headers, args.tile_rounds)
+        floor = request_floor(http, base, headers, 25 * args.tile_rounds)
+    peers: dict[str, Timing | None] = {layer: None for layer in LAYERS}
+    if peer_version and not args.tiles_only:
+        try:
+            with pygeoapi(url) as peer:
+                for layer, (_, _, _, expect) in LAYERS.items():
+                    log(f"{layer}: pygeoapi paging ...")
+                    peer_url = f"{peer}/collections/{layer}/items?f=json&limit={PAGE}"
+                    peers[layer] = median(lambda u=peer_url: paged(http, u, {}), args.rounds,
+                                          expect)
+        except (RuntimeError, subprocess.CalledProcessError, requests.RequestException) as error:
+            peer_problem = f"pygeoapi failed: {str(error)[:500]}"
+    for layer, (export, ogc, ogr, expect) in timings.items():
+        row = Row(layer, expect, export, ogc, ogr, peers[layer])
+        if peer_problem:
+            row.notes.append(peer_problem)
+            peer_problem = None
+        rows.append(row)
+    postgis = create_engine(url).connect().execute(text("SELECT postgis_lib_version()")).scalar()
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    meta = (f"Wangge GIS benchmark: {os.cpu_count()} cores (load average {load}), Python "
+            f"{platform.python_version()}, PostGIS {postgis}, {gdal}, pygeoapi "
+            f"{peer_version or 'n/a'}; median of {args.rounds} runs")
+    table = report(rows, tiles, floor, meta)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / ("gis-tiles.txt" if args.tiles_only else "gis.txt")).write_text(table + "\n",
+                                                                          encoding="utf-8")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

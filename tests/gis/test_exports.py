@@ -1,0 +1,124 @@
+"""Whole-layer GeoJSON downloads at /api/v1/exports/{layer}.geojson."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from shapely.geometry import shape
+from sqlalchemy import text
+
+from backend.areas import service as areas
+from geo.crs import wgs84_to_gcj02
+from tests.conftest import client_as
+
+GEOJSON = "application/geo+json"
+
+
+def download(client, url, **headers):  # type: ignore[no-untyped-def]
+    response = client.get(url, headers=headers)
+    body = json.loads(response.get_data(as_text=True)) if response.status_code == 200 else None
+    return response, body
+
+
+def test_grids_stream_as_one_rfc_7946_feature_collection(gis, session):
+    response = gis.get("/api/v1/exports/grids.geojson")
+    assert response.status_code == 200 and response.content_type == GEOJSON
+    assert response.is_streamed
+    body = json.loads(response.get_data(as_text=True))
+    assert response.headers["Content-Disposition"] == 'attachment; filename="grids.geojson"'
+    assert body["type"] == "FeatureCollection" and body["name"] == "grids" and "crs" not in body
+    codes = [a.code for a in areas.list_areas(session, level="grid", limit=10_000)]
+    assert [f["id"] for f in body["features"]] == codes
+    for feature in body["features"]:
+        geometry = shape(feature["geometry"])
+        assert geometry.is_valid and all(p.exterior.is_ccw for p in geometry.geoms)
+        assert set(feature["properties"]) == {"code", "name", "level", "parent", "kind",
+                                              "boundary_version", "valid_from", "valid_to"}
+
+
+def test_unchanged_layers_answer_304_and_a_change_moves_the_etag(gis, session):
+    response, _ = download(gis, "/api/v1/exports/villages.geojson")
+    etag, modified = response.headers["ETag"], response.headers["Last-Modified"]
+    assert etag.startswith('"') and modified.endswith("GMT")
+    again = gis.get("/api/v1/exports/villages.geojson", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.get_data() == b"" and again.headers["ETag"] == etag
+    filtered, _ = download(gis, "/api/v1/exports/villages.geojson?area=440117103")
+    assert filtered.headers["ETag"] != etag
+    areas.update_area(session, "440117103001", name="改名社区")  # in place: no new version
+    session.commit()
+    changed = gis.get("/api/v1/exports/villages.geojson", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert "改名社区" in changed.get_data(as_text=True)
+
+
+def test_the_events_etag_moves_when_an_event_or_a_category_changes(gis, session, reports):
+    url = "/api/v1/exports/events.geojson"
+    etag = gis.get(url).headers["ETag"]
+    assert gis.get(url, headers={"If-None-Match": etag}).status_code == 304
+    session.execute(text("UPDATE events SET status = 'accepted', version = version + 1, "
+                         "updated_at = now() WHERE id = :id"), {"id": reports.plain})
+    session.commit()
+    second = gis.get(url, headers={"If-None-Match": etag})
+    assert second.status_code == 200 and second.headers["ETag"] != etag
+    etag = second.headers["ETag"]
+    session.execute(text("UPDATE categories SET sensitive = true WHERE code = 'environment'"))
+    session.commit()
+    third = gis.get(url, headers={"If-None-Match": etag})
+    assert third.status_code == 200
+    described = {f["id"]: f["properties"]["description"] for f in third.json["features"]}
+    assert described[reports.plain] is None
+
+
+def test_events_download_is_scoped_and_has_no_personal_data(app, accounts, gis, reports):
+    body = download(gis, "/api/v1/exports/events.geojson")[1]
+    ids = {f["id"] for f in body["features"]}
+    assert {reports.plain, reports.sensitive} <= ids and reports.outside not in ids
+    raw = gis.get("/api/v1/exports/events.geojson").get_data(as_text=True)
+    assert "李四" not in raw and "contacts" not in raw and "reporter_id" not in raw
+    admin = download(client_as(app, accounts, "admin"), "/api/v1/exports/events.geojson")[1]
+    assert reports.outside in {f["id"] for f in admin["features"]}
+    # Each caller's ETag is their own, though the rows may coincide.
+    assert gis.get("/api/v1/exports/events.geojson").headers["ETag"] != client_as(
+        app, accounts, "supervisor").get("/api/v1/exports/events.geojson").headers["ETag"]
+
+
+def test_filters_bbox_and_datetime(gis, reports):
+    kinds = download(gis, "/api/v1/exports/grids.geojson?area=440117103&kind=comprehensive")[1]
+    assert kinds["features"] and all(f["id"].startswith("440117103") for f in kinds["features"])
+    box = download(gis, "/api/v1/exports/towns.geojson?bbox=113.55,23.55,113.56,23.56")[1]
+    assert 1 <= len(box["features"]) <= 2
+    events = download(gis, "/api/v1/exports/events.geojson?category=dispute")[1]
+    assert [f["id"] for f in events["features"]] == [reports.sensitive]
+    assert download(gis, "/api/v1/exports/events.geojson?datetime=../2000-01-01T00:00:00Z")[1][
+        "features"] == []
+
+
+def test_gcj02_output_is_shifted_like_chinese_web_maps(gis):
+    plain = download(gis, "/api/v1/exports/districts.geojson")[1]["features"][0]
+    shifted = download(gis, "/api/v1/exports/districts.geojson?crs=gcj02")[1]["features"][0]
+    lon, lat = plain["geometry"]["coordinates"][0][0][0]
+    assert shifted["geometry"]["coordinates"][0][0][0] == pytest.approx(
+        list(wgs84_to_gcj02(lon, lat)), abs=1e-6)
+    assert shifted["properties"] == plain["properties"] and shifted["id"] == plain["id"]
+    assert shape(shifted["geometry"]).geoms[0].exterior.is_ccw
+
+
+@pytest.mark.parametrize(("query", "status"), [
+    ("bbox=1,2,3", 422), ("datetime=soon", 422), ("kind=dedicated&status=closed", 422),
+    ("crs=bd09", 422),
+])
+def test_bad_arguments_are_422(gis, query, status):
+    response = gis.get(f"/api/v1/exports/grids.geojson?{query}")
+    assert response.status_code == status and response.content_type == "application/problem+json"
+
+
+def test_unknown_layer_is_404_and_credentials_are_required(app, gis):
+    assert gis.get("/api/v1/exports/parks.geojson").status_code == 404
+    assert app.test_client().get("/api/v1/exports/grids.geojson").status_code == 401
+
+
+def test_head_answers_the_headers_without_a_body(gis):
+    response = gis.head("/api/v1/exports/towns.geojson")
+    assert response.status_code == 200 and response.get_data() == b""
+    assert response.headers["ETag"] and response.content_type == GEOJSON

@@ -1,0 +1,291 @@
+"""OGC API - Features at /ogc through the Flask test client."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from shapely.geometry import shape
+from sqlalchemy import text
+
+from backend.areas import service as areas
+from backend.gis import registry
+from backend.gis.params import CRS84, EPSG_4326, EPSG_4490, MAX_LIMIT
+from tests.conftest import client_as
+
+GEOJSON = "application/geo+json"
+PROBLEM = "application/problem+json"
+OAS30 = "application/vnd.oai.openapi+json;version=3.0"
+
+
+def links(body, rel):  # type: ignore[no-untyped-def]
+    return [link for link in body["links"] if link["rel"] == rel]
+
+
+def follow(client, url):  # type: ignore[no-untyped-def]
+    parts = urlsplit(url)
+    assert parts.scheme == "http" and parts.netloc, f"not absolute: {url}"
+    return client.get(parts.path + ("?" + parts.query if parts.query else ""))
+
+
+def test_landing_page_links_the_definition_conformance_and_data(gis):
+    response = gis.get("/ogc")
+    assert response.status_code == 200 and response.content_type == "application/json"
+    body = response.json
+    (desc,) = links(body, "service-desc")
+    assert desc["type"] == OAS30 and desc["href"] == "http://localhost/ogc/api"
+    (data,) = links(body, "data")
+    assert data["href"] == "http://localhost/ogc/collections" and data["type"] == "application/json"
+    assert links(body, "conformance") and links(body, "self")
+    assert gis.get("/ogc/").json == body
+
+
+def test_conformance_declares_core_geojson_oas30_and_crs(gis):
+    classes = set(gis.get("/ogc/conformance").json["conformsTo"])
+    assert {
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+        "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    } <= classes
+
+
+def test_api_definition_is_openapi_30_with_every_collection(gis):
+    response = gis.get("/ogc/api")
+    assert response.status_code == 200 and response.content_type == OAS30
+    doc = response.json
+    assert doc["openapi"].startswith("3.0") and doc["servers"] == [{"url": "http://localhost/ogc"}]
+    limit = doc["components"]["parameters"]["limit"]["schema"]
+    assert (limit["maximum"], limit["default"]) == (MAX_LIMIT, 100)
+    for collection in registry.collections():
+        items = doc["paths"][f"/collections/{collection.id}/items"]["get"]
+        names = {p.get("name") or p["$ref"].rsplit("/", 1)[1] for p in items["parameters"]}
+        assert {"limit", "bbox", "datetime", "crs", "bbox-crs"} <= names
+        assert {f.name for f in collection.filters} <= names
+        assert "application/geo+json" in items["responses"]["200"]["content"]
+
+
+def test_collections_list_every_layer_with_extent_and_crs(gis):
+    body = gis.get("/ogc/collections").json
+    listed = {c["id"]: c for c in body["collections"]}
+    assert set(listed) == {c.id for c in registry.collections()}
+    grids = listed["grids"]
+    assert grids["crs"][0] == CRS84 and EPSG_4490 in grids["crs"] and grids["storageCrs"] == CRS84
+    west, south, east, north = grids["extent"]["spatial"]["bbox"][0]
+    assert 113 < west < east < 114.5 and 23 < south < north < 24.5
+    (items,) = links(grids, "items")
+    assert items["type"] == GEOJSON and items["href"] == "http://localhost/ogc/collections/grids/items"
+    single = gis.get("/ogc/collections/grids").json
+    assert single["id"] == "grids" and single["extent"] == grids["extent"]
+
+
+def test_grids_page_through_every_grid_once_by_next_links(gis, session):
+    expected = [a.code for a in areas.list_areas(session, level="grid", limit=10_000)]
+    seen: list[str] = []
+    url = "http://localhost/ogc/collections/grids/items?limit=300"
+    pages = 0
+    while url:
+        response = follow(gis, url)
+        assert response.status_code == 200 and response.content_type == GEOJSON
+        assert response.headers["Content-Crs"] == f"<{CRS84}>"
+        body = response.json
+        assert body["numberMatched"] == len(expected)
+        assert body["numberReturned"] == len(body["features"]) <= 300
+        seen += [f["id"] for f in body["features"]]
+        nxt = links(body, "next")
+        assert all(link["type"] == GEOJSON for link in body["links"] if link["rel"] != "collection")
+        url = nxt[0]["href"] if nxt else None
+        pages += 1
+    assert seen == expected and pages == 3
+
+
+def test_prev_link_returns_the_page_before(gis):
+    first = gis.get("/ogc/collections/towns/items?limit=3").json
+    assert not links(first, "prev")
+    second = follow(gis, links(first, "next")[0]["href"]).json
+    back = follow(gis, links(second, "prev")[0]["href"]).json
+    assert [f["id"] for f in back["features"]] == [f["id"] for f in first["features"]]
+    assert not links(back, "prev") and links(back, "next")
+    last = follow(gis, links(second, "next")[0]["href"]).json
+    assert [f["id"] for f in last["features"]] == ["440117111", "440117113"]
+    assert not links(last, "next")
+
+
+def test_default_limit_is_100_and_above_the_maximum_the_maximum_is_used(gis):
+    assert gis.get("/ogc/collections/grids/items").json["numberReturned"] == 100
+    body = gis.get(f"/ogc/collections/grids/items?limit={MAX_LIMIT + 1}").json
+    assert body["numberReturned"] == 865 and not links(body, "next")
+
+
+@pytest.mark.parametrize("query", [
+    "foo=1", "limit=0", "limit=-3", "limit=ten", "bbox=1,2,3", "bbox=113,24,114,23",
+    "bbox=a,b,c,d", "bbox-crs=" + CRS84, "crs=EPSG:4326", "crs=http://www.opengis.net/def/crs/EPSG/0/3857",
+    "datetime=yesterday", "datetime=2024-01-01", "datetime=../..",
+    "datetime=2025-01-01T00:00:00Z/2024-01-01T00:00:00Z",
+    "after=abc", "after=440117103001001&before=440117103001009", "kind=big", "parent=12", "f=xml",
+    "limit=5&limit=6",
+])
+def test_bad_parameters_are_400_problems(gis, query):
+    response = gis.get(f"/ogc/collections/grids/items?{query}")
+    assert response.status_code == 400, query
+    assert response.content_type == PROBLEM
+    assert response.json["code"] == "InvalidParameterValue" and response.json["description"]
+
+
+def test_a_repeated_identical_parameter_is_accepted(gis):
+    assert gis.get("/ogc/collections/grids/items?limit=5&limit=5").json["numberReturned"] == 5
+
+
+def test_other_resources_refuse_unknown_parameters(gis):
+    for path in ("/ogc?x=1", "/ogc/conformance?x=1", "/ogc/collections?x=1",
+                 "/ogc/collections/grids?limit=3",
+                 "/ogc/collections/grids/items/440117103001001?limit=1"):
+        assert gis.get(path).status_code == 400, path
+
+
+def test_bbox_selects_intersecting_grids_in_either_axis_order(gis, session):
+    box = (113.55, 23.55, 113.60, 23.60)
+    expected = session.execute(text(
+        "SELECT count(*) FROM areas WHERE level = 'grid' AND valid_to IS NULL AND "
+        "ST_Intersects(geom, ST_MakeEnvelope(:a, :b, :c, :d, 4326))"),
+        dict(zip("abcd", box, strict=True))).scalar()
+    assert expected > 3
+    lon_lat = gis.get("/ogc/collections/grids/items?limit=1000&bbox={},{},{},{}".format(*box)).json
+    lat_lon = gis.get("/ogc/collections/grids/items?limit=1000&bbox={1},{0},{3},{2}&bbox-crs={4}"
+                      .format(*box, EPSG_4490)).json
+    assert lon_lat["numberMatched"] == lat_lon["numberMatched"] == expected
+    assert [f["id"] for f in lon_lat["features"]] == [f["id"] for f in lat_lon["features"]]
+
+
+def test_crs_4490_and_4326_answer_latitude_first(gis):
+    plain = gis.get("/ogc/collections/grids/items/440117103001001").json
+    for crs in (EPSG_4490, EPSG_4326):
+        response = gis.get(f"/ogc/collections/grids/items/440117103001001?crs={crs}")
+        assert response.headers["Content-Crs"] == f"<{crs}>"
+        ring = response.json["geometry"]["coordinates"][0][0]
+        flipped = {(lat, lon) for lon, lat in plain["geometry"]["coordinates"][0][0]}
+        assert flipped == set(map(tuple, ring))
+        assert 23 < ring[0][0] < 24 and 113 < ring[0][1] < 114
+    items = gis.get(f"/ogc/collections/districts/items?crs={EPSG_4490}")
+    assert items.headers["Content-Crs"] == f"<{EPSG_4490}>"
+
+
+def test_polygons_are_valid_with_counter_clockwise_exteriors(gis):
+    for feature in gis.get("/ogc/collections/villages/items?limit=1000").json["features"]:
+        geometry = shape(feature["geometry"])
+        assert geometry.is_valid and all(p.exterior.is_ccw for p in geometry.geoms)
+
+
+def test_datetime_selects_the_boundary_version_in_force(gis, session):
+    code = "440117103001001"
+    old = areas.get_area(session, code)
+    old_id, old_from = old.id, old.valid_from
+    new = areas.update_area(session, code, geometry=shape(gis.get(
+        f"/ogc/collections/grids/items/{code}").json["geometry"]).buffer(-0.0005))
+    session.commit()
+    current = gis.get(f"/ogc/collections/grids/items?area={code}").json["features"]
+    assert [f["properties"]["boundary_version"] for f in current] == [new.id]
+    at = old_from.isoformat()
+    past = gis.get("/ogc/collections/grids/items", query_string={"area": code, "datetime": at}).json
+    assert [f["properties"]["boundary_version"] for f in past["features"]] == [old_id]
+    assert past["features"][0]["properties"]["valid_to"] is not None
+    interval = gis.get("/ogc/collections/grids/items",
+                       query_string={"area": code, "datetime": f"../{at}"}).json
+    assert [f["properties"]["boundary_version"] for f in interval["features"]] == [old_id]
+    everything = gis.get("/ogc/collections/grids/items", query_string={"datetime": at,
+                                                                       "limit": 1000}).json
+    assert everything["numberMatched"] == 865
+
+
+def test_events_show_only_the_keys_scope_without_personal_data(gis, reports):
+    body = gis.get("/ogc/collections/events/items?limit=1000").json
+    features = {f["id"]: f for f in body["features"]}
+    assert {reports.plain, reports.sensitive} <= set(features) and reports.outside not in features
+    assert all(f["properties"]["town"] == "440117103" for f in features.values())
+    assert features[reports.plain]["properties"]["description"] == "plain 描述"
+    assert features[reports.sensitive]["properties"]["description"] is None
+    assert features[reports.sensitive]["properties"]["category"] == "dispute"
+    for feature in features.values():
+        assert feature["geometry"]["type"] == "Point"
+        assert not {"contacts", "reporter_id", "assignee_id", "resolved_by", "closed_by"} & set(
+            feature["properties"])
+    assert "李四" not in gis.get("/ogc/collections/events/items?limit=1000").get_data(as_text=True)
+
+
+def test_event_filters(gis, reports):
+    def ids(query: str) -> set[str]:
+        return {f["id"] for f in gis.get(f"/ogc/collections/events/items?{query}").json["features"]}
+
+    disputes = ids("category=dispute")
+    assert reports.sensitive in disputes and reports.plain not in disputes
+    assert {reports.plain, reports.sensitive} <= ids("status=reported&area=440117103")
+    assert ids("status=closed") & {reports.plain, reports.sensitive} == set()
+    assert ids("area=440117104") == set()  # outside the key's scope
+    assert reports.plain in ids("datetime=2000-01-01T00:00:00Z/..")
+    assert ids("datetime=../2000-01-01T00:00:00Z") == set()
+
+
+def test_admin_sees_every_event_and_a_single_event_is_scoped(app, accounts, reports, gis):
+    admin = client_as(app, accounts, "admin")
+    ids = {f["id"] for f in admin.get("/ogc/collections/events/items?limit=1000").json["features"]}
+    assert {reports.plain, reports.outside} <= ids
+    one = gis.get(f"/ogc/collections/events/items/{reports.plain}")
+    assert one.status_code == 200 and one.content_type == GEOJSON
+    assert one.json["id"] == reports.plain
+    assert links(one.json, "self") and links(one.json, "collection")
+    assert gis.get(f"/ogc/collections/events/items/{reports.outside}").status_code == 404
+    assert admin.get(f"/ogc/collections/events/items/{reports.outside}").status_code == 200
+
+
+def test_missing_things_are_404_problems(gis):
+    for path in ("/ogc/collections/parks", "/ogc/collections/parks/items",
+                 "/ogc/collections/grids/items/440117999999999", "/ogc/collections/grids/items/abc",
+                 "/ogc/collections/events/items/not-a-uuid"):
+        response = gis.get(path)
+        assert response.status_code == 404 and response.content_type == PROBLEM, path
+
+
+def test_credentials_by_header_query_or_token(app, accounts):
+    anonymous = app.test_client()
+    assert anonymous.get("/ogc").status_code == 200  # the landing page is public
+    for path in ("/ogc/collections", "/ogc/collections/grids/items",
+                 "/ogc/collections/events/items"):
+        response = anonymous.get(path)
+        assert response.status_code == 401 and response.content_type == PROBLEM
+        assert "WWW-Authenticate" in response.headers
+    key = accounts.gis_key
+    by_scheme = {"Authorization": f"ApiKey {key}"}
+    assert anonymous.get("/ogc/collections/grids/items", headers=by_scheme).status_code == 200
+    assert anonymous.get(f"/ogc/collections/grids/items?api_key={key}").status_code == 200
+    token = accounts.headers("worker")
+    assert anonymous.get("/ogc/collections/events/items", headers=token).status_code == 200
+    assert anonymous.get("/ogc/collections/grids/items?api_key=wg_nope_nope").status_code == 401
+
+
+def test_a_query_key_is_carried_into_every_link(app, accounts):
+    client = app.test_client()
+    key = accounts.gis_key
+    landing = client.get(f"/ogc?api_key={key}").json
+    for link in landing["links"]:
+        assert parse_qs(urlsplit(link["href"]).query)["api_key"] == [key]
+    page = client.get(f"/ogc/collections/grids/items?limit=10&api_key={key}").json
+    nxt = links(page, "next")[0]["href"]
+    assert parse_qs(urlsplit(nxt).query) == {"limit": ["10"], "after": [page["features"][-1]["id"]],
+                                             "api_key": [key]}
+    assert follow(client, nxt).status_code == 200
+
+
+def test_anonymous_callers_get_only_area_layers_when_allowed(app, anonymous_areas):
+    anonymous = app.test_client()
+    listed = {c["id"] for c in anonymous.get("/ogc/collections").json["collections"]}
+    assert listed == {"districts", "towns", "villages", "grids"}
+    assert anonymous.get("/ogc/collections/grids/items?limit=1").status_code == 200
+    assert anonymous.get("/ogc/collections/events/items").status_code == 401
+    assert anonymous.get("/ogc/collections/events").status_code == 401
+    assert anonymous.get("/ogc/collections/grids?api_key=wg_bad_key").status_code == 401
+
+
+def test_filter_values_postgresql_cannot_store_are_400(gis):
+    for value in ("a\x00b", "长" * 201):
+        response = gis.get("/ogc/collections/grids/items", query_string={"name": value})
+        assert response.status_code == 400
