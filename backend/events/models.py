@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -28,6 +29,13 @@ from backend.db import Base
 
 STATUSES = ("reported", "accepted", "dispatched", "in_progress", "resolved", "closed", "rejected")
 ASSIGNMENTS = ("contains", "nearest", "manual", "unassigned")
+
+# Closure statistics read the due events of a district or town over a window and group them by
+# any of these columns, so those two indexes cover them (index-only scans). All the statistics
+# indexes skip events without a due time: a new report is not accepted yet and adds nothing.
+_STATS_COLUMNS = ("village_code", "grid_code", "category_code", "status", "accepted_at",
+                  "closed_at", "rework_count", "assignee_id", "reporter_id")
+_HAS_DUE = text("due_at IS NOT NULL")
 
 
 class Category(Base):
@@ -106,6 +114,15 @@ class Event(Base):
         Index("ix_events_town_received", "town_code", "received_at", "id"),
         Index("ix_events_district_received", "district_code", "received_at", "id"),
         Index("ix_events_location", "location", postgresql_using="gist"),
+        Index("ix_events_district_due", "district_code", "due_at", postgresql_where=_HAS_DUE,
+              postgresql_include=("town_code", *_STATS_COLUMNS)),
+        Index("ix_events_town_due", "town_code", "due_at", postgresql_where=_HAS_DUE,
+              postgresql_include=("district_code", *_STATS_COLUMNS)),
+        Index("ix_events_village_due", "village_code", "due_at", postgresql_where=_HAS_DUE),
+        Index("ix_events_grid_due", "grid_code", "due_at", postgresql_where=_HAS_DUE),
+        # The overdue list: open events by due time.
+        Index("ix_events_open_due", "due_at", "id",
+              postgresql_where=text("due_at IS NOT NULL AND status NOT IN ('closed', 'rejected')")),
     )
 
 
