@@ -112,6 +112,7 @@ def register_blueprints(api: Api) -> None:
     from backend.areas.routes import blp as areas
     from backend.events.routes import blp as events
     from backend.health import blp as health
+    from backend.stats.routes import blp as stats
 
-    for blp in (health, areas, events):
+    for blp in (health, areas, events, stats):
         api.register_blueprint(blp)

@@ -162,13 +162,7 @@ def check_closure_query(
     benchmark: float,
 ) -> None:
     """Refuse a request that cannot be answered, naming each bad field."""
-    errors = []
-    if len(area) not in SCOPE_COLUMN or not (area.isascii() and area.isdigit()):
-        errors.append(field_error("area", "Must be a 6, 9, 12 or 15-digit area code.",
-                                  location="query"))
-    elif not session.scalar(text("SELECT EXISTS (SELECT 1 FROM areas WHERE code = :code)"),
-                            {"code": area}):
-        errors.append(field_error("area", f"No area has the code {area}.", location="query"))
+    errors = _area_errors(session, area)
     if window_from >= window_to:
         errors.append(field_error("from", "Must be before `to`.", location="query"))
     elif window_to - window_from > MAX_WINDOW:
@@ -189,6 +183,22 @@ def check_closure_query(
     if errors:
         raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors),
                                errors=errors)
+
+
+def _area_errors(session: Session, area: str) -> list[dict[str, Any]]:
+    if len(area) not in SCOPE_COLUMN or not (area.isascii() and area.isdigit()):
+        return [field_error("area", "Must be a 6, 9, 12 or 15-digit area code.", location="query")]
+    if not session.scalar(text("SELECT EXISTS (SELECT 1 FROM areas WHERE code = :code)"),
+                          {"code": area}):
+        return [field_error("area", f"No area has the code {area}.", location="query")]
+    return []
+
+
+def check_area(session: Session, area: str) -> None:
+    """Refuse a scope that is not the code of an area (current or past)."""
+    errors = _area_errors(session, area)
+    if errors:
+        raise ValidationFailed(errors[0]["message"], errors=errors)
 
 
 def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
@@ -341,10 +351,8 @@ def overdue_events(
     limit: int = 100,
 ) -> list[Event]:
     """Open events (neither closed nor rejected) past their due time, oldest due first."""
-    column = SCOPE_COLUMN.get(len(area))
-    if column is None or not (area.isascii() and area.isdigit()):
-        raise ValidationFailed("Not an area code.", errors=[
-            field_error("area", "Must be a 6, 9, 12 or 15-digit area code.", location="query")])
+    check_area(session, area)
+    column = SCOPE_COLUMN[len(area)]
     query = (
         select(Event)
         .where(
