@@ -165,7 +165,8 @@ def read_grids(session: Session, points_per_grid: int = 12, seed: int = 7) -> li
 
 
 def read_sla_hours(session: Session) -> dict[str, int]:
-    return dict(session.execute(text("SELECT code, sla_hours FROM categories")).tuples().all())
+    rows = session.execute(text("SELECT code, sla_hours FROM categories"))
+    return {code: sla for code, sla in rows}
 
 
 def pick_weak(grids: Sequence[GridSite], plan: Plan) -> tuple[frozenset[str], frozenset[str]]:
