@@ -11,6 +11,7 @@ from typing import Any
 from backend.common.fields import to_shape
 from backend.stats.queries import AREA_LEVELS, AreaShape, ClosureStats, empty_figures
 from geo.crs import transform_geometry
+from geo.geojson import geometry_to_geojson
 
 # Each column's name, then its Chinese name, so both the code and the people reading it in Excel
 # know what it is.
@@ -111,19 +112,20 @@ def closure_features(
     for group in stats.groups:
         code = group.key.get(level)
         if code is not None:
-            by_code.setdefault(code, []).append({**group.key, **asdict(group.figures)})
+            by_code.setdefault(code, []).append({**group.key, **vars(group.figures)})
     blank = asdict(empty_figures(stats.benchmark))
     features = []
     for shape in shapes:
         geometry = to_shape(shape.geom)
         if crs != "wgs84":
             geometry = transform_geometry(geometry, "wgs84", crs)
+        geojson = geometry_to_geojson(geometry, precision=7)
         groups = by_code.get(shape.code) or [
             {name: None for name in key_columns(stats.group_by)}
             | {level: shape.code, f"{level}_name": shape.name} | blank
         ]
         for index, properties in enumerate(groups):
             feature_id = shape.code if len(groups) == 1 else f"{shape.code}.{index + 1}"
-            features.append({"type": "Feature", "id": feature_id, "geometry": geometry,
+            features.append({"type": "Feature", "id": feature_id, "geometry": geojson,
                              "properties": properties})
     return features

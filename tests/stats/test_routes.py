@@ -8,7 +8,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import schemathesis
 import shapely
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from sqlalchemy import text
 
 from backend.common.pagination import encode_cursor
@@ -302,3 +309,38 @@ def test_overdue_refuses_a_cursor_with_a_bad_key(client, session):  # type: igno
         response = client.get(f"/api/v1/stats/overdue?area=330100&cursor={encode_cursor(key)}")
         assert response.status_code == 422
         assert [e["field"] for e in response.json["errors"]] == ["cursor"]
+
+
+@pytest.mark.parametrize(("path", "query", "accept"), [
+    ("/api/v1/stats/closure", {"group_by": "grid,month"}, "application/json"),
+    ("/api/v1/stats/closure", {"group_by": "category,worker"}, "application/json"),
+    ("/api/v1/stats/closure", {"group_by": "grid"}, "text/csv"),
+    ("/api/v1/stats/closure", {"group_by": "town,week"}, "application/geo+json"),
+    ("/api/v1/stats/closure.csv", {"group_by": "day"}, None),
+    ("/api/v1/stats/closure.geojson", {"group_by": "village"}, None),
+    ("/api/v1/stats/closure.geojson", {"group_by": "district,category", "crs": "bd09"}, None),
+])
+def test_answers_with_data_match_the_openapi_document(app, history, path, query, accept):  # type: ignore[no-untyped-def]
+    # The fuzz test rarely reaches a scope with events; these cases do.
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    case = schema[path]["GET"].Case(query={**QUERY, **query},
+                                    headers={"Accept": accept} if accept else {})
+    response = case.call_and_validate(checks=[not_a_server_error, status_code_conformance,
+                                              content_type_conformance,
+                                              response_schema_conformance])
+    assert response.status_code == 200
+
+
+def test_json_body_is_what_the_response_schema_dumps(client, history):  # type: ignore[no-untyped-def]
+    from backend.stats import queries
+    from backend.stats.schemas import ClosureStatsSchema
+
+    query = {**QUERY, "group_by": "grid,category"}
+    body = client.get("/api/v1/stats/closure", query_string=query).json
+    stats = queries.closure_stats(
+        history, area="330100", window_from=datetime.fromisoformat(body["from"]),
+        window_to=datetime.fromisoformat(body["to"]), as_of=datetime.fromisoformat(body["as_of"]),
+        group_by=("grid", "category"))
+    dumped = ClosureStatsSchema().dump({
+        **vars(stats), "groups": [{"key": g.key, **vars(g.figures)} for g in stats.groups]})
+    assert body == dumped
