@@ -34,8 +34,7 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 END = datetime(2026, 1, 1, tzinfo=UTC)  # fixed, so a rebuilt history is the same
 YEARS = 10
-STATS_INDEXES = ("ix_events_district_due", "ix_events_town_due", "ix_events_village_due",
-                 "ix_events_grid_due", "ix_events_open_due")
+STATS_INDEXES = ("ix_events_district_due", "ix_events_town_due", "ix_events_open_due")
 GOAL_P95_MS = 300.0
 GOAL_REPORT_SLOWDOWN = 0.20
 
