@@ -124,7 +124,8 @@ def register_blueprints(api: Api) -> None:
     from backend.gis import routes as gis
     from backend.health import blp as health
     from backend.org.routes import blp as org
+    from backend.stats.routes import blp as stats
 
-    for blp in (health, auth, areas, events, org, gis.blp):
+    for blp in (health, auth, areas, events, org, stats, gis.blp):
         api.register_blueprint(blp)
     gis.register(api._app)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import flask
 from flask.cli import AppGroup
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
@@ -21,6 +22,9 @@ from geo.crs import SUPPORTED_CRS
 areas_cli = AppGroup("areas", help="Area tree commands.")
 demo_cli = AppGroup("demo", help="Demo data.")
 org_cli = AppGroup("org", help="Party branches and groups, buildings, emergency units.")
+
+# About two years of reports on Conghua's 865 grids (a third of one a day each).
+DEMO_EVENTS = 200_000
 
 
 def _factory():  # type: ignore[no-untyped-def]
@@ -81,8 +85,13 @@ def _all_or_nothing(run: Callable[[Session], tuple[int, list[str]]], total: int)
 @click.option("--scale", type=click.Choice(["conghua", "guangzhou"]), default="conghua",
               show_default=True)
 @click.option("--if-empty", is_flag=True, help="Do nothing when areas exist already.")
-def load_demo(outline: Path | None, crs: str, scale: str, if_empty: bool) -> None:
-    """Load the generated area tree (seeded, reproducible)."""
+@click.option("--events/--no-events", default=True, show_default=True,
+              help="Then load an event history, when the database has no events.")
+@click.option("--event-count", type=click.IntRange(min=1), default=DEMO_EVENTS, show_default=True)
+@click.option("--years", type=click.FloatRange(min=0.1, max=20), default=2.0, show_default=True)
+def load_demo(outline: Path | None, crs: str, scale: str, if_empty: bool, events: bool,
+              event_count: int, years: float) -> None:
+    """Load the generated area tree (seeded, reproducible) and an event history over it."""
     from backend import demo
 
     settings = flask.current_app.config["SETTINGS"]
@@ -96,7 +105,34 @@ def load_demo(outline: Path | None, crs: str, scale: str, if_empty: bool) -> Non
         else:
             specs = demo.guangzhou_specs(settings.data_dir)
         count = demo.load_areas(session, specs, crs)
-    click.echo(f"loaded {count} areas ({scale}) in {time.monotonic() - started:.1f}s")
+        click.echo(f"loaded {count} areas ({scale}) in {time.monotonic() - started:.1f}s")
+        if events:
+            _load_history(session, event_count, years)
+
+
+@demo_cli.command("events")
+@click.option("--event-count", type=click.IntRange(min=1), default=DEMO_EVENTS, show_default=True)
+@click.option("--years", type=click.FloatRange(min=0.1, max=20), default=2.0, show_default=True)
+@click.option("--seed", type=int, default=2024, show_default=True)
+def load_events(event_count: int, years: float, seed: int) -> None:
+    """Load an event history over the current grids, when the database has no events."""
+    with session_scope(_factory()) as session:
+        _load_history(session, event_count, years, seed)
+
+
+def _load_history(session: Session, count: int, years: float, seed: int = 2024) -> None:
+    from backend import history
+
+    if session.scalar(text("SELECT EXISTS (SELECT 1 FROM events)")):
+        click.echo("events exist already: no history loaded")
+        return
+    # A bulk load may run longer than a request may.
+    session.execute(text("SET LOCAL statement_timeout = 0"))
+    summary = history.load_history(session, history.demo_plan(years=years, events=count, seed=seed))
+    click.echo(
+        f"loaded {summary.events:,} events and {summary.actions:,} actions over {years:g} years "
+        f"in {summary.seconds:.1f}s (weak towns: {', '.join(summary.weak_towns) or 'none'})"
+    )
 
 
 @org_cli.command("import")

@@ -85,6 +85,10 @@ def admin_only(status: int) -> dict[str, tuple[int, int]]:
     return {**ADMIN_ONLY, "admin": (status, status)}
 
 
+# Statistics of a town: its supervisor and its GIS key; a worker only has their grids.
+STATS = {"admin": (200, 200), "supervisor": (200, 404), "worker": (404, 404), "gis": (200, 404)}
+
+
 def get(url: Callable[[World, str], str]) -> Callable[[World, str], tuple[str, str, Any]]:
     return lambda w, s: ("GET", url(w, s), None)
 
@@ -166,6 +170,14 @@ TABLE: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/events/{event_id}/actions"): Case(
         lambda w, s: ("POST", f"/api/v1/events/{w.event[s]}/actions", {"action": "accept", "version": 1}),
         {"admin": (200, 200), "supervisor": (200, 404), "worker": (403, 404), "gis": (403, 404)}),
+    ("GET", "/api/v1/stats/closure"): Case(
+        get(lambda w, s: f"/api/v1/stats/closure?area={w.area[s][:9]}&group_by=grid"), STATS),
+    ("GET", "/api/v1/stats/closure.csv"): Case(
+        get(lambda w, s: f"/api/v1/stats/closure.csv?area={w.area[s][:9]}&group_by=village"), STATS),
+    ("GET", "/api/v1/stats/closure.geojson"): Case(
+        get(lambda w, s: f"/api/v1/stats/closure.geojson?area={w.area[s][:9]}&group_by=village"), STATS),
+    ("GET", "/api/v1/stats/overdue"): Case(
+        get(lambda w, s: f"/api/v1/stats/overdue?area={w.area[s][:9]}"), STATS),
     # Every caller downloads layers; events are filtered to what each may see (tests/gis).
     ("GET", "/api/v1/exports/{layer}.geojson"): Case(
         get(lambda w, s: "/api/v1/exports/events.geojson?area=" + w.area[s][:9]), same(200)),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +14,7 @@ from sqlalchemy import select
 from backend import settings
 from backend.api import Blueprint
 from backend.auth.context import current_actor
-from backend.auth.service import Actor, require
+from backend.auth.service import require
 from backend.common.pagination import decode_cursor, encode_cursor
 from backend.db import get_session
 from backend.errors import (
@@ -62,12 +61,7 @@ def _etag(event: Event) -> dict[str, str]:
     return {"ETag": f'"{event.version}"'}
 
 
-def shown(actor: Actor, events: Iterable[Event]) -> list[Event]:
-    """Mark which events' personal fields this actor may see (the schema drops the rest)."""
-    out = list(events)
-    for event in out:
-        event.show_personal = service.sees_personal_data(actor, event)  # type: ignore[attr-defined]
-    return out
+shown = service.shown
 
 
 @blp.route("/categories")

@@ -7,6 +7,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,6 +113,14 @@ def sees_personal_data(actor: Actor, event: Event) -> bool:
     if actor.user_id is not None and event.reporter_id == actor.user_id:
         return True
     return actor.role in ("admin", "supervisor") and can_see(actor, event)
+
+
+def shown(actor: Actor, events: Iterable[Event]) -> list[Event]:
+    """Mark which events' personal fields this actor may see (the schema drops the rest)."""
+    out = list(events)
+    for event in out:
+        event.show_personal = sees_personal_data(actor, event)  # type: ignore[attr-defined]
+    return out
 
 
 def _may_report_here(actor: Actor, assignment: areas.Assignment, outside: bool) -> None:

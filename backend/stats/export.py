@@ -1,0 +1,131 @@
+"""Closure statistics as CSV for Excel and as GeoJSON features for a choropleth map."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import Any
+
+from backend.common.fields import to_shape
+from backend.stats.queries import AREA_LEVELS, AreaShape, ClosureStats, empty_figures
+from geo.crs import transform_geometry
+from geo.geojson import geometry_to_geojson
+
+# Each column's name, then its Chinese name, so both the code and the people reading it in Excel
+# know what it is.
+KEY_HEADERS = {
+    "district": "district 区",
+    "district_name": "district_name 区名称",
+    "town": "town 镇街",
+    "town_name": "town_name 镇街名称",
+    "village": "village 村居",
+    "village_name": "village_name 村居名称",
+    "grid": "grid 网格",
+    "grid_name": "grid_name 网格名称",
+    "category": "category 事项分类",
+    "category_name_zh": "category_name_zh 分类名称",
+    "category_name_en": "category_name_en 分类英文名称",
+    "worker": "worker 网格员",
+    "day": "day 日期",
+    "week": "week 周(周一)",
+    "month": "month 月份",
+}
+FIGURE_HEADERS = {
+    "due": "due 应结案数",
+    "closed": "closed 结案数",
+    "closed_on_time": "closed_on_time 按期结案数",
+    "reworked": "reworked 返工结案数",
+    "overdue_open": "overdue_open 逾期未结数",
+    "closure_rate": "closure_rate 结案率",
+    "on_time_rate": "on_time_rate 按期结案率",
+    "rework_rate": "rework_rate 返工率",
+    "median_hours_to_close": "median_hours_to_close 结案时长中位数(小时)",
+    "p90_hours_to_close": "p90_hours_to_close 结案时长90分位(小时)",
+    "meets_benchmark": "meets_benchmark 达到基准",
+    "wilson_low": "wilson_low 置信区间下限",
+    "wilson_high": "wilson_high 置信区间上限",
+    "below_benchmark": "below_benchmark 显著低于基准",
+}
+HOURS = ("median_hours_to_close", "p90_hours_to_close")
+# A cell starting with one of these is a formula to Excel: names typed by users must not run.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def key_columns(group_by: Iterable[str]) -> list[str]:
+    """The key fields a grouping puts in each row, in order."""
+    columns: list[str] = []
+    for name in group_by:
+        columns.append(name)
+        if name in AREA_LEVELS:
+            columns.append(f"{name}_name")
+        elif name == "category":
+            columns += ["category_name_zh", "category_name_en"]
+    return columns
+
+
+def _cell(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return f"{value:.2f}" if name in HOURS else f"{value:.6f}".rstrip("0").rstrip(".")
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def closure_csv(stats: ClosureStats) -> bytes:
+    """One row per group (the totals when there is no grouping), UTF-8 with a BOM for Excel."""
+    keys = key_columns(stats.group_by)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([KEY_HEADERS[k] for k in keys] + list(FIGURE_HEADERS.values()))
+    rows = (
+        [(group.key, group.figures) for group in stats.groups]
+        if stats.group_by
+        else [({}, stats.totals)]
+    )
+    for key, figures in rows:
+        values = asdict(figures)
+        writer.writerow([_cell(k, key.get(k)) for k in keys]
+                        + [_cell(f, values[f]) for f in FIGURE_HEADERS])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def csv_filename(stats: ClosureStats) -> str:
+    start, end = stats.window_from.date().isoformat(), stats.window_to.date().isoformat()
+    grouping = "-".join(stats.group_by) or "total"
+    return f"closure_{stats.area}_{grouping}_{start}_{end}.csv"
+
+
+def closure_features(
+    stats: ClosureStats, shapes: list[AreaShape], crs: str = "wgs84"
+) -> list[dict[str, Any]]:
+    """A feature per group, drawn with its area's polygon; areas with no due event get one too.
+
+    The first grouping is an area level, so every group belongs to one of `shapes`.
+    """
+    level = stats.group_by[0]
+    by_code: dict[str, list[dict[str, Any]]] = {}
+    for group in stats.groups:
+        code = group.key.get(level)
+        if code is not None:
+            by_code.setdefault(code, []).append({**group.key, **vars(group.figures)})
+    blank = asdict(empty_figures(stats.benchmark))
+    features = []
+    for shape in shapes:
+        geometry = to_shape(shape.geom)
+        if crs != "wgs84":
+            geometry = transform_geometry(geometry, "wgs84", crs)
+        geojson = geometry_to_geojson(geometry, precision=7)
+        groups = by_code.get(shape.code) or [
+            {name: None for name in key_columns(stats.group_by)}
+            | {level: shape.code, f"{level}_name": shape.name} | blank
+        ]
+        for index, properties in enumerate(groups):
+            feature_id = shape.code if len(groups) == 1 else f"{shape.code}.{index + 1}"
+            features.append({"type": "Feature", "id": feature_id, "geometry": geojson,
+                             "properties": properties})
+    return features

@@ -1,0 +1,368 @@
+"""Closure statistics (结案率) and overdue events: read-only SQL over the events table.
+
+For a scope (an area code: events whose district, town, village or grid column, chosen by the
+code's length, equals it), a window [from, to) and an as-of time:
+
+- due (应结案数): events in scope, not rejected, with due_at in the window;
+- closed (结案数): of those, closed_at <= as_of;
+- closed_on_time (按期结案数): of the closed, closed_at <= due_at;
+- closure_rate = closed / due, on_time_rate = closed_on_time / due (null when due = 0);
+- rework_rate (返工率) = closed events with rework_count >= 1 / closed (null when closed = 0);
+- hours to close = closed_at - accepted_at over the closed events: the median and the 90th
+  percentile, interpolated (percentile_cont; null when none has both times);
+- overdue_open: due events not closed as of as_of whose due_at is before as_of;
+- meets_benchmark: closure_rate >= benchmark; the Wilson 95% score interval of closed / due
+  (wilson_low, wilson_high); below_benchmark: wilson_high < benchmark, so a grid with 3 events
+  is flagged only when even its interval's upper end misses the benchmark. (False / null when
+  due = 0.)
+
+Simplifications, both because events keep their current state rather than a history of it:
+`closed_at` is the latest closing and is cleared when an event is reopened, so an event closed
+before as_of and reopened after it counts as not closed; `status` (rejected or not) and
+`rework_count` are read as they are now, whatever as_of says.
+
+Every figure is computed in one SQL statement per request (FILTER clauses, percentile_cont and
+GROUPING SETS for the totals); only the per-group counts come back to Python, where the rates and
+the Wilson interval are derived from them.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.orm import Session
+
+from backend.errors import ValidationFailed, field_error
+from backend.events.models import Event
+
+AREA_LEVELS = ("district", "town", "village", "grid")
+GROUP_KEYS = (*AREA_LEVELS, "category", "worker", "day", "week", "month")
+MAX_GROUP_BY = 2
+MAX_WINDOW = timedelta(days=round(20 * 365.25))
+DEFAULT_BENCHMARK = 0.98
+Z95 = 1.959964
+TIME_ZONE = "Asia/Shanghai"
+
+SCOPE_COLUMN = {6: "district_code", 9: "town_code", 12: "village_code", 15: "grid_code"}
+KEY_SQL = {
+    "district": "e.district_code",
+    "town": "e.town_code",
+    "village": "e.village_code",
+    "grid": "e.grid_code",
+    "category": "e.category_code",
+    "worker": "COALESCE(e.assignee_id, e.reporter_id)",
+    **{
+        unit: f"date_trunc('{unit}', e.due_at AT TIME ZONE '{TIME_ZONE}')::date"
+        for unit in ("day", "week", "month")
+    },
+}
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The closure figures of one group (or of the whole scope)."""
+
+    due: int
+    closed: int
+    closed_on_time: int
+    reworked: int
+    overdue_open: int
+    closure_rate: float | None
+    on_time_rate: float | None
+    rework_rate: float | None
+    median_hours_to_close: float | None
+    p90_hours_to_close: float | None
+    meets_benchmark: bool
+    wilson_low: float | None
+    wilson_high: float | None
+    below_benchmark: bool
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group's key, e.g. {"grid": "440117103001001", "grid_name": "..."}, and its figures."""
+
+    key: dict[str, Any]
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class ClosureStats:
+    area: str
+    window_from: datetime
+    window_to: datetime
+    as_of: datetime
+    benchmark: float
+    group_by: tuple[str, ...]
+    totals: Figures
+    groups: list[Group]
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion successes / n (None when n = 0)."""
+    if n <= 0:
+        return None
+    p = successes / n
+    z2 = z * z
+    denominator = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def figures(
+    *,
+    due: int,
+    closed: int,
+    closed_on_time: int,
+    reworked: int,
+    overdue_open: int,
+    median_hours: float | None,
+    p90_hours: float | None,
+    benchmark: float,
+) -> Figures:
+    """Derive the rates and the benchmark verdict from a group's counts."""
+    closure_rate = closed / due if due else None
+    interval = wilson_interval(closed, due)
+    return Figures(
+        due=due,
+        closed=closed,
+        closed_on_time=closed_on_time,
+        reworked=reworked,
+        overdue_open=overdue_open,
+        closure_rate=closure_rate,
+        on_time_rate=closed_on_time / due if due else None,
+        rework_rate=reworked / closed if closed else None,
+        median_hours_to_close=median_hours,
+        p90_hours_to_close=p90_hours,
+        meets_benchmark=closure_rate is not None and closure_rate >= benchmark,
+        wilson_low=interval[0] if interval else None,
+        wilson_high=interval[1] if interval else None,
+        below_benchmark=interval is not None and interval[1] < benchmark,
+    )
+
+
+def empty_figures(benchmark: float = DEFAULT_BENCHMARK) -> Figures:
+    return figures(due=0, closed=0, closed_on_time=0, reworked=0, overdue_open=0,
+                   median_hours=None, p90_hours=None, benchmark=benchmark)
+
+
+def check_closure_query(
+    session: Session,
+    *,
+    area: str,
+    window_from: datetime,
+    window_to: datetime,
+    group_by: tuple[str, ...],
+    benchmark: float,
+) -> None:
+    """Refuse a request that cannot be answered, naming each bad field."""
+    errors = _area_errors(session, area)
+    if window_from >= window_to:
+        errors.append(field_error("from", "Must be before `to`.", location="query"))
+    elif window_to - window_from > MAX_WINDOW:
+        errors.append(field_error("to", "The window may be at most 20 years long.",
+                                  location="query"))
+    unknown = [key for key in group_by if key not in GROUP_KEYS]
+    if unknown:
+        errors.append(field_error(
+            "group_by", f"Unknown grouping {', '.join(unknown)}; use {', '.join(GROUP_KEYS)}.",
+            location="query"))
+    elif len(group_by) > MAX_GROUP_BY:
+        errors.append(field_error("group_by", f"At most {MAX_GROUP_BY} groupings at once.",
+                                  location="query"))
+    elif len(set(group_by)) != len(group_by):
+        errors.append(field_error("group_by", "A grouping is repeated.", location="query"))
+    if not (0 < benchmark <= 1):
+        errors.append(field_error("benchmark", "Must be in (0, 1].", location="query"))
+    if errors:
+        raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                               errors=errors)
+
+
+def _area_errors(session: Session, area: str) -> list[dict[str, Any]]:
+    if len(area) not in SCOPE_COLUMN or not (area.isascii() and area.isdigit()):
+        return [field_error("area", "Must be a 6, 9, 12 or 15-digit area code.", location="query")]
+    if not session.scalar(text("SELECT EXISTS (SELECT 1 FROM areas WHERE code = :code)"),
+                          {"code": area}):
+        return [field_error("area", f"No area has the code {area}.", location="query")]
+    return []
+
+
+def check_area(session: Session, area: str) -> None:
+    """Refuse a scope that is not the code of an area (current or past)."""
+    errors = _area_errors(session, area)
+    if errors:
+        raise ValidationFailed(errors[0]["message"], errors=errors)
+
+
+def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
+    """One statement: the due events of the scope, counted per group and in total.
+
+    The groups are hashed, not sorted: an ordered-set aggregate such as percentile_cont would
+    force sorting every due event by its key. Instead each group collects its closed events'
+    hours in an array, and percentile_cont runs over that small array once per group.
+    """
+    keys = [f"{KEY_SQL[key]} AS k{i}" for i, key in enumerate(group_by)]
+    key_names = [f"k{i}" for i in range(len(group_by))]
+    grouping = (
+        f"GROUPING({', '.join(key_names)})" if key_names else "0"
+    )
+    group_clause = (
+        f"GROUP BY GROUPING SETS (({', '.join(key_names)}), ())" if key_names else ""
+    )
+    names, joins = [], []
+    for i, key in enumerate(group_by):
+        if key in AREA_LEVELS:
+            names.append(f", a{i}.name AS k{i}_name")
+            joins.append(f"LEFT JOIN areas a{i} ON a{i}.code = g.k{i} AND a{i}.valid_to IS NULL")
+        elif key == "category":
+            names.append(f", c{i}.name_zh AS k{i}_name_zh, c{i}.name_en AS k{i}_name_en")
+            joins.append(f"LEFT JOIN categories c{i} ON c{i}.code = g.k{i}")
+    order = ", ".join(["g.rollup DESC", *(f"g.k{i} NULLS LAST" for i in range(len(group_by)))])
+    return f"""
+        WITH g AS (
+            SELECT {"".join(f"{k}, " for k in key_names)}{grouping} AS rollup,
+                count(*) AS due,
+                count(*) FILTER (WHERE closed_at <= :as_of) AS closed,
+                count(*) FILTER (WHERE closed_at <= :as_of AND closed_at <= due_at)
+                    AS closed_on_time,
+                count(*) FILTER (WHERE closed_at <= :as_of AND rework_count >= 1) AS reworked,
+                count(*) FILTER (
+                    WHERE due_at < :as_of AND (closed_at IS NULL OR closed_at > :as_of)
+                ) AS overdue_open,
+                array_agg(date_part('epoch', closed_at - accepted_at) / 3600)
+                    FILTER (WHERE closed_at <= :as_of AND accepted_at IS NOT NULL) AS hours
+            FROM (
+                SELECT {"".join(f"{k}, " for k in keys)}
+                    e.due_at, e.closed_at, e.accepted_at, e.rework_count
+                FROM events e
+                WHERE e.{scope_column} = :area AND e.status <> 'rejected'
+                    AND e.due_at >= :window_from AND e.due_at < :window_to
+            ) s
+            {group_clause}
+        )
+        SELECT {"".join(f"g.k{i}, " for i in range(len(group_by)))}g.rollup, g.due, g.closed,
+            g.closed_on_time, g.reworked, g.overdue_open,
+            (SELECT percentile_cont(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY h)
+             FROM unnest(g.hours) h) AS hours
+            {"".join(names)}
+        FROM g {" ".join(joins)}
+        ORDER BY {order}
+    """
+
+
+def closure_stats(
+    session: Session,
+    *,
+    area: str,
+    window_from: datetime,
+    window_to: datetime,
+    as_of: datetime,
+    group_by: tuple[str, ...] = (),
+    benchmark: float = DEFAULT_BENCHMARK,
+) -> ClosureStats:
+    """The closure figures of an area's subtree over a window, in total and per group."""
+    group_by = tuple(group_by)
+    check_closure_query(session, area=area, window_from=window_from, window_to=window_to,
+                        group_by=group_by, benchmark=benchmark)
+    rows = session.execute(
+        text(_closure_sql(SCOPE_COLUMN[len(area)], group_by)),
+        {"area": area, "window_from": window_from, "window_to": window_to, "as_of": as_of},
+    ).mappings().all()  # one fetch: row by row costs more than the aggregation for many groups
+    totals = empty_figures(benchmark)
+    groups = []
+    for row in rows:
+        hours = row["hours"] or (None, None)
+        result = figures(
+            due=row["due"], closed=row["closed"], closed_on_time=row["closed_on_time"],
+            reworked=row["reworked"], overdue_open=row["overdue_open"],
+            median_hours=hours[0], p90_hours=hours[1], benchmark=benchmark,
+        )
+        if row["rollup"]:
+            totals = result
+        elif not group_by:
+            totals = result
+        else:
+            groups.append(Group(_key(group_by, row), result))
+    return ClosureStats(area, window_from, window_to, as_of, benchmark, group_by, totals, groups)
+
+
+def _key(group_by: tuple[str, ...], row: Any) -> dict[str, Any]:
+    key: dict[str, Any] = {}
+    for i, name in enumerate(group_by):
+        value = row[f"k{i}"]
+        if name in ("day", "week", "month"):
+            key[name] = value.isoformat() if value is not None else None
+        else:
+            key[name] = value
+        if name in AREA_LEVELS:
+            key[f"{name}_name"] = row[f"k{i}_name"]
+        elif name == "category":
+            key["category_name_zh"] = row[f"k{i}_name_zh"]
+            key["category_name_en"] = row[f"k{i}_name_en"]
+    return key
+
+
+def require_area_level_first(group_by: tuple[str, ...]) -> str:
+    """The area level a map of the figures is drawn at: the first grouping must be one."""
+    if not group_by or group_by[0] not in AREA_LEVELS:
+        raise ValidationFailed(
+            "A map needs the first grouping to be an area level.",
+            errors=[field_error("group_by", "The first grouping must be district, town, village "
+                                "or grid for GeoJSON.", location="query")],
+        )
+    return group_by[0]
+
+
+@dataclass(frozen=True)
+class AreaShape:
+    code: str
+    name: str
+    geom: Any  # WKB from the database
+
+
+def area_shapes(session: Session, *, level: str, area: str) -> list[AreaShape]:
+    """The current polygons of one level's areas within (or above) an area, by code."""
+    length = {"district": 6, "town": 9, "village": 12, "grid": 15}[level]
+    if length >= len(area):
+        where, params = "left(code, :n) = :area", {"n": len(area), "area": area}
+    else:
+        where, params = "code = :code", {"code": area[:length]}
+    rows = session.execute(
+        text(f"SELECT code, name, geom FROM areas WHERE level = :level AND valid_to IS NULL"
+             f" AND {where} ORDER BY code"),
+        {"level": level, **params},
+    )
+    return [AreaShape(row.code, row.name, row.geom) for row in rows]
+
+
+def overdue_events(
+    session: Session,
+    *,
+    area: str,
+    as_of: datetime,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 100,
+) -> list[Event]:
+    """Open events (neither closed nor rejected) past their due time, oldest due first."""
+    check_area(session, area)
+    column = SCOPE_COLUMN[len(area)]
+    query = (
+        select(Event)
+        .where(
+            getattr(Event, column) == area,
+            Event.status.not_in(("closed", "rejected")),
+            Event.due_at < as_of,
+        )
+        .order_by(Event.due_at, Event.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(tuple_(Event.due_at, Event.id) > tuple_(*after))
+    return list(session.scalars(query))

@@ -1,0 +1,174 @@
+"""HTTP routes for closure statistics (JSON, CSV, GeoJSON) and the overdue list."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import flask
+from flask.views import MethodView
+
+from backend.api import Blueprint
+from backend.auth.context import current_actor
+from backend.common.pagination import decode_cursor, encode_cursor
+from backend.db import get_session
+from backend.errors import NotFound
+from backend.events.schemas import EventListSchema
+from backend.events.service import shown
+from backend.stats import export, queries, schemas
+
+blp = Blueprint(
+    "stats", __name__, url_prefix="/api/v1/stats",
+    description="Statistics: closure rates against the 98% benchmark (结案率) and overdue events",
+)
+
+JSON = "application/json"
+CSV = "text/csv"
+GEOJSON = "application/geo+json"
+CSV_HEADERS = {"Content-Disposition": {
+    "description": "attachment; filename=closure_<area>_<grouping>_<from>_<to>.csv",
+    "schema": {"type": "string"},
+}}
+
+
+def in_scope(area: str) -> str:
+    """The area, if the caller may read its whole subtree; otherwise 404, as for other reads."""
+    actor = current_actor()
+    allowed = (
+        actor.is_admin
+        or (actor.role == "worker" and area in actor.grid_codes)
+        or (actor.role != "worker" and actor.area_code is not None
+            and area.startswith(actor.area_code))
+    )
+    if not allowed:
+        raise NotFound(f"No area {area} in your scope.")
+    return area
+
+
+def _stats(args: dict[str, Any]) -> queries.ClosureStats:
+    return queries.closure_stats(
+        get_session(),
+        area=in_scope(args["area"]),
+        window_from=args["from_"],
+        window_to=args["to"],
+        as_of=args["as_of"],
+        group_by=args["group_by"],
+        benchmark=args["benchmark"],
+    )
+
+
+def _document(stats: queries.ClosureStats) -> dict[str, Any]:
+    """The JSON body, as ClosureStatsSchema would dump it (a test holds them equal)."""
+    return {
+        "area": stats.area,
+        "from": stats.window_from.isoformat(),
+        "to": stats.window_to.isoformat(),
+        "as_of": stats.as_of.isoformat(),
+        "benchmark": stats.benchmark,
+        "group_by": list(stats.group_by),
+        "totals": dict(vars(stats.totals)),
+        "groups": [{"key": g.key, **vars(g.figures)} for g in stats.groups],
+    }
+
+
+def _json_response(body: dict[str, Any], mimetype: str) -> flask.Response:
+    # Built here rather than dumped through the response schema: marshmallow takes longer to
+    # dump a few thousand groups than the database takes to count them.
+    return flask.current_app.response_class(flask.json.dumps(body), mimetype=mimetype)
+
+
+def _csv_response(args: dict[str, Any]) -> flask.Response:
+    stats = _stats(args)
+    response = flask.Response(export.closure_csv(stats), mimetype=CSV)
+    response.headers["Content-Type"] = f"{CSV}; charset=utf-8; header=present"
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{export.csv_filename(stats)}"'
+    )
+    return response
+
+
+def _geojson_response(args: dict[str, Any]) -> flask.Response:
+    level = queries.require_area_level_first(args["group_by"])
+    stats = _stats(args)
+    shapes = queries.area_shapes(get_session(), level=level, area=stats.area)
+    document = {
+        "type": "FeatureCollection",
+        "features": export.closure_features(stats, shapes, args["crs"]),
+        **_document(stats),
+    }
+    del document["groups"]
+    return _json_response(document, GEOJSON)
+
+
+@blp.route("/closure")
+class Closure(MethodView):
+    @blp.arguments(schemas.ClosureArgsSchema, location="query")
+    @blp.response(200, schemas.ClosureStatsSchema,
+                  description="The figures as JSON, CSV or GeoJSON, as the Accept header asks")
+    @blp.alt_response(200, schema=schemas.CSV_SCHEMA, content_type=CSV, headers=CSV_HEADERS,
+                      success=True)
+    @blp.alt_response(200, schema=schemas.ClosureFeatureCollectionSchema, content_type=GEOJSON,
+                      success=True)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Closure statistics of an area's subtree over a window, in total and by group
+
+        `Accept: text/csv` gives the CSV of `/stats/closure.csv`, `Accept:
+        application/geo+json` the GeoJSON of `/stats/closure.geojson`.
+        """
+        wanted = flask.request.accept_mimetypes.best_match([JSON, CSV, GEOJSON], default=JSON)
+        if wanted == CSV:
+            return _csv_response(args)
+        if wanted == GEOJSON:
+            return _geojson_response(args)
+        return _json_response(_document(_stats(args)), JSON)
+
+
+@blp.route("/closure.csv")
+class ClosureCsv(MethodView):
+    @blp.arguments(schemas.ClosureArgsSchema, location="query")
+    @blp.response(200, schemas.CSV_SCHEMA, content_type=CSV, headers=CSV_HEADERS,
+                  description="One row per group, for Excel")
+    def get(self, args: dict[str, Any]) -> flask.Response:
+        """Closure statistics as CSV (UTF-8 with a BOM, bilingual header)"""
+        return _csv_response(args)
+
+
+@blp.route("/closure.geojson")
+class ClosureGeoJson(MethodView):
+    @blp.arguments(schemas.ClosureArgsSchema, location="query")
+    @blp.response(200, schemas.ClosureFeatureCollectionSchema, content_type=GEOJSON,
+                  description="The areas of the first grouping's level with their figures")
+    def get(self, args: dict[str, Any]) -> flask.Response:
+        """Closure statistics as a choropleth: area polygons with their figures
+
+        The first `group_by` must be an area level (district, town, village or grid). Every
+        current area of that level in scope is a feature, those without due events too.
+        """
+        return _geojson_response(args)
+
+
+@blp.route("/overdue")
+class Overdue(MethodView):
+    @blp.arguments(schemas.OverdueArgsSchema, location="query")
+    @blp.response(200, EventListSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List open events past their due time in an area's subtree, oldest due first"""
+        session = get_session()
+        queries.check_area(session, in_scope(args["area"]))
+        key = decode_cursor(args.get("cursor"), (str, str))
+        after = None
+        if key:
+            try:
+                after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
+            except ValueError:
+                decode_cursor("!", (str, str))  # raises the cursor error
+        limit = args["limit"]
+        events = queries.overdue_events(
+            session, area=args["area"], as_of=datetime.now(UTC), after=after, limit=limit
+        )
+        last = events[-1] if len(events) == limit else None
+        return {
+            "items": shown(current_actor(), events),
+            "next_cursor": encode_cursor([last.due_at.isoformat(), str(last.id)]) if last else None,
+        }

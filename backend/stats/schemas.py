@@ -1,0 +1,171 @@
+"""What statistics requests and answers look like."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import marshmallow as ma
+from webargs.fields import DelimitedList
+
+from backend.common.fields import Geometry, area_code
+from backend.common.pagination import CursorArgsSchema
+from backend.stats.queries import DEFAULT_BENCHMARK, GROUP_KEYS, MAX_GROUP_BY
+from geo.crs import SUPPORTED_CRS
+
+DEFAULT_WINDOW = timedelta(days=365)
+
+
+class ClosureArgsSchema(ma.Schema):
+    area = area_code(required=True, metadata={"description": "Scope: this area and its subtree"})
+    from_ = ma.fields.AwareDateTime(
+        data_key="from",
+        metadata={"description": "Window start: events due at or after it (default: `to` less "
+                  "365 days)"},
+    )
+    to = ma.fields.AwareDateTime(
+        metadata={"description": "Window end: events due before it (default: `as_of`)"}
+    )
+    as_of = ma.fields.AwareDateTime(
+        metadata={"description": "Count what was closed by this time (default: now)"}
+    )
+    group_by = DelimitedList(
+        ma.fields.String(validate=ma.validate.OneOf(GROUP_KEYS)),
+        load_default=list,
+        validate=ma.validate.Length(max=MAX_GROUP_BY),
+        metadata={"description": f"Up to {MAX_GROUP_BY} of {', '.join(GROUP_KEYS)}, comma "
+                  "separated; day, week (from Monday) and month are of due_at in Beijing time"},
+    )
+    benchmark = ma.fields.Float(
+        load_default=DEFAULT_BENCHMARK,
+        validate=ma.validate.Range(0, 1, min_inclusive=False),
+        metadata={"description": "The closure rate to meet, in (0, 1]"},
+    )
+    crs = ma.fields.String(
+        load_default="wgs84", validate=ma.validate.OneOf(SUPPORTED_CRS),
+        metadata={"description": "GeoJSON only: coordinate system of the polygons"},
+    )
+
+    @ma.post_load
+    def _defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data.setdefault("as_of", datetime.now(UTC))
+        data.setdefault("to", data["as_of"])
+        if "from_" not in data:
+            try:
+                data["from_"] = data["to"] - DEFAULT_WINDOW
+            except OverflowError as error:
+                raise ma.ValidationError("Give `from`: `to` is too early for the default.",
+                                         "from") from error
+        data["group_by"] = tuple(data["group_by"])
+        return data
+
+
+class OverdueArgsSchema(CursorArgsSchema):
+    area = area_code(required=True, metadata={"description": "Scope: this area and its subtree"})
+
+
+class FiguresSchema(ma.Schema):
+    due = ma.fields.Integer(metadata={"description": "应结案数: not rejected, due in the window"})
+    closed = ma.fields.Integer(metadata={"description": "结案数: of the due, closed by as_of"})
+    closed_on_time = ma.fields.Integer(
+        metadata={"description": "按期结案数: of the closed, closed by their due time"}
+    )
+    reworked = ma.fields.Integer(
+        metadata={"description": "Of the closed, returned or reopened at least once"}
+    )
+    overdue_open = ma.fields.Integer(
+        metadata={"description": "Of the due, not closed by as_of and due before it"}
+    )
+    closure_rate = ma.fields.Float(allow_none=True,
+                                   metadata={"description": "结案率 = closed / due"})
+    on_time_rate = ma.fields.Float(allow_none=True,
+                                   metadata={"description": "按期结案率 = closed_on_time / due"})
+    rework_rate = ma.fields.Float(allow_none=True,
+                                  metadata={"description": "返工率 = reworked / closed"})
+    median_hours_to_close = ma.fields.Float(
+        allow_none=True, metadata={"description": "Median of closed_at - accepted_at (hours)"}
+    )
+    p90_hours_to_close = ma.fields.Float(
+        allow_none=True, metadata={"description": "90th percentile of the same (hours)"}
+    )
+    meets_benchmark = ma.fields.Boolean(metadata={"description": "closure_rate >= benchmark"})
+    wilson_low = ma.fields.Float(
+        allow_none=True, metadata={"description": "Wilson 95% interval of the closure rate: low"}
+    )
+    wilson_high = ma.fields.Float(allow_none=True, metadata={"description": "... and high"})
+    below_benchmark = ma.fields.Boolean(
+        metadata={"description": "wilson_high < benchmark: below it beyond chance"}
+    )
+
+
+def _key_fields() -> dict[str, ma.fields.Field]:
+    fields: dict[str, ma.fields.Field] = {}
+    for level, zh in (("district", "区"), ("town", "镇街"), ("village", "村居"),
+                      ("grid", "网格")):
+        fields[level] = ma.fields.String(allow_none=True,
+                                         metadata={"description": f"{zh} code"})
+        fields[f"{level}_name"] = ma.fields.String(allow_none=True)
+    fields["category"] = ma.fields.String(allow_none=True)
+    fields["category_name_zh"] = ma.fields.String(allow_none=True)
+    fields["category_name_en"] = ma.fields.String(allow_none=True)
+    fields["worker"] = ma.fields.Integer(
+        allow_none=True, metadata={"description": "User id: the assignee, else the reporter"}
+    )
+    for unit in ("day", "week", "month"):
+        fields[unit] = ma.fields.String(
+            allow_none=True, metadata={"format": "date", "description": f"First day of the {unit}"}
+        )
+    return fields
+
+
+GroupKeySchema = ma.Schema.from_dict(_key_fields(), name="GroupKeySchema")
+
+
+class ClosureGroupSchema(FiguresSchema):
+    key = ma.fields.Nested(GroupKeySchema, metadata={
+        "description": "The group: only the fields of the requested groupings"})
+
+
+class ClosureStatsSchema(ma.Schema):
+    area = ma.fields.String()
+    from_ = ma.fields.AwareDateTime(data_key="from", attribute="window_from")
+    to = ma.fields.AwareDateTime(attribute="window_to")
+    as_of = ma.fields.AwareDateTime()
+    benchmark = ma.fields.Float()
+    group_by = ma.fields.List(ma.fields.String())
+    totals = ma.fields.Nested(FiguresSchema, metadata={"description": "The whole scope"})
+    groups = ma.fields.List(
+        ma.fields.Nested(ClosureGroupSchema),
+        metadata={"description": "Groups with at least one due event, ordered by key"},
+    )
+
+
+class ClosurePropertiesSchema(GroupKeySchema, FiguresSchema):  # type: ignore[valid-type,misc]
+    """A feature's properties: its group's key fields and figures side by side."""
+
+
+class ClosureFeatureSchema(ma.Schema):
+    type = ma.fields.Constant("Feature")
+    id = ma.fields.String()
+    geometry = Geometry(allow_none=True)
+    properties = ma.fields.Nested(ClosurePropertiesSchema)
+
+
+class ClosureFeatureCollectionSchema(ma.Schema):
+    """The choropleth: each area of the first grouping's level with its figures."""
+
+    type = ma.fields.Constant("FeatureCollection")
+    features = ma.fields.List(ma.fields.Nested(ClosureFeatureSchema))
+    area = ma.fields.String()
+    from_ = ma.fields.AwareDateTime(data_key="from", attribute="window_from")
+    to = ma.fields.AwareDateTime(attribute="window_to")
+    as_of = ma.fields.AwareDateTime()
+    benchmark = ma.fields.Float()
+    group_by = ma.fields.List(ma.fields.String())
+    totals = ma.fields.Nested(FiguresSchema)
+
+
+CSV_SCHEMA = {
+    "type": "string",
+    "description": "UTF-8 with a byte-order mark, a bilingual header row, one row per group",
+}
