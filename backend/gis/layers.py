@@ -14,11 +14,13 @@ registered collection. Planned entries, once their domains land:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Float,
     Text,
     and_,
     case,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     func,
     literal_column,
     or_,
+    select,
     true,
 )
 
@@ -295,9 +298,76 @@ def emergency_units_collection() -> Collection:
     )
 
 
+def _closure_window(interval: Interval | None) -> tuple[Any, Any]:
+    """The period asked for; without one, the last 365 days."""
+    end = interval.end if interval is not None and interval.end is not None else func.now()
+    if interval is not None and interval.start is not None:
+        return interval.start, end
+    return end - func.make_interval(0, 0, 0, 365), end
+
+
+def _closure_scope(actor: Actor | None) -> ColumnElement[bool]:
+    # Statistics are read within the caller's scope, like /api/v1/stats.
+    if actor is None:
+        return false()
+    if actor.is_admin:
+        return true()
+    if actor.role == "worker":
+        return Area.code.in_(actor.grid_codes) if actor.grid_codes else false()
+    return Area.code.startswith(actor.area_code or "-", autoescape=True)
+
+
+def grid_closure_collection(interval: Interval | None = None) -> Collection:
+    """Grids with their closure figures for a period: the choropleth layer."""
+    start, end = _closure_window(interval)
+    figures = (
+        select(
+            Event.grid_code.label("grid_code"),
+            func.count().label("due"),
+            func.count().filter(Event.closed_at.is_not(None)).label("closed"),
+            func.count().filter(Event.closed_at <= Event.due_at).label("closed_on_time"),
+        )
+        .where(Event.status != "rejected", Event.due_at >= start, Event.due_at < end)
+        .group_by(Event.grid_code)
+        .subquery("closure")
+    )
+    due = func.coalesce(figures.c.due, 0)
+    closed = func.coalesce(figures.c.closed, 0)
+    rate = cast(closed, Float) / func.nullif(due, 0)
+    grids = area_collection("grid")
+    return replace(
+        grids,
+        id="grid_closure",
+        title="Grids with closure statistics (网格结案率)",
+        description="Current grids with the closure figures of events due in the period "
+        "(`datetime`; default the last 365 days): due, closed, closed on time and the closure "
+        "rate (结案率) against the 98% benchmark. Read within the caller's scope.",
+        source=Area.__table__.outerjoin(figures, figures.c.grid_code == Area.code),
+        properties=(
+            Property("code", Area.code, in_tiles=True),
+            Property("name", Area.name, in_tiles=True),
+            Property("due", due, "integer", "应结案数", in_tiles=True),
+            Property("closed", closed, "integer", "结案数"),
+            Property("closed_on_time", func.coalesce(figures.c.closed_on_time, 0), "integer",
+                     "按期结案数"),
+            Property("closure_rate", rate, "number", "结案率: closed / due", in_tiles=True),
+            Property("meets_benchmark", rate >= 0.98, "boolean", "At least 98% closed"),
+        ),
+        where=(Area.level == "grid", Area.valid_to.is_(None)),
+        filters=tuple(f for f in grids.filters if f.name in ("area", "parent")),
+        temporal=lambda interval: true(),
+        temporal_description="The period whose due events are counted (default: the last 365 days)",
+        fingerprint=(*grids.fingerprint, func.sum(figures.c.due), func.sum(figures.c.closed)),
+        scope=_closure_scope,
+        anonymous=False,
+        for_period=grid_closure_collection,
+    )
+
+
 def register_all() -> None:
     for level in ("district", "town", "village", "grid"):
         register(area_collection(level))
     register(events_collection())
     register(buildings_collection())
     register(emergency_units_collection())
+    register(grid_closure_collection())

@@ -289,3 +289,35 @@ def test_filter_values_postgresql_cannot_store_are_400(gis):
     for value in ("a\x00b", "长" * 201):
         response = gis.get("/ogc/collections/grids/items", query_string={"name": value})
         assert response.status_code == 400
+
+
+def test_grid_closure_layer_counts_due_and_closed_events_in_the_period(app, accounts, session):
+    grid = accounts.worker_grids[0]
+    x, y = session.execute(text(
+        "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM areas "
+        "WHERE code = :c AND valid_to IS NULL"), {"c": grid}).one()
+    # Three events due in March 2030: two closed (one late), one still open; one due in April.
+    for n, (due, closed) in enumerate([("2030-03-05", "2030-03-04"), ("2030-03-10", "2030-03-12"),
+                                       ("2030-03-20", None), ("2030-04-02", "2030-04-01")]):
+        session.execute(text(
+            "INSERT INTO events (id, category_code, description, location, crs, source_lon,"
+            " source_lat, grid_code, village_code, town_code, district_code, assignment,"
+            " status, due_at, closed_at, content_hash)"
+            " VALUES (gen_random_uuid(), 'other', 'x', ST_SetSRID(ST_MakePoint(:x, :y), 4326),"
+            " 'wgs84', :x, :y, CAST(:g AS text), left(CAST(:g AS text), 12),"
+            " left(CAST(:g AS text), 9), left(CAST(:g AS text), 6), 'contains',"
+            " CASE WHEN CAST(:closed AS text) IS NULL THEN 'in_progress' ELSE 'closed' END,"
+            " CAST(:due AS timestamptz), CAST(CAST(:closed AS text) AS timestamptz), :h)"),
+            {"x": x, "y": y, "g": grid, "due": due, "closed": closed, "h": f"t{n}"})
+    session.commit()
+    supervisor = client_as(app, accounts, "supervisor")
+    url = (f"/ogc/collections/grid_closure/items?area={grid}"
+           "&datetime=2030-03-01T00:00:00Z/2030-04-01T00:00:00Z")
+    response = supervisor.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    (feature,) = response.json["features"]
+    props = feature["properties"]
+    assert (props["due"], props["closed"], props["closed_on_time"]) == (3, 2, 1)
+    assert props["closure_rate"] == pytest.approx(2 / 3) and props["meets_benchmark"] is False
+    other = client_as(app, accounts, "other_supervisor").get(url)
+    assert other.json["features"] == []  # statistics stay within the caller's scope
