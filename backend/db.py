@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import flask
 from alembic.config import Config
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Engine, MetaData, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -77,6 +79,17 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
+    """Run SQL on the driver's own connection, inside the session's transaction.
+
+    For the few statements on every request (sign-in, point assignment, the report insert):
+    SQLAlchemy's statement and result handling costs more than those queries do.
+    """
+    driver = session.connection().connection.driver_connection
+    with driver.cursor(row_factory=namedtuple_row) as cursor:
+        return cursor.execute(sql, params).fetchall()
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from backend.areas.models import CODE_LENGTH, GRID_KINDS, Area
 from backend.common.fields import to_shape, to_wkb
+from backend.db import driver_rows
 from backend.errors import Conflict, NotFound, ValidationFailed, field_error
 from geo import validate
 
@@ -325,14 +326,10 @@ def assign_point(
 ) -> Assignment:
     """Assign a WGS84 point: the covering grid, else the nearest within tolerance, else none."""
     radius = max(accuracy_m or 0.0, nearest_min_m)
-    # Straight to the driver: this runs on every report and lookup, and the ORM's statement
-    # handling would cost more than the query.
-    row = session.connection().exec_driver_sql(
-        _ASSIGN, {"lon": lon, "lat": lat, "radius": radius}
-    ).first()
-    if row is None:
+    rows = driver_rows(session, _ASSIGN, {"lon": lon, "lat": lat, "radius": radius})
+    if not rows:
         return Assignment("unassigned")
-    method, area_id, code, distance = row
+    method, area_id, code, distance = rows[0]
     if method == "unassigned":
         return Assignment("unassigned", district_code=code)
     return Assignment(method, code, area_id, float(distance) if distance is not None else None)

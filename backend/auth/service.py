@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from backend.areas import service as areas
 from backend.auth.models import ROLES, WORKER_KINDS, ApiKey, RefreshToken, User, UserGrid
 from backend.config import Settings
+from backend.db import driver_rows
 from backend.errors import Conflict, DomainError, NotFound, ValidationFailed, field_error
 
 ALGORITHM = "HS256"
@@ -264,7 +265,7 @@ def actor_from_access_token(session: Session, settings: Settings, token: str) ->
         user_id = int(claims["sub"])
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise Unauthorized("The access token is invalid or has expired.") from error
-    row = session.connection().exec_driver_sql(_ACTOR, {"id": user_id}).first()
+    row = next(iter(driver_rows(session, _ACTOR, {"id": user_id})), None)
     if row is None or row.disabled or claims.get("epoch") != row.token_epoch:
         raise Unauthorized("The access token has been revoked.")
     return Actor(role=row.role, user_id=user_id, username=row.username,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
 from backend.auth.service import Actor, Forbidden
+from backend.db import driver_rows
 from backend.errors import Conflict, NotFound, ValidationFailed, field_error
 from backend.events.models import CATEGORY_CODE, Category, Event
 from geo.crs import to_wgs84
@@ -221,7 +222,7 @@ def report_event(
         "accepted_at": accepted_at, "resolved_by": reporter_id if accepted_at else None,
         "due_at": due_at, "note": report.resolution_note,
     }
-    row = session.connection().exec_driver_sql(_INSERT_EVENT, params).first()
+    row = next(iter(driver_rows(session, _INSERT_EVENT, params)), None)
     if row is not None:
         # A detached Event for the answer; the row itself is already written.
         return Event(**dict(zip(_EVENT_COLUMNS, row, strict=True))), True
@@ -328,11 +329,11 @@ _NEARBY_OPEN = (
 def possible_duplicates(session: Session, event: Event, actor: Actor) -> list[dict[str, Any]]:
     """Open events of the same category near this one (that the actor may see), recent enough
     to be the same matter: nearest first."""
-    rows = session.connection().exec_driver_sql(_NEARBY_OPEN, {
+    rows = driver_rows(session, _NEARBY_OPEN, {
         "id": event.id, "everything": actor.is_admin, "grids": list(actor.grid_codes),
         "me": actor.user_id if actor.role == "worker" else None,
         "area": actor.area_code if actor.role != "worker" else None,
-    }).all()
+    })
     return [
         {"id": row.id, "status": row.status, "received_at": row.received_at,
          "distance_m": round(float(row.distance_m), 1)}
