@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +35,6 @@ class Settings:
     max_photos_per_event: int = 9
     # Serve the area collections and tiles of /ogc and /tiles to callers without credentials.
     ogc_anonymous_areas: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def from_environ(environ: dict[str, str] | None = None) -> Settings:

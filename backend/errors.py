@@ -58,13 +58,6 @@ def field_error(field: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"field": field, "pointer": pointer, "message": message, **extra}
 
 
-class ProblemErrorSchema(ma.Schema):
-    field = ma.fields.String(metadata={"description": "Dotted name of the bad field"})
-    pointer = ma.fields.String(metadata={"description": "JSON pointer into the request"})
-    location = ma.fields.String(metadata={"description": "json, query, path, headers or form"})
-    message = ma.fields.String()
-
-
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details."""
 

@@ -7,7 +7,7 @@ the same transaction; a stale version changes nothing and raises PreconditionFai
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,7 +58,6 @@ class ActionInput:
     assignee_id: int | None = None
     department: str | None = None
     duplicate_of: uuid.UUID | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def act(session: Session, event_id: uuid.UUID, data: ActionInput, *, actor: Actor) -> Event:

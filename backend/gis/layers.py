@@ -33,6 +33,7 @@ from sqlalchemy import (
     true,
 )
 
+from backend.areas import service as areas_service
 from backend.areas.models import CODE_LENGTH, GRID_KINDS, Area
 from backend.auth.service import Actor
 from backend.events import service as events_service
@@ -141,11 +142,6 @@ def _event_scope(actor: Actor | None) -> ColumnElement[bool]:
     return events_service.visible_to(actor) if actor is not None else false()
 
 
-def _in_area(code: str) -> ColumnElement[bool]:
-    level = {length: lvl for lvl, length in CODE_LENGTH.items()}[len(code)]
-    return events_service.AREA_COLUMN[level] == code
-
-
 def events_collection() -> Collection:
     return Collection(
         id="events",
@@ -187,7 +183,7 @@ def events_collection() -> Collection:
                    pattern=CATEGORY_CODE.removeprefix("^").removesuffix(r"\Z")),
             Filter("status", lambda value: Event.status == value, "Lifecycle status",
                    enum=STATUSES),
-            Filter("area", _in_area, "Events in this area's subtree (district, town, village "
+            Filter("area", _in_grid_tree(Event), "Events in this area's subtree (district, town, village "
                    "or grid code)", pattern=AREA_CODE),
             Filter("assignment", lambda value: Event.assignment == value,
                    "How the event was assigned to its grid", enum=ASSIGNMENTS),
@@ -223,8 +219,7 @@ def _org_scope(model: Any) -> Any:
 
 def _in_grid_tree(model: Any) -> Any:
     def condition(code: str) -> ColumnElement[bool]:
-        level = {length: lvl for lvl, length in CODE_LENGTH.items()}[len(code)]
-        return getattr(model, f"{level}_code") == code  # type: ignore[no-any-return]
+        return getattr(model, f"{areas_service.level_of(code)}_code") == code  # type: ignore[no-any-return]
 
     return condition
 
