@@ -190,9 +190,9 @@ def busiest_district(session: Session) -> str:
 
 
 def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[object]]:
-    from backend import create_app
-    from backend.config import Settings
+    from backend import config, create_app
     from backend.stats import queries
+    from bench.common import bench_access_token
 
     rows: list[list[object]] = []
     with Session(engine) as session:
@@ -212,16 +212,19 @@ def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[obje
             params = {"area": district, "window_from": start, "window_to": END, "as_of": END}
             return lambda: session.execute(NAIVE, params).all()
 
-        app = create_app(Settings(database_url=str(engine.url.render_as_string(False))),
-                         session_factory=lambda: Session(engine))  # type: ignore[arg-type]
+        url = engine.url.render_as_string(False)
+        settings = config.from_environ({**os.environ, "DATABASE_URL": url})
+        app = create_app(settings, session_factory=lambda: Session(engine))  # type: ignore[arg-type]
         client = app.test_client()
+        headers = {"Authorization": f"Bearer {bench_access_token(url)}"}
 
         def http_call(start: datetime) -> Callable[[], object]:
             query = {"area": district, "from": start.isoformat(), "to": END.isoformat(),
                      "as_of": END.isoformat(), "group_by": "grid"}
 
             def call() -> object:
-                response = client.get("/api/v1/stats/closure", query_string=query)
+                response = client.get("/api/v1/stats/closure", query_string=query,
+                                      headers=headers)
                 assert response.status_code == 200, response.data[:500]
                 return response
 
@@ -249,6 +252,7 @@ def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[obje
 def write_rows(dataset: Dataset, engine: Engine, inserts: int, rounds: int) -> list[list[object]]:
     """Per-event cost of reporting and of accepting, with and without the statistics indexes."""
     from backend import history
+    from backend.auth.service import Actor
     from backend.events import service
 
     with Session(engine) as session:
@@ -265,7 +269,8 @@ def write_rows(dataset: Dataset, engine: Engine, inserts: int, rounds: int) -> l
                 for _ in range(inserts):
                     lon, lat = rng.choice(points)
                     event, _ = service.report_event(session, service.Report(
-                        category="environment", description="路边垃圾堆积", lon=lon, lat=lat))
+                        category="environment", description="路边垃圾堆积", lon=lon, lat=lat),
+                        actor=Actor(role="admin", username="bench"))
                     ids.append(event.id)
                 reported = time.perf_counter() - started
                 started = time.perf_counter()

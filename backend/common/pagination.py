@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
@@ -34,11 +35,28 @@ def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> list[Any] | No
         or len(key) != len(types)
         or not all(isinstance(v, t) for v, t in zip(key, types, strict=True))
     ):
-        raise ValidationFailed(
-            "The cursor is not one this API issued.",
-            errors=[field_error("cursor", "Invalid cursor.", location="query")],
-        )
+        raise _invalid_cursor()
     return key
+
+
+def decode_parsed_cursor(
+    cursor: str | None, parsers: tuple[Callable[[str], Any], ...]
+) -> tuple[Any, ...] | None:
+    """Decode a cursor of strings and parse each (e.g. datetime.fromisoformat, uuid.UUID)."""
+    key = decode_cursor(cursor, (str,) * len(parsers))
+    if key is None:
+        return None
+    try:
+        return tuple(parse(value) for parse, value in zip(parsers, key, strict=True))
+    except ValueError:
+        raise _invalid_cursor() from None
+
+
+def _invalid_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        "The cursor is not one this API issued.",
+        errors=[field_error("cursor", "Invalid cursor.", location="query")],
+    )
 
 
 class CursorArgsSchema(ma.Schema):

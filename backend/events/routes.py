@@ -15,7 +15,7 @@ from backend import settings
 from backend.api import Blueprint
 from backend.auth.context import current_actor
 from backend.auth.service import require
-from backend.common.pagination import decode_cursor, encode_cursor
+from backend.common.pagination import decode_parsed_cursor, encode_cursor
 from backend.db import get_session
 from backend.errors import (
     DomainError,
@@ -101,13 +101,7 @@ class Events(MethodView):
     @blp.response(200, schemas.EventListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List events I may see, newest first, by area subtree, status, category and time"""
-        key = decode_cursor(args.get("cursor"), (str, str))
-        after = None
-        if key:
-            try:
-                after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
-            except ValueError:
-                decode_cursor("!", (str, str))  # raises the cursor error
+        after = decode_parsed_cursor(args.get("cursor"), (datetime.fromisoformat, uuid.UUID))
         limit = args["limit"]
         actor = current_actor()
         events = service.list_events(

@@ -3,7 +3,6 @@ benchmark, and how fast called units respond."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,8 +18,8 @@ from backend.auth.service import Actor
 from backend.errors import NotFound, ValidationFailed, field_error
 from backend.org.models import Building, EmergencyUnit, PartyBranch, PartyGroup
 from backend.org.service import LEVELS, LOCAL_TZ
+from backend.stats.queries import wilson_interval
 
-Z95 = 1.959964
 DEFAULT_BENCHMARK = 0.98
 TIME_KEYS = ("day", "week", "month")
 GROUP_KEYS = (*LEVELS, *TIME_KEYS)
@@ -90,17 +89,6 @@ def profile(session: Session, code: str, *, actor: Actor) -> dict[str, Any]:
 
 
 # --- rates against the benchmark --------------------------------------------------------------
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """The Wilson score interval of a proportion (95% with the default z)."""
-    if n <= 0:
-        return None
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def rate_figures(successes: int, n: int, benchmark: float, name: str) -> dict[str, Any]:

@@ -14,7 +14,12 @@ from backend import settings
 from backend.api import Blueprint
 from backend.auth.context import current_actor
 from backend.auth.service import Actor
-from backend.common.pagination import CursorArgsSchema, decode_cursor, encode_cursor
+from backend.common.pagination import (
+    CursorArgsSchema,
+    decode_cursor,
+    decode_parsed_cursor,
+    encode_cursor,
+)
 from backend.db import get_session
 from backend.errors import ValidationFailed, field_error
 from backend.org import queries, schemas, service
@@ -317,13 +322,8 @@ class CheckIns(MethodView):
     @blp.response(200, schemas.CheckInListSchema)
     def get(self, args: dict[str, Any], unit_id: int) -> dict[str, Any]:
         """List a unit's check-ins, latest day first"""
-        key = decode_cursor(args.get("cursor"), (str,))
-        before = None
-        if key:
-            try:
-                before = date.fromisoformat(key[0])
-            except ValueError:
-                decode_cursor("!", (str,))  # raises the cursor error
+        key = decode_parsed_cursor(args.get("cursor"), (date.fromisoformat,))
+        before = key[0] if key else None
         items = service.list_check_ins(get_session(), unit_id, actor=current_actor(),
                                        before_day=before, limit=args["limit"])
         return _page(items, args["limit"], key=lambda c: c.local_day.isoformat())

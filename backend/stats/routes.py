@@ -11,7 +11,7 @@ from flask.views import MethodView
 
 from backend.api import Blueprint
 from backend.auth.context import current_actor
-from backend.common.pagination import decode_cursor, encode_cursor
+from backend.common.pagination import decode_parsed_cursor, encode_cursor
 from backend.db import get_session
 from backend.errors import NotFound
 from backend.events.schemas import EventListSchema
@@ -156,13 +156,7 @@ class Overdue(MethodView):
         """List open events past their due time in an area's subtree, oldest due first"""
         session = get_session()
         queries.check_area(session, in_scope(args["area"]))
-        key = decode_cursor(args.get("cursor"), (str, str))
-        after = None
-        if key:
-            try:
-                after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
-            except ValueError:
-                decode_cursor("!", (str, str))  # raises the cursor error
+        after = decode_parsed_cursor(args.get("cursor"), (datetime.fromisoformat, uuid.UUID))
         limit = args["limit"]
         events = queries.overdue_events(
             session, area=args["area"], as_of=datetime.now(UTC), after=after, limit=limit
