@@ -8,6 +8,7 @@ from werkzeug.routing import IntegerConverter
 
 from backend import config as config_module
 from backend import db
+from backend.common.json_provider import OrjsonProvider
 
 
 class BigIntConverter(IntegerConverter):
@@ -32,7 +33,7 @@ def create_app(
     app.config["SETTINGS"] = settings
     # Photos are the largest bodies; anything bigger is refused with 413 before it is read.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_photo_bytes + 256 * 1024
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if session_factory is None:
         engine = db.make_engine(settings.database_url, settings.pool_size)

@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
+from backend.db import driver_rows
 from backend.errors import ValidationFailed, field_error
 from backend.events.models import Event
 
@@ -229,21 +230,21 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
         WITH g AS (
             SELECT {"".join(f"{k}, " for k in key_names)}{grouping} AS rollup,
                 count(*) AS due,
-                count(*) FILTER (WHERE closed_at <= :as_of) AS closed,
-                count(*) FILTER (WHERE closed_at <= :as_of AND closed_at <= due_at)
+                count(*) FILTER (WHERE closed_at <= %(as_of)s) AS closed,
+                count(*) FILTER (WHERE closed_at <= %(as_of)s AND closed_at <= due_at)
                     AS closed_on_time,
-                count(*) FILTER (WHERE closed_at <= :as_of AND rework_count >= 1) AS reworked,
+                count(*) FILTER (WHERE closed_at <= %(as_of)s AND rework_count >= 1) AS reworked,
                 count(*) FILTER (
-                    WHERE due_at < :as_of AND (closed_at IS NULL OR closed_at > :as_of)
+                    WHERE due_at < %(as_of)s AND (closed_at IS NULL OR closed_at > %(as_of)s)
                 ) AS overdue_open,
                 array_agg(date_part('epoch', closed_at - accepted_at) / 3600)
-                    FILTER (WHERE closed_at <= :as_of AND accepted_at IS NOT NULL) AS hours
+                    FILTER (WHERE closed_at <= %(as_of)s AND accepted_at IS NOT NULL) AS hours
             FROM (
                 SELECT {"".join(f"{k}, " for k in keys)}
                     e.due_at, e.closed_at, e.accepted_at, e.rework_count
                 FROM events e
-                WHERE e.{scope_column} = :area AND e.status <> 'rejected'
-                    AND e.due_at >= :window_from AND e.due_at < :window_to
+                WHERE e.{scope_column} = %(area)s AND e.status <> 'rejected'
+                    AND e.due_at >= %(window_from)s AND e.due_at < %(window_to)s
             ) s
             {group_clause}
         )
@@ -271,20 +272,20 @@ def closure_stats(
     group_by = tuple(group_by)
     check_closure_query(session, area=area, window_from=window_from, window_to=window_to,
                         group_by=group_by, benchmark=benchmark)
-    rows = session.execute(
-        text(_closure_sql(SCOPE_COLUMN[len(area)], group_by)),
+    rows = driver_rows(  # SQLAlchemy's result handling of thousands of groups costs more
+        session, _closure_sql(SCOPE_COLUMN[len(area)], group_by),
         {"area": area, "window_from": window_from, "window_to": window_to, "as_of": as_of},
-    ).mappings().all()  # one fetch: row by row costs more than the aggregation for many groups
+    )
     totals = empty_figures(benchmark)
     groups = []
     for row in rows:
-        hours = row["hours"] or (None, None)
+        hours = row.hours or (None, None)
         result = figures(
-            due=row["due"], closed=row["closed"], closed_on_time=row["closed_on_time"],
-            reworked=row["reworked"], overdue_open=row["overdue_open"],
+            due=row.due, closed=row.closed, closed_on_time=row.closed_on_time,
+            reworked=row.reworked, overdue_open=row.overdue_open,
             median_hours=hours[0], p90_hours=hours[1], benchmark=benchmark,
         )
-        if row["rollup"]:
+        if row.rollup:
             totals = result
         elif not group_by:
             totals = result
@@ -296,16 +297,16 @@ def closure_stats(
 def _key(group_by: tuple[str, ...], row: Any) -> dict[str, Any]:
     key: dict[str, Any] = {}
     for i, name in enumerate(group_by):
-        value = row[f"k{i}"]
+        value = getattr(row, f"k{i}")
         if name in ("day", "week", "month"):
             key[name] = value.isoformat() if value is not None else None
         else:
             key[name] = value
         if name in AREA_LEVELS:
-            key[f"{name}_name"] = row[f"k{i}_name"]
+            key[f"{name}_name"] = getattr(row, f"k{i}_name")
         elif name == "category":
-            key["category_name_zh"] = row[f"k{i}_name_zh"]
-            key["category_name_en"] = row[f"k{i}_name_en"]
+            key["category_name_zh"] = getattr(row, f"k{i}_name_zh")
+            key["category_name_en"] = getattr(row, f"k{i}_name_en")
     return key
 
 

@@ -11,6 +11,7 @@ from flask.views import MethodView
 
 from backend.api import Blueprint
 from backend.auth.context import current_actor
+from backend.common.json_provider import json_bytes
 from backend.common.pagination import decode_parsed_cursor, encode_cursor
 from backend.db import get_session
 from backend.errors import NotFound
@@ -75,7 +76,7 @@ def _document(stats: queries.ClosureStats) -> dict[str, Any]:
 def _json_response(body: dict[str, Any], mimetype: str) -> flask.Response:
     # Built here rather than dumped through the response schema: marshmallow takes longer to
     # dump a few thousand groups than the database takes to count them.
-    return flask.current_app.response_class(flask.json.dumps(body), mimetype=mimetype)
+    return flask.current_app.response_class(json_bytes(body), mimetype=mimetype)
 
 
 def _csv_response(args: dict[str, Any]) -> flask.Response:
