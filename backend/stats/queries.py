@@ -48,6 +48,7 @@ MAX_WINDOW = timedelta(days=round(20 * 365.25))
 DEFAULT_BENCHMARK = 0.98
 Z95 = 1.959964
 TIME_ZONE = "Asia/Shanghai"
+HASH_MEMORY = {"work_mem": "64MB", "multiplier": "8"}  # for this transaction only
 
 SCOPE_COLUMN = {6: "district_code", 9: "town_code", 12: "village_code", 15: "grid_code"}
 KEY_SQL = {
@@ -272,6 +273,11 @@ def closure_stats(
     group_by = tuple(group_by)
     check_closure_query(session, area=area, window_from=window_from, window_to=window_to,
                         group_by=group_by, benchmark=benchmark)
+    # Hash the groups rather than sort every due event by its key. The planner budgets 8 kB of
+    # memory for each group's array of hours and so sorts a district's grids; they take about
+    # 1 kB (5 MB for 5,000 grids over a year), and hashing them takes two thirds of the time.
+    driver_rows(session, "SELECT set_config('work_mem', %(work_mem)s, true) AS w,"
+                " set_config('hash_mem_multiplier', %(multiplier)s, true) AS m", HASH_MEMORY)
     rows = driver_rows(  # SQLAlchemy's result handling of thousands of groups costs more
         session, _closure_sql(SCOPE_COLUMN[len(area)], group_by),
         {"area": area, "window_from": window_from, "window_to": window_to, "as_of": as_of},
