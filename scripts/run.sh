@@ -17,6 +17,12 @@ export SECRET_KEY
 host=${WANGGE_HOST:-127.0.0.1}
 port=${WANGGE_PORT:-5000}
 
+# Workers bind with SO_REUSEPORT, which would let a second server share the port unnoticed.
+if ! python3 -c 'import socket, sys; socket.socket().bind((sys.argv[1], int(sys.argv[2])))' "$host" "$port" 2>/dev/null; then
+  echo "Port $port on $host is in use (is Wangge already running?); set WANGGE_PORT to use another." >&2
+  exit 1
+fi
+
 .venv/bin/flask --app backend.wsgi demo prepare
 
 cat <<MSG
@@ -30,6 +36,8 @@ Try:
   curl -H 'X-API-Key: wg_demogis1_conghua-demo-gis-key-not-secret' \\
        'http://$host:$port/api/v1/lookup?lon=113.640&lat=23.650&crs=gcj02'
 MSG
-# --preload imports the app once and forks the workers from it: a faster start.
+# --preload imports the app once and forks the workers from it: a faster start. --reuse-port gives
+# each worker its own listening socket, so the kernel spreads connections over the workers; without
+# it the first idle worker accepts every keep-alive connection and the others stand by.
 exec .venv/bin/gunicorn -b "$host:$port" -w "${WANGGE_WORKERS:-2}" --worker-class gthread \
-  --threads "${WANGGE_THREADS:-4}" --preload --access-logfile - backend.wsgi:app
+  --threads "${WANGGE_THREADS:-4}" --reuse-port --preload --access-logfile - backend.wsgi:app

@@ -210,7 +210,7 @@ def gunicorn(database_url: str, workers: int = 4, **env: str) -> Iterator[str]:
     log = tempfile.NamedTemporaryFile(prefix="wangge-gunicorn-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", str(workers),
-         "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+         "--worker-class", "gthread", "--threads", "4", "--reuse-port", "--log-level", "warning",
          "backend.wsgi:app"],
         cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=log,
     )
