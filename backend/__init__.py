@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import flask
 from sqlalchemy.orm import sessionmaker
 from werkzeug.routing import IntegerConverter
@@ -46,6 +48,15 @@ def create_app(
     app.before_request(authenticate_request)
     register_commands(app)
     return app
+
+
+def settle_heap() -> None:
+    """Take what start-up built (modules, mappers, schemas, the app) out of the garbage
+    collector's sight: its full collections then walk only what requests made. Without this,
+    every few statistics answers of a few thousand groups pay a 40-60 ms collection.
+    Under gunicorn --preload the workers inherit the frozen heap (and share its pages)."""
+    gc.collect()
+    gc.freeze()
 
 
 def settings() -> config_module.Settings:

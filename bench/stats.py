@@ -37,6 +37,7 @@ YEARS = 10
 STATS_INDEXES = ("ix_events_district_due", "ix_events_town_due", "ix_events_open_due")
 GOAL_P95_MS = 300.0
 GOAL_REPORT_SLOWDOWN = 0.20
+NAIVE_LABEL = "naive GROUP BY grid (counts only)"
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ def busiest_district(session: Session) -> str:
 
 
 def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[object]]:
-    from backend import config, create_app
+    from backend import config, create_app, settle_heap
     from backend.stats import queries
     from bench.common import bench_access_token
 
@@ -215,6 +216,7 @@ def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[obje
         url = engine.url.render_as_string(False)
         settings = config.from_environ({**os.environ, "DATABASE_URL": url})
         app = create_app(settings, session_factory=lambda: Session(engine))  # type: ignore[arg-type]
+        settle_heap()  # as backend.wsgi does for gunicorn
         client = app.test_client()
         headers = {"Authorization": f"Bearer {bench_access_token(url)}"}
 
@@ -236,13 +238,13 @@ def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[obje
             assert isinstance(due, queries.ClosureStats)
             for what, call in (("closure_stats by grid", stats_call(start)),
                                ("GET /stats/closure?group_by=grid", http_call(start)),
-                               ("naive GROUP BY grid (counts only)", naive_call(start))):
+                               (NAIVE_LABEL, naive_call(start))):
                 ms = timed(call, n)
                 rows.append([dataset.name, what, "stats indexes", label, due.totals.due,
                              len(due.groups), percentile(ms, 0.5), percentile(ms, 0.95)])
             with without_stats_indexes(session):
                 for what, call in (("closure_stats by grid", stats_call(start)),
-                                   ("naive GROUP BY grid (counts only)", naive_call(start))):
+                                   (NAIVE_LABEL, naive_call(start))):
                     ms = timed(call, max(3, n // 3), warmup=1)
                     rows.append([dataset.name, what, "none (baseline)", label, due.totals.due,
                                  len(due.groups), percentile(ms, 0.5), percentile(ms, 0.95)])
@@ -331,12 +333,12 @@ def main(argv: list[str] | None = None) -> None:
     log("Cost per event of writes, with and without the statistics indexes (ms)")
     log(format_table(["dataset", "write", "events", "without", "with", "change"], write_table))
     log("")
-    one_year = [r for r in query_table if r[1] == "closure_stats by grid" and r[2] ==
-                "stats indexes" and r[3] == "1 year"]
+    one_year = [r for r in query_table if r[1] != NAIVE_LABEL and r[2] == "stats indexes"
+                and r[3] == "1 year"]
     for row in one_year:
         verdict = "met" if float(row[7]) < GOAL_P95_MS else "MISSED"  # type: ignore[arg-type]
-        log(f"goal {row[0]} district-by-grid, 1 year, p95 < {GOAL_P95_MS:.0f} ms: {verdict} "
-            f"({float(row[7]):.0f} ms)")  # type: ignore[arg-type]
+        log(f"goal {row[0]} district-by-grid, 1 year, p95 < {GOAL_P95_MS:.0f} ms, {row[1]}: "
+            f"{verdict} ({float(row[7]):.0f} ms)")  # type: ignore[arg-type]
     for row in write_table:
         if row[1] == "report_event":
             slower = float(row[4]) / float(row[3]) - 1  # type: ignore[arg-type]
