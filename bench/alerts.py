@@ -14,35 +14,21 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psycopg
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-ROOT = Path(__file__).resolve().parent.parent
+from backend.db import alembic_config
+from bench.common import database_url, percentile
+
 DATABASE = "wangge_bench_alerts"
 UNITS = 23_000
 GOAL_P95_MS = 20.0
 SEED = 7
-
-
-def database_url() -> str:
-    from backend.config import _driver_url
-
-    url = os.environ.get("BENCH_ALERTS_DATABASE_URL")
-    if not url:
-        url = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "devdb.py"), "url", DATABASE],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()
-    return _driver_url(url)
 
 
 def prepare(engine: Engine, url: str, units: int) -> tuple[float | None, float | None]:
@@ -51,10 +37,7 @@ def prepare(engine: Engine, url: str, units: int) -> tuple[float | None, float |
     from backend.config import Settings
     from backend.org import demo as org_demo
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.attributes["url"] = url
-    command.upgrade(config, "head")
+    command.upgrade(alembic_config(url), "head")
     tree_s = units_s = None
     with Session(engine) as session:
         if not session.scalar(text("SELECT count(*) FROM areas")):
@@ -97,11 +80,6 @@ def timed(points: list[tuple[float, float]], run: Callable[[float, float], None]
     return out
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=500, help="alerts to time (default 500)")
@@ -115,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     from backend.db import make_engine
     from backend.org import service as org
 
-    url = database_url()
+    url = database_url(DATABASE, "BENCH_ALERTS_DATABASE_URL")
     engine = make_engine(url, pool_size=2)
     tree_s, units_s = prepare(engine, url, args.units)
     if tree_s is not None:

@@ -84,6 +84,12 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank q-quantile (0 <= q <= 1) of the values."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))]
+
+
 def machine() -> str:
     """CPUs and load, so a reader can tell a busy machine's numbers from a quiet one's."""
     one, five, _ = os.getloadavg()
@@ -93,17 +99,24 @@ def machine() -> str:
 # --- the bench database -----------------------------------------------------------------------
 
 
-def _devdb_url(name: str, fresh: bool = False) -> str:
+def database_url(name: str, variable: str | None = None, fresh: bool = False) -> str:
+    """The database in the environment variable `variable` when set, else the private cluster's
+    database `name` (created if missing; emptied first with `fresh`)."""
+    from backend.config import _driver_url
+
+    given = os.environ.get(variable) if variable else None
+    if given:
+        if fresh:
+            raise SystemExit(f"{variable} holds other data; give an empty database.")
+        return _driver_url(given)
     args = [sys.executable, str(ROOT / "scripts" / "devdb.py"), "url", name]
     result = subprocess.run(args + (["--fresh"] if fresh else []), check=True, capture_output=True, text=True)
-    return result.stdout.strip()
+    return _driver_url(result.stdout.strip())
 
 
 def bench_database_url() -> str:
     """BENCH_DATABASE_URL, else the `wangge_bench` database of the private cluster."""
-    from backend.config import _driver_url
-
-    return _driver_url(os.environ.get("BENCH_DATABASE_URL") or _devdb_url(BENCH_DATABASE))
+    return database_url(BENCH_DATABASE, "BENCH_DATABASE_URL")
 
 
 def libpq_url(url: str) -> str:
@@ -192,9 +205,7 @@ def _recreate(url: str, grids: int) -> str:
             f"{GUANGZHOU_GRIDS:,} from the current data); point it at an empty database."
         )
     log(f"The bench database holds another tree ({grids:,} grids); rebuilding it.")
-    from backend.config import _driver_url
-
-    return _driver_url(_devdb_url(BENCH_DATABASE, fresh=True))
+    return database_url(BENCH_DATABASE, fresh=True)
 
 
 BENCH_USER = "bench-admin"
@@ -372,10 +383,7 @@ class LoadResult:
         return self.statuses[status]
 
     def percentile(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile(self.latencies, q) if self.latencies else float("nan")
 
     def summary(self) -> str:
         statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(self.statuses.items()))

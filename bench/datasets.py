@@ -11,24 +11,17 @@ import time
 from pathlib import Path
 
 from alembic import command
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from backend import demo
-from backend.config import ROOT, _driver_url
+from backend.config import _driver_url
+from backend.db import alembic_config
 from geo.areatree import GUANGZHOU_GRIDS
 
 SYNTHETIC_SEED = 19660
-
-
-def _alembic(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.attributes["url"] = url
-    return config
 
 
 def sibling_database(url: str, name: str) -> str:
@@ -67,7 +60,7 @@ def _state(url: str) -> tuple[str | None, int, int]:
 
 def guangzhou(url: str, data_dir: Path, *, events: int = 0, log=print) -> None:  # type: ignore[no-untyped-def]
     """Make the database at `url` hold the Guangzhou tree and exactly `events` synthetic events."""
-    head = ScriptDirectory.from_config(_alembic(url)).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     revision, grids, present = _state(url)
     engine = create_engine(url)
     if revision != head or grids != GUANGZHOU_GRIDS:
@@ -77,7 +70,7 @@ def guangzhou(url: str, data_dir: Path, *, events: int = 0, log=print) -> None: 
             conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-        command.upgrade(_alembic(url), "head")
+        command.upgrade(alembic_config(url), "head")
         with Session(engine) as session:
             demo.load_areas(session, demo.guangzhou_specs(data_dir))
             session.commit()

@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from backend.auth import service as auth
 from backend.auth.models import User
 from backend.config import ROOT, Settings
 from bench import datasets
+from bench.common import database_url, free_port, percentile
 from geo.tiles import tile_of
 
 DATABASE = "wangge_bench_gis"
@@ -76,18 +76,6 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def database_url() -> str:
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "devdb.py"), "url", DATABASE],
-                            check=True, capture_output=True, text=True)
-    return result.stdout.strip()
-
-
 def prepare(url: str) -> str:
     """Load the data once, (re)make the views; return an administrator's access token."""
     settings = Settings(database_url=url, access_token_minutes=240)
@@ -109,7 +97,7 @@ def prepare(url: str) -> str:
 @contextmanager
 def serve(command: list[str], env: dict[str, str], probe: str) -> Iterator[str]:
     """Run a WSGI server on a free loopback port until the block ends; yield its base URL."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([*command[:1], "-b", f"127.0.0.1:{port}", *command[1:]],
                                cwd=ROOT, env={**os.environ, **env},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -198,7 +186,7 @@ def pygeoapi_config(url: str, base: str) -> dict[str, object]:
 @contextmanager
 def pygeoapi(url: str) -> Iterator[str]:
     WORK.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     config, openapi = WORK / "pygeoapi.yml", WORK / "pygeoapi-openapi.yml"
     config.write_text(json.dumps(pygeoapi_config(url, base), indent=1))  # JSON is YAML
@@ -311,12 +299,6 @@ def request_floor(http: requests.Session, base: str, headers: dict[str, str],
     return times
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def tile_times(http: requests.Session, base: str, layer: str, headers: dict[str, str],
                rounds: int) -> tuple[list[float], int, int]:
     cx, cy = tile_of(*CENTRE, TILE_ZOOM)
@@ -423,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiles-only", action="store_true", help="time the tiles alone")
     args = parser.parse_args(argv)
 
-    url = database_url()
+    url = database_url(DATABASE)
     token = prepare(url)
     headers = {"Authorization": f"Bearer {token}"}
     try:

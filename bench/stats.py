@@ -17,21 +17,19 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
-ROOT = Path(__file__).resolve().parent.parent
+from backend.db import alembic_config
+from bench.common import database_url, format_table, log, percentile
+
 END = datetime(2026, 1, 1, tzinfo=UTC)  # fixed, so a rebuilt history is the same
 YEARS = 10
 STATS_INDEXES = ("ix_events_district_due", "ix_events_town_due", "ix_events_open_due")
@@ -50,52 +48,15 @@ class Dataset:
     points_per_grid: int
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[f"{v:,}" if isinstance(v, int) else f"{v:,.1f}" if isinstance(v, float) else str(v)
-              for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    numeric = [bool(rows) and all(isinstance(r[i], int | float) for r in rows)
-               for i in range(len(headers))]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if n else v.ljust(w)
-                         for v, w, n in zip(values, widths, numeric, strict=True)).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 # --- databases --------------------------------------------------------------------------------
 
 
-def database_url(dataset: Dataset, fresh: bool = False) -> str:
-    from backend.config import _driver_url
-
-    given = os.environ.get(dataset.url_variable)
-    if given:
-        if fresh:
-            raise SystemExit(f"{dataset.url_variable} holds other data; give an empty database.")
-        return _driver_url(given)
-    args = [sys.executable, str(ROOT / "scripts" / "devdb.py"), "url", dataset.database]
-    result = subprocess.run(args + (["--fresh"] if fresh else []), check=True,
-                            capture_output=True, text=True)
-    return _driver_url(result.stdout.strip())
+def dataset_url(dataset: Dataset, fresh: bool = False) -> str:
+    return database_url(dataset.database, dataset.url_variable, fresh)
 
 
 def migrate(url: str) -> None:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.cmd_opts = None
-    config.attributes["url"] = url
-    command.upgrade(config, "head")
+    command.upgrade(alembic_config(url), "head")
 
 
 def make_engine(url: str) -> Engine:
@@ -114,7 +75,7 @@ def prepare(dataset: Dataset) -> Engine:
     from backend import demo, history
     from backend.config import Settings
 
-    url = database_url(dataset)
+    url = dataset_url(dataset)
     migrate(url)
     engine = make_engine(url)
     areas, events = counts(engine)
@@ -124,7 +85,7 @@ def prepare(dataset: Dataset) -> Engine:
     if areas or events:
         engine.dispose()
         log(f"{dataset.name}: the database holds other data; rebuilding it")
-        url = database_url(dataset, fresh=True)
+        url = dataset_url(dataset, fresh=True)
         migrate(url)
         engine = make_engine(url)
     data_dir = Settings(database_url=url).data_dir
