@@ -302,6 +302,8 @@ def test_contacts_reach_only_the_reporter_and_supervisors_in_scope(app, accounts
     listed = {e["id"]: e for e in client.get("/api/v1/events?limit=1000").json["items"]}
     for scope, may_see in ((IN, sees_in), (OUT, sees_out)):
         single = client.get(f"/api/v1/events/{world.event[scope]}")
+        if may_see:
+            assert single.status_code == 200 and world.event[scope] in listed
         for body in (single.json if single.status_code == 200 else {}, listed.get(world.event[scope], {})):
             assert ("contacts" in body) == (may_see and bool(body))
     for event in listed.values():

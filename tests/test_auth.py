@@ -11,7 +11,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
+from sqlalchemy import text
 
 from backend.auth import service as auth
 from backend.auth.ratelimit import RedisCounter
@@ -217,7 +219,7 @@ def test_redis_counter_limits_and_tells_when_to_retry(redis_url):
     assert all(w is not None and 0 < w <= 60 for w in waits[3:])
 
 
-def test_login_limit_uses_redis_when_configured(database_url, redis_url):
+def test_login_limit_uses_redis_when_configured(database_url, redis_url, engine):
     username = f"redis{uuid.uuid4().hex[:8]}"
     env = {"RATELIMIT_REDIS_URL": redis_url, "WANGGE_LOGIN_LIMIT_PER_USER": "3"}
     with gunicorn(database_url, workers=2, **env) as base:
@@ -225,3 +227,8 @@ def test_login_limit_uses_redis_when_configured(database_url, redis_url):
                                   json={"username": username, "password": "wrong-password"}).status_code
                     for _ in range(5)]
     assert statuses == [401, 401, 401, 429, 429]
+    # Counted in Redis, not in PostgreSQL's table.
+    assert redis.Redis.from_url(redis_url).keys(f"*user:{username}*")
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM login_attempts WHERE key = :k"),
+                           {"k": f"user:{username}"}) == 0
