@@ -8,4 +8,4 @@ COPY geo geo
 COPY migrations migrations
 ENV WANGGE_HOST=0.0.0.0 WANGGE_PORT=5000
 EXPOSE 5000
-CMD ["sh", "-c", "alembic upgrade head && flask --app backend.wsgi demo load --if-empty && flask --app backend.wsgi demo accounts && exec gunicorn -b ${WANGGE_HOST}:${WANGGE_PORT} -w 4 --worker-class gthread --threads 4 --reuse-port backend.wsgi:app"]
+CMD ["sh", "-c", "flask --app backend.wsgi demo prepare && exec gunicorn -b ${WANGGE_HOST}:${WANGGE_PORT} -w 4 --worker-class gthread --threads 4 --reuse-port backend.wsgi:app"]

@@ -18,7 +18,8 @@ host=${WANGGE_HOST:-127.0.0.1}
 port=${WANGGE_PORT:-5000}
 
 # Workers bind with SO_REUSEPORT, which would let a second server share the port unnoticed.
-if ! python3 -c 'import socket, sys; socket.socket().bind((sys.argv[1], int(sys.argv[2])))' "$host" "$port" 2>/dev/null; then
+# SO_REUSEADDR lets the check pass a port left in TIME_WAIT by a stopped server, not a listened one.
+if ! python3 -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], int(sys.argv[2])))' "$host" "$port" 2>/dev/null; then
   echo "Port $port on $host is in use (is Wangge already running?); set WANGGE_PORT to use another." >&2
   exit 1
 fi
