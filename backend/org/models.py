@@ -30,10 +30,7 @@ from backend.db import Base
 GROUP_KINDS = ("building", "cooperative")
 UNIT_KINDS = ("shop", "hotel", "market", "school", "other")
 ALERT_KINDS = ("fire", "violence", "medical", "traffic", "disaster", "public_security", "other")
-ASSIGNMENTS = ("contains", "nearest")
-
-
-def _contact(name: str | None, phone: str | None) -> dict[str, str | None] | None:
+def contact(name: str | None, phone: str | None) -> dict[str, str | None] | None:
     return {"name": name, "phone": phone} if name or phone else None
 
 
@@ -148,7 +145,7 @@ class Building(InGrid, Base):
     @property
     def head(self) -> dict[str, str | None] | None:
         """The building head (楼长) as a contact, or None."""
-        return _contact(self.head_name, self.head_phone)
+        return contact(self.head_name, self.head_phone)
 
 
 class EmergencyUnit(InGrid, Base):
@@ -192,7 +189,7 @@ class EmergencyUnit(InGrid, Base):
     @property
     def leader(self) -> dict[str, str | None] | None:
         """The unit's leader as a contact, or None."""
-        return _contact(self.leader_name, self.leader_phone)
+        return contact(self.leader_name, self.leader_phone)
 
 
 class CheckIn(Base):

@@ -13,14 +13,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
+from backend.areas.models import LEVELS
 from backend.auth import service as auth
 from backend.auth.service import Actor
 from backend.errors import NotFound, ValidationFailed, field_error
 from backend.org.models import Building, EmergencyUnit, PartyBranch, PartyGroup
-from backend.org.service import LEVELS, LOCAL_TZ
-from backend.stats.queries import wilson_interval
+from backend.org.service import LOCAL_TZ
+from backend.stats.queries import DEFAULT_BENCHMARK, benchmark_figures
 
-DEFAULT_BENCHMARK = 0.98
 TIME_KEYS = ("day", "week", "month")
 GROUP_KEYS = (*LEVELS, *TIME_KEYS)
 MAX_WINDOW_DAYS = 366
@@ -93,15 +93,7 @@ def profile(session: Session, code: str, *, actor: Actor) -> dict[str, Any]:
 
 def rate_figures(successes: int, n: int, benchmark: float, name: str) -> dict[str, Any]:
     """A rate with its Wilson interval; below the benchmark only when the interval's top is."""
-    interval = wilson_interval(successes, n)
-    rate = successes / n if n else None
-    return {
-        name: rate,
-        "meets_benchmark": rate is not None and rate >= benchmark,
-        "wilson_low": interval[0] if interval else None,
-        "wilson_high": interval[1] if interval else None,
-        "below_benchmark": interval is not None and interval[1] < benchmark,
-    }
+    return {name: successes / n if n else None, **benchmark_figures(successes, n, benchmark)}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
+from backend.areas.models import LEVELS
 from backend.auth.service import Actor, Forbidden
 from backend.common.fields import to_wkb
 from backend.errors import Conflict, DomainError, NotFound, ValidationFailed, field_error
@@ -42,12 +43,12 @@ from backend.org.models import (
     EmergencyUnit,
     PartyBranch,
     PartyGroup,
+    contact,
 )
 from geo import validate
 from geo.crs import to_wgs84
 
 LOCAL_TZ = "Asia/Shanghai"
-LEVELS = ("district", "town", "village", "grid")
 M = TypeVar("M", PartyBranch, PartyGroup, Building, EmergencyUnit)
 
 # --- scope ------------------------------------------------------------------------------------
@@ -311,10 +312,7 @@ def delete_group(session: Session, group_id: int, *, actor: Actor) -> None:
     """Dissolve a group; its buildings stay, without a group."""
     group = get_group(session, group_id, actor)
     _require_manager(actor)
-    session.execute(
-        update(Building).where(Building.party_group_id == group.id).values(party_group_id=None)
-    )
-    session.delete(group)
+    session.delete(group)  # its buildings' party_group_id: ON DELETE SET NULL
     session.flush()
 
 
@@ -685,9 +683,7 @@ class UnitSummary:
 
     @property
     def leader(self) -> dict[str, str | None] | None:
-        if self.leader_name is None and self.leader_phone is None:
-            return None
-        return {"name": self.leader_name, "phone": self.leader_phone}
+        return contact(self.leader_name, self.leader_phone)
 
 
 def nearest_active_units(

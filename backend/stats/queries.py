@@ -117,6 +117,18 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def benchmark_figures(successes: int, n: int, benchmark: float) -> dict[str, Any]:
+    """A rate's verdict against the benchmark and its Wilson 95% interval: below the benchmark
+    only when even the interval's upper end is (False / None when n = 0)."""
+    interval = wilson_interval(successes, n)
+    return {
+        "meets_benchmark": n > 0 and successes / n >= benchmark,
+        "wilson_low": interval[0] if interval else None,
+        "wilson_high": interval[1] if interval else None,
+        "below_benchmark": interval is not None and interval[1] < benchmark,
+    }
+
+
 def figures(
     *,
     due: int,
@@ -129,23 +141,18 @@ def figures(
     benchmark: float,
 ) -> Figures:
     """Derive the rates and the benchmark verdict from a group's counts."""
-    closure_rate = closed / due if due else None
-    interval = wilson_interval(closed, due)
     return Figures(
         due=due,
         closed=closed,
         closed_on_time=closed_on_time,
         reworked=reworked,
         overdue_open=overdue_open,
-        closure_rate=closure_rate,
+        closure_rate=closed / due if due else None,
         on_time_rate=closed_on_time / due if due else None,
         rework_rate=reworked / closed if closed else None,
         median_hours_to_close=median_hours,
         p90_hours_to_close=p90_hours,
-        meets_benchmark=closure_rate is not None and closure_rate >= benchmark,
-        wilson_low=interval[0] if interval else None,
-        wilson_high=interval[1] if interval else None,
-        below_benchmark=interval is not None and interval[1] < benchmark,
+        **benchmark_figures(closed, due, benchmark),
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from backend.org import queries
 from backend.org import service as org
+from backend.stats.queries import wilson_interval
 from tests.conftest import client_as
 from tests.factories import add_square_tree
 from tests.org.factories import ADMIN, grid_point, make_unit
@@ -188,7 +189,7 @@ def test_check_in_statistics_match_a_reference(client, history, group_by):
             assert answer[name] == figures[name], (key, name)
         n, x = figures["active_unit_days"], figures["checked_in_unit_days"]
         assert answer["check_in_rate"] == pytest.approx(x / n)
-        low, high = queries.wilson_interval(x, n)
+        low, high = wilson_interval(x, n)
         assert (answer["wilson_low"], answer["wilson_high"]) == (pytest.approx(low), pytest.approx(high))
         assert answer["below_benchmark"] == (high < 0.98)
         assert answer["meets_benchmark"] == (x / n >= 0.98)
@@ -219,8 +220,8 @@ def test_check_in_statistics_are_scoped(app, accounts, session, history):
 
 def test_the_benchmark_and_wilson_interval():
     # 3 of 3 is 100% but too few to say it is below 98%; 2,973 of 3,000 (99.1%) is firmly above.
-    assert queries.wilson_interval(3, 3)[1] == 1.0
-    low, high = queries.wilson_interval(90, 100)
+    assert wilson_interval(3, 3)[1] == 1.0
+    low, high = wilson_interval(90, 100)
     assert (round(low, 4), round(high, 4)) == (0.8256, 0.9448)
     small = queries.rate_figures(3, 3, 0.98, "rate")
     big = queries.rate_figures(2973, 3000, 0.98, "rate")
