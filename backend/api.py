@@ -25,7 +25,6 @@ from backend.errors import (
 log = logging.getLogger(__name__)
 
 
-
 class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint, parsing arguments with one schema instance per route.
 
@@ -92,8 +91,7 @@ def handle_integrity_error(error: IntegrityError) -> flask.Response:
 def handle_database_unavailable(error: OperationalError) -> flask.Response:
     log.error("database error: %s", error.orig)
     return problem_response(
-        problem(503, "Service Unavailable", "The database is not reachable.",
-                slug="service-unavailable"),
+        problem(503, "Service Unavailable", "The database is not reachable.", slug="service-unavailable"),
         {"Retry-After": "5"},
     )
 

@@ -69,9 +69,7 @@ def _all_or_nothing(run: Callable[[Session], tuple[int, list[str]]], total: int)
             session.rollback()
             for line in rejected:
                 click.echo(f"rejected feature {line}", err=True)
-            raise click.ClickException(
-                f"{len(rejected)} of {total} features rejected; nothing was imported."
-            )
+            raise click.ClickException(f"{len(rejected)} of {total} features rejected; nothing was imported.")
         session.commit()
         return created
     finally:
@@ -79,18 +77,25 @@ def _all_or_nothing(run: Callable[[Session], tuple[int, list[str]]], total: int)
 
 
 @demo_cli.command("load")
-@click.option("--outline", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="District outline GeoJSON (default: the shared data file when present).")
+@click.option(
+    "--outline",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="District outline GeoJSON (default: the shared data file when present).",
+)
 @click.option("--crs", type=click.Choice(SUPPORTED_CRS), default="gcj02", show_default=True)
-@click.option("--scale", type=click.Choice(["conghua", "guangzhou"]), default="conghua",
-              show_default=True)
+@click.option("--scale", type=click.Choice(["conghua", "guangzhou"]), default="conghua", show_default=True)
 @click.option("--if-empty", is_flag=True, help="Do nothing when areas exist already.")
-@click.option("--events/--no-events", default=True, show_default=True,
-              help="Then load an event history, when the database has no events.")
+@click.option(
+    "--events/--no-events",
+    default=True,
+    show_default=True,
+    help="Then load an event history, when the database has no events.",
+)
 @click.option("--event-count", type=click.IntRange(min=1), default=DEMO_EVENTS, show_default=True)
 @click.option("--years", type=click.FloatRange(min=0.1, max=20), default=2.0, show_default=True)
-def load_demo(outline: Path | None, crs: str, scale: str, if_empty: bool, events: bool,
-              event_count: int, years: float) -> None:
+def load_demo(
+    outline: Path | None, crs: str, scale: str, if_empty: bool, events: bool, event_count: int, years: float
+) -> None:
     """Load the generated area tree (seeded, reproducible) and an event history over it."""
     from backend import demo
 
@@ -150,7 +155,9 @@ def import_org(kind: str, file: Path, crs: str) -> None:
 
     def run(session: Session) -> tuple[int, list[str]]:
         created, rejected = service.import_rows(
-            session, rows, actor=Actor(role="admin", username="cli"),
+            session,
+            rows,
+            actor=Actor(role="admin", username="cli"),
             nearest_min_m=settings.nearest_min_m,
         )
         return created, [f"#{r.index}{f' {r.field}' if r.field else ''}: {r.reason}" for r in rejected]
@@ -160,8 +167,7 @@ def import_org(kind: str, file: Path, crs: str) -> None:
 
 
 @demo_cli.command("org")
-@click.option("--scale", type=click.Choice(["conghua", "guangzhou"]), default="conghua",
-              show_default=True)
+@click.option("--scale", type=click.Choice(["conghua", "guangzhou"]), default="conghua", show_default=True)
 def load_org_demo(scale: str) -> None:
     """Load party branches and groups, buildings, emergency units and check-ins (once)."""
     from backend import demo
@@ -214,8 +220,15 @@ apikeys_cli = AppGroup("apikeys", help="Read-only GIS API keys.")
 @click.option("--grid", "grids", multiple=True, help="Grid code (workers); repeat for more.")
 @click.option("--phone")
 @click.password_option()
-def create_user(username: str, role: str, display_name: str, area_code: str | None,
-                grids: tuple[str, ...], phone: str | None, password: str) -> None:
+def create_user(
+    username: str,
+    role: str,
+    display_name: str,
+    area_code: str | None,
+    grids: tuple[str, ...],
+    phone: str | None,
+    password: str,
+) -> None:
     """Create a user."""
     from backend.auth import service as auth
     from backend.errors import DomainError
@@ -223,9 +236,16 @@ def create_user(username: str, role: str, display_name: str, area_code: str | No
     settings = flask.current_app.config["SETTINGS"]
     try:
         with session_scope(_factory()) as session:
-            user = auth.create_user(session, settings, username=username, password=password,
-                                    display_name=display_name, role=role, area_code=area_code,
-                                    phone=phone)
+            user = auth.create_user(
+                session,
+                settings,
+                username=username,
+                password=password,
+                display_name=display_name,
+                role=role,
+                area_code=area_code,
+                phone=phone,
+            )
             if grids:
                 auth.set_user_grids(session, user.id, list(grids))
             user_id = user.id

@@ -84,14 +84,19 @@ def load_accounts(session: Session, settings: Settings) -> list[str]:
         existing = session.scalars(select(User).where(User.username == account.username)).first()
         if existing is None:
             user = auth.create_user(
-                session, settings, username=account.username, password=account.password,
-                display_name=account.display_name, role=account.role,
+                session,
+                settings,
+                username=account.username,
+                password=account.password,
+                display_name=account.display_name,
+                role=account.role,
                 area_code=account.area_code if account.role == "supervisor" else None,
                 worker_kind="full_time" if account.role == "worker" else None,
             )
             if account.grids:
-                grids = areas.list_areas(session, level="grid", limit=account.grids,
-                                         after_code=account.area_code)
+                grids = areas.list_areas(
+                    session, level="grid", limit=account.grids, after_code=account.area_code
+                )
                 auth.set_user_grids(session, user.id, [g.code for g in grids])
         scope = f" scope {account.area_code}" if account.area_code else ""
         lines.append(f"{account.role:<10} {account.username} / {account.password}{scope}")
@@ -151,7 +156,11 @@ _SYNTHETIC_EVENTS = text(
 
 
 def insert_synthetic_events(
-    session: Session, count: int, *, seed: int = 1, prefix: str = "",
+    session: Session,
+    count: int,
+    *,
+    seed: int = 1,
+    prefix: str = "",
     start: datetime | None = None,
 ) -> int:
     """Insert `count` synthetic events in the grids under `prefix`; returns how many were new."""

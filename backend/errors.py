@@ -69,8 +69,9 @@ class ProblemSchema(ma.Schema):
     errors = ma.fields.List(ma.fields.Dict(), metadata={"description": "One entry per bad field"})
 
 
-def problem(status: int, title: str, detail: str | None = None, *, slug: str | None = None,
-            **members: Any) -> dict[str, Any]:
+def problem(
+    status: int, title: str, detail: str | None = None, *, slug: str | None = None, **members: Any
+) -> dict[str, Any]:
     """Build a problem document."""
     body: dict[str, Any] = {
         "type": f"https://wangge.example/problems/{slug}" if slug else "about:blank",
@@ -84,8 +85,9 @@ def problem(status: int, title: str, detail: str | None = None, *, slug: str | N
 
 
 def from_domain_error(error: DomainError) -> dict[str, Any]:
-    return problem(error.status, error.title, error.detail, slug=error.slug,
-                   errors=error.errors, **error.extra)
+    return problem(
+        error.status, error.title, error.detail, slug=error.slug, errors=error.errors, **error.extra
+    )
 
 
 def from_http_exception(error: HTTPException) -> tuple[dict[str, Any], dict[str, str]]:

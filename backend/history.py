@@ -45,8 +45,14 @@ SHANGHAI_OFFSET = 8 * HOUR  # Asia/Shanghai has had no daylight saving since 199
 
 # How often each category is reported (environment and livelihood dominate grid work).
 CATEGORY_WEIGHTS = {
-    "environment": 30, "livelihood": 18, "safety": 12, "public_security": 10, "dispute": 10,
-    "rental": 10, "other": 7, "emergency": 3,
+    "environment": 30,
+    "livelihood": 18,
+    "safety": 12,
+    "public_security": 10,
+    "dispute": 10,
+    "rental": 10,
+    "other": 7,
+    "emergency": 3,
 }
 DESCRIPTIONS = {
     "environment": ["路边垃圾堆积", "河涌漂浮物", "绿化带杂物", "占道经营", "污水外溢"],
@@ -65,20 +71,47 @@ CRS_WEIGHTS = (("gcj02", 60), ("wgs84", 30), ("bd09", 10))
 # here. The point goes as EWKB declared `bytea` and times as microseconds declared `int8`: the
 # client sends them as they are and the server reads them as the column's own binary form.
 EVENT_COLUMNS = (
-    ("id", "uuid"), ("category_code", "text"), ("description", "text"), ("location", "bytea"),
-    ("crs", "text"), ("source_lon", "float8"), ("source_lat", "float8"),
-    ("accuracy_m", "float8"), ("occurred_at", "int8"), ("reported_at", "int8"),
-    ("received_at", "int8"), ("reporter_id", "int8"), ("grid_code", "text"),
-    ("village_code", "text"), ("town_code", "text"), ("district_code", "text"),
-    ("assignment", "text"), ("boundary_id", "int8"), ("responsible_code", "text"),
-    ("assignee_id", "int8"), ("status", "text"), ("due_at", "int8"),
-    ("accepted_at", "int8"), ("resolved_at", "int8"), ("resolved_by", "int8"),
-    ("closed_at", "int8"), ("closed_by", "int8"), ("rework_count", "int4"),
-    ("version", "int4"), ("content_hash", "text"), ("updated_at", "int8"),
+    ("id", "uuid"),
+    ("category_code", "text"),
+    ("description", "text"),
+    ("location", "bytea"),
+    ("crs", "text"),
+    ("source_lon", "float8"),
+    ("source_lat", "float8"),
+    ("accuracy_m", "float8"),
+    ("occurred_at", "int8"),
+    ("reported_at", "int8"),
+    ("received_at", "int8"),
+    ("reporter_id", "int8"),
+    ("grid_code", "text"),
+    ("village_code", "text"),
+    ("town_code", "text"),
+    ("district_code", "text"),
+    ("assignment", "text"),
+    ("boundary_id", "int8"),
+    ("responsible_code", "text"),
+    ("assignee_id", "int8"),
+    ("status", "text"),
+    ("due_at", "int8"),
+    ("accepted_at", "int8"),
+    ("resolved_at", "int8"),
+    ("resolved_by", "int8"),
+    ("closed_at", "int8"),
+    ("closed_by", "int8"),
+    ("rework_count", "int4"),
+    ("version", "int4"),
+    ("content_hash", "text"),
+    ("updated_at", "int8"),
 )
 ACTION_COLUMNS = (
-    ("event_id", "uuid"), ("action", "text"), ("from_status", "text"), ("to_status", "text"),
-    ("actor_id", "int8"), ("note", "text"), ("data", "jsonb"), ("created_at", "int8"),
+    ("event_id", "uuid"),
+    ("action", "text"),
+    ("from_status", "text"),
+    ("to_status", "text"),
+    ("actor_id", "int8"),
+    ("note", "text"),
+    ("data", "jsonb"),
+    ("created_at", "int8"),
 )
 _POINT_EWKB = struct.Struct("<BIIdd")  # little-endian, Point with SRID, 4326, x, y
 
@@ -148,8 +181,7 @@ def read_grids(session: Session, points_per_grid: int = 12, seed: int = 7) -> li
     lons = [lon for points in by_grid.values() for lon, _ in points]
     lats = [lat for points in by_grid.values() for _, lat in points]
     converted = {
-        crs: list(zip(*(a.tolist() for a in transform_arrays(lons, lats, "wgs84", crs)),
-                      strict=True))
+        crs: list(zip(*(a.tolist() for a in transform_arrays(lons, lats, "wgs84", crs)), strict=True))
         for crs in ("gcj02", "bd09")
     }
     sites = []
@@ -259,26 +291,66 @@ def generate(
             t = received + int(HOUR * rng.expovariate(1 / 1.5))
             duplicate = last_in_grid.get(gi)
             if duplicate is not None and rng.random() < 0.35:
-                add((event_id, "reject", "reported", "rejected", supervisor, "重复上报",
-                     Jsonb({"duplicate_of": str(duplicate)}), t))
+                add(
+                    (
+                        event_id,
+                        "reject",
+                        "reported",
+                        "rejected",
+                        supervisor,
+                        "重复上报",
+                        Jsonb({"duplicate_of": str(duplicate)}),
+                        t,
+                    )
+                )
             else:
-                add((event_id, "reject", "reported", "rejected", supervisor,
-                     rng.choice(REJECT_NOTES), None, t))
+                add(
+                    (
+                        event_id,
+                        "reject",
+                        "reported",
+                        "rejected",
+                        supervisor,
+                        rng.choice(REJECT_NOTES),
+                        None,
+                        t,
+                    )
+                )
         else:
             assignee = workers[rng.random() < 0.5]
             t = received + int(HOUR * rng.expovariate(1 / (0.8 * speed)))
             add((event_id, "accept", "reported", "accepted", supervisor, None, None, t))
             t += int(HOUR * rng.expovariate(1 / (0.4 * speed)))
-            add((event_id, "dispatch", "accepted", "dispatched", supervisor, None,
-                 Jsonb({"assignee_id": assignee}), t))
+            add(
+                (
+                    event_id,
+                    "dispatch",
+                    "accepted",
+                    "dispatched",
+                    supervisor,
+                    None,
+                    Jsonb({"assignee_id": assignee}),
+                    t,
+                )
+            )
             t += int(HOUR * rng.expovariate(1 / (0.6 * speed)))
             add((event_id, "start", "dispatched", "in_progress", assignee, None, None, t))
             work = 1.0
             if rng.random() < plan.escalated:
                 t += int(HOUR * rng.expovariate(1 / (0.2 * sla_h + 0.1)))
                 to = district if rng.random() < 0.15 else town
-                add((event_id, "escalate", "in_progress", "in_progress", supervisor, "需上级协调",
-                     Jsonb({"from": village, "to": to}), t))
+                add(
+                    (
+                        event_id,
+                        "escalate",
+                        "in_progress",
+                        "in_progress",
+                        supervisor,
+                        "需上级协调",
+                        Jsonb({"from": village, "to": to}),
+                        t,
+                    )
+                )
                 work = 1.6
             fate = rng.random()
             if fate < quality_here.late:
@@ -288,8 +360,7 @@ def generate(
             add((event_id, "resolve", "in_progress", "resolved", assignee, "已处置", None, t))
             if rng.random() < plan.returned:
                 t += int(HOUR * rng.expovariate(1 / 4))
-                add((event_id, "return", "resolved", "in_progress", supervisor, "处置不到位", None,
-                     t))
+                add((event_id, "return", "resolved", "in_progress", supervisor, "处置不到位", None, t))
                 t += int(sla * 0.5 * rng.lognormvariate(-1.2, 0.6))
                 add((event_id, "resolve", "in_progress", "resolved", assignee, "已整改", None, t))
             if fate > 1 - quality_here.never_closed:
@@ -300,11 +371,11 @@ def generate(
                 add((event_id, "close", "resolved", "closed", supervisor, "核查通过", None, t))
                 if rng.random() < plan.reopened:
                     t += int(DAY * (1 + rng.random() * 14))
-                    add((event_id, "reopen", "closed", "in_progress", supervisor,
-                         "群众反映问题复发", None, t))
+                    add(
+                        (event_id, "reopen", "closed", "in_progress", supervisor, "群众反映问题复发", None, t)
+                    )
                     t += int(sla * 0.5 * rng.lognormvariate(-1.2, 0.6))
-                    add((event_id, "resolve", "in_progress", "resolved", assignee, "已处置", None,
-                         t))
+                    add((event_id, "resolve", "in_progress", "resolved", assignee, "已处置", None, t))
                     t += int(HOUR * rng.expovariate(1 / 4))
                     add((event_id, "close", "resolved", "closed", supervisor, "核查通过", None, t))
 
@@ -333,15 +404,41 @@ def generate(
             resolved_at = resolved_by = None
         if status != "closed":  # a reopened event's closing no longer counts
             closed_at = closed_by = None
-        events.append((
-            event_id, category, rng.choice(DESCRIPTIONS.get(category, ["其他事项"])),
-            _POINT_EWKB.pack(1, 0x20000001, 4326, lon, lat), crs, source_lon, source_lat,
-            float(5 + rng.randrange(45)), received - int(rng.random() * 1.5 * HOUR),
-            received - int((1 + rng.random() * 20) * SECOND), received, reporter, grid.code,
-            village, town, district, "contains", grid.boundary_id, responsible, assignee_id,
-            status, due_at, accepted_at, resolved_at, resolved_by, closed_at, closed_by, rework,
-            len(trail), f"{rng.getrandbits(256):064x}", trail[-1][7],
-        ))
+        events.append(
+            (
+                event_id,
+                category,
+                rng.choice(DESCRIPTIONS.get(category, ["其他事项"])),
+                _POINT_EWKB.pack(1, 0x20000001, 4326, lon, lat),
+                crs,
+                source_lon,
+                source_lat,
+                float(5 + rng.randrange(45)),
+                received - int(rng.random() * 1.5 * HOUR),
+                received - int((1 + rng.random() * 20) * SECOND),
+                received,
+                reporter,
+                grid.code,
+                village,
+                town,
+                district,
+                "contains",
+                grid.boundary_id,
+                responsible,
+                assignee_id,
+                status,
+                due_at,
+                accepted_at,
+                resolved_at,
+                resolved_by,
+                closed_at,
+                closed_by,
+                rework,
+                len(trail),
+                f"{rng.getrandbits(256):064x}",
+                trail[-1][7],
+            )
+        )
         actions.extend(trail)
         if len(events) >= batch:
             yield events, actions
@@ -365,8 +462,9 @@ def copy_history(
     return events, actions
 
 
-def _copy(cursor: Any, table: str, columns: Sequence[tuple[str, str]],
-          rows: Sequence[tuple[object, ...]]) -> None:
+def _copy(
+    cursor: Any, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[object, ...]]
+) -> None:
     names = ", ".join(name for name, _ in columns)
     with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types([kind for _, kind in columns])
@@ -398,7 +496,11 @@ def bulk_mode(session: Session) -> Iterator[None]:
 
 
 def load_history(
-    session: Session, plan: Plan, *, points_per_grid: int = 12, analyze: bool = True,
+    session: Session,
+    plan: Plan,
+    *,
+    points_per_grid: int = 12,
+    analyze: bool = True,
     bulk: bool | None = None,
 ) -> Summary:
     """Generate and write a history over the current grids; the caller commits.
@@ -419,13 +521,14 @@ def load_history(
     if analyze:
         session.execute(text("ANALYZE events"))
         session.execute(text("ANALYZE event_actions"))
-    return Summary(events, actions, time.perf_counter() - started, tuple(sorted(weak_towns)),
-                   tuple(sorted(weak_grids)))
+    return Summary(
+        events, actions, time.perf_counter() - started, tuple(sorted(weak_towns)), tuple(sorted(weak_grids))
+    )
 
 
-def demo_plan(end: datetime | None = None, *, years: float = 2.0, events: int = 200_000,
-              seed: int = 2024) -> Plan:
+def demo_plan(
+    end: datetime | None = None, *, years: float = 2.0, events: int = 200_000, seed: int = 2024
+) -> Plan:
     """The demo's history: about two years up to now."""
     end = (end or datetime.now(UTC)).replace(microsecond=0)
-    return Plan(start=end - timedelta(days=round(365.25 * years)), end=end, events=events,
-                seed=seed)
+    return Plan(start=end - timedelta(days=round(365.25 * years)), end=end, events=events, seed=seed)

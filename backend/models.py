@@ -21,7 +21,23 @@ from backend.org.models import (
 )
 
 __all__ = [
-    "ApiKey", "Area", "Attachment", "Base", "Category", "Event", "EventAction", "LoginAttempt",
-    "RefreshToken", "SyncState", "User", "UserGrid",
-    "Alert", "AlertDispatch", "Building", "CheckIn", "EmergencyUnit", "PartyBranch", "PartyGroup",
+    "ApiKey",
+    "Area",
+    "Attachment",
+    "Base",
+    "Category",
+    "Event",
+    "EventAction",
+    "LoginAttempt",
+    "RefreshToken",
+    "SyncState",
+    "User",
+    "UserGrid",
+    "Alert",
+    "AlertDispatch",
+    "Building",
+    "CheckIn",
+    "EmergencyUnit",
+    "PartyBranch",
+    "PartyGroup",
 ]

@@ -49,8 +49,9 @@ def prepare(engine: Engine, url: str, units: int) -> tuple[float | None, float |
             started = time.perf_counter()
             session.execute(text("TRUNCATE alerts, alert_dispatches, check_ins, emergency_units"))
             grids = org_demo.current_grids(session)
-            org_demo.copy_units(session, grids, units, random.Random(SEED),
-                                created_at=session.scalar(text("SELECT now()")))
+            org_demo.copy_units(
+                session, grids, units, random.Random(SEED), created_at=session.scalar(text("SELECT now()"))
+            )
             session.commit()
             units_s = time.perf_counter() - started
         session.execute(text("DELETE FROM alerts"))  # earlier runs' alerts
@@ -64,9 +65,9 @@ def random_points(engine: Engine, n: int) -> list[tuple[float, float]]:
     """Points spread like the units: each near (within ~500 m of) a random unit."""
     rng = random.Random(SEED + 1)
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT ST_X(location::geometry), ST_Y(location::geometry) FROM emergency_units"
-            " ORDER BY id")).all()
+        rows = conn.execute(
+            text("SELECT ST_X(location::geometry), ST_Y(location::geometry) FROM emergency_units ORDER BY id")
+        ).all()
     picks = [rows[rng.randrange(len(rows))] for _ in range(n)]
     return [(x + rng.uniform(-0.005, 0.005), y + rng.uniform(-0.005, 0.005)) for x, y in picks]
 
@@ -106,8 +107,16 @@ def main(argv: list[str] | None = None) -> None:
 
     def service_call(lon: float, lat: float) -> None:
         with Session(engine, expire_on_commit=False) as session:
-            view = org.create_alert(session, actor=actor, kind="fire", lon=lon, lat=lat,
-                                    radius_m=args.radius, count=args.count, widen=args.widen)
+            view = org.create_alert(
+                session,
+                actor=actor,
+                kind="fire",
+                lon=lon,
+                lat=lat,
+                radius_m=args.radius,
+                count=args.count,
+                widen=args.widen,
+            )
             session.commit()
             found.append(view.alert.found)
 
@@ -118,8 +127,16 @@ def main(argv: list[str] | None = None) -> None:
         sql = sql.replace(f":{name}", f"%({name})s")
 
     def raw_call(lon: float, lat: float) -> None:
-        raw.execute(sql, {"lon": lon, "lat": lat, "radius": radius, "count": args.count,
-                          "candidates": args.count + org.SPARE_CANDIDATES}).fetchall()
+        raw.execute(
+            sql,
+            {
+                "lon": lon,
+                "lat": lat,
+                "radius": radius,
+                "count": args.count,
+                "candidates": args.count + org.SPARE_CANDIDATES,
+            },
+        ).fetchall()
 
     # What any durable write costs here: one small row and a commit (the WAL flush).
     raw.execute("CREATE TABLE IF NOT EXISTS bench_commits (at timestamptz DEFAULT now())")
@@ -155,21 +172,26 @@ def main(argv: list[str] | None = None) -> None:
     ]
     one, five, _ = os.getloadavg()
     mode = "widen to 8 km" if args.widen else f"radius {args.radius:g} m"
-    print(f"\n{args.alerts} alerts on {args.units:,} units, {mode}, {args.count} units each; "
-          f"{os.cpu_count()} CPUs, load {one:.2f} / {five:.2f}")
-    print(f"units called per alert: mean {statistics.mean(found):.2f}, "
-          f"full {sum(f == args.count for f in found) / len(found):.0%}")
+    print(
+        f"\n{args.alerts} alerts on {args.units:,} units, {mode}, {args.count} units each; "
+        f"{os.cpu_count()} CPUs, load {one:.2f} / {five:.2f}"
+    )
+    print(
+        f"units called per alert: mean {statistics.mean(found):.2f}, "
+        f"full {sum(f == args.count for f in found) / len(found):.0%}"
+    )
     print(f"{'':38} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for label, values in rows:
-        print(f"{label:38} {percentile(values, 0.5):8.2f} {percentile(values, 0.95):8.2f} "
-              f"{percentile(values, 0.99):8.2f}")
+        print(
+            f"{label:38} {percentile(values, 0.5):8.2f} {percentile(values, 0.95):8.2f} "
+            f"{percentile(values, 0.99):8.2f}"
+        )
     ratio50 = percentile(service_ms, 0.5) / percentile(raw_ms, 0.5)
     ratio95 = percentile(service_ms, 0.95) / percentile(raw_ms, 0.95)
     print(f"{'ratio service / raw':38} {ratio50:8.1f}x {ratio95:7.1f}x")
     p95 = percentile(service_ms, 0.95)
     verdict = "PASS" if p95 < GOAL_P95_MS else "MISS"
-    print(f"{verdict}: p95 {p95:.2f} ms to create an alert and its dispatches "
-          f"(goal < {GOAL_P95_MS:g} ms)")
+    print(f"{verdict}: p95 {p95:.2f} ms to create an alert and its dispatches (goal < {GOAL_P95_MS:g} ms)")
 
 
 if __name__ == "__main__":

@@ -46,11 +46,13 @@ def _state(url: str) -> tuple[str | None, int, int]:
     try:
         with engine.connect() as conn:
             revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            grids = conn.execute(text(
-                "SELECT count(*) FROM areas WHERE level = 'grid' AND valid_to IS NULL")).scalar()
-            events = conn.execute(text("SELECT count(*) FROM events WHERE content_hash LIKE "
-                                       "'synthetic:' || :seed || ':%'"), {"seed": SYNTHETIC_SEED}
-                                  ).scalar()
+            grids = conn.execute(
+                text("SELECT count(*) FROM areas WHERE level = 'grid' AND valid_to IS NULL")
+            ).scalar()
+            events = conn.execute(
+                text("SELECT count(*) FROM events WHERE content_hash LIKE 'synthetic:' || :seed || ':%'"),
+                {"seed": SYNTHETIC_SEED},
+            ).scalar()
             return revision, grids or 0, events or 0
     except ProgrammingError:
         return None, 0, 0
@@ -78,8 +80,10 @@ def guangzhou(url: str, data_dir: Path, *, events: int = 0, log=print) -> None: 
         log(f"  built in {time.monotonic() - started:.0f} s")
     if present != events:
         with Session(engine) as session:
-            session.execute(text("DELETE FROM events WHERE content_hash LIKE 'synthetic:' || "
-                                 ":seed || ':%'"), {"seed": SYNTHETIC_SEED})
+            session.execute(
+                text("DELETE FROM events WHERE content_hash LIKE 'synthetic:' || :seed || ':%'"),
+                {"seed": SYNTHETIC_SEED},
+            )
             if events:
                 log(f"inserting {events:,} synthetic events ...")
                 demo.insert_synthetic_events(session, events, seed=SYNTHETIC_SEED)

@@ -68,8 +68,10 @@ VIEWS = [
               e.resolved_at, e.closed_at, e.rework_count, e.version, e.updated_at, e.location
        FROM events e JOIN categories c ON c.code = e.category_code""",
 ]
-LAYERS = {"grids": ("bench_grids", "code", "geom", GRIDS),
-          "events": ("bench_events", "id", "location", EVENTS)}
+LAYERS = {
+    "grids": ("bench_grids", "code", "geom", GRIDS),
+    "events": ("bench_events", "id", "location", EVENTS),
+}
 
 
 def log(message: str) -> None:
@@ -86,8 +88,14 @@ def prepare(url: str) -> str:
             conn.execute(text(view))
     with Session(engine) as session:
         if session.scalars(select(User).where(User.username == "bench-admin")).first() is None:
-            auth.create_user(session, settings, username="bench-admin",
-                             password="bench-admin-password", display_name="bench", role="admin")
+            auth.create_user(
+                session,
+                settings,
+                username="bench-admin",
+                password="bench-admin-password",
+                display_name="bench",
+                role="admin",
+            )
         token = auth.login(session, settings, "bench-admin", "bench-admin-password").access_token
         session.commit()
     engine.dispose()
@@ -98,9 +106,13 @@ def prepare(url: str) -> str:
 def serve(command: list[str], env: dict[str, str], probe: str) -> Iterator[str]:
     """Run a WSGI server on a free loopback port until the block ends; yield its base URL."""
     port = free_port()
-    process = subprocess.Popen([*command[:1], "-b", f"127.0.0.1:{port}", *command[1:]],
-                               cwd=ROOT, env={**os.environ, **env},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*command[:1], "-b", f"127.0.0.1:{port}", *command[1:]],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     try:
@@ -112,8 +124,7 @@ def serve(command: list[str], env: dict[str, str], probe: str) -> Iterator[str]:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"{command[0]} did not start: "
-                                   + process.stderr.read().decode()[-3000:])
+                raise RuntimeError(f"{command[0]} did not start: " + process.stderr.read().decode()[-3000:])
             time.sleep(0.3)
         yield base
     finally:
@@ -125,8 +136,11 @@ GUNICORN = ["-w", "2", "--worker-class", "gthread", "--threads", "4", "--log-lev
 
 
 def wangge(url: str) -> AbstractContextManager[str]:
-    return serve([str(ROOT / ".venv" / "bin" / "gunicorn"), *GUNICORN, "backend.wsgi:app"],
-                 {"DATABASE_URL": url, "WANGGE_POOL_SIZE": "4"}, "/healthz")
+    return serve(
+        [str(ROOT / ".venv" / "bin" / "gunicorn"), *GUNICORN, "backend.wsgi:app"],
+        {"DATABASE_URL": url, "WANGGE_POOL_SIZE": "4"},
+        "/healthz",
+    )
 
 
 # --- pygeoapi ---------------------------------------------------------------------------------
@@ -137,44 +151,77 @@ def install_pygeoapi() -> str:
     python = PYGEOAPI_VENV / "bin" / "python"
     if not (PYGEOAPI_VENV / "bin" / "pygeoapi").exists():
         log("installing pygeoapi into var/pygeoapi-venv (once) ...")
-        subprocess.run([shutil.which("python3") or sys.executable, "-m", "venv",
-                        str(PYGEOAPI_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        *PYGEOAPI_PACKAGES], check=True)
-    return subprocess.run([str(python), "-c", "import pygeoapi; print(pygeoapi.__version__)"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+        subprocess.run(
+            [shutil.which("python3") or sys.executable, "-m", "venv", str(PYGEOAPI_VENV)], check=True
+        )
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *PYGEOAPI_PACKAGES],
+            check=True,
+        )
+    return subprocess.run(
+        [str(python), "-c", "import pygeoapi; print(pygeoapi.__version__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def pygeoapi_config(url: str, base: str) -> dict[str, object]:
     parts = make_url(url)
-    data = {"host": parts.host, "port": parts.port, "dbname": parts.database,
-            "user": parts.username, "password": parts.password or "", "search_path": ["public"]}
+    data = {
+        "host": parts.host,
+        "port": parts.port,
+        "dbname": parts.database,
+        "user": parts.username,
+        "password": parts.password or "",
+        "search_path": ["public"],
+    }
 
     def resource(name: str) -> dict[str, object]:
         view, id_field, geometry, _ = LAYERS[name]
         return {
-            "type": "collection", "title": name, "description": f"Wangge {name}",
+            "type": "collection",
+            "title": name,
+            "description": f"Wangge {name}",
             "keywords": [name],
-            "extents": {"spatial": {"bbox": [112.9, 22.5, 114.1, 23.95],
-                                    "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
-            "providers": [{"type": "feature", "name": "PostgreSQL", "data": data,
-                           "id_field": id_field, "table": view, "geom_field": geometry}],
+            "extents": {
+                "spatial": {
+                    "bbox": [112.9, 22.5, 114.1, 23.95],
+                    "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+                }
+            },
+            "providers": [
+                {
+                    "type": "feature",
+                    "name": "PostgreSQL",
+                    "data": data,
+                    "id_field": id_field,
+                    "table": view,
+                    "geom_field": geometry,
+                }
+            ],
         }
 
     return {
         "server": {
-            "bind": {"host": "127.0.0.1", "port": 0}, "url": base,
-            "mimetype": "application/json; charset=UTF-8", "encoding": "utf-8",
-            "language": "en-US", "pretty_print": False,
+            "bind": {"host": "127.0.0.1", "port": 0},
+            "url": base,
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "language": "en-US",
+            "pretty_print": False,
             "limits": {"default_items": 100, "max_items": PAGE},
-            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-                    "attribution": "OpenStreetMap"},
+            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "attribution": "OpenStreetMap"},
         },
         "logging": {"level": "ERROR"},
         "metadata": {
-            "identification": {"title": "Wangge benchmark", "description": "bench",
-                               "keywords": ["bench"], "url": base,
-                               "terms_of_service": "https://creativecommons.org/licenses/by/4.0/"},
+            "identification": {
+                "title": "Wangge benchmark",
+                "description": "bench",
+                "keywords": ["bench"],
+                "url": base,
+                "terms_of_service": "https://creativecommons.org/licenses/by/4.0/",
+            },
             "license": {"name": "CC-BY 4.0", "url": "https://creativecommons.org/licenses/by/4.0/"},
             "provider": {"name": "bench", "url": base},
             "contact": {"name": "bench"},
@@ -192,13 +239,19 @@ def pygeoapi(url: str) -> Iterator[str]:
     config.write_text(json.dumps(pygeoapi_config(url, base), indent=1))  # JSON is YAML
     bin_dir = PYGEOAPI_VENV / "bin"
     env = {"PYGEOAPI_CONFIG": str(config), "PYGEOAPI_OPENAPI": str(openapi)}
-    subprocess.run([str(bin_dir / "pygeoapi"), "openapi", "generate", str(config),
-                    "--output-file", str(openapi)], check=True, env={**os.environ, **env},
-                   capture_output=True)
+    subprocess.run(
+        [str(bin_dir / "pygeoapi"), "openapi", "generate", str(config), "--output-file", str(openapi)],
+        check=True,
+        env={**os.environ, **env},
+        capture_output=True,
+    )
     process = subprocess.Popen(
-        [str(bin_dir / "gunicorn"), "-b", f"127.0.0.1:{port}", *GUNICORN,
-         "pygeoapi.flask_app:APP"], cwd=WORK, env={**os.environ, **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [str(bin_dir / "gunicorn"), "-b", f"127.0.0.1:{port}", *GUNICORN, "pygeoapi.flask_app:APP"],
+        cwd=WORK,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 90
     try:
         while True:
@@ -209,8 +262,7 @@ def pygeoapi(url: str) -> Iterator[str]:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError("pygeoapi did not start: "
-                                   + process.stderr.read().decode()[-3000:])
+                raise RuntimeError("pygeoapi did not start: " + process.stderr.read().decode()[-3000:])
             time.sleep(0.3)
         yield base
     finally:
@@ -267,12 +319,15 @@ def paged(http: requests.Session, url: str, headers: dict[str, str]) -> Timing:
 
 def ogr2ogr(url: str, view: str) -> Timing:
     parts = make_url(url)
-    connection = (f"PG:host={parts.host} port={parts.port} dbname={parts.database} "
-                  f"user={parts.username} tables={view}")
+    connection = (
+        f"PG:host={parts.host} port={parts.port} dbname={parts.database} user={parts.username} tables={view}"
+    )
     started = time.perf_counter()
     result = subprocess.run(
         ["ogr2ogr", "-f", "GeoJSON", "-lco", "RFC7946=YES", "/vsistdout/", connection, view],
-        capture_output=True, check=True)
+        capture_output=True,
+        check=True,
+    )
     total = time.perf_counter() - started
     if b"ERROR" in result.stderr:
         raise RuntimeError(result.stderr.decode()[-2000:])
@@ -284,12 +339,15 @@ def median(runs: Callable[[], Timing], rounds: int, expect: int) -> Timing:
     for timing in timings:
         if timing.features != expect:
             raise RuntimeError(f"expected {expect} features, got {timing.features}")
-    return Timing(statistics.median(t.ttfb for t in timings),
-                  statistics.median(t.total for t in timings), expect, timings[0].size)
+    return Timing(
+        statistics.median(t.ttfb for t in timings),
+        statistics.median(t.total for t in timings),
+        expect,
+        timings[0].size,
+    )
 
 
-def request_floor(http: requests.Session, base: str, headers: dict[str, str],
-                  count: int) -> list[float]:
+def request_floor(http: requests.Session, base: str, headers: dict[str, str], count: int) -> list[float]:
     """Times of the cheapest signed-in request (GET /api/v1/me): the server's floor right now."""
     times = []
     for _ in range(count):
@@ -299,18 +357,21 @@ def request_floor(http: requests.Session, base: str, headers: dict[str, str],
     return times
 
 
-def tile_times(http: requests.Session, base: str, layer: str, headers: dict[str, str],
-               rounds: int) -> tuple[list[float], int, int]:
+def tile_times(
+    http: requests.Session, base: str, layer: str, headers: dict[str, str], rounds: int
+) -> tuple[list[float], int, int]:
     cx, cy = tile_of(*CENTRE, TILE_ZOOM)
-    tiles = [(cx + dx, cy + dy) for dy in range(-TILE_SPAN, TILE_SPAN + 1)
-             for dx in range(-TILE_SPAN, TILE_SPAN + 1)]
+    tiles = [
+        (cx + dx, cy + dy)
+        for dy in range(-TILE_SPAN, TILE_SPAN + 1)
+        for dx in range(-TILE_SPAN, TILE_SPAN + 1)
+    ]
     times: list[float] = []
     sizes = empty = 0
     for round_ in range(rounds + 1):
         for x, y in tiles:
             started = time.perf_counter()
-            response = http.get(f"{base}/tiles/{layer}/{TILE_ZOOM}/{x}/{y}.mvt", headers=headers,
-                                timeout=60)
+            response = http.get(f"{base}/tiles/{layer}/{TILE_ZOOM}/{x}/{y}.mvt", headers=headers, timeout=60)
             elapsed = time.perf_counter() - started
             if response.status_code not in (200, 204):
                 raise RuntimeError(f"tile {x}/{y}: {response.status_code}")
@@ -343,20 +404,22 @@ def seconds(value: float | None) -> str:
     return f"{value:7.2f} s" if value is not None else f"{'n/a':>9}"
 
 
-def report(rows: list[Row], tiles: dict[str, tuple[list[float], int, int]], floor: list[float],
-           meta: str) -> str:
+def report(
+    rows: list[Row], tiles: dict[str, tuple[list[float], int, int]], floor: list[float], meta: str
+) -> str:
     lines = [meta, ""]
-    lines.append(f"{'layer':<7} {'features':>8} | {'export TTFB':>11} {'total':>9} {'rate':>11} | "
-                 f"{'OGC total':>9} {'rate':>11} | {'ogr2ogr':>9} {'rate':>11} | "
-                 f"{'pygeoapi':>9} {'rate':>11} | {'export/ogr':>10} {'OGC/ogr':>8} "
-                 f"{'x pygeoapi':>10}")
+    lines.append(
+        f"{'layer':<7} {'features':>8} | {'export TTFB':>11} {'total':>9} {'rate':>11} | "
+        f"{'OGC total':>9} {'rate':>11} | {'ogr2ogr':>9} {'rate':>11} | "
+        f"{'pygeoapi':>9} {'rate':>11} | {'export/ogr':>10} {'OGC/ogr':>8} "
+        f"{'x pygeoapi':>10}"
+    )
     goals = []
     for row in rows:
         export_ratio = row.ogr.total / row.export.total
         ogc_ratio = row.ogr.total / row.ogc.total
         if row.peer:
-            speedup = (f"{row.peer.total / row.export.total:5.1f}/"
-                       f"{row.peer.total / row.ogc.total:.1f}")
+            speedup = f"{row.peer.total / row.export.total:5.1f}/{row.peer.total / row.ogc.total:.1f}"
         else:
             speedup = "n/a"
         lines.append(
@@ -366,30 +429,45 @@ def report(rows: list[Row], tiles: dict[str, tuple[list[float], int, int]], floo
             f"{seconds(row.peer.total if row.peer else None)} {rate(row.peer)} | "
             f"{export_ratio:>10.2f} {ogc_ratio:>8.2f} {speedup:>10}"
         )
-        goals.append((f"{row.layer}: export rate >= {GOAL_RATIO} x ogr2ogr",
-                      export_ratio >= GOAL_RATIO, f"{export_ratio:.2f}"))
+        goals.append(
+            (
+                f"{row.layer}: export rate >= {GOAL_RATIO} x ogr2ogr",
+                export_ratio >= GOAL_RATIO,
+                f"{export_ratio:.2f}",
+            )
+        )
         if row.peer:
-            goals.append((f"{row.layer}: export and OGC faster than pygeoapi",
-                          row.export.total < row.peer.total and row.ogc.total < row.peer.total,
-                          f"{row.peer.total / row.export.total:.1f}x and "
-                          f"{row.peer.total / row.ogc.total:.1f}x"))
+            goals.append(
+                (
+                    f"{row.layer}: export and OGC faster than pygeoapi",
+                    row.export.total < row.peer.total and row.ogc.total < row.peer.total,
+                    f"{row.peer.total / row.export.total:.1f}x and {row.peer.total / row.ogc.total:.1f}x",
+                )
+            )
         else:
             goals.append((f"{row.layer}: faster than pygeoapi", False, "pygeoapi not run"))
     lines.append("")
-    lines.append("rates are features per second; export/ogr and OGC/ogr are fractions of the "
-                 "ogr2ogr rate; x pygeoapi: how many times faster (export/OGC)")
+    lines.append(
+        "rates are features per second; export/ogr and OGC/ogr are fractions of the "
+        "ogr2ogr rate; x pygeoapi: how many times faster (export/OGC)"
+    )
     lines.append("")
     cx, cy = tile_of(*CENTRE, TILE_ZOOM)
-    lines.append(f"tiles z{TILE_ZOOM}, {2 * TILE_SPAN + 1}x{2 * TILE_SPAN + 1} block around "
-                 f"{cx}/{cy} ({CENTRE[0]}, {CENTRE[1]}):")
+    lines.append(
+        f"tiles z{TILE_ZOOM}, {2 * TILE_SPAN + 1}x{2 * TILE_SPAN + 1} block around "
+        f"{cx}/{cy} ({CENTRE[0]}, {CENTRE[1]}):"
+    )
     for layer, (times, size, empty) in tiles.items():
         p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
-        lines.append(f"  {layer:<7} {len(times):>4} requests  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms"
-                     f"  mean size {size / 1024:6.1f} KiB  empty {empty}")
-        goals.append((f"tiles {layer}: p95 < {GOAL_TILE_MS:.0f} ms", p95 < GOAL_TILE_MS,
-                      f"{p95:.1f} ms"))
-    lines.append(f"  floor: GET /api/v1/me (sign-in only) p50 {percentile(floor, 0.5):6.1f} ms  "
-                 f"p95 {percentile(floor, 0.95):6.1f} ms")
+        lines.append(
+            f"  {layer:<7} {len(times):>4} requests  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms"
+            f"  mean size {size / 1024:6.1f} KiB  empty {empty}"
+        )
+        goals.append((f"tiles {layer}: p95 < {GOAL_TILE_MS:.0f} ms", p95 < GOAL_TILE_MS, f"{p95:.1f} ms"))
+    lines.append(
+        f"  floor: GET /api/v1/me (sign-in only) p50 {percentile(floor, 0.5):6.1f} ms  "
+        f"p95 {percentile(floor, 0.95):6.1f} ms"
+    )
     lines.append("")
     for name, ok, value in goals:
         lines.append(f"  {'PASS' if ok else 'MISS'}  {name} ({value})")
@@ -440,8 +518,7 @@ def main(argv: list[str] | None = None) -> None:
                 for layer, (_, _, _, expect) in LAYERS.items():
                     log(f"{layer}: pygeoapi paging ...")
                     peer_url = f"{peer}/collections/{layer}/items?f=json&limit={PAGE}"
-                    peers[layer] = median(lambda u=peer_url: paged(http, u, {}), args.rounds,
-                                          expect)
+                    peers[layer] = median(lambda u=peer_url: paged(http, u, {}), args.rounds, expect)
         except (RuntimeError, subprocess.CalledProcessError, requests.RequestException) as error:
             peer_problem = f"pygeoapi failed: {str(error)[:500]}"
     for layer, (export, ogc, ogr, expect) in timings.items():
@@ -452,13 +529,14 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
     postgis = create_engine(url).connect().execute(text("SELECT postgis_lib_version()")).scalar()
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    meta = (f"Wangge GIS benchmark: {os.cpu_count()} cores (load average {load}), Python "
-            f"{platform.python_version()}, PostGIS {postgis}, {gdal}, pygeoapi "
-            f"{peer_version or 'n/a'}; median of {args.rounds} runs")
+    meta = (
+        f"Wangge GIS benchmark: {os.cpu_count()} cores (load average {load}), Python "
+        f"{platform.python_version()}, PostGIS {postgis}, {gdal}, pygeoapi "
+        f"{peer_version or 'n/a'}; median of {args.rounds} runs"
+    )
     table = report(rows, tiles, floor, meta)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / ("gis-tiles.txt" if args.tiles_only else "gis.txt")).write_text(table + "\n",
-                                                                          encoding="utf-8")
+    (OUT / ("gis-tiles.txt" if args.tiles_only else "gis.txt")).write_text(table + "\n", encoding="utf-8")
     print(table)
 
 

@@ -91,19 +91,22 @@ def prepare(dataset: Dataset) -> Engine:
     data_dir = Settings(database_url=url).data_dir
     started = time.perf_counter()
     with Session(engine) as session:
-        specs = demo.conghua_specs(data_dir) if dataset.name == "Conghua" else (
-            demo.guangzhou_specs(data_dir))
+        specs = (
+            demo.conghua_specs(data_dir) if dataset.name == "Conghua" else (demo.guangzhou_specs(data_dir))
+        )
         count = demo.load_areas(session, specs)
         session.commit()
     log(f"{dataset.name}: {count:,} areas in {time.perf_counter() - started:.0f} s")
-    plan = history.Plan(start=END - timedelta(days=round(365.25 * YEARS)), end=END,
-                        events=dataset.events, seed=dataset.seed)
+    plan = history.Plan(
+        start=END - timedelta(days=round(365.25 * YEARS)), end=END, events=dataset.events, seed=dataset.seed
+    )
     with Session(engine) as session:
-        summary = history.load_history(session, plan, points_per_grid=dataset.points_per_grid,
-                                       analyze=False)
+        summary = history.load_history(session, plan, points_per_grid=dataset.points_per_grid, analyze=False)
         session.commit()
-    log(f"{dataset.name}: {summary.events:,} events and {summary.actions:,} actions over "
-        f"{YEARS} years in {summary.seconds:.0f} s (weak towns {', '.join(summary.weak_towns)})")
+    log(
+        f"{dataset.name}: {summary.events:,} events and {summary.actions:,} actions over "
+        f"{YEARS} years in {summary.seconds:.0f} s (weak towns {', '.join(summary.weak_towns)})"
+    )
     started = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE events"))
@@ -146,9 +149,13 @@ NAIVE = text(
 
 
 def busiest_district(session: Session) -> str:
-    return session.execute(text(
-        "SELECT district_code FROM events WHERE due_at >= :since GROUP BY 1"
-        " ORDER BY count(*) DESC LIMIT 1"), {"since": END - timedelta(days=365)}).scalar_one()
+    return session.execute(
+        text(
+            "SELECT district_code FROM events WHERE due_at >= :since GROUP BY 1"
+            " ORDER BY count(*) DESC LIMIT 1"
+        ),
+        {"since": END - timedelta(days=365)},
+    ).scalar_one()
 
 
 def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[object]]:
@@ -159,16 +166,19 @@ def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[obje
     rows: list[list[object]] = []
     with Session(engine) as session:
         district = busiest_district(session)
-        grids = session.scalar(text("SELECT count(*) FROM areas WHERE level = 'grid'"
-                                    " AND code LIKE :d || '%'"), {"d": district})
+        grids = session.scalar(
+            text("SELECT count(*) FROM areas WHERE level = 'grid' AND code LIKE :d || '%'"), {"d": district}
+        )
         log(f"{dataset.name}: district {district} ({grids:,} grids)")
-        windows = {"1 year": END - timedelta(days=365), f"{YEARS} years": END - timedelta(
-            days=round(365.25 * YEARS))}
+        windows = {
+            "1 year": END - timedelta(days=365),
+            f"{YEARS} years": END - timedelta(days=round(365.25 * YEARS)),
+        }
 
         def stats_call(start: datetime) -> Callable[[], object]:
             return lambda: queries.closure_stats(
-                session, area=district, window_from=start, window_to=END, as_of=END,
-                group_by=("grid",))
+                session, area=district, window_from=start, window_to=END, as_of=END, group_by=("grid",)
+            )
 
         def naive_call(start: datetime) -> Callable[[], object]:
             params = {"area": district, "window_from": start, "window_to": END, "as_of": END}
@@ -182,12 +192,16 @@ def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[obje
         headers = {"Authorization": f"Bearer {bench_access_token(url)}"}
 
         def http_call(start: datetime) -> Callable[[], object]:
-            query = {"area": district, "from": start.isoformat(), "to": END.isoformat(),
-                     "as_of": END.isoformat(), "group_by": "grid"}
+            query = {
+                "area": district,
+                "from": start.isoformat(),
+                "to": END.isoformat(),
+                "as_of": END.isoformat(),
+                "group_by": "grid",
+            }
 
             def call() -> object:
-                response = client.get("/api/v1/stats/closure", query_string=query,
-                                      headers=headers)
+                response = client.get("/api/v1/stats/closure", query_string=query, headers=headers)
                 assert response.status_code == 200, response.data[:500]
                 return response
 
@@ -197,18 +211,42 @@ def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[obje
             n = repeats if label == "1 year" else max(3, repeats // 3)
             due = stats_call(start)()
             assert isinstance(due, queries.ClosureStats)
-            for what, call in (("closure_stats by grid", stats_call(start)),
-                               ("GET /stats/closure?group_by=grid", http_call(start)),
-                               (NAIVE_LABEL, naive_call(start))):
+            for what, call in (
+                ("closure_stats by grid", stats_call(start)),
+                ("GET /stats/closure?group_by=grid", http_call(start)),
+                (NAIVE_LABEL, naive_call(start)),
+            ):
                 ms = timed(call, n)
-                rows.append([dataset.name, what, "stats indexes", label, due.totals.due,
-                             len(due.groups), percentile(ms, 0.5), percentile(ms, 0.95)])
+                rows.append(
+                    [
+                        dataset.name,
+                        what,
+                        "stats indexes",
+                        label,
+                        due.totals.due,
+                        len(due.groups),
+                        percentile(ms, 0.5),
+                        percentile(ms, 0.95),
+                    ]
+                )
             with without_stats_indexes(session):
-                for what, call in (("closure_stats by grid", stats_call(start)),
-                                   (NAIVE_LABEL, naive_call(start))):
+                for what, call in (
+                    ("closure_stats by grid", stats_call(start)),
+                    (NAIVE_LABEL, naive_call(start)),
+                ):
                     ms = timed(call, max(3, n // 3), warmup=1)
-                    rows.append([dataset.name, what, "none (baseline)", label, due.totals.due,
-                                 len(due.groups), percentile(ms, 0.5), percentile(ms, 0.95)])
+                    rows.append(
+                        [
+                            dataset.name,
+                            what,
+                            "none (baseline)",
+                            label,
+                            due.totals.due,
+                            len(due.groups),
+                            percentile(ms, 0.5),
+                            percentile(ms, 0.95),
+                        ]
+                    )
     return rows
 
 
@@ -231,22 +269,29 @@ def write_rows(dataset: Dataset, engine: Engine, inserts: int, rounds: int) -> l
                 started = time.perf_counter()
                 for _ in range(inserts):
                     lon, lat = rng.choice(points)
-                    event, _ = service.report_event(session, service.Report(
-                        category="environment", description="路边垃圾堆积", lon=lon, lat=lat),
-                        actor=Actor(role="admin", username="bench"))
+                    event, _ = service.report_event(
+                        session,
+                        service.Report(category="environment", description="路边垃圾堆积", lon=lon, lat=lat),
+                        actor=Actor(role="admin", username="bench"),
+                    )
                     ids.append(event.id)
                 reported = time.perf_counter() - started
                 started = time.perf_counter()
                 for event_id in ids:
-                    session.execute(text(
-                        "UPDATE events SET status = 'accepted', accepted_at = now(),"
-                        " due_at = now() + interval '48 hours', version = version + 1"
-                        " WHERE id = :id"), {"id": event_id})
+                    session.execute(
+                        text(
+                            "UPDATE events SET status = 'accepted', accepted_at = now(),"
+                            " due_at = now() + interval '48 hours', version = version + 1"
+                            " WHERE id = :id"
+                        ),
+                        {"id": event_id},
+                    )
                 accepted = time.perf_counter() - started
                 session.rollback()
         results.setdefault(("report_event", with_indexes), []).append(reported / inserts * 1000)
         results.setdefault(("accept (UPDATE sets due_at)", with_indexes), []).append(
-            accepted / inserts * 1000)
+            accepted / inserts * 1000
+        )
 
     one_round(True)  # warm the caches
     results.clear()
@@ -257,8 +302,9 @@ def write_rows(dataset: Dataset, engine: Engine, inserts: int, rounds: int) -> l
     for what in ("report_event", "accept (UPDATE sets due_at)"):
         before = statistics.median(results[(what, False)])
         after = statistics.median(results[(what, True)])
-        rows.append([dataset.name, what, inserts * rounds, before, after,
-                     f"{(after / before - 1) * 100:+.1f}%"])
+        rows.append(
+            [dataset.name, what, inserts * rounds, before, after, f"{(after / before - 1) * 100:+.1f}%"]
+        )
     return rows
 
 
@@ -271,11 +317,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-guangzhou", action="store_true")
     args = parser.parse_args(argv)
-    datasets = [Dataset("Conghua", "wangge_bench_stats_conghua", "BENCH_STATS_CONGHUA_URL",
-                        args.conghua_events, 2024, 12)]
+    datasets = [
+        Dataset(
+            "Conghua", "wangge_bench_stats_conghua", "BENCH_STATS_CONGHUA_URL", args.conghua_events, 2024, 12
+        )
+    ]
     if not args.skip_guangzhou:
-        datasets.append(Dataset("Guangzhou", "wangge_bench_stats_guangzhou",
-                                "BENCH_STATS_GUANGZHOU_URL", args.guangzhou_events, 2025, 4))
+        datasets.append(
+            Dataset(
+                "Guangzhou",
+                "wangge_bench_stats_guangzhou",
+                "BENCH_STATS_GUANGZHOU_URL",
+                args.guangzhou_events,
+                2025,
+                4,
+            )
+        )
     log(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     query_table: list[list[object]] = []
     write_table: list[list[object]] = []
@@ -288,24 +345,32 @@ def main(argv: list[str] | None = None) -> None:
             engine.dispose()
     log("")
     log("District-wide closure statistics grouped by grid (ms per call; as_of = window end)")
-    log(format_table(["dataset", "query", "indexes", "window", "due", "groups", "p50 ms",
-                      "p95 ms"], query_table))
+    log(
+        format_table(
+            ["dataset", "query", "indexes", "window", "due", "groups", "p50 ms", "p95 ms"], query_table
+        )
+    )
     log("")
     log("Cost per event of writes, with and without the statistics indexes (ms)")
     log(format_table(["dataset", "write", "events", "without", "with", "change"], write_table))
     log("")
-    one_year = [r for r in query_table if r[1] != NAIVE_LABEL and r[2] == "stats indexes"
-                and r[3] == "1 year"]
+    one_year = [
+        r for r in query_table if r[1] != NAIVE_LABEL and r[2] == "stats indexes" and r[3] == "1 year"
+    ]
     for row in one_year:
         verdict = "met" if float(row[7]) < GOAL_P95_MS else "MISSED"  # type: ignore[arg-type]
-        log(f"goal {row[0]} district-by-grid, 1 year, p95 < {GOAL_P95_MS:.0f} ms, {row[1]}: "
-            f"{verdict} ({float(row[7]):.0f} ms)")  # type: ignore[arg-type]
+        log(
+            f"goal {row[0]} district-by-grid, 1 year, p95 < {GOAL_P95_MS:.0f} ms, {row[1]}: "
+            f"{verdict} ({float(row[7]):.0f} ms)"
+        )  # type: ignore[arg-type]
     for row in write_table:
         if row[1] == "report_event":
             slower = float(row[4]) / float(row[3]) - 1  # type: ignore[arg-type]
             verdict = "met" if slower <= GOAL_REPORT_SLOWDOWN else "MISSED"
-            log(f"goal {row[0]} reporting at most {GOAL_REPORT_SLOWDOWN:.0%} slower: {verdict} "
-                f"({slower:+.1%})")
+            log(
+                f"goal {row[0]} reporting at most {GOAL_REPORT_SLOWDOWN:.0%} slower: {verdict} "
+                f"({slower:+.1%})"
+            )
     log(f"load average now {os.getloadavg()[0]:.1f} (other work on the machine skews timings)")
 
 

@@ -93,11 +93,30 @@ GUANGZHOU_DISTRICTS: Final[tuple[tuple[str, str, tuple[tuple[float, float], ...]
 )
 # A coarse trace of Guangzhou's outline (GCJ-02), warped by seeded noise for the synthetic city.
 _GUANGZHOU_SKETCH: Final = (
-    (112.96, 23.43), (113.19, 23.52), (113.38, 23.73), (113.60, 23.67), (113.62, 23.79),
-    (113.71, 23.86), (114.03, 23.92), (114.06, 23.78), (113.82, 23.64), (113.98, 23.47),
-    (114.00, 23.30), (113.90, 23.35), (113.90, 23.17), (113.84, 23.12), (113.72, 23.14),
-    (113.52, 23.04), (113.74, 22.53), (113.65, 22.52), (113.31, 22.83), (113.25, 23.04),
-    (113.18, 23.07), (113.18, 23.27), (113.13, 23.31), (113.05, 23.25),
+    (112.96, 23.43),
+    (113.19, 23.52),
+    (113.38, 23.73),
+    (113.60, 23.67),
+    (113.62, 23.79),
+    (113.71, 23.86),
+    (114.03, 23.92),
+    (114.06, 23.78),
+    (113.82, 23.64),
+    (113.98, 23.47),
+    (114.00, 23.30),
+    (113.90, 23.35),
+    (113.90, 23.17),
+    (113.84, 23.12),
+    (113.72, 23.14),
+    (113.52, 23.04),
+    (113.74, 22.53),
+    (113.65, 22.52),
+    (113.31, 22.83),
+    (113.25, 23.04),
+    (113.18, 23.07),
+    (113.18, 23.27),
+    (113.13, 23.31),
+    (113.05, 23.25),
 )
 GUANGZHOU_VILLAGES: Final = 2800
 GUANGZHOU_GRIDS: Final = 19660
@@ -110,10 +129,7 @@ MIN_GRIDS_PER_VILLAGE: Final = 1
 _MIN_SYNTHETIC_TOWNS_PER_DISTRICT: Final = 4
 
 # Name parts: a prefix and a suffix make names like 石岗村, 新和社区, 龙田镇.
-_NAME_PREFIXES: Final = (
-    "东西南北新大小上下石龙凤黄白青高长横联安平兴"
-    "金银松竹桂梅莲荷马鹤太光明福"
-)
+_NAME_PREFIXES: Final = "东西南北新大小上下石龙凤黄白青高长横联安平兴金银松竹桂梅莲荷马鹤太光明福"
 _NAME_SUFFIXES: Final = "岗塘田坑围坪头岭湖洲溪桥江山水林和安丰兴华星阳庄埔岭冈背湾口沙"
 _STREET_SUFFIX: Final = "街道"
 
@@ -286,9 +302,7 @@ def _split(
     raise RuntimeError(f"could not split an area into {n} non-empty cells")
 
 
-def synthetic_outline(
-    seeds: Sequence[tuple[float, float]], rng: Rng, margin_deg: float = 0.08
-) -> Polygon:
+def synthetic_outline(seeds: Sequence[tuple[float, float]], rng: Rng, margin_deg: float = 0.08) -> Polygon:
     """Return an irregular, valid outline containing every seed at least margin_deg from its edge.
 
     The convex hull of the seeds is buffered, then each boundary vertex is pushed along the ray from
@@ -307,9 +321,7 @@ def synthetic_outline(
     cx, cy = base.centroid.x, base.centroid.y
     vertices = 192
     fractions = np.arange(vertices) / vertices
-    ring = shapely.get_coordinates(
-        shapely.line_interpolate_point(base.exterior, fractions, normalized=True)
-    )
+    ring = shapely.get_coordinates(shapely.line_interpolate_point(base.exterior, fractions, normalized=True))
     dx, dy = ring[:, 0] - cx, ring[:, 1] - cy
     norm = np.hypot(dx, dy)
     ux, uy = dx / norm, dy / norm
@@ -461,9 +473,7 @@ def build_district(
         for (town_code, town_name, _), cell in zip(towns, town_cells, strict=True)
     ]
 
-    per_town = _allocate(
-        villages, [c.area for c in town_cells], [MIN_VILLAGES_PER_TOWN] * len(towns)
-    )
+    per_town = _allocate(villages, [c.area for c in town_cells], [MIN_VILLAGES_PER_TOWN] * len(towns))
     village_specs: list[AreaSpec] = []
     village_seeds: list[tuple[float, float]] = []
     for (town_code, town_name, _), town_geom, town_seed, count in zip(
@@ -520,9 +530,7 @@ def build_district(
                 grid_name, grid_kind = f"{village.name}第{ordinal}网格", "comprehensive"
             else:
                 grid_name, grid_kind = f"{village.name}{kind}专属网格", "dedicated"
-            out.append(
-                AreaSpec(grid_code, "grid", grid_name, village.code, cells[int(idx)], grid_kind)
-            )
+            out.append(AreaSpec(grid_code, "grid", grid_name, village.code, cells[int(idx)], grid_kind))
     return out
 
 
@@ -538,9 +546,7 @@ def conghua(
     Without an outline a synthetic one is drawn around the town seed points.
     """
     if outline is None:
-        outline = synthetic_outline(
-            [xy for _, _, xy in CONGHUA_TOWNS], np.random.default_rng((seed, 1))
-        )
+        outline = synthetic_outline([xy for _, _, xy in CONGHUA_TOWNS], np.random.default_rng((seed, 1)))
     towns = [(code, name, Point(xy)) for code, name, xy in CONGHUA_TOWNS]
     return build_district(CONGHUA_CODE, CONGHUA_NAME, outline, towns, villages, grids, seed)
 
@@ -635,9 +641,7 @@ def guangzhou(
     for code, geom in zip(codes, geoms, strict=True):
         rows = sorted(rows_by_district[code])
         known = [conghua_seeds.get(town_code) for town_code, _ in rows]
-        usable = all(
-            xy is None or bool(shapely.contains_xy(geom, *xy)) for xy in known
-        )
+        usable = all(xy is None or bool(shapely.contains_xy(geom, *xy)) for xy in known)
         town_lists.append(
             [
                 (town_code, town_name, xy if usable else None)
@@ -646,9 +650,7 @@ def guangzhou(
         )
 
     areas = [g.area for g in geoms]
-    per_district_villages = _allocate(
-        villages, areas, [MIN_VILLAGES_PER_TOWN * len(t) for t in town_lists]
-    )
+    per_district_villages = _allocate(villages, areas, [MIN_VILLAGES_PER_TOWN * len(t) for t in town_lists])
     per_district_grids = _allocate(grids, areas, per_district_villages)
     specs: list[AreaSpec] = []
     for (code, name, _), geom, towns, n_villages, n_grids in zip(

@@ -135,9 +135,7 @@ def _invert(
         # The last correction is kept even once converged: it costs nothing and gains digits.
         est_lon = est_lon - err_lon
         est_lat = est_lat - err_lat
-        if max(float(np.max(np.abs(err_lon))), float(np.max(np.abs(err_lat)))) < (
-            _INVERSE_TOLERANCE_DEG
-        ):
+        if max(float(np.max(np.abs(err_lon))), float(np.max(np.abs(err_lat)))) < (_INVERSE_TOLERANCE_DEG):
             break
     return est_lon, est_lat
 
@@ -177,9 +175,7 @@ def transform_arrays(
 ) -> tuple[FloatArray, FloatArray]:
     """Convert arrays of longitudes and latitudes from one coordinate system to another."""
     steps = _steps(source, target)
-    lon_a, lat_a = np.broadcast_arrays(
-        np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
-    )
+    lon_a, lat_a = np.broadcast_arrays(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
     shape = lon_a.shape
     out_lon = lon_a.astype(np.float64, copy=True).reshape(-1)
     out_lat = lat_a.astype(np.float64, copy=True).reshape(-1)

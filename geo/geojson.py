@@ -99,9 +99,7 @@ def _position(value: object, pointer: str) -> _Position:
     if not isinstance(value, list | tuple):
         raise GeometryError(f"position must be an array, got {_describe(value)}", pointer)
     if not 2 <= len(value) <= 3:
-        raise GeometryError(
-            f"position must have 2 or 3 numbers (lon, lat[, alt]), got {len(value)}", pointer
-        )
+        raise GeometryError(f"position must have 2 or 3 numbers (lon, lat[, alt]), got {len(value)}", pointer)
     numbers = [_number(item, f"{pointer}/{index}") for index, item in enumerate(value)]
     lon, lat = numbers[0], numbers[1]
     if not -180.0 <= lon <= 180.0:
@@ -117,9 +115,7 @@ def _positions(value: object, pointer: str, what: str, minimum: int = 1) -> list
     items = _array(value, pointer, what)
     positions = [_position(item, f"{pointer}/{index}") for index, item in enumerate(items)]
     if len(positions) < minimum:
-        raise GeometryError(
-            f"{what} must have at least {minimum} positions, got {len(positions)}", pointer
-        )
+        raise GeometryError(f"{what} must have at least {minimum} positions, got {len(positions)}", pointer)
     return positions
 
 
@@ -158,9 +154,7 @@ def _build(obj: object, allowed: tuple[str, ...], pointer: str) -> BaseGeometry:
         raise GeometryError(message, f"{pointer}/type")
     if kind == "GeometryCollection":
         if "geometries" not in obj:
-            raise GeometryError(
-                "GeometryCollection must have a 'geometries' member", f"{pointer}/geometries"
-            )
+            raise GeometryError("GeometryCollection must have a 'geometries' member", f"{pointer}/geometries")
         at = f"{pointer}/geometries"
         members = _array(obj["geometries"], at, "geometries")
         # RFC 7946 section 3.1.8 discourages nesting, and nothing here needs it.
@@ -182,24 +176,17 @@ def _build(obj: object, allowed: tuple[str, ...], pointer: str) -> BaseGeometry:
     if kind == "MultiLineString":
         lines = _array(coords, at, "coordinates")
         return MultiLineString(
-            [
-                _positions(item, f"{at}/{index}", "LineString", minimum=2)
-                for index, item in enumerate(lines)
-            ]
+            [_positions(item, f"{at}/{index}", "LineString", minimum=2) for index, item in enumerate(lines)]
         )
     if kind == "Polygon":
         return _polygon(coords, at)
     if kind == "MultiPolygon":
         polygons = _array(coords, at, "coordinates")
-        return MultiPolygon(
-            [_polygon(item, f"{at}/{index}") for index, item in enumerate(polygons)]
-        )
+        return MultiPolygon([_polygon(item, f"{at}/{index}") for index, item in enumerate(polygons)])
     raise GeometryError(f"geometry type {kind} is not supported", f"{pointer}/type")
 
 
-def parse_geometry(
-    obj: object, allowed: tuple[str, ...] = DEFAULT_GEOMETRY_TYPES
-) -> BaseGeometry:
+def parse_geometry(obj: object, allowed: tuple[str, ...] = DEFAULT_GEOMETRY_TYPES) -> BaseGeometry:
     """Validate a GeoJSON geometry object strictly and return it as a 2-D shapely geometry."""
     unknown = [name for name in allowed if name not in ALL_GEOMETRY_TYPES]
     if unknown:

@@ -104,9 +104,7 @@ def _format_area(area_m2: float) -> str:
 
 def _largest_part(geom: BaseGeometry) -> BaseGeometry:
     """Return the part with the largest area, so locations point at the worst spot."""
-    parts: list[BaseGeometry] = [
-        part for part in shapely.get_parts(geom).tolist() if not part.is_empty
-    ]
+    parts: list[BaseGeometry] = [part for part in shapely.get_parts(geom).tolist() if not part.is_empty]
     if not parts:
         return geom
     return max(parts, key=lambda part: (part.area, part.length))
@@ -140,9 +138,7 @@ def invalidity(geom: BaseGeometry) -> Problem | None:
     return Problem("invalid_geometry", message, (x, y))
 
 
-def outside_parent(
-    child: BaseGeometry, parent: BaseGeometry, tolerance_m: float = 1.0
-) -> Problem | None:
+def outside_parent(child: BaseGeometry, parent: BaseGeometry, tolerance_m: float = 1.0) -> Problem | None:
     """Return a problem when the child reaches more than tolerance_m beyond its parent."""
     if child.is_empty:
         return None
@@ -187,9 +183,7 @@ def coverage_gap(
         return None
     frame = _frame(parent)
     parent_m = frame.to_metres(parent)
-    covered = shapely.union_all(
-        [frame.to_metres(child) for child in children if not child.is_empty]
-    )
+    covered = shapely.union_all([frame.to_metres(child) for child in children if not child.is_empty])
     gap = parent_m.difference(covered)
     area = gap.area
     if area <= tolerance_m2:

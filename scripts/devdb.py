@@ -75,8 +75,18 @@ def _init() -> None:
         shutil.chown(DATA, "postgres", "postgres")
     subprocess.run(
         _as_owner(
-            [str(BIN / "initdb"), "-D", str(DATA), "-U", _user(), "-A", "trust", "-E", "UTF8",
-             "--locale=C.UTF-8"]
+            [
+                str(BIN / "initdb"),
+                "-D",
+                str(DATA),
+                "-U",
+                _user(),
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
         ),
         check=True,
         stdout=subprocess.DEVNULL,
@@ -106,8 +116,21 @@ def start() -> int:
             path.touch()
             shutil.chown(path, "postgres", "postgres")
     subprocess.run(
-        _as_owner([str(BIN / "pg_ctl"), "-D", str(DATA), "-l", str(LOG), "-o", f"-p {port}",
-                   "-w", "-t", "60", "start"]),
+        _as_owner(
+            [
+                str(BIN / "pg_ctl"),
+                "-D",
+                str(DATA),
+                "-l",
+                str(LOG),
+                "-o",
+                f"-p {port}",
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        ),
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -130,8 +153,25 @@ def stop() -> None:
 
 def _psql(port: int, sql: str, db: str = "postgres") -> str:
     result = subprocess.run(
-        [str(BIN / "psql"), "-X", "-q", "-t", "-A", "-h", "127.0.0.1", "-p", str(port),
-         "-U", _user(), "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql],
+        [
+            str(BIN / "psql"),
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            _user(),
+            "-d",
+            db,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ],
         check=True,
         capture_output=True,
         text=True,

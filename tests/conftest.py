@@ -30,7 +30,9 @@ def _test_database_url() -> str:
         return url
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "devdb.py"), "url", "wangge_test", "--fresh"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return result.stdout.strip()
 
@@ -96,8 +98,16 @@ def _create_accounts(session: Session, settings) -> Accounts:  # type: ignore[no
     ids, tokens, passwords = {}, {}, {}
     for name, (role, area) in ACCOUNTS.items():
         password = f"{name}-password"
-        user = auth.create_user(session, settings, username=name, password=password,
-                                display_name=name, role=role, area_code=area, phone="13800000000")
+        user = auth.create_user(
+            session,
+            settings,
+            username=name,
+            password=password,
+            display_name=name,
+            role=role,
+            area_code=area,
+            phone="13800000000",
+        )
         ids[name], passwords[name] = user.id, password
     worker_grids = [g.code for g in areas.list_areas(session, level="grid", parent="440117103001", limit=2)]
     auth.set_user_grids(session, ids["worker"], worker_grids)
@@ -146,9 +156,7 @@ def connection(engine: Engine) -> Iterator[Connection]:
 
 @pytest.fixture
 def session_factory(connection: Connection) -> sessionmaker[Session]:
-    return sessionmaker(
-        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-    )
+    return sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
 
 
 @pytest.fixture
@@ -204,15 +212,29 @@ def _free_port() -> int:
 def gunicorn(database_url: str, workers: int = 4, **env: str) -> Iterator[str]:
     """Run the app under gunicorn on a free loopback port; yield its base URL."""
     port = _free_port()
-    environ = {**os.environ, **FAST_AUTH_ENV, "DATABASE_URL": database_url, "WANGGE_POOL_SIZE": "4",
-               **env}
+    environ = {**os.environ, **FAST_AUTH_ENV, "DATABASE_URL": database_url, "WANGGE_POOL_SIZE": "4", **env}
     # Logs go to a file: a pipe nobody reads would fill up and stall the server.
     log = tempfile.NamedTemporaryFile(prefix="wangge-gunicorn-", suffix=".log", delete=False)
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", str(workers),
-         "--worker-class", "gthread", "--threads", "4", "--reuse-port", "--log-level", "warning",
-         "backend.wsgi:app"],
-        cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=log,
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--reuse-port",
+            "--log-level",
+            "warning",
+            "backend.wsgi:app",
+        ],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -30,8 +30,13 @@ def square_tree() -> list[dict[str, Any]]:
                 grid = f"{village}{g + 1:03d}"
                 gy = SOUTH + 0.1 * g
                 rows.append(
-                    _row(grid, f"测试村{t + 1}{v + 1}第{g + 1}网格", village,
-                         box(vx, gy, vx + 0.1, gy + 0.1), kind="comprehensive")
+                    _row(
+                        grid,
+                        f"测试村{t + 1}{v + 1}第{g + 1}网格",
+                        village,
+                        box(vx, gy, vx + 0.1, gy + 0.1),
+                        kind="comprehensive",
+                    )
                 )
     return rows
 

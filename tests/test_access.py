@@ -98,89 +98,138 @@ TABLE: dict[tuple[str, str], Case] = {
     ("GET", "/readyz"): Case(get(lambda w, s: "/readyz"), same(200), public=True),
     ("POST", "/api/v1/auth/token"): Case(
         lambda w, s: ("POST", "/api/v1/auth/token", {"username": "worker", "password": "worker-password"}),
-        same(200), public=True),
+        same(200),
+        public=True,
+    ),
     ("POST", "/api/v1/auth/refresh"): Case(
         lambda w, s: ("POST", "/api/v1/auth/refresh", {"refresh_token": w.refresh_token}),
-        same(200), public=True),
+        same(200),
+        public=True,
+    ),
     ("POST", "/api/v1/auth/logout"): Case(
         lambda w, s: ("POST", "/api/v1/auth/logout", {"refresh_token": w.refresh_token}),
-        same(204), public=True),
+        same(204),
+        public=True,
+    ),
     ("GET", "/api/v1/me"): Case(get(lambda w, s: "/api/v1/me"), same(200)),
     ("PATCH", "/api/v1/me"): Case(
-        lambda w, s: ("PATCH", "/api/v1/me", {"display_name": "新名字"}), same(200, gis=(403, 403))),
+        lambda w, s: ("PATCH", "/api/v1/me", {"display_name": "新名字"}), same(200, gis=(403, 403))
+    ),
     ("GET", "/api/v1/users"): Case(get(lambda w, s: "/api/v1/users"), ADMIN_ONLY),
     ("POST", "/api/v1/users"): Case(
-        lambda w, s: ("POST", "/api/v1/users", {"username": f"u{uuid.uuid4().hex[:8]}", "password": "long-enough",
-                                                "display_name": "新人", "role": "worker"}),
-        admin_only(201)),
+        lambda w, s: (
+            "POST",
+            "/api/v1/users",
+            {
+                "username": f"u{uuid.uuid4().hex[:8]}",
+                "password": "long-enough",
+                "display_name": "新人",
+                "role": "worker",
+            },
+        ),
+        admin_only(201),
+    ),
     ("GET", "/api/v1/users/{user_id}"): Case(get(lambda w, s: f"/api/v1/users/{w.user_id}"), ADMIN_ONLY),
     ("PATCH", "/api/v1/users/{user_id}"): Case(
-        lambda w, s: ("PATCH", f"/api/v1/users/{w.user_id}", {"display_name": "改"}), ADMIN_ONLY),
+        lambda w, s: ("PATCH", f"/api/v1/users/{w.user_id}", {"display_name": "改"}), ADMIN_ONLY
+    ),
     ("PUT", "/api/v1/users/{user_id}/grids"): Case(
-        lambda w, s: ("PUT", f"/api/v1/users/{w.user_id}/grids", {"grids": ["440117104001001"]}), ADMIN_ONLY),
+        lambda w, s: ("PUT", f"/api/v1/users/{w.user_id}/grids", {"grids": ["440117104001001"]}), ADMIN_ONLY
+    ),
     ("GET", "/api/v1/api-keys"): Case(get(lambda w, s: "/api/v1/api-keys"), ADMIN_ONLY),
     ("POST", "/api/v1/api-keys"): Case(
-        lambda w, s: ("POST", "/api/v1/api-keys", {"name": "QGIS", "area_code": "440117"}), admin_only(201)),
+        lambda w, s: ("POST", "/api/v1/api-keys", {"name": "QGIS", "area_code": "440117"}), admin_only(201)
+    ),
     ("PATCH", "/api/v1/api-keys/{key_id}"): Case(
-        lambda w, s: ("PATCH", f"/api/v1/api-keys/{w.key_id}", {"disabled": True}), ADMIN_ONLY),
+        lambda w, s: ("PATCH", f"/api/v1/api-keys/{w.key_id}", {"disabled": True}), ADMIN_ONLY
+    ),
     ("GET", "/api/v1/categories"): Case(get(lambda w, s: "/api/v1/categories"), same(200)),
     ("POST", "/api/v1/categories"): Case(
-        lambda w, s: ("POST", "/api/v1/categories", {"code": "noise", "name_zh": "噪音", "name_en": "Noise",
-                                                     "sla_hours": 48}), admin_only(201)),
+        lambda w, s: (
+            "POST",
+            "/api/v1/categories",
+            {"code": "noise", "name_zh": "噪音", "name_en": "Noise", "sla_hours": 48},
+        ),
+        admin_only(201),
+    ),
     ("PATCH", "/api/v1/categories/{code}"): Case(
-        lambda w, s: ("PATCH", "/api/v1/categories/other", {"sla_hours": 96}), ADMIN_ONLY),
+        lambda w, s: ("PATCH", "/api/v1/categories/other", {"sla_hours": 96}), ADMIN_ONLY
+    ),
     ("GET", "/api/v1/areas"): Case(get(lambda w, s: "/api/v1/areas?level=town&geometry=false"), same(200)),
     ("POST", "/api/v1/areas"): Case(
         # A village laid over its siblings: who may try gets 422 (overlap), others 403.
-        lambda w, s: ("POST", "/api/v1/areas", {"code": w.area[s][:9] + "999", "name": "新村",
-                                                "geometry": polygon(*w.point[s], w.point[s][0] + 0.001,
-                                                                    w.point[s][1] + 0.001)}),
-        {"admin": (422, 422), "supervisor": (422, 403), "worker": (403, 403), "gis": (403, 403)}),
+        lambda w, s: (
+            "POST",
+            "/api/v1/areas",
+            {
+                "code": w.area[s][:9] + "999",
+                "name": "新村",
+                "geometry": polygon(*w.point[s], w.point[s][0] + 0.001, w.point[s][1] + 0.001),
+            },
+        ),
+        {"admin": (422, 422), "supervisor": (422, 403), "worker": (403, 403), "gis": (403, 403)},
+    ),
     ("GET", "/api/v1/areas/{code}"): Case(get(lambda w, s: f"/api/v1/areas/{w.area[s]}"), same(200)),
     ("PATCH", "/api/v1/areas/{code}"): Case(
         lambda w, s: ("PATCH", f"/api/v1/areas/{w.area[s]}", {"name": "改名村"}),
-        {"admin": (200, 200), "supervisor": (200, 403), "worker": (403, 403), "gis": (403, 403)}),
+        {"admin": (200, 200), "supervisor": (200, 403), "worker": (403, 403), "gis": (403, 403)},
+    ),
     ("GET", "/api/v1/areas/{code}/children"): Case(
-        get(lambda w, s: f"/api/v1/areas/{w.area[s]}/children?geometry=false"), same(200)),
+        get(lambda w, s: f"/api/v1/areas/{w.area[s]}/children?geometry=false"), same(200)
+    ),
     ("GET", "/api/v1/lookup"): Case(
-        get(lambda w, s: "/api/v1/lookup?lon={}&lat={}".format(*w.point[s])), same(200)),
+        get(lambda w, s: "/api/v1/lookup?lon={}&lat={}".format(*w.point[s])), same(200)
+    ),
     ("GET", "/api/v1/events"): Case(get(lambda w, s: "/api/v1/events"), same(200)),
     ("POST", "/api/v1/events"): Case(
         lambda w, s: ("POST", "/api/v1/events", report(*w.point[s])),
-        {"admin": (201, 201), "supervisor": (201, 403), "worker": (201, 403), "gis": (403, 403)}),
+        {"admin": (201, 201), "supervisor": (201, 403), "worker": (201, 403), "gis": (403, 403)},
+    ),
     ("GET", "/api/v1/events/{event_id}"): Case(
         get(lambda w, s: f"/api/v1/events/{w.event[s]}"),
-        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
+        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)},
+    ),
     ("POST", "/api/v1/events/batch"): Case(
         lambda w, s: ("POST", "/api/v1/events/batch", {"items": [report(*w.point[s])]}),
-        {"admin": (200, 200), "supervisor": (200, 207), "worker": (200, 207), "gis": (207, 207)}),
+        {"admin": (200, 200), "supervisor": (200, 207), "worker": (200, 207), "gis": (207, 207)},
+    ),
     ("GET", "/api/v1/events/{event_id}/attachments"): Case(
         get(lambda w, s: f"/api/v1/events/{w.event[s]}/attachments"),
-        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
+        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)},
+    ),
     ("POST", "/api/v1/events/{event_id}/attachments"): Case(
         lambda w, s: ("POST", f"/api/v1/events/{w.event[s]}/attachments", Multipart(file=png(7))),
-        {"admin": (201, 201), "supervisor": (201, 404), "worker": (201, 404), "gis": (403, 404)}),
+        {"admin": (201, 201), "supervisor": (201, 404), "worker": (201, 404), "gis": (403, 404)},
+    ),
     ("GET", "/api/v1/attachments/{sha256}"): Case(
         get(lambda w, s: f"/api/v1/attachments/{w.photo[s]}"),
-        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
+        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)},
+    ),
     ("GET", "/api/v1/me/tasks"): Case(get(lambda w, s: "/api/v1/me/tasks"), same(200, gis=(403, 403))),
     ("GET", "/api/v1/events/{event_id}/actions"): Case(
         get(lambda w, s: f"/api/v1/events/{w.event[s]}/actions"),
-        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}),
+        {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)},
+    ),
     ("POST", "/api/v1/events/{event_id}/actions"): Case(
         lambda w, s: ("POST", f"/api/v1/events/{w.event[s]}/actions", {"action": "accept", "version": 1}),
-        {"admin": (200, 200), "supervisor": (200, 404), "worker": (403, 404), "gis": (403, 404)}),
+        {"admin": (200, 200), "supervisor": (200, 404), "worker": (403, 404), "gis": (403, 404)},
+    ),
     ("GET", "/api/v1/stats/closure"): Case(
-        get(lambda w, s: f"/api/v1/stats/closure?area={w.area[s][:9]}&group_by=grid"), STATS),
+        get(lambda w, s: f"/api/v1/stats/closure?area={w.area[s][:9]}&group_by=grid"), STATS
+    ),
     ("GET", "/api/v1/stats/closure.csv"): Case(
-        get(lambda w, s: f"/api/v1/stats/closure.csv?area={w.area[s][:9]}&group_by=village"), STATS),
+        get(lambda w, s: f"/api/v1/stats/closure.csv?area={w.area[s][:9]}&group_by=village"), STATS
+    ),
     ("GET", "/api/v1/stats/closure.geojson"): Case(
-        get(lambda w, s: f"/api/v1/stats/closure.geojson?area={w.area[s][:9]}&group_by=village"), STATS),
+        get(lambda w, s: f"/api/v1/stats/closure.geojson?area={w.area[s][:9]}&group_by=village"), STATS
+    ),
     ("GET", "/api/v1/stats/overdue"): Case(
-        get(lambda w, s: f"/api/v1/stats/overdue?area={w.area[s][:9]}"), STATS),
+        get(lambda w, s: f"/api/v1/stats/overdue?area={w.area[s][:9]}"), STATS
+    ),
     # Every caller downloads layers; events are filtered to what each may see (tests/gis).
     ("GET", "/api/v1/exports/{layer}.geojson"): Case(
-        get(lambda w, s: "/api/v1/exports/events.geojson?area=" + w.area[s][:9]), same(200)),
+        get(lambda w, s: "/api/v1/exports/events.geojson?area=" + w.area[s][:9]), same(200)
+    ),
 }
 TABLE.update({op: Case(request, expect) for op, (request, expect) in ORG_CASES.items()})
 
@@ -207,18 +256,33 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
     made = {}
     for scope, actor in ((IN, worker), (OUT, other)):
         event, _ = events.report_event(
-            session, events.Report(category="dispute", description="邻里纠纷", lon=point[scope][0],
-                                   lat=point[scope][1], contacts=[{"name": "张三", "phone": "13912345678"}]),
-            actor=actor)
+            session,
+            events.Report(
+                category="dispute",
+                description="邻里纠纷",
+                lon=point[scope][0],
+                lat=point[scope][1],
+                contacts=[{"name": "张三", "phone": "13912345678"}],
+            ),
+            actor=actor,
+        )
         made[scope] = str(event.id)
     key, _ = auth.create_api_key(session, name="spare", area_code="440117")
     pair = auth.login(session, test_settings, "other_worker", "other_worker-password")
     photo = {}
     for scope, actor in ((IN, worker), (OUT, other)):
         data = png(1 if scope == IN else 2)[0].getvalue()
-        row, _ = photos.add_photo(session, uuid.UUID(made[scope]), data, actor=actor,
-                                  media_dir=test_settings.media_dir, filename="x.png", stage="report",
-                                  max_bytes=10**7, max_photos=9)
+        row, _ = photos.add_photo(
+            session,
+            uuid.UUID(made[scope]),
+            data,
+            actor=actor,
+            media_dir=test_settings.media_dir,
+            filename="x.png",
+            stage="report",
+            max_bytes=10**7,
+            max_photos=9,
+        )
         photo[scope] = row.sha256
     session.commit()
 
@@ -227,13 +291,22 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
         session.commit()
         return org
 
-    return World(event=made, area={IN: "440117103001", OUT: "440117104001"}, point=point,
-                 user_id=accounts.ids["other_worker"], key_id=key.id, refresh_token=pair.refresh_token,
-                 photo=photo, make_org=make_org)
+    return World(
+        event=made,
+        area={IN: "440117103001", OUT: "440117104001"},
+        point=point,
+        user_id=accounts.ids["other_worker"],
+        key_id=key.id,
+        refresh_token=pair.refresh_token,
+        photo=photo,
+        make_org=make_org,
+    )
 
 
-_centre = text("SELECT ST_X(p) AS x, ST_Y(p) AS y FROM (SELECT ST_PointOnSurface(geom) AS p FROM areas "
-               "WHERE code = :code AND valid_to IS NULL) s")
+_centre = text(
+    "SELECT ST_X(p) AS x, ST_Y(p) AS y FROM (SELECT ST_PointOnSurface(geom) AS p FROM areas "
+    "WHERE code = :code AND valid_to IS NULL) s"
+)
 
 
 def _rows() -> list[tuple[tuple[str, str], str, str]]:
@@ -259,16 +332,23 @@ def _broken_headers(kind: str, session, test_settings, accounts) -> dict[str, st
         claims["role"], claims["sub"] = "admin", str(accounts.ids["admin"])
         forged = jwt.encode(claims, "not-the-server-secret-but-long-enough-0123456789", algorithm="HS256")
         return {"Authorization": "Bearer " + forged.rsplit(".", 1)[0] + "." + signature}
-    user = auth.create_user(session, test_settings, username=f"gone{uuid.uuid4().hex[:6]}",
-                            password="disabled-password", display_name="离职", role="admin")
+    user = auth.create_user(
+        session,
+        test_settings,
+        username=f"gone{uuid.uuid4().hex[:6]}",
+        password="disabled-password",
+        display_name="离职",
+        role="admin",
+    )
     token = auth.login(session, test_settings, user.username, "disabled-password").access_token
     auth.update_user(session, test_settings, user.id, auth.UserChanges(disabled=True))
     session.commit()
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.mark.parametrize(("operation", "who", "scope"), _rows(),
-                         ids=lambda v: " ".join(v) if isinstance(v, tuple) else v)
+@pytest.mark.parametrize(
+    ("operation", "who", "scope"), _rows(), ids=lambda v: " ".join(v) if isinstance(v, tuple) else v
+)
 def test_access(app, accounts, session, test_settings, world, operation, who, scope):  # type: ignore[no-untyped-def]
     case = TABLE[operation]
     method, url, body = case.request(world, scope)
@@ -293,11 +373,19 @@ def test_access(app, accounts, session, test_settings, world, operation, who, sc
 
 @pytest.mark.parametrize(
     ("who", "sees_in", "sees_out"),
-    [("admin", True, True), ("supervisor", True, False), ("village_supervisor", True, False),
-     ("worker", True, False),  # reported the in-scope event
-     ("other_supervisor", False, True), ("other_worker", False, True), ("gis", False, False)],
+    [
+        ("admin", True, True),
+        ("supervisor", True, False),
+        ("village_supervisor", True, False),
+        ("worker", True, False),  # reported the in-scope event
+        ("other_supervisor", False, True),
+        ("other_worker", False, True),
+        ("gis", False, False),
+    ],
 )
-def test_contacts_reach_only_the_reporter_and_supervisors_in_scope(app, accounts, world, who, sees_in, sees_out):  # type: ignore[no-untyped-def]
+def test_contacts_reach_only_the_reporter_and_supervisors_in_scope(
+    app, accounts, world, who, sees_in, sees_out
+):  # type: ignore[no-untyped-def]
     client = client_as(app, accounts, who)
     listed = {e["id"]: e for e in client.get("/api/v1/events?limit=1000").json["items"]}
     for scope, may_see in ((IN, sees_in), (OUT, sees_out)):
@@ -308,8 +396,9 @@ def test_contacts_reach_only_the_reporter_and_supervisors_in_scope(app, accounts
             assert ("contacts" in body) == (may_see and bool(body))
     for event in listed.values():
         if "contacts" in event:
-            assert event["id"] in {world.event[s] for s, ok in ((IN, sees_in), (OUT, sees_out)) if ok} \
-                or event["reporter_id"] == accounts.ids.get(who)
+            assert event["id"] in {
+                world.event[s] for s, ok in ((IN, sees_in), (OUT, sees_out)) if ok
+            } or event["reporter_id"] == accounts.ids.get(who)
 
 
 def test_personal_fields_for_the_supervisor_in_scope_and_the_reporter(app, accounts, world):  # type: ignore[no-untyped-def]

@@ -16,8 +16,10 @@ def tree(session):  # type: ignore[no-untyped-def]
 
 
 def new_district(client, code="330200", west=121.0):  # type: ignore[no-untyped-def]
-    response = client.post("/api/v1/areas", json={
-        "code": code, "name": "新区", "geometry": polygon(west, 30.0, west + 0.4, 30.2)})
+    response = client.post(
+        "/api/v1/areas",
+        json={"code": code, "name": "新区", "geometry": polygon(west, 30.0, west + 0.4, 30.2)},
+    )
     assert response.status_code == 201, response.json
     return response.json
 
@@ -62,8 +64,19 @@ def test_list_pages_with_an_opaque_cursor(client, tree):
     assert seen == ["330100001001001", "330100001001002"]
 
 
-@pytest.mark.parametrize("query", ["cursor=@@@", "cursor=WzFd", "bbox=1,2,3", "bbox=5,5,1,1",
-                                   "bbox=a,b,c,d", "limit=0", "limit=100000", "level=city"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "cursor=@@@",
+        "cursor=WzFd",
+        "bbox=1,2,3",
+        "bbox=5,5,1,1",
+        "bbox=a,b,c,d",
+        "limit=0",
+        "limit=100000",
+        "level=city",
+    ],
+)
 def test_bad_list_arguments_are_422(client, tree, query):
     response = client.get(f"/api/v1/areas?{query}")
     assert response.status_code == 422, response.json
@@ -79,19 +92,35 @@ def test_children(client, tree):
 
 def test_create_district_town_village_grid(client, tree):
     new_district(client)
-    town = client.post("/api/v1/areas", json={
-        "code": "330200001", "name": "新镇", "geometry": polygon(121.0, 30.0, 121.2, 30.2)})
+    town = client.post(
+        "/api/v1/areas",
+        json={"code": "330200001", "name": "新镇", "geometry": polygon(121.0, 30.0, 121.2, 30.2)},
+    )
     assert town.status_code == 201
     assert town.json["properties"]["parents"][0]["code"] == "330200"
-    grid = client.post("/api/v1/areas", json={"code": "330200001001", "level": "village",
-                                              "name": "新村", "geometry": polygon(121.0, 30.0, 121.1, 30.1)})
+    grid = client.post(
+        "/api/v1/areas",
+        json={
+            "code": "330200001001",
+            "level": "village",
+            "name": "新村",
+            "geometry": polygon(121.0, 30.0, 121.1, 30.1),
+        },
+    )
     assert grid.status_code == 201
 
 
 def test_create_converts_gcj02_input(client, tree):
     # A district drawn in GCJ-02 lands about 500 m south-west once converted to WGS84.
-    response = client.post("/api/v1/areas", json={
-        "code": "330300", "name": "火星区", "crs": "gcj02", "geometry": polygon(122.0, 30.0, 122.4, 30.2)})
+    response = client.post(
+        "/api/v1/areas",
+        json={
+            "code": "330300",
+            "name": "火星区",
+            "crs": "gcj02",
+            "geometry": polygon(122.0, 30.0, 122.4, 30.2),
+        },
+    )
     assert response.status_code == 201
     west = min(x for x, _ in response.json["geometry"]["coordinates"][0][0])
     assert 121.99 < west < 122.0
@@ -106,16 +135,23 @@ def field_errors(response):  # type: ignore[no-untyped-def]
 
 
 def test_self_intersecting_polygon_is_422_with_the_location(client, tree):
-    bowtie = {"type": "Polygon", "coordinates": [[[121, 30], [121.4, 30.2], [121.4, 30], [121, 30.2], [121, 30]]]}
-    errors = field_errors(client.post("/api/v1/areas", json={"code": "330200", "name": "x", "geometry": bowtie}))
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [[[121, 30], [121.4, 30.2], [121.4, 30], [121, 30.2], [121, 30]]],
+    }
+    errors = field_errors(
+        client.post("/api/v1/areas", json={"code": "330200", "name": "x", "geometry": bowtie})
+    )
     assert errors[0]["field"] == "geometry"
     assert errors[0]["at"] == pytest.approx([121.2, 30.1])
     assert "Self-intersection" in errors[0]["message"]
 
 
 def test_child_outside_its_parent_is_422_naming_the_parent(client, tree):
-    response = client.post("/api/v1/areas", json={
-        "code": "330100001003", "name": "越界村", "geometry": polygon(120.15, 30.0, 120.25, 30.1)})
+    response = client.post(
+        "/api/v1/areas",
+        json={"code": "330100001003", "name": "越界村", "geometry": polygon(120.15, 30.0, 120.25, 30.1)},
+    )
     errors = field_errors(response)
     assert errors[0]["parent"] == "330100001"
     assert "330100001" in response.json["detail"]
@@ -125,22 +161,30 @@ def test_child_outside_its_parent_is_422_naming_the_parent(client, tree):
 def test_child_a_hair_outside_is_within_tolerance(client, tree):
     new_district(client)
     hair = 0.000005  # about half a metre
-    response = client.post("/api/v1/areas", json={
-        "code": "330200001", "name": "贴边镇", "geometry": polygon(121.0 - hair, 30.0, 121.2, 30.2)})
+    response = client.post(
+        "/api/v1/areas",
+        json={"code": "330200001", "name": "贴边镇", "geometry": polygon(121.0 - hair, 30.0, 121.2, 30.2)},
+    )
     assert response.status_code == 201, response.json
 
 
 def test_overlapping_siblings_are_422_naming_both(client, tree):
-    response = client.post("/api/v1/areas", json={
-        "code": "330100001003", "name": "重叠村", "geometry": polygon(120.05, 30.0, 120.15, 30.1)})
+    response = client.post(
+        "/api/v1/areas",
+        json={"code": "330100001003", "name": "重叠村", "geometry": polygon(120.05, 30.0, 120.15, 30.1)},
+    )
     errors = field_errors(response)
     assert errors[0]["conflicts_with"] in {"330100001001", "330100001002"}
     assert "330100001003" in response.json["detail"]
 
 
 def test_missing_parent_is_422(client, tree):
-    errors = field_errors(client.post("/api/v1/areas", json={
-        "code": "330900001", "name": "孤儿镇", "geometry": polygon(125, 30, 125.1, 30.1)}))
+    errors = field_errors(
+        client.post(
+            "/api/v1/areas",
+            json={"code": "330900001", "name": "孤儿镇", "geometry": polygon(125, 30, 125.1, 30.1)},
+        )
+    )
     assert errors[0]["parent"] == "330900"
 
 
@@ -158,14 +202,18 @@ def test_missing_parent_is_422(client, tree):
     ],
 )
 def test_malformed_geometry_is_422(client, tree, geometry, pointer_part):
-    errors = field_errors(client.post("/api/v1/areas", json={"code": "330200", "name": "x", "geometry": geometry}))
+    errors = field_errors(
+        client.post("/api/v1/areas", json={"code": "330200", "name": "x", "geometry": geometry})
+    )
     assert errors[0]["field"] == "geometry"
     assert pointer_part in errors[0]["message"]
 
 
 def test_nan_coordinates_are_422(client, tree):
-    body = ('{"code": "330200", "name": "x", "geometry": {"type": "Polygon", "coordinates": '
-            '[[[NaN, 30], [121, 30], [121, 31], [NaN, 30]]]}}')
+    body = (
+        '{"code": "330200", "name": "x", "geometry": {"type": "Polygon", "coordinates": '
+        "[[[NaN, 30], [121, 30], [121, 31], [NaN, 30]]]}}"
+    )
     response = client.post("/api/v1/areas", data=body, content_type="application/json")
     assert response.status_code in (400, 422)
     assert response.content_type == PROBLEM
@@ -188,8 +236,9 @@ def test_bad_fields_are_422_naming_the_field(client, tree, body, field):
 
 
 def test_existing_code_is_409(client, tree):
-    response = client.post("/api/v1/areas", json={"code": "330100", "name": "x",
-                                                  "geometry": polygon(121.0, 30.0, 121.4, 30.2)})
+    response = client.post(
+        "/api/v1/areas", json={"code": "330100", "name": "x", "geometry": polygon(121.0, 30.0, 121.4, 30.2)}
+    )
     assert response.status_code == 409
     assert response.content_type == PROBLEM
 
@@ -212,13 +261,16 @@ def test_patch_geometry_opens_a_new_boundary_version(client, tree, session):
     assert response.status_code == 200, response.json
     after = response.json["properties"]
     assert after["boundary_version"] != before and after["valid_to"] is None
-    versions = session.execute(text(
-        "SELECT id, valid_to IS NULL AS current FROM areas WHERE code = '330100' ORDER BY id")).all()
+    versions = session.execute(
+        text("SELECT id, valid_to IS NULL AS current FROM areas WHERE code = '330100' ORDER BY id")
+    ).all()
     assert [(v.id, v.current) for v in versions] == [(before, False), (after["boundary_version"], True)]
 
 
 def test_patch_geometry_that_drops_a_child_is_422(client, tree):
-    errors = field_errors(client.patch("/api/v1/areas/330100", json={"geometry": polygon(120.0, 30.0, 120.2, 30.2)}))
+    errors = field_errors(
+        client.patch("/api/v1/areas/330100", json={"geometry": polygon(120.0, 30.0, 120.2, 30.2)})
+    )
     assert errors[0]["child"] == "330100002"
 
 

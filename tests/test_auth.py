@@ -26,9 +26,16 @@ def login(client, username, password):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def member(session, test_settings):  # type: ignore[no-untyped-def]
-    user = auth.create_user(session, test_settings, username=f"m{uuid.uuid4().hex[:8]}",
-                            password="first-password", display_name="成员", role="supervisor",
-                            area_code="440117103", phone="13700000000")
+    user = auth.create_user(
+        session,
+        test_settings,
+        username=f"m{uuid.uuid4().hex[:8]}",
+        password="first-password",
+        display_name="成员",
+        role="supervisor",
+        area_code="440117103",
+        phone="13700000000",
+    )
     session.commit()
     return user
 
@@ -68,7 +75,10 @@ def test_refresh_rotates_and_reuse_revokes_the_family(anon_client, member):
     assert latest.status_code == 401
     # Another login of the same user is untouched.
     other = login(anon_client, member.username, "first-password").json
-    assert anon_client.post("/api/v1/auth/refresh", json={"refresh_token": other["refresh_token"]}).status_code == 200
+    assert (
+        anon_client.post("/api/v1/auth/refresh", json={"refresh_token": other["refresh_token"]}).status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize("token", ["nonsense", "not-a-uuid.secret", f"{uuid.uuid4()}.secret"])
@@ -78,8 +88,14 @@ def test_unknown_refresh_tokens_are_401(anon_client, token):
 
 def test_logout_revokes_the_refresh_token(anon_client, member):
     pair = login(anon_client, member.username, "first-password").json
-    assert anon_client.post("/api/v1/auth/logout", json={"refresh_token": pair["refresh_token"]}).status_code == 204
-    assert anon_client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401
+    assert (
+        anon_client.post("/api/v1/auth/logout", json={"refresh_token": pair["refresh_token"]}).status_code
+        == 204
+    )
+    assert (
+        anon_client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code
+        == 401
+    )
 
 
 def test_disabling_a_user_revokes_their_tokens_at_once(anon_client, client, member):
@@ -87,14 +103,20 @@ def test_disabling_a_user_revokes_their_tokens_at_once(anon_client, client, memb
     assert anon_client.get("/api/v1/me", headers=bearer(pair["access_token"])).status_code == 200
     assert client.patch(f"/api/v1/users/{member.id}", json={"disabled": True}).status_code == 200
     assert anon_client.get("/api/v1/me", headers=bearer(pair["access_token"])).status_code == 401
-    assert anon_client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401
+    assert (
+        anon_client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code
+        == 401
+    )
     assert login(anon_client, member.username, "first-password").status_code == 401
 
 
 def test_changing_the_password_revokes_tokens(anon_client, member):
     pair = login(anon_client, member.username, "first-password").json
-    changed = anon_client.patch("/api/v1/me", headers=bearer(pair["access_token"]),
-                                json={"current_password": "first-password", "password": "second-password"})
+    changed = anon_client.patch(
+        "/api/v1/me",
+        headers=bearer(pair["access_token"]),
+        json={"current_password": "first-password", "password": "second-password"},
+    )
     assert changed.status_code == 200
     assert anon_client.get("/api/v1/me", headers=bearer(pair["access_token"])).status_code == 401
     assert login(anon_client, member.username, "first-password").status_code == 401
@@ -103,13 +125,24 @@ def test_changing_the_password_revokes_tokens(anon_client, member):
 
 def test_wrong_current_password_is_403(anon_client, member):
     pair = login(anon_client, member.username, "first-password").json
-    response = anon_client.patch("/api/v1/me", headers=bearer(pair["access_token"]),
-                                 json={"current_password": "guess-guess", "password": "second-password"})
+    response = anon_client.patch(
+        "/api/v1/me",
+        headers=bearer(pair["access_token"]),
+        json={"current_password": "guess-guess", "password": "second-password"},
+    )
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize("field", [{"role": "admin"}, {"area_code": "440117"}, {"disabled": False},
-                                   {"grids": ["440117104001001"]}, {"id": 1}])
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"role": "admin"},
+        {"area_code": "440117"},
+        {"disabled": False},
+        {"grids": ["440117104001001"]},
+        {"id": 1},
+    ],
+)
 def test_users_cannot_raise_their_own_role_or_scope(app, accounts, field):
     client = client_as(app, accounts, "worker")
     response = client.patch("/api/v1/me", json={"display_name": "我", **field})
@@ -125,15 +158,25 @@ def test_admin_rescoping_takes_effect_on_the_next_request(client, anon_client, m
     # Old tokens carried the old scope's epoch: they are revoked.
     assert anon_client.get("/api/v1/me", headers=bearer(pair["access_token"])).status_code == 401
     fresh = login(anon_client, member.username, "first-password").json
-    assert anon_client.get("/api/v1/me", headers=bearer(fresh["access_token"])).json["area_code"] == "440117104"
+    assert (
+        anon_client.get("/api/v1/me", headers=bearer(fresh["access_token"])).json["area_code"] == "440117104"
+    )
 
 
 def test_worker_grid_assignment(client, accounts):
-    user = client.post("/api/v1/users", json={"username": "newbie", "password": "long-enough",
-                                              "display_name": "新网格员", "role": "worker",
-                                              "worker_kind": "part_time"}).json
-    assert client.put(f"/api/v1/users/{user['id']}/grids", json={"grids": ["440117104001001"]}).json["grids"] == [
-        "440117104001001"]
+    user = client.post(
+        "/api/v1/users",
+        json={
+            "username": "newbie",
+            "password": "long-enough",
+            "display_name": "新网格员",
+            "role": "worker",
+            "worker_kind": "part_time",
+        },
+    ).json
+    assert client.put(f"/api/v1/users/{user['id']}/grids", json={"grids": ["440117104001001"]}).json[
+        "grids"
+    ] == ["440117104001001"]
     bad = client.put(f"/api/v1/users/{user['id']}/grids", json={"grids": ["440117999999999"]})
     assert bad.status_code == 422 and "440117999999999" in bad.get_data(as_text=True)
     supervisor = client.get("/api/v1/users?limit=1000").json["items"]
@@ -146,7 +189,11 @@ def test_api_keys_read_only_and_disable(client, anon_client):
     key = created.json["key"]
     assert all("key" not in k for k in client.get("/api/v1/api-keys").json)  # shown once only
     headers = {"X-API-Key": key}
-    assert anon_client.get("/api/v1/me", headers=headers).json == {"role": "gis", "area_code": "440117103", "grids": []}
+    assert anon_client.get("/api/v1/me", headers=headers).json == {
+        "role": "gis",
+        "area_code": "440117103",
+        "grids": [],
+    }
     assert anon_client.get("/api/v1/me", headers={"Authorization": f"ApiKey {key}"}).status_code == 200
     assert anon_client.post("/api/v1/events", headers=headers, json={}).status_code in (403, 422)
     client.patch(f"/api/v1/api-keys/{created.json['id']}", json={"disabled": True})
@@ -174,10 +221,14 @@ def test_rate_limit_is_shared_by_two_app_processes(database_url):
     username = f"shared{uuid.uuid4().hex[:8]}"
     env = {"WANGGE_LOGIN_LIMIT_PER_USER": "6", "WANGGE_LOGIN_LIMIT_PER_ADDRESS": "1000"}
     with gunicorn(database_url, workers=2, **env) as a, gunicorn(database_url, workers=2, **env) as b:
+
         def attempt(i: int) -> int:
             base = a if i % 2 else b
-            return requests.post(f"{base}/api/v1/auth/token", timeout=30,
-                                 json={"username": username, "password": "wrong-password"}).status_code
+            return requests.post(
+                f"{base}/api/v1/auth/token",
+                timeout=30,
+                json={"username": username, "password": "wrong-password"},
+            ).status_code
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             statuses = list(pool.map(attempt, range(12)))
@@ -194,8 +245,22 @@ def redis_url():  # type: ignore[no-untyped-def]
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     workdir = tempfile.mkdtemp()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
     while True:
@@ -223,12 +288,19 @@ def test_login_limit_uses_redis_when_configured(database_url, redis_url, engine)
     username = f"redis{uuid.uuid4().hex[:8]}"
     env = {"RATELIMIT_REDIS_URL": redis_url, "WANGGE_LOGIN_LIMIT_PER_USER": "3"}
     with gunicorn(database_url, workers=2, **env) as base:
-        statuses = [requests.post(f"{base}/api/v1/auth/token", timeout=30,
-                                  json={"username": username, "password": "wrong-password"}).status_code
-                    for _ in range(5)]
+        statuses = [
+            requests.post(
+                f"{base}/api/v1/auth/token",
+                timeout=30,
+                json={"username": username, "password": "wrong-password"},
+            ).status_code
+            for _ in range(5)
+        ]
     assert statuses == [401, 401, 401, 429, 429]
     # Counted in Redis, not in PostgreSQL's table.
     assert redis.Redis.from_url(redis_url).keys(f"*user:{username}*")
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT count(*) FROM login_attempts WHERE key = :k"),
-                           {"k": f"user:{username}"}) == 0
+        assert (
+            conn.scalar(text("SELECT count(*) FROM login_attempts WHERE key = :k"), {"k": f"user:{username}"})
+            == 0
+        )

@@ -26,18 +26,26 @@ def write(tmp_path, features):  # type: ignore[no-untyped-def]
 
 
 def count(session, prefix):  # type: ignore[no-untyped-def]
-    return session.execute(text("SELECT count(*) FROM areas WHERE code LIKE :p"), {"p": prefix + "%"}).scalar()
+    return session.execute(
+        text("SELECT count(*) FROM areas WHERE code LIKE :p"), {"p": prefix + "%"}
+    ).scalar()
 
 
 def test_import_with_a_bad_feature_imports_nothing_and_reports_each(runner, session, tmp_path):
     add_square_tree(session)
     session.commit()
-    bowtie = {"type": "Polygon", "coordinates": [[[120, 30], [120.1, 30.1], [120.1, 30], [120, 30.1], [120, 30]]]}
-    path = write(tmp_path, [
-        feature("330100001004", "好村", polygon(120.0, 30.0, 120.05, 30.05)),  # overlaps 001
-        feature("330100001005", "坏村", bowtie),
-        feature("330100003001", "无父村", polygon(121.0, 30.0, 121.05, 30.05)),
-    ])
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [[[120, 30], [120.1, 30.1], [120.1, 30], [120, 30.1], [120, 30]]],
+    }
+    path = write(
+        tmp_path,
+        [
+            feature("330100001004", "好村", polygon(120.0, 30.0, 120.05, 30.05)),  # overlaps 001
+            feature("330100001005", "坏村", bowtie),
+            feature("330100003001", "无父村", polygon(121.0, 30.0, 121.05, 30.05)),
+        ],
+    )
     result = runner.invoke(args=["areas", "import", path, "--level", "village"])
     assert result.exit_code != 0
     assert "#0 (330100001004)" in result.output and "#1 (330100001005)" in result.output
@@ -46,10 +54,13 @@ def test_import_with_a_bad_feature_imports_nothing_and_reports_each(runner, sess
 
 
 def test_import_gcj02_districts(runner, session, tmp_path):
-    path = write(tmp_path, [
-        feature("330200", "一区", polygon(121.0, 30.0, 121.2, 30.2)),
-        feature("330300", "二区", polygon(121.2, 30.0, 121.4, 30.2)),
-    ])
+    path = write(
+        tmp_path,
+        [
+            feature("330200", "一区", polygon(121.0, 30.0, 121.2, 30.2)),
+            feature("330300", "二区", polygon(121.2, 30.0, 121.4, 30.2)),
+        ],
+    )
     result = runner.invoke(args=["areas", "import", path, "--level", "district", "--crs", "gcj02"])
     assert result.exit_code == 0, result.output
     assert "imported 2 district areas" in result.output

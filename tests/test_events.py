@@ -122,15 +122,18 @@ def test_same_uuid_different_content_is_409(client, tree, session):
     response = post(client, {**body, "description": "另一件事"})
     assert response.status_code == 409
     assert response.content_type == PROBLEM
-    stored = session.execute(text("SELECT description FROM events WHERE id = :id"), {"id": body["id"]}).scalar()
+    stored = session.execute(
+        text("SELECT description FROM events WHERE id = :id"), {"id": body["id"]}
+    ).scalar()
     assert stored == "路边垃圾堆积"
 
 
 def test_report_writes_one_trail_entry(client, tree, session):
     event = post(client, report(120.05, 30.05)).json
     post(client, report(120.05, 30.05, id=event["id"]))
-    rows = session.execute(text("SELECT action, to_status FROM event_actions WHERE event_id = :id"),
-                           {"id": event["id"]}).all()
+    rows = session.execute(
+        text("SELECT action, to_status FROM event_actions WHERE event_id = :id"), {"id": event["id"]}
+    ).all()
     assert [tuple(r) for r in rows] == [("report", "reported")]
 
 

@@ -25,9 +25,13 @@ def worker(app, accounts):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def spot(session, accounts):  # type: ignore[no-untyped-def]
     """A point inside the worker's first grid."""
-    return session.execute(text(
-        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM areas "
-        "WHERE code = :c AND valid_to IS NULL) s"), {"c": accounts.worker_grids[0]}).one()
+    return session.execute(
+        text(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM areas "
+            "WHERE code = :c AND valid_to IS NULL) s"
+        ),
+        {"c": accounts.worker_grids[0]},
+    ).one()
 
 
 def new_report(spot, **extra):  # type: ignore[no-untyped-def]
@@ -35,11 +39,13 @@ def new_report(spot, **extra):  # type: ignore[no-untyped-def]
 
 
 def count(session, ids):  # type: ignore[no-untyped-def]
-    return session.execute(text("SELECT count(*) FROM events WHERE id = ANY(CAST(:ids AS uuid[]))"),
-                           {"ids": ids}).scalar()
+    return session.execute(
+        text("SELECT count(*) FROM events WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids}
+    ).scalar()
 
 
 # --- batches -----------------------------------------------------------------------------------
+
 
 def test_batch_with_all_four_outcomes_in_request_order(worker, spot, session):
     stored = new_report(spot)
@@ -47,10 +53,10 @@ def test_batch_with_all_four_outcomes_in_request_order(worker, spot, session):
     fresh = new_report(spot)
     items = [
         fresh,
-        stored,                                        # same id, same content
-        {**stored, "description": "另一件事"},          # same id, other content
+        stored,  # same id, same content
+        {**stored, "description": "另一件事"},  # same id, other content
         {**new_report(spot), "category": "nonsense"},  # invalid
-        {"description": 5},                            # invalid, and no id at all
+        {"description": 5},  # invalid, and no id at all
     ]
     response = worker.post("/api/v1/events/batch", json={"items": items})
     assert response.status_code == 207
@@ -72,7 +78,11 @@ def test_replaying_a_batch_changes_nothing(worker, spot, session):
     before = session.execute(text("SELECT count(*) FROM events")).scalar()
     again = worker.post("/api/v1/events/batch", json={"items": items})
     assert again.status_code == 200 and again.json["counts"] == {
-        "created": 0, "duplicate": 5, "conflict": 0, "invalid": 0}
+        "created": 0,
+        "duplicate": 5,
+        "conflict": 0,
+        "invalid": 0,
+    }
     assert session.execute(text("SELECT count(*) FROM events")).scalar() == before
     assert [i["event"]["version"] for i in again.json["items"]] == [1] * 5
 
@@ -106,6 +116,7 @@ def test_phone_clock_far_off_is_kept_but_flagged(worker, spot):
 
 # --- photos ------------------------------------------------------------------------------------
 
+
 def image_bytes(kind: str = "JPEG", seed: int = 0, gps: bool = False) -> bytes:
     out = io.BytesIO()
     picture = Image.new("RGB", (16, 12), (seed * 25 % 256, 120, 200))
@@ -121,9 +132,11 @@ def image_bytes(kind: str = "JPEG", seed: int = 0, gps: bool = False) -> bytes:
 
 
 def upload(client, event_id, data, name="photo.jpg", stage="report"):  # type: ignore[no-untyped-def]
-    return client.post(f"/api/v1/events/{event_id}/attachments",
-                       data={"file": (io.BytesIO(data), name), "stage": stage},
-                       content_type="multipart/form-data")
+    return client.post(
+        f"/api/v1/events/{event_id}/attachments",
+        data={"file": (io.BytesIO(data), name), "stage": stage},
+        content_type="multipart/form-data",
+    )
 
 
 @pytest.fixture
@@ -140,7 +153,9 @@ def test_photo_upload_once_and_only_once(worker, event, test_settings):
     assert again.status_code == 200 and again.json["sha256"] == first.json["sha256"]
     listing = worker.get(f"/api/v1/events/{event['id']}/attachments").json
     assert (listing["expected"], listing["present"]) == (3, 1)
-    stored = Path(test_settings.media_dir, first.json["sha256"][:2], first.json["sha256"][2:4], first.json["sha256"])
+    stored = Path(
+        test_settings.media_dir, first.json["sha256"][:2], first.json["sha256"][2:4], first.json["sha256"]
+    )
     assert stored.read_bytes() == data
     assert not list(stored.parent.glob(".upload-*"))  # no half-written temporary file left
 
@@ -154,8 +169,9 @@ def test_webp_is_accepted(worker, event):
     assert upload(worker, event["id"], image_bytes("WEBP"), name="x.webp").status_code == 201
 
 
-@pytest.mark.parametrize("data", [b"this is not a picture at all\n" * 20, image_bytes()[:300],
-                                  image_bytes("GIF")])
+@pytest.mark.parametrize(
+    "data", [b"this is not a picture at all\n" * 20, image_bytes()[:300], image_bytes("GIF")]
+)
 def test_text_truncated_or_other_formats_are_415(worker, event, data):
     response = upload(worker, event["id"], data, name="photo.jpg")
     assert response.status_code == 415 and response.content_type == PROBLEM
@@ -164,8 +180,12 @@ def test_text_truncated_or_other_formats_are_415(worker, event, data):
 def test_an_11_mb_photo_is_refused(worker, event, session):
     response = upload(worker, event["id"], b"\xff\xd8" + b"0" * (11 * 1024 * 1024))
     assert response.status_code == 413 and response.content_type == PROBLEM
-    assert session.execute(text("SELECT count(*) FROM attachments WHERE event_id = :id"),
-                           {"id": event["id"]}).scalar() == 0
+    assert (
+        session.execute(
+            text("SELECT count(*) FROM attachments WHERE event_id = :id"), {"id": event["id"]}
+        ).scalar()
+        == 0
+    )
 
 
 def test_the_tenth_photo_is_refused(worker, event):
@@ -186,8 +206,11 @@ def test_a_path_like_file_name_goes_nowhere(worker, event, test_settings):
 
 
 def test_upload_without_a_file_is_422(worker, event):
-    response = worker.post(f"/api/v1/events/{event['id']}/attachments", data={"stage": "report"},
-                           content_type="multipart/form-data")
+    response = worker.post(
+        f"/api/v1/events/{event['id']}/attachments",
+        data={"stage": "report"},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 422
 
 
@@ -206,6 +229,7 @@ def test_location_is_stripped_for_viewers_outside_the_events_personal_scope(app,
 
 
 # --- the inbox ---------------------------------------------------------------------------------
+
 
 def sync_all(client, cursor=None, limit=200):  # type: ignore[no-untyped-def]
     """Page through the inbox; return (changed ids in order, removed ids, final cursor)."""
@@ -240,8 +264,10 @@ def test_inbox_shows_each_change_once(app, accounts, worker, spot):
 
 def test_events_leaving_the_scope_are_removed_once(app, accounts, client, spot):
     # A fresh worker on the same grids, then moved elsewhere by an administrator.
-    user = client.post("/api/v1/users", json={"username": "mover", "password": "long-enough",
-                                              "display_name": "调岗", "role": "worker"}).json
+    user = client.post(
+        "/api/v1/users",
+        json={"username": "mover", "password": "long-enough", "display_name": "调岗", "role": "worker"},
+    ).json
     client.put(f"/api/v1/users/{user['id']}/grids", json={"grids": accounts.worker_grids})
     token = client.post("/api/v1/auth/token", json={"username": "mover", "password": "long-enough"}).json
     mover = app.test_client()
@@ -266,6 +292,7 @@ def test_inbox_cursor_of_another_user_is_422(app, accounts, worker):
 
 
 # --- duplicate hints ---------------------------------------------------------------------------
+
 
 def test_nearby_open_reports_of_the_same_category_are_offered_as_duplicates(worker, spot):
     first = worker.post("/api/v1/events", json=new_report(spot)).json

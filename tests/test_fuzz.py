@@ -36,6 +36,10 @@ def test_api_conforms_to_its_openapi_document(case, accounts):  # type: ignore[n
     # As the administrator, so requests get past sign-in and reach every handler.
     case.call_and_validate(
         headers=accounts.headers("admin"),
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance,
-                response_schema_conformance],
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
     )

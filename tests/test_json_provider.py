@@ -50,7 +50,9 @@ def test_dates_times_decimals_and_sets(app: flask.Flask) -> None:
 def test_not_a_number_is_null_so_the_body_stays_valid_json(app: flask.Flask) -> None:
     body = json_bytes({"rate": math.nan, "high": math.inf})
     assert json.loads(body, parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}")) == {
-        "rate": None, "high": None}
+        "rate": None,
+        "high": None,
+    }
 
 
 def test_keys_keep_their_order_unless_sorting_is_asked(app: flask.Flask) -> None:

@@ -16,16 +16,25 @@ from tests.factories import report
 
 PROBLEM = "application/problem+json"
 STEP = {  # what each action needs besides its name
-    "accept": {}, "reject": {"reason": "重复上报"}, "dispatch": {}, "start": {},
-    "resolve": {"note": "已清理"}, "close": {}, "return": {"reason": "未清理干净"},
-    "escalate": {"reason": "需镇级协调"}, "reopen": {"reason": "群众反映复发"},
+    "accept": {},
+    "reject": {"reason": "重复上报"},
+    "dispatch": {},
+    "start": {},
+    "resolve": {"note": "已清理"},
+    "close": {},
+    "return": {"reason": "未清理干净"},
+    "escalate": {"reason": "需镇级协调"},
+    "reopen": {"reason": "群众反映复发"},
 }
 # The shortest path of actions from reported to each status.
 PATH = {
-    "reported": [], "accepted": ["accept"], "dispatched": ["accept", "dispatch"],
+    "reported": [],
+    "accepted": ["accept"],
+    "dispatched": ["accept", "dispatch"],
     "in_progress": ["accept", "dispatch", "start"],
     "resolved": ["accept", "dispatch", "start", "resolve"],
-    "closed": ["accept", "dispatch", "start", "resolve", "close"], "rejected": ["reject"],
+    "closed": ["accept", "dispatch", "start", "resolve", "close"],
+    "rejected": ["reject"],
 }
 
 
@@ -42,9 +51,13 @@ def worker(app, accounts):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def event(worker, accounts, session):  # type: ignore[no-untyped-def]
     """A fresh report in the worker's first grid (温泉镇), as the worker."""
-    x, y = session.execute(text(
-        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM areas "
-        "WHERE code = :c AND valid_to IS NULL) s"), {"c": accounts.worker_grids[0]}).one()
+    x, y = session.execute(
+        text(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM areas "
+            "WHERE code = :c AND valid_to IS NULL) s"
+        ),
+        {"c": accounts.worker_grids[0]},
+    ).one()
     response = worker.post("/api/v1/events", json=report(x, y, category="safety"))
     assert response.status_code == 201
     return response.json
@@ -78,9 +91,13 @@ def test_the_full_loop_and_its_trail(sup, worker, accounts, event):
     assert closed["status"] == "closed" and closed["closed_at"] and closed["rework_count"] == 0
     trail = sup.get(f"/api/v1/events/{event['id']}/actions").json
     assert [(t["action"], t["from_status"], t["to_status"]) for t in trail] == [
-        ("report", None, "reported"), ("accept", "reported", "accepted"),
-        ("dispatch", "accepted", "dispatched"), ("start", "dispatched", "in_progress"),
-        ("resolve", "in_progress", "resolved"), ("close", "resolved", "closed")]
+        ("report", None, "reported"),
+        ("accept", "reported", "accepted"),
+        ("dispatch", "accepted", "dispatched"),
+        ("start", "dispatched", "in_progress"),
+        ("resolve", "in_progress", "resolved"),
+        ("close", "resolved", "closed"),
+    ]
     assert trail[4]["note"] == "已清理" and trail[2]["data"]["assignee_id"] == accounts.ids["worker"]
 
 
@@ -156,9 +173,13 @@ def test_workers_only_handle_and_only_their_own(app, accounts, worker, sup, even
     assert act(worker, event["id"], "start").status_code == 200
 
 
-@pytest.mark.parametrize(("extra", "field"), [
-    ({"assignee_id": 999999}, "assignee_id"), ({"department": ""}, "department"),
-])
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"assignee_id": 999999}, "assignee_id"),
+        ({"department": ""}, "department"),
+    ],
+)
 def test_dispatch_needs_a_real_worker_or_a_department(sup, event, extra, field):
     walk(sup, event["id"], ["accept"])
     body = {"action": "dispatch", "version": 2, **extra}
@@ -198,11 +219,17 @@ def test_if_match_carries_the_version(sup, event):
     etag = sup.get(f"/api/v1/events/{event['id']}").headers["ETag"]
     ok = sup.post(url, json={"action": "accept"}, headers={"If-Match": etag})
     assert ok.status_code == 200 and ok.headers["ETag"] == '"2"'
-    assert sup.post(url, json={"action": "dispatch", "department": "x"},
-                    headers={"If-Match": etag}).status_code == 412
+    assert (
+        sup.post(url, json={"action": "dispatch", "department": "x"}, headers={"If-Match": etag}).status_code
+        == 412
+    )
     assert sup.post(url, json={"action": "dispatch", "department": "x"}).status_code == 428
-    assert sup.post(url, json={"action": "dispatch", "department": "x"},
-                    headers={"If-Match": '"abc"'}).status_code == 412
+    assert (
+        sup.post(
+            url, json={"action": "dispatch", "department": "x"}, headers={"If-Match": '"abc"'}
+        ).status_code
+        == 412
+    )
 
 
 def test_trail_is_append_only_in_the_database(sup, event, session):
@@ -210,8 +237,9 @@ def test_trail_is_append_only_in_the_database(sup, event, session):
     from sqlalchemy.exc import DBAPIError
 
     with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
-        session.execute(text("UPDATE event_actions SET note = 'rewritten' WHERE event_id = :id"),
-                        {"id": event["id"]})
+        session.execute(
+            text("UPDATE event_actions SET note = 'rewritten' WHERE event_id = :id"), {"id": event["id"]}
+        )
 
 
 def test_two_supervisors_at_the_same_moment(live_server, accounts, engine):
@@ -219,11 +247,16 @@ def test_two_supervisors_at_the_same_moment(live_server, accounts, engine):
     base = live_server
     headers = accounts.headers("supervisor")
     with engine.connect() as conn:
-        x, y = conn.execute(text(
-            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM areas "
-            "WHERE code = :c AND valid_to IS NULL) s"), {"c": accounts.worker_grids[1]}).one()
-    created = requests.post(f"{base}/api/v1/events", json=report(x, y), timeout=30,
-                            headers=accounts.headers("worker")).json()
+        x, y = conn.execute(
+            text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM areas "
+                "WHERE code = :c AND valid_to IS NULL) s"
+            ),
+            {"c": accounts.worker_grids[1]},
+        ).one()
+    created = requests.post(
+        f"{base}/api/v1/events", json=report(x, y), timeout=30, headers=accounts.headers("worker")
+    ).json()
     url = f"{base}/api/v1/events/{created['id']}/actions"
     other = accounts.headers("village_supervisor")
     results: dict[str, int] = {}
@@ -234,8 +267,10 @@ def test_two_supervisors_at_the_same_moment(live_server, accounts, engine):
         response = requests.post(url, json={**action, "version": 1}, headers=h, timeout=30)
         results[str(action["action"])] = response.status_code
 
-    threads = [threading.Thread(target=go, args=(headers, {"action": "accept"})),
-               threading.Thread(target=go, args=(other, {"action": "reject", "reason": "无效"}))]
+    threads = [
+        threading.Thread(target=go, args=(headers, {"action": "accept"})),
+        threading.Thread(target=go, args=(other, {"action": "reject", "reason": "无效"})),
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -16,8 +16,9 @@ def test_concurrent_retries_of_one_uuid_make_exactly_one_row(live_server, engine
     body = report(113.640, 23.650, crs="gcj02", id=event_id, accuracy_m=8)
 
     def send(_: int) -> tuple[int, str]:
-        response = requests.post(f"{live_server}/api/v1/events", json=body, timeout=30,
-                                 headers=accounts.headers("admin"))
+        response = requests.post(
+            f"{live_server}/api/v1/events", json=body, timeout=30, headers=accounts.headers("admin")
+        )
         return response.status_code, response.json()["id"]
 
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -27,8 +28,9 @@ def test_concurrent_retries_of_one_uuid_make_exactly_one_row(live_server, engine
     assert {returned for _, returned in results} == {event_id}
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT count(*) FROM events WHERE id = :id"), {"id": event_id}).scalar()
-        trail = conn.execute(text("SELECT count(*) FROM event_actions WHERE event_id = :id"),
-                             {"id": event_id}).scalar()
+        trail = conn.execute(
+            text("SELECT count(*) FROM event_actions WHERE event_id = :id"), {"id": event_id}
+        ).scalar()
     assert (rows, trail) == (1, 1)
 
 
@@ -37,8 +39,9 @@ def test_concurrent_different_content_under_one_uuid_keeps_the_first(live_server
 
     def send(i: int) -> int:
         body = report(113.640, 23.650, id=event_id, description=f"版本 {i % 2}")
-        return requests.post(f"{live_server}/api/v1/events", json=body, timeout=30,
-                             headers=accounts.headers("admin")).status_code
+        return requests.post(
+            f"{live_server}/api/v1/events", json=body, timeout=30, headers=accounts.headers("admin")
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = list(pool.map(send, range(32)))

@@ -21,12 +21,24 @@ DEADLINE_S = 55
 
 def test_fifty_phones_with_timeouts_and_blind_retries(live_server, engine, test_settings):
     with Session(engine) as session:
-        grids = list(session.execute(text(
-            "SELECT code, ST_X(ST_PointOnSurface(geom)) x, ST_Y(ST_PointOnSurface(geom)) y FROM areas "
-            "WHERE level = 'grid' AND valid_to IS NULL AND code LIKE '440117103%' ORDER BY code")))
+        grids = list(
+            session.execute(
+                text(
+                    "SELECT code, ST_X(ST_PointOnSurface(geom)) x, ST_Y(ST_PointOnSurface(geom)) y "
+                    "FROM areas "
+                    "WHERE level = 'grid' AND valid_to IS NULL AND code LIKE '440117103%' ORDER BY code"
+                )
+            )
+        )
         username = f"phones{uuid.uuid4().hex[:8]}"
-        user = auth.create_user(session, test_settings, username=username, password="phones-password",
-                                display_name="外勤手机", role="worker")
+        user = auth.create_user(
+            session,
+            test_settings,
+            username=username,
+            password="phones-password",
+            display_name="外勤手机",
+            role="worker",
+        )
         auth.set_user_grids(session, user.id, [g.code for g in grids])
         token = auth.login(session, test_settings, username, "phones-password").access_token
         session.commit()
@@ -41,14 +53,16 @@ def test_fifty_phones_with_timeouts_and_blind_retries(live_server, engine, test_
         queue = []
         for i in range(REPORTS_PER_PHONE):
             grid = rng.choice(grids)
-            queue.append({
-                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "category": rng.choice(["environment", "safety", "rental", "dispute"]),
-                "description": f"phone {seed} report {i}",
-                "location": {"type": "Point", "coordinates": [grid.x, grid.y]},
-                "accuracy_m": rng.uniform(3, 30),
-                "reported_at": "2026-11-25T08:00:00+08:00",
-            })
+            queue.append(
+                {
+                    "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "category": rng.choice(["environment", "safety", "rental", "dispute"]),
+                    "description": f"phone {seed} report {i}",
+                    "location": {"type": "Point", "coordinates": [grid.x, grid.y]},
+                    "accuracy_m": rng.uniform(3, 30),
+                    "reported_at": "2026-11-25T08:00:00+08:00",
+                }
+            )
         http = requests.Session()
         while queue:
             size = 1 if rng.random() < 0.4 else rng.randint(2, 8)
@@ -61,12 +75,17 @@ def test_fifty_phones_with_timeouts_and_blind_retries(live_server, engine, test_
                     stats["requests"] += 1
                 try:
                     if size == 1:
-                        response = http.post(f"{live_server}/api/v1/events", json=chunk[0],
-                                             headers=headers, timeout=timeout)
+                        response = http.post(
+                            f"{live_server}/api/v1/events", json=chunk[0], headers=headers, timeout=timeout
+                        )
                         assert response.status_code in (200, 201), response.text[:500]
                     else:
-                        response = http.post(f"{live_server}/api/v1/events/batch",
-                                             json={"items": chunk}, headers=headers, timeout=timeout)
+                        response = http.post(
+                            f"{live_server}/api/v1/events/batch",
+                            json={"items": chunk},
+                            headers=headers,
+                            timeout=timeout,
+                        )
                         # 207 would mean a bad item, and every item here is good.
                         assert response.status_code == 200, response.text[:500]
                     done = True
@@ -89,12 +108,18 @@ def test_fifty_phones_with_timeouts_and_blind_retries(live_server, engine, test_
     elapsed = time.monotonic() - started
 
     with engine.connect() as conn:
-        stored = [row.id for row in conn.execute(
-            text("SELECT id::text AS id FROM events WHERE reporter_id = :u"), {"u": user_id})]
+        stored = [
+            row.id
+            for row in conn.execute(
+                text("SELECT id::text AS id FROM events WHERE reporter_id = :u"), {"u": user_id}
+            )
+        ]
     assert len(sent) == PHONES * REPORTS_PER_PHONE
-    assert len(stored) == len(set(stored))           # never doubled
-    assert set(stored) == sent                        # never lost, nothing else
+    assert len(stored) == len(set(stored))  # never doubled
+    assert set(stored) == sent  # never lost, nothing else
     assert stats["timeouts"] > 0 and stats["retries"] > 0  # the connection really was flaky
-    print(f"\n{len(sent)} reports from {PHONES} phones in {elapsed:.1f} s: "
-          f"{len(sent) / elapsed:.0f} reports/s stored; {stats['requests']} requests, "
-          f"{stats['timeouts']} client timeouts, {stats['retries']} blind retries")
+    print(
+        f"\n{len(sent)} reports from {PHONES} phones in {elapsed:.1f} s: "
+        f"{len(sent) / elapsed:.0f} reports/s stored; {stats['requests']} requests, "
+        f"{stats['timeouts']} client timeouts, {stats['retries']} blind retries"
+    )

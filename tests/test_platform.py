@@ -46,8 +46,11 @@ def test_append_only_trail_refuses_update_and_delete(client, session):
     from tests.factories import report
 
     assert client.post("/api/v1/events", json=report(113.6, 23.6)).status_code == 201
-    for statement in ("UPDATE event_actions SET note = 'x'", "DELETE FROM event_actions",
-                      "TRUNCATE event_actions"):
+    for statement in (
+        "UPDATE event_actions SET note = 'x'",
+        "DELETE FROM event_actions",
+        "TRUNCATE event_actions",
+    ):
         with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
             session.execute(text(statement))
 

@@ -29,9 +29,7 @@ class Area(Base):
     geom: Mapped[object] = mapped_column(
         Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False
     )
-    valid_from: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
@@ -41,9 +39,7 @@ class Area(Base):
             "WHEN 'town' THEN 9 WHEN 'village' THEN 12 ELSE 15 END",
             name="code_matches_level",
         ),
-        CheckConstraint(
-            "(level = 'district') = (parent_code IS NULL)", name="parent_unless_district"
-        ),
+        CheckConstraint("(level = 'district') = (parent_code IS NULL)", name="parent_unless_district"),
         CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="valid_range"),
         Index("uq_areas_current_code", "code", unique=True, postgresql_where=text("valid_to IS NULL")),
         Index("ix_areas_parent_code", "parent_code", postgresql_where=text("valid_to IS NULL")),

@@ -16,8 +16,12 @@ from backend.common.pagination import decode_cursor, encode_cursor
 from backend.db import get_session
 from geo.crs import to_wgs84, transform_geometry
 
-blp = Blueprint("areas", __name__, url_prefix="/api/v1",
-                description="Districts, towns, villages and grids (区/镇街/村居/网格)")
+blp = Blueprint(
+    "areas",
+    __name__,
+    url_prefix="/api/v1",
+    description="Districts, towns, villages and grids (区/镇街/村居/网格)",
+)
 
 
 def _may_manage(code: str) -> None:
@@ -151,7 +155,10 @@ class Lookup(MethodView):
         session = get_session()
         lon, lat = to_wgs84(args["lon"], args["lat"], args["crs"])
         assignment = service.assign_point(
-            session, lon, lat, accuracy_m=args.get("accuracy_m"),
+            session,
+            lon,
+            lat,
+            accuracy_m=args.get("accuracy_m"),
             nearest_min_m=settings().nearest_min_m,
         )
         codes = assignment.codes

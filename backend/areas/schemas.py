@@ -34,10 +34,15 @@ class BBox(ma.fields.String):
 class AreaQueryArgsSchema(CursorArgsSchema):
     level = ma.fields.String(validate=ma.validate.OneOf(LEVELS))
     parent = area_code(metadata={"description": "Only the children of this area"})
-    bbox = BBox(metadata={"description": "min_lon,min_lat,max_lon,max_lat (WGS84)",
-                          "example": "113.5,23.5,113.7,23.7"})
-    geometry = ma.fields.Boolean(load_default=True,
-                                 metadata={"description": "Include boundaries (false: lighter)"})
+    bbox = BBox(
+        metadata={
+            "description": "min_lon,min_lat,max_lon,max_lat (WGS84)",
+            "example": "113.5,23.5,113.7,23.7",
+        }
+    )
+    geometry = ma.fields.Boolean(
+        load_default=True, metadata={"description": "Include boundaries (false: lighter)"}
+    )
 
 
 class ChildrenArgsSchema(CursorArgsSchema):
@@ -46,8 +51,9 @@ class ChildrenArgsSchema(CursorArgsSchema):
 
 class AreaCreateSchema(ma.Schema):
     code = area_code(required=True)
-    level = ma.fields.String(validate=ma.validate.OneOf(LEVELS),
-                             metadata={"description": "Optional: the code's length decides it"})
+    level = ma.fields.String(
+        validate=ma.validate.OneOf(LEVELS), metadata={"description": "Optional: the code's length decides it"}
+    )
     name = Text(required=True, min_length=1, max_length=100)
     kind = ma.fields.String(validate=ma.validate.OneOf(GRID_KINDS), allow_none=True)
     geometry = Geometry(required=True)
@@ -78,12 +84,14 @@ class AreaPropertiesSchema(ma.Schema):
     name = ma.fields.String()
     parent = ma.fields.String(attribute="parent_code", allow_none=True)
     kind = ma.fields.String(allow_none=True)
-    boundary_version = ma.fields.Integer(attribute="id",
-                                         metadata={"description": "Id of this boundary version"})
+    boundary_version = ma.fields.Integer(
+        attribute="id", metadata={"description": "Id of this boundary version"}
+    )
     valid_from = ma.fields.AwareDateTime()
     valid_to = ma.fields.AwareDateTime(allow_none=True)
-    parents = ma.fields.List(ma.fields.Nested(AreaRefSchema),
-                             metadata={"description": "District, town, village above (top first)"})
+    parents = ma.fields.List(
+        ma.fields.Nested(AreaRefSchema), metadata={"description": "District, town, village above (top first)"}
+    )
 
 
 class AreaFeatureSchema(ma.Schema):

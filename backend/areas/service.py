@@ -76,9 +76,7 @@ def list_areas(
     if parent:
         query = query.where(Area.parent_code == parent)
     if bbox:
-        query = query.where(
-            func.ST_Intersects(Area.geom, func.ST_MakeEnvelope(*bbox, 4326))
-        )
+        query = query.where(func.ST_Intersects(Area.geom, func.ST_MakeEnvelope(*bbox, 4326)))
     if after_code:
         query = query.where(Area.code > after_code)
     return list(session.scalars(query))
@@ -158,8 +156,7 @@ def _check_code(code: str, level: str | None) -> str:
     if derived is None:
         raise ValidationFailed(
             f"Code {code!r} is not a 6, 9, 12 or 15-digit area code.",
-            errors=[field_error("code", "Must be 6 (district), 9 (town), 12 (village) or 15 "
-                                "(grid) digits.")],
+            errors=[field_error("code", "Must be 6 (district), 9 (town), 12 (village) or 15 (grid) digits.")],
         )
     if level is not None and level != derived:
         raise ValidationFailed(
@@ -183,8 +180,7 @@ def _checked_geometry(
     """Check validity, nesting in the parent and overlap with siblings; return a MultiPolygon."""
     problem = validate.invalidity(geometry)
     if problem is not None:
-        raise _geometry_failed(f"The boundary of {code} is not a valid polygon: {problem.message}.",
-                               problem)
+        raise _geometry_failed(f"The boundary of {code} is not a valid polygon: {problem.message}.", problem)
     multi = validate.to_multipolygon(geometry)
     parent = parent_code_of(code)
     if parent is not None:
@@ -198,14 +194,16 @@ def _checked_geometry(
         if problem is not None:
             raise _geometry_failed(
                 f"Area {code} is not within its parent {parent}: {problem.message}.",
-                problem, parent=parent,
+                problem,
+                parent=parent,
             )
     for sibling_code, sibling_geom in _siblings_touching(session, code, parent, multi):
         problem = validate.overlap(multi, to_shape(sibling_geom), tolerance_m**2)
         if problem is not None:
             raise _geometry_failed(
                 f"Area {code} overlaps its sibling {sibling_code}: {problem.message}.",
-                problem, conflicts_with=sibling_code,
+                problem,
+                conflicts_with=sibling_code,
             )
     return multi
 
@@ -225,19 +223,15 @@ def _siblings_touching(
     return [(row.code, row.geom) for row in session.execute(query)]
 
 
-def _check_children_inside(
-    session: Session, code: str, geometry: MultiPolygon, tolerance_m: float
-) -> None:
-    children = session.execute(
-        select(Area.code, Area.geom).where(Area.parent_code == code, current())
-    )
+def _check_children_inside(session: Session, code: str, geometry: MultiPolygon, tolerance_m: float) -> None:
+    children = session.execute(select(Area.code, Area.geom).where(Area.parent_code == code, current()))
     for child_code, child_geom in children:
         problem = validate.outside_parent(to_shape(child_geom), geometry, tolerance_m)
         if problem is not None:
             raise _geometry_failed(
-                f"The new boundary of {code} would leave its child {child_code} outside: "
-                f"{problem.message}.",
-                problem, child=child_code,
+                f"The new boundary of {code} would leave its child {child_code} outside: {problem.message}.",
+                problem,
+                child=child_code,
             )
 
 
@@ -368,8 +362,13 @@ def import_features(
             with session.begin_nested():
                 create_area(
                     session,
-                    AreaInput(code=code, level=level, name=str(props["name"]),
-                              kind=props.get("kind"), geometry=transform_geometry(geometry, crs)),
+                    AreaInput(
+                        code=code,
+                        level=level,
+                        name=str(props["name"]),
+                        kind=props.get("kind"),
+                        geometry=transform_geometry(geometry, crs),
+                    ),
                     tolerance_m=tolerance_m,
                 )
             created += 1
@@ -383,8 +382,11 @@ def import_features(
 
 def count_in_subtree(session: Session, code: str, level: str) -> int:
     """How many current areas of a level lie in the subtree of `code` (itself included)."""
-    return session.scalar(
-        select(func.count()).select_from(Area).where(
-            current(), Area.level == level, Area.code.startswith(code, autoescape=True)
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Area)
+            .where(current(), Area.level == level, Area.code.startswith(code, autoescape=True))
         )
-    ) or 0
+        or 0
+    )

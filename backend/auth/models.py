@@ -49,8 +49,9 @@ class User(Base):
     __table_args__ = (
         CheckConstraint("role IN ('worker', 'supervisor', 'admin')", name="role"),
         CheckConstraint("role <> 'supervisor' OR area_code IS NOT NULL", name="supervisor_area"),
-        CheckConstraint("worker_kind IS NULL OR worker_kind IN ('full_time', 'part_time')",
-                        name="worker_kind"),
+        CheckConstraint(
+            "worker_kind IS NULL OR worker_kind IN ('full_time', 'part_time')", name="worker_kind"
+        ),
         Index("uq_users_username", text("lower(username)"), unique=True),
     )
 

@@ -116,18 +116,34 @@ class Me(MethodView):
             raise service.Forbidden("API keys have no account to change.")
         session = get_session()
         if "password" in data:
-            service.change_own_password(session, settings(), actor.user_id,
-                                        data["current_password"], data["password"])
-        changes = service.UserChanges(display_name=data.get("display_name"), phone=data.get("phone"),
-                                      given={k for k in ("phone",) if k in data})
+            service.change_own_password(
+                session, settings(), actor.user_id, data["current_password"], data["password"]
+            )
+        changes = service.UserChanges(
+            display_name=data.get("display_name"),
+            phone=data.get("phone"),
+            given={k for k in ("phone",) if k in data},
+        )
         service.update_user(session, settings(), actor.user_id, changes)
         session.commit()
         return _me()
 
 
 def _user_dict(user: Any) -> dict[str, Any]:
-    return {c: getattr(user, c) for c in ("id", "username", "display_name", "phone", "role",
-                                          "area_code", "worker_kind", "disabled", "created_at")}
+    return {
+        c: getattr(user, c)
+        for c in (
+            "id",
+            "username",
+            "display_name",
+            "phone",
+            "role",
+            "area_code",
+            "worker_kind",
+            "disabled",
+            "created_at",
+        )
+    }
 
 
 def _user_out(user: Any) -> dict[str, Any]:
@@ -144,8 +160,10 @@ class Users(MethodView):
         after = decode_cursor(args.get("cursor"), (int,))
         users = service.list_users(get_session(), after_id=after[0] if after else None, limit=args["limit"])
         last = users[-1] if len(users) == args["limit"] else None
-        return {"items": [_user_out(u) for u in users],
-                "next_cursor": encode_cursor([last.id]) if last else None}
+        return {
+            "items": [_user_out(u) for u in users],
+            "next_cursor": encode_cursor([last.id]) if last else None,
+        }
 
     @blp.arguments(schemas.UserCreateSchema)
     @blp.response(201, schemas.UserSchema)
@@ -172,8 +190,7 @@ class UserById(MethodView):
         """Change, re-scope or disable a user (admins); disabling ends their logins at once"""
         service.require(current_actor(), "admin")
         session = get_session()
-        user = service.update_user(session, settings(), user_id,
-                                   service.UserChanges(**data, given=set(data)))
+        user = service.update_user(session, settings(), user_id, service.UserChanges(**data, given=set(data)))
         session.commit()
         return _user_out(user)
 
@@ -208,8 +225,10 @@ class ApiKeys(MethodView):
         service.check_area(session, data["area_code"])
         key, secret = service.create_api_key(session, **data)
         session.commit()
-        return {**{c: getattr(key, c) for c in ("id", "name", "prefix", "area_code", "disabled",
-                                                 "created_at")}, "key": secret}
+        return {
+            **{c: getattr(key, c) for c in ("id", "name", "prefix", "area_code", "disabled", "created_at")},
+            "key": secret,
+        }
 
 
 @blp.route("/api-keys/<int:key_id>")

@@ -11,8 +11,7 @@ from backend.common.pagination import CursorArgsSchema
 
 class LoginSchema(ma.Schema):
     username = Text(required=True, min_length=1, max_length=64)
-    password = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200),
-                                load_only=True)
+    password = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200), load_only=True)
 
 
 class RefreshSchema(ma.Schema):
@@ -69,9 +68,12 @@ class UserListSchema(ma.Schema):
 
 
 class UserCreateSchema(ma.Schema):
-    username = Text(required=True, min_length=1, max_length=64,
-                    validate=[ma.validate.Regexp(r"^[A-Za-z0-9_.@-]+\Z",
-                                                 error="Letters, digits, _.@- only.")])
+    username = Text(
+        required=True,
+        min_length=1,
+        max_length=64,
+        validate=[ma.validate.Regexp(r"^[A-Za-z0-9_.@-]+\Z", error="Letters, digits, _.@- only.")],
+    )
     password = ma.fields.String(required=True, validate=ma.validate.Length(min=8, max=200), load_only=True)
     display_name = Text(required=True, min_length=1, max_length=100)
     phone = Text(max_length=40, allow_none=True)
@@ -93,7 +95,8 @@ class UserUpdateSchema(ma.Schema):
 class GridsSchema(ma.Schema):
     grids = ma.fields.List(
         ma.fields.String(validate=ma.validate.Regexp(r"^\d{15}\Z", error="A 15-digit grid code.")),
-        required=True, validate=ma.validate.Length(max=200),
+        required=True,
+        validate=ma.validate.Length(max=200),
     )
 
 

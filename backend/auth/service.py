@@ -202,9 +202,7 @@ def refresh(session: Session, settings: Settings, token: str) -> TokenPair:
     On TokenReused the caller must commit, so the revocation sticks.
     """
     token_id, secret = _parse_refresh(token)
-    row = session.scalars(
-        select(RefreshToken).where(RefreshToken.id == token_id).with_for_update()
-    ).first()
+    row = session.scalars(select(RefreshToken).where(RefreshToken.id == token_id).with_for_update()).first()
     if row is None or not hmac.compare_digest(row.secret_hash, _sha256(secret)):
         raise Unauthorized("The refresh token is not valid.")
     now = _now()
@@ -268,21 +266,31 @@ def actor_from_access_token(session: Session, settings: Settings, token: str) ->
     row = next(iter(driver_rows(session, _ACTOR, {"id": user_id})), None)
     if row is None or row.disabled or claims.get("epoch") != row.token_epoch:
         raise Unauthorized("The access token has been revoked.")
-    return Actor(role=row.role, user_id=user_id, username=row.username,
-                 area_code=row.area_code, grid_codes=tuple(row.grids))
+    return Actor(
+        role=row.role,
+        user_id=user_id,
+        username=row.username,
+        area_code=row.area_code,
+        grid_codes=tuple(row.grids),
+    )
 
 
 def actor_for(session: Session, user: User) -> Actor:
     grids = tuple(user_grids(session, user.id))
-    return Actor(role=user.role, user_id=user.id, username=user.username,
-                 area_code=user.area_code, grid_codes=grids)
+    return Actor(
+        role=user.role, user_id=user.id, username=user.username, area_code=user.area_code, grid_codes=grids
+    )
 
 
 # --- API keys -------------------------------------------------------------------------------
 
 
 def create_api_key(
-    session: Session, *, name: str, area_code: str, prefix: str | None = None,
+    session: Session,
+    *,
+    name: str,
+    area_code: str,
+    prefix: str | None = None,
     secret: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Make a key; the secret is returned once and only its hash is stored."""
@@ -308,8 +316,9 @@ def list_api_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 
-def update_api_key(session: Session, key_id: int, *, disabled: bool | None = None,
-                   area_code: str | None = None) -> ApiKey:
+def update_api_key(
+    session: Session, key_id: int, *, disabled: bool | None = None, area_code: str | None = None
+) -> ApiKey:
     key = session.get(ApiKey, key_id)
     if key is None:
         raise NotFound(f"No API key {key_id}.")
@@ -340,11 +349,14 @@ def _check_role(role: str, area_code: str | None, worker_kind: str | None) -> No
     if role not in ROLES:
         raise ValidationFailed(f"Unknown role {role}.", errors=[field_error("role", "Unknown role.")])
     if role == "supervisor" and not area_code:
-        raise ValidationFailed("A supervisor needs an area.",
-                               errors=[field_error("area_code", "Required for a supervisor.")])
+        raise ValidationFailed(
+            "A supervisor needs an area.", errors=[field_error("area_code", "Required for a supervisor.")]
+        )
     if worker_kind is not None and (role != "worker" or worker_kind not in WORKER_KINDS):
-        raise ValidationFailed("Only workers are full_time or part_time.",
-                               errors=[field_error("worker_kind", "Only for workers.")])
+        raise ValidationFailed(
+            "Only workers are full_time or part_time.",
+            errors=[field_error("worker_kind", "Only for workers.")],
+        )
 
 
 def check_area(session: Session, code: str | None, name: str = "area_code") -> None:
@@ -353,8 +365,15 @@ def check_area(session: Session, code: str | None, name: str = "area_code") -> N
 
 
 def create_user(
-    session: Session, settings: Settings, *, username: str, password: str, display_name: str,
-    role: str, area_code: str | None = None, phone: str | None = None,
+    session: Session,
+    settings: Settings,
+    *,
+    username: str,
+    password: str,
+    display_name: str,
+    role: str,
+    area_code: str | None = None,
+    phone: str | None = None,
     worker_kind: str | None = None,
 ) -> User:
     _check_role(role, area_code, worker_kind)
@@ -362,12 +381,17 @@ def create_user(
     check_password_rules(password)
     exists = session.scalar(select(User.id).where(User.username.ilike(_exact(username))))
     if exists is not None:
-        raise Conflict(f"The username {username} is taken.",
-                       errors=[field_error("username", "Already taken.")])
+        raise Conflict(
+            f"The username {username} is taken.", errors=[field_error("username", "Already taken.")]
+        )
     user = User(
-        username=username, password_hash=hash_password(settings, password),
-        display_name=display_name, role=role, area_code=area_code if role != "admin" else None,
-        phone=phone, worker_kind=worker_kind,
+        username=username,
+        password_hash=hash_password(settings, password),
+        display_name=display_name,
+        role=role,
+        area_code=area_code if role != "admin" else None,
+        phone=phone,
+        worker_kind=worker_kind,
     )
     session.add(user)
     session.flush()
@@ -436,14 +460,17 @@ def set_user_grids(session: Session, user_id: int, grid_codes: list[str]) -> Use
     """Replace a worker's grids."""
     user = get_user(session, user_id)
     if user.role != "worker":
-        raise ValidationFailed("Only workers are assigned to grids.",
-                               errors=[field_error("grids", "The user is not a worker.")])
+        raise ValidationFailed(
+            "Only workers are assigned to grids.", errors=[field_error("grids", "The user is not a worker.")]
+        )
     codes = sorted(set(grid_codes))
     found = areas.get_areas(session, codes)
     missing = [c for c in codes if c not in found or found[c].level != "grid"]
     if missing:
-        raise ValidationFailed(f"Not current grids: {', '.join(missing[:10])}.",
-                               errors=[field_error("grids", "Unknown grid codes.", codes=missing)])
+        raise ValidationFailed(
+            f"Not current grids: {', '.join(missing[:10])}.",
+            errors=[field_error("grids", "Unknown grid codes.", codes=missing)],
+        )
     session.execute(delete(UserGrid).where(UserGrid.user_id == user.id))
     for code in codes:
         session.add(UserGrid(user_id=user.id, grid_code=code))
@@ -452,15 +479,24 @@ def set_user_grids(session: Session, user_id: int, grid_codes: list[str]) -> Use
 
 
 def user_grids(session: Session, user_id: int) -> list[str]:
-    return list(session.scalars(select(UserGrid.grid_code).where(UserGrid.user_id == user_id)
-                                .order_by(UserGrid.grid_code)))
+    return list(
+        session.scalars(
+            select(UserGrid.grid_code).where(UserGrid.user_id == user_id).order_by(UserGrid.grid_code)
+        )
+    )
 
 
 def count_workers(session: Session, area_code: str) -> int:
     """Enabled grid workers assigned to at least one grid in the subtree of `area_code`."""
-    return session.scalar(
-        select(func.count(func.distinct(User.id)))
-        .join(UserGrid, UserGrid.user_id == User.id)
-        .where(User.role == "worker", User.disabled.is_(False),
-               UserGrid.grid_code.startswith(area_code, autoescape=True))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count(func.distinct(User.id)))
+            .join(UserGrid, UserGrid.user_id == User.id)
+            .where(
+                User.role == "worker",
+                User.disabled.is_(False),
+                UserGrid.grid_code.startswith(area_code, autoescape=True),
+            )
+        )
+        or 0
+    )

@@ -76,8 +76,9 @@ def area_code(**kwargs: Any) -> ma.fields.String:
     """A field holding an area code: 6, 9, 12 or 15 ASCII digits."""
     metadata = {"example": "440117103", **kwargs.pop("metadata", {})}
     return ma.fields.String(
-        validate=ma.validate.Regexp(r"^(\d{6}|\d{9}|\d{12}|\d{15})\Z",
-                                    error="Must be a 6, 9, 12 or 15-digit area code."),
+        validate=ma.validate.Regexp(
+            r"^(\d{6}|\d{9}|\d{12}|\d{15})\Z", error="Must be a 6, 9, 12 or 15-digit area code."
+        ),
         metadata=metadata,
         **kwargs,
     )

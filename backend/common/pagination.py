@@ -61,10 +61,12 @@ def _invalid_cursor() -> ValidationFailed:
 
 class CursorArgsSchema(ma.Schema):
     limit = ma.fields.Integer(
-        load_default=100, validate=ma.validate.Range(min=1, max=MAX_LIMIT),
+        load_default=100,
+        validate=ma.validate.Range(min=1, max=MAX_LIMIT),
         metadata={"description": f"Page size, 1-{MAX_LIMIT}"},
     )
     cursor = ma.fields.String(
-        load_default=None, validate=ma.validate.Length(max=512),
+        load_default=None,
+        validate=ma.validate.Length(max=512),
         metadata={"description": "Opaque cursor from the previous page's next_cursor"},
     )

@@ -81,8 +81,9 @@ def act(session: Session, event_id: uuid.UUID, data: ActionInput, *, actor: Acto
         )
     for name in rule.needs:
         if not getattr(data, name):
-            raise ValidationFailed(f"{data.action} needs a {name}.",
-                                   errors=[field_error(name, f"Required to {data.action}.")])
+            raise ValidationFailed(
+                f"{data.action} needs a {name}.", errors=[field_error(name, f"Required to {data.action}.")]
+            )
     now = session.scalar(select(func.now()))
     changes, trail = _changes(session, event, data, actor, now)
     source = event.status
@@ -97,8 +98,13 @@ def act(session: Session, event_id: uuid.UUID, data: ActionInput, *, actor: Acto
         raise PreconditionFailed("The event changed meanwhile; reload it and retry.")
     session.add(
         EventAction(
-            event_id=event.id, action=data.action, from_status=source, to_status=target,
-            actor_id=actor.user_id, note=data.reason or data.note, data=trail or None,
+            event_id=event.id,
+            action=data.action,
+            from_status=source,
+            to_status=target,
+            actor_id=actor.user_id,
+            note=data.reason or data.note,
+            data=trail or None,
         )
     )
     session.flush()
@@ -121,24 +127,32 @@ def _changes(
         if data.duplicate_of is None:
             return {}, {}
         if data.duplicate_of == event.id:
-            raise ValidationFailed("An event is not a duplicate of itself.",
-                                   errors=[field_error("duplicate_of", "Same event.")])
+            raise ValidationFailed(
+                "An event is not a duplicate of itself.", errors=[field_error("duplicate_of", "Same event.")]
+            )
         original = session.get(Event, data.duplicate_of)
         if original is None or not can_see(actor, original):
-            raise ValidationFailed("No such event to be a duplicate of.",
-                                   errors=[field_error("duplicate_of", "Unknown event.")])
+            raise ValidationFailed(
+                "No such event to be a duplicate of.", errors=[field_error("duplicate_of", "Unknown event.")]
+            )
         return {}, {"duplicate_of": str(original.id)}
     if action == "dispatch":
         if (data.assignee_id is None) == (data.department is None):
-            raise ValidationFailed("Dispatch to a worker (assignee_id) or a department, one of them.",
-                                   errors=[field_error("assignee_id", "Give assignee_id or department.")])
+            raise ValidationFailed(
+                "Dispatch to a worker (assignee_id) or a department, one of them.",
+                errors=[field_error("assignee_id", "Give assignee_id or department.")],
+            )
         if data.assignee_id is not None:
             worker = auth.find_user(session, data.assignee_id)
             if worker is None or worker.role != "worker" or worker.disabled:
-                raise ValidationFailed("The assignee must be an active worker.",
-                                       errors=[field_error("assignee_id", "Not an active worker.")])
+                raise ValidationFailed(
+                    "The assignee must be an active worker.",
+                    errors=[field_error("assignee_id", "Not an active worker.")],
+                )
         return {"assignee_id": data.assignee_id, "department": data.department}, {
-            "assignee_id": data.assignee_id, "department": data.department}
+            "assignee_id": data.assignee_id,
+            "department": data.department,
+        }
     if action == "resolve":
         return {"resolved_at": now, "resolved_by": actor.user_id}, {}
     if action == "close":
@@ -167,7 +181,5 @@ def trail(session: Session, event_id: uuid.UUID, actor: Actor) -> list[EventActi
     """The actions taken on an event the actor may see, oldest first."""
     get_event(session, event_id, actor)
     return list(
-        session.scalars(
-            select(EventAction).where(EventAction.event_id == event_id).order_by(EventAction.id)
-        )
+        session.scalars(select(EventAction).where(EventAction.event_id == event_id).order_by(EventAction.id))
     )

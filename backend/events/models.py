@@ -38,8 +38,17 @@ ASSIGNMENTS = ("contains", "nearest", "manual", "unassigned")
 # due time: a new report is not accepted yet and adds nothing to them. (Indexes on (grid_code,
 # due_at) or (village_code, due_at) would tempt the planner into reading a district's events in
 # grid order through the heap, several times slower than hashing them.)
-_STATS_COLUMNS = ("village_code", "grid_code", "category_code", "status", "accepted_at",
-                  "closed_at", "rework_count", "assignee_id", "reporter_id")
+_STATS_COLUMNS = (
+    "village_code",
+    "grid_code",
+    "category_code",
+    "status",
+    "accepted_at",
+    "closed_at",
+    "rework_count",
+    "assignee_id",
+    "reporter_id",
+)
 _HAS_DUE = text("due_at IS NOT NULL")
 
 
@@ -79,9 +88,7 @@ class Event(Base):
     accuracy_m: Mapped[float | None] = mapped_column(Double)
     occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    received_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     reporter_id: Mapped[int | None] = mapped_column(BigInteger)
     # The reporter said the place is outside their own grids (e.g. seen on the way home).
     outside: Mapped[bool] = mapped_column(Boolean, server_default="false")
@@ -117,9 +124,7 @@ class Event(Base):
             "'closed', 'rejected')",
             name="status",
         ),
-        CheckConstraint(
-            "assignment IN ('contains', 'nearest', 'manual', 'unassigned')", name="assignment"
-        ),
+        CheckConstraint("assignment IN ('contains', 'nearest', 'manual', 'unassigned')", name="assignment"),
         CheckConstraint("crs IN ('wgs84', 'gcj02', 'bd09', 'cgcs2000')", name="crs"),
         Index("ix_events_received", "received_at", "id"),
         Index("ix_events_grid_received", "grid_code", "received_at", "id"),
@@ -127,13 +132,27 @@ class Event(Base):
         Index("ix_events_town_received", "town_code", "received_at", "id"),
         Index("ix_events_district_received", "district_code", "received_at", "id"),
         Index("ix_events_location", "location", postgresql_using="gist"),
-        Index("ix_events_district_due", "district_code", "due_at", postgresql_where=_HAS_DUE,
-              postgresql_include=("town_code", *_STATS_COLUMNS)),
-        Index("ix_events_town_due", "town_code", "due_at", postgresql_where=_HAS_DUE,
-              postgresql_include=("district_code", *_STATS_COLUMNS)),
+        Index(
+            "ix_events_district_due",
+            "district_code",
+            "due_at",
+            postgresql_where=_HAS_DUE,
+            postgresql_include=("town_code", *_STATS_COLUMNS),
+        ),
+        Index(
+            "ix_events_town_due",
+            "town_code",
+            "due_at",
+            postgresql_where=_HAS_DUE,
+            postgresql_include=("district_code", *_STATS_COLUMNS),
+        ),
         # The overdue list: open events by due time.
-        Index("ix_events_open_due", "due_at", "id",
-              postgresql_where=text("due_at IS NOT NULL AND status NOT IN ('closed', 'rejected')")),
+        Index(
+            "ix_events_open_due",
+            "due_at",
+            "id",
+            postgresql_where=text("due_at IS NOT NULL AND status NOT IN ('closed', 'rejected')"),
+        ),
     )
 
 

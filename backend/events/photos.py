@@ -79,16 +79,26 @@ def _store(media_dir: Path, sha256: str, data: bytes) -> None:
 
 
 def add_photo(
-    session: Session, event_id: uuid.UUID, data: bytes, *, actor: Actor, media_dir: Path,
-    filename: str | None, stage: str, max_bytes: int, max_photos: int,
+    session: Session,
+    event_id: uuid.UUID,
+    data: bytes,
+    *,
+    actor: Actor,
+    media_dir: Path,
+    filename: str | None,
+    stage: str,
+    max_bytes: int,
+    max_photos: int,
 ) -> tuple[Attachment, bool]:
     """Attach a photo; the same photo again is the same attachment (created False)."""
     event = get_event(session, event_id, actor)
     if actor.read_only:
         raise Forbidden("API keys are read-only.")
     if len(data) > max_bytes:
-        raise ValidationFailed(f"Photos are at most {max_bytes} bytes.",
-                               errors=[field_error("file", "Too large.", location="files")])
+        raise ValidationFailed(
+            f"Photos are at most {max_bytes} bytes.",
+            errors=[field_error("file", "Too large.", location="files")],
+        )
     checked = check_image(data)
     existing = session.scalars(
         select(Attachment).where(Attachment.event_id == event.id, Attachment.sha256 == checked.sha256)
@@ -99,20 +109,31 @@ def add_photo(
     session.execute(select(Event.id).where(Event.id == event.id).with_for_update())
     count = session.scalar(select(func.count()).where(Attachment.event_id == event.id)) or 0
     if count >= max_photos:
-        raise ValidationFailed(f"An event has at most {max_photos} photos.",
-                               errors=[field_error("file", "Photo limit reached.", location="files")])
+        raise ValidationFailed(
+            f"An event has at most {max_photos} photos.",
+            errors=[field_error("file", "Photo limit reached.", location="files")],
+        )
     _store(media_dir, checked.sha256, data)
     row = session.scalars(
         insert(Attachment)
-        .values(event_id=event.id, sha256=checked.sha256, media_type=checked.media_type,
-                size=len(data), width=checked.width, height=checked.height, stage=stage,
-                filename=(secure_filename(filename or "") or None), uploaded_by=actor.user_id)
+        .values(
+            event_id=event.id,
+            sha256=checked.sha256,
+            media_type=checked.media_type,
+            size=len(data),
+            width=checked.width,
+            height=checked.height,
+            stage=stage,
+            filename=(secure_filename(filename or "") or None),
+            uploaded_by=actor.user_id,
+        )
         .on_conflict_do_nothing(index_elements=["event_id", "sha256"])
         .returning(Attachment)
     ).first()
     if row is None:  # a concurrent retry stored it first
-        row = session.scalars(select(Attachment).where(
-            Attachment.event_id == event.id, Attachment.sha256 == checked.sha256)).one()
+        row = session.scalars(
+            select(Attachment).where(Attachment.event_id == event.id, Attachment.sha256 == checked.sha256)
+        ).one()
         return row, False
     return row, True
 
@@ -129,7 +150,8 @@ def open_photo(session: Session, sha256: str, actor: Actor, media_dir: Path) -> 
     if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
         raise NotFound("No such photo.")
     rows = session.execute(
-        select(Attachment, Event).join(Event, Event.id == Attachment.event_id)
+        select(Attachment, Event)
+        .join(Event, Event.id == Attachment.event_id)
         .where(Attachment.sha256 == sha256)
     ).all()
     visible = [(a, e) for a, e in rows if can_see(actor, e)]

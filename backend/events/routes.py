@@ -123,8 +123,11 @@ class Events(MethodView):
 
     @blp.arguments(schemas.EventCreateSchema)
     @blp.response(201, schemas.EventSchema, description="The report was stored")
-    @blp.alt_response(200, schema=schemas.EventSchema,
-                      description="The same report (same id and content) was already stored")
+    @blp.alt_response(
+        200,
+        schema=schemas.EventSchema,
+        description="The same report (same id and content) was already stored",
+    )
     def post(self, data: dict[str, Any]) -> tuple[Event, int, dict[str, str]]:
         """Report an event; it is assigned to the grid covering its location"""
         session = get_session()
@@ -159,8 +162,9 @@ def _version(data: dict[str, Any]) -> int:
     header = request.headers.get("If-Match", "").strip()
     value = header.removeprefix("W/").strip('"')
     if not header:
-        raise PreconditionRequired("Send the version you saw: If-Match with the event's ETag, "
-                                   "or a version field.")
+        raise PreconditionRequired(
+            "Send the version you saw: If-Match with the event's ETag, or a version field."
+        )
     if not value.isdigit() or len(value) > 9:
         raise PreconditionFailed(f"If-Match {header!r} is not a version of this event.")
     return int(value)
@@ -180,11 +184,16 @@ class EventActions(MethodView):
         session = get_session()
         actor = current_actor()
         event = lifecycle.act(
-            session, event_id,
+            session,
+            event_id,
             lifecycle.ActionInput(
-                action=data["action"], version=_version(data), reason=data.get("reason"),
-                note=data.get("note"), assignee_id=data.get("assignee_id"),
-                department=data.get("department"), duplicate_of=data.get("duplicate_of"),
+                action=data["action"],
+                version=_version(data),
+                reason=data.get("reason"),
+                note=data.get("note"),
+                assignee_id=data.get("assignee_id"),
+                department=data.get("department"),
+                duplicate_of=data.get("duplicate_of"),
             ),
             actor=actor,
         )
@@ -196,8 +205,11 @@ class EventActions(MethodView):
 class EventBatch(MethodView):
     @blp.arguments(schemas.BatchSchema)
     @blp.response(200, schemas.BatchResultSchema, description="Every item was stored or already there")
-    @blp.alt_response(207, schema=schemas.BatchResultSchema,
-                      description="Some items are conflicts or invalid; each says why")
+    @blp.alt_response(
+        207,
+        schema=schemas.BatchResultSchema,
+        description="Some items are conflicts or invalid; each says why",
+    )
     def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Send up to 200 queued reports; each item gets its own outcome, in request order"""
         session = get_session()
@@ -209,8 +221,11 @@ class EventBatch(MethodView):
                 items.append(_report(loader.load(item)))
             except ma.ValidationError as error:
                 errors = flatten_messages({"json": error.messages})
-                items.append(ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors),
-                                              errors=errors))
+                items.append(
+                    ValidationFailed(
+                        "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
+                    )
+                )
         results = sync.report_batch(session, items, actor=actor, nearest_min_m=settings().nearest_min_m)
         session.commit()
         counts = {k: 0 for k in ("created", "duplicate", "conflict", "invalid")}
@@ -218,13 +233,15 @@ class EventBatch(MethodView):
         for result in results:
             counts[result.outcome] += 1
             item = data["items"][result.index]
-            out.append({
-                "index": result.index,
-                "id": result.event.id if result.event else _item_id(item),
-                "outcome": result.outcome,
-                "event": shown(actor, [result.event])[0] if result.event else None,
-                "problem": from_domain_error(result.problem) if result.problem else None,
-            })
+            out.append(
+                {
+                    "index": result.index,
+                    "id": result.event.id if result.event else _item_id(item),
+                    "outcome": result.outcome,
+                    "event": shown(actor, [result.event])[0] if result.event else None,
+                    "problem": from_domain_error(result.problem) if result.problem else None,
+                }
+            )
         status = 200 if counts["conflict"] + counts["invalid"] == 0 else 207
         return {"items": out, "counts": counts}, status
 
@@ -255,8 +272,14 @@ class EventAttachments(MethodView):
         data = upload.read(config.max_photo_bytes + 1)
         session = get_session()
         row, created = photos.add_photo(
-            session, event_id, data, actor=current_actor(), media_dir=config.media_dir,
-            filename=upload.filename, stage=form["stage"], max_bytes=config.max_photo_bytes,
+            session,
+            event_id,
+            data,
+            actor=current_actor(),
+            media_dir=config.media_dir,
+            filename=upload.filename,
+            stage=form["stage"],
+            max_bytes=config.max_photo_bytes,
             max_photos=config.max_photos_per_event,
         )
         session.commit()
@@ -274,8 +297,9 @@ class AttachmentContent(MethodView):
     @blp.doc(responses={"200": IMAGE_RESPONSE, "304": {"description": "Not modified"}})
     def get(self, sha256: str) -> Response:
         """A photo, for those who may see an event holding it (location removed for outsiders)"""
-        data, media_type, stripped = photos.open_photo(get_session(), sha256, current_actor(),
-                                                       settings().media_dir)
+        data, media_type, stripped = photos.open_photo(
+            get_session(), sha256, current_actor(), settings().media_dir
+        )
         etag = f"{sha256}-{'public' if stripped else 'full'}"
         response = Response(data, mimetype=media_type)
         response.set_etag(etag)

@@ -31,23 +31,40 @@ class ContactSchema(ma.Schema):
 
 class EventCreateSchema(ma.Schema):
     id = ma.fields.UUID(metadata={"description": "Made by the phone so retries are idempotent"})
-    category = ma.fields.String(required=True, validate=ma.validate.Regexp(
-        CATEGORY_CODE, error="A category code such as environment; see /api/v1/categories."))
+    category = ma.fields.String(
+        required=True,
+        validate=ma.validate.Regexp(
+            CATEGORY_CODE, error="A category code such as environment; see /api/v1/categories."
+        ),
+    )
     description = Text(required=True, min_length=1, max_length=5000)
     location = Geometry(("Point",), required=True)
     crs = ma.fields.String(load_default="wgs84", validate=ma.validate.OneOf(SUPPORTED_CRS))
     accuracy_m = ma.fields.Float(allow_none=True, validate=ma.validate.Range(0, 100_000))
     occurred_at = ma.fields.AwareDateTime(allow_none=True)
     reported_at = ma.fields.AwareDateTime(allow_none=True, metadata={"description": "Phone clock"})
-    contacts = ma.fields.List(ma.fields.Nested(ContactSchema), validate=ma.validate.Length(max=20),
-                              allow_none=True, metadata={"description": "People involved (personal data)"})
-    outside = ma.fields.Boolean(load_default=False, metadata={
-        "description": "The place is outside the reporter's own grids (reported on the way)"})
-    handled_on_spot = ma.fields.Boolean(load_default=False, metadata={
-        "description": "Already handled on the spot (就地化解): starts resolved, awaits verification"})
+    contacts = ma.fields.List(
+        ma.fields.Nested(ContactSchema),
+        validate=ma.validate.Length(max=20),
+        allow_none=True,
+        metadata={"description": "People involved (personal data)"},
+    )
+    outside = ma.fields.Boolean(
+        load_default=False,
+        metadata={"description": "The place is outside the reporter's own grids (reported on the way)"},
+    )
+    handled_on_spot = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Already handled on the spot (就地化解): starts resolved, awaits verification"
+        },
+    )
     resolution_note = Text(max_length=5000, allow_none=True)
-    photos_expected = ma.fields.Integer(load_default=0, validate=ma.validate.Range(0, 9), metadata={
-        "description": "How many photos the phone will upload for this report"})
+    photos_expected = ma.fields.Integer(
+        load_default=0,
+        validate=ma.validate.Range(0, 9),
+        metadata={"description": "How many photos the phone will upload for this report"},
+    )
 
 
 CLOCK_AHEAD = timedelta(minutes=10)
@@ -82,7 +99,8 @@ class EventSchema(ma.Schema):
     status = ma.fields.String()
     due_at = ma.fields.AwareDateTime(allow_none=True)
     overdue = ma.fields.Function(
-        lambda e: e.due_at is not None and e.status not in ("closed", "rejected")
+        lambda e: e.due_at is not None
+        and e.status not in ("closed", "rejected")
         and e.due_at < datetime.now(UTC),
         metadata={"type": "boolean", "description": "Open and past due"},
     )
@@ -97,17 +115,25 @@ class EventSchema(ma.Schema):
     outside = ma.fields.Boolean()
     photos_expected = ma.fields.Integer()
     clock_suspect = ma.fields.Function(
-        lambda e: e.reported_at is not None and (
-            e.reported_at - e.received_at > CLOCK_AHEAD or e.received_at - e.reported_at > CLOCK_BEHIND),
-        metadata={"type": "boolean", "description": "The phone's reported_at is far from the "
-                  "server's receipt time (more than 10 minutes ahead or 30 days behind)"},
+        lambda e: e.reported_at is not None
+        and (e.reported_at - e.received_at > CLOCK_AHEAD or e.received_at - e.reported_at > CLOCK_BEHIND),
+        metadata={
+            "type": "boolean",
+            "description": "The phone's reported_at is far from the "
+            "server's receipt time (more than 10 minutes ahead or 30 days behind)",
+        },
     )
-    possible_duplicates = ma.fields.List(ma.fields.Nested(DuplicateHintSchema), metadata={
-        "description": "On a new report: open events of the same category nearby"})
+    possible_duplicates = ma.fields.List(
+        ma.fields.Nested(DuplicateHintSchema),
+        metadata={"description": "On a new report: open events of the same category nearby"},
+    )
     contacts = ma.fields.List(
-        ma.fields.Nested(ContactSchema), allow_none=True,
-        metadata={"description": "Personal data: only for the reporter, admins and supervisors "
-                  "in scope; absent otherwise"},
+        ma.fields.Nested(ContactSchema),
+        allow_none=True,
+        metadata={
+            "description": "Personal data: only for the reporter, admins and supervisors "
+            "in scope; absent otherwise"
+        },
     )
 
     @ma.post_dump(pass_original=True)
@@ -136,8 +162,10 @@ class CategoryUpdateSchema(ma.Schema):
 
 class ActionCreateSchema(ma.Schema):
     action = ma.fields.String(required=True, validate=ma.validate.OneOf(ACTIONS))
-    version = ma.fields.Integer(validate=ma.validate.Range(1, 2**31 - 1), metadata={
-        "description": "The version last seen (or send it as If-Match: the event's ETag)"})
+    version = ma.fields.Integer(
+        validate=ma.validate.Range(1, 2**31 - 1),
+        metadata={"description": "The version last seen (or send it as If-Match: the event's ETag)"},
+    )
     reason = Text(max_length=2000)
     note = Text(max_length=5000)
     assignee_id = ma.fields.Integer(validate=ma.validate.Range(1, 2**63 - 1))
@@ -157,8 +185,12 @@ class ActionSchema(ma.Schema):
 
 
 class BatchSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Dict(), required=True, validate=ma.validate.Length(1, 200),
-                           metadata={"description": "Up to 200 reports, each shaped like POST /events"})
+    items = ma.fields.List(
+        ma.fields.Dict(),
+        required=True,
+        validate=ma.validate.Length(1, 200),
+        metadata={"description": "Up to 200 reports, each shaped like POST /events"},
+    )
 
 
 class BatchItemSchema(ma.Schema):

@@ -209,18 +209,35 @@ def report_event(
         status, accepted_at = "resolved", session.scalar(select(func.now()))
         due_at = accepted_at + timedelta(hours=sla_hours)
     params = {
-        "id": event_id, "category": report.category, "description": report.description,
-        "lon": lon, "lat": lat, "crs": report.crs, "source_lon": report.lon,
-        "source_lat": report.lat, "accuracy_m": report.accuracy_m,
-        "occurred_at": report.occurred_at, "reported_at": report.reported_at,
-        "reporter_id": reporter_id, "outside": report.outside, "grid": codes["grid"],
-        "village": codes["village"], "town": codes["town"], "district": codes["district"],
-        "assignment": assignment.method, "boundary_id": assignment.boundary_id,
-        "distance_m": assignment.distance_m, "responsible": codes["village"] or codes["district"],
+        "id": event_id,
+        "category": report.category,
+        "description": report.description,
+        "lon": lon,
+        "lat": lat,
+        "crs": report.crs,
+        "source_lon": report.lon,
+        "source_lat": report.lat,
+        "accuracy_m": report.accuracy_m,
+        "occurred_at": report.occurred_at,
+        "reported_at": report.reported_at,
+        "reporter_id": reporter_id,
+        "outside": report.outside,
+        "grid": codes["grid"],
+        "village": codes["village"],
+        "town": codes["town"],
+        "district": codes["district"],
+        "assignment": assignment.method,
+        "boundary_id": assignment.boundary_id,
+        "distance_m": assignment.distance_m,
+        "responsible": codes["village"] or codes["district"],
         "contacts": json.dumps(report.contacts, ensure_ascii=False) if report.contacts is not None else None,
-        "photos_expected": report.photos_expected, "content_hash": digest, "status": status,
-        "accepted_at": accepted_at, "resolved_by": reporter_id if accepted_at else None,
-        "due_at": due_at, "note": report.resolution_note,
+        "photos_expected": report.photos_expected,
+        "content_hash": digest,
+        "status": status,
+        "accepted_at": accepted_at,
+        "resolved_by": reporter_id if accepted_at else None,
+        "due_at": due_at,
+        "note": report.resolution_note,
     }
     row = next(iter(driver_rows(session, _INSERT_EVENT, params)), None)
     if row is not None:
@@ -283,16 +300,29 @@ def list_events(
 
 
 def create_category(
-    session: Session, *, code: str, name_zh: str, name_en: str, sla_hours: int,
-    sensitive: bool = False, parent: str | None = None,
+    session: Session,
+    *,
+    code: str,
+    name_zh: str,
+    name_en: str,
+    sla_hours: int,
+    sensitive: bool = False,
+    parent: str | None = None,
 ) -> Category:
     if session.get(Category, code) is not None:
         raise Conflict(f"Category {code} exists.", errors=[field_error("code", "Already exists.")])
     if parent is not None and session.get(Category, parent) is None:
-        raise ValidationFailed(f"No parent category {parent}.",
-                               errors=[field_error("parent", "Unknown category.")])
-    category = Category(code=code, name_zh=name_zh, name_en=name_en, sla_hours=sla_hours,
-                        sensitive=sensitive, parent_code=parent)
+        raise ValidationFailed(
+            f"No parent category {parent}.", errors=[field_error("parent", "Unknown category.")]
+        )
+    category = Category(
+        code=code,
+        name_zh=name_zh,
+        name_en=name_en,
+        sla_hours=sla_hours,
+        sensitive=sensitive,
+        parent_code=parent,
+    )
     session.add(category)
     session.flush()
     return category
@@ -329,13 +359,23 @@ _NEARBY_OPEN = (
 def possible_duplicates(session: Session, event: Event, actor: Actor) -> list[dict[str, Any]]:
     """Open events of the same category near this one (that the actor may see), recent enough
     to be the same matter: nearest first."""
-    rows = driver_rows(session, _NEARBY_OPEN, {
-        "id": event.id, "everything": actor.is_admin, "grids": list(actor.grid_codes),
-        "me": actor.user_id if actor.role == "worker" else None,
-        "area": actor.area_code if actor.role != "worker" else None,
-    })
+    rows = driver_rows(
+        session,
+        _NEARBY_OPEN,
+        {
+            "id": event.id,
+            "everything": actor.is_admin,
+            "grids": list(actor.grid_codes),
+            "me": actor.user_id if actor.role == "worker" else None,
+            "area": actor.area_code if actor.role != "worker" else None,
+        },
+    )
     return [
-        {"id": row.id, "status": row.status, "received_at": row.received_at,
-         "distance_m": round(float(row.distance_m), 1)}
+        {
+            "id": row.id,
+            "status": row.status,
+            "received_at": row.received_at,
+            "distance_m": round(float(row.distance_m), 1),
+        }
         for row in rows
     ]

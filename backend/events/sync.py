@@ -78,8 +78,13 @@ class InboxPage:
     more: bool
 
 
-def inbox(session: Session, actor: Actor, cursor: uuid.UUID | None, limit: int,
-          load: Callable[[list[uuid.UUID]], list[Event]]) -> InboxPage:
+def inbox(
+    session: Session,
+    actor: Actor,
+    cursor: uuid.UUID | None,
+    limit: int,
+    load: Callable[[list[uuid.UUID]], list[Event]],
+) -> InboxPage:
     """Tasks changed since the cursor, and ones that left the worker's scope (once each).
 
     The cursor names what the phone holds (ids and versions), kept server-side; a page hands
@@ -91,12 +96,16 @@ def inbox(session: Session, actor: Actor, cursor: uuid.UUID | None, limit: int,
     if cursor is not None:
         state = session.get(SyncState, cursor)
         if state is None or state.user_id != actor.user_id:
-            raise ValidationFailed("The cursor is not one this API gave you.",
-                                   errors=[field_error("cursor", "Unknown cursor.", location="query")])
+            raise ValidationFailed(
+                "The cursor is not one this API gave you.",
+                errors=[field_error("cursor", "Unknown cursor.", location="query")],
+            )
         held = dict(zip(state.event_ids, state.versions, strict=True))
     params: dict[str, Any] = {
-        "me": actor.user_id, "grids": list(actor.grid_codes),
-        "ids": list(held), "versions": list(held.values()),
+        "me": actor.user_id,
+        "grids": list(actor.grid_codes),
+        "ids": list(held),
+        "versions": list(held.values()),
     }
     rows = session.execute(_CHANGED, {**params, "limit": limit + 1}).all()
     more = len(rows) > limit
@@ -107,8 +116,9 @@ def inbox(session: Session, actor: Actor, cursor: uuid.UUID | None, limit: int,
     for row in rows:
         held[row.id] = row.version
     session.execute(_PRUNE, {"me": actor.user_id})
-    state = SyncState(id=uuid.uuid4(), user_id=actor.user_id, event_ids=list(held),
-                      versions=list(held.values()))
+    state = SyncState(
+        id=uuid.uuid4(), user_id=actor.user_id, event_ids=list(held), versions=list(held.values())
+    )
     session.add(state)
     session.flush()
     events = {e.id: e for e in load([row.id for row in rows])}

@@ -84,18 +84,23 @@ def area_collection(level: str) -> Collection:
         Property("parent", Area.parent_code, description="Code of the parent area"),
     ]
     filters = [
-        Filter("area", _subtree(Area.code), "Only areas inside this area (a code prefix)",
-               pattern=AREA_CODE),
+        Filter("area", _subtree(Area.code), "Only areas inside this area (a code prefix)", pattern=AREA_CODE),
         Filter("name", lambda value: Area.name == value, "Exact name"),
     ]
     if level != "district":
-        filters.append(Filter("parent", lambda value: Area.parent_code == value,
-                              "Only the children of this area", pattern=AREA_CODE))
+        filters.append(
+            Filter(
+                "parent",
+                lambda value: Area.parent_code == value,
+                "Only the children of this area",
+                pattern=AREA_CODE,
+            )
+        )
     if level == "grid":
-        properties.append(Property("kind", Area.kind, description="comprehensive or dedicated",
-                                   in_tiles=True))
-        filters.append(Filter("kind", lambda value: Area.kind == value, "Grid kind",
-                              enum=GRID_KINDS))
+        properties.append(
+            Property("kind", Area.kind, description="comprehensive or dedicated", in_tiles=True)
+        )
+        filters.append(Filter("kind", lambda value: Area.kind == value, "Grid kind", enum=GRID_KINDS))
     properties += [
         Property("boundary_version", Area.id, "integer", "Id of this boundary version"),
         Property("valid_from", Area.valid_from, "date-time"),
@@ -116,11 +121,9 @@ def area_collection(level: str) -> Collection:
         where=(Area.level == level,),
         filters=tuple(filters),
         temporal=boundary_versions,
-        temporal_description="Boundary versions in force at this instant, or at the end of "
-        "this interval",
+        temporal_description="Boundary versions in force at this instant, or at the end of this interval",
         time_extent=(func.min(Area.valid_from), None),
-        fingerprint=(func.count(), func.max(Area.valid_from), func.max(Area.valid_to),
-                     _xmin_sum("areas")),
+        fingerprint=(func.count(), func.max(Area.valid_from), func.max(Area.valid_to), _xmin_sum("areas")),
         last_modified=func.greatest(func.max(Area.valid_from), func.max(Area.valid_to)),
         scope=_everyone,
         anonymous=True,
@@ -158,8 +161,11 @@ def events_collection() -> Collection:
         properties=(
             Property("category", Event.category_code, in_tiles=True),
             Property("category_name", Category.name_zh),
-            Property("description", case((Category.sensitive, None), else_=Event.description),
-                     description="Null for sensitive categories"),
+            Property(
+                "description",
+                case((Category.sensitive, None), else_=Event.description),
+                description="Null for sensitive categories",
+            ),
             Property("status", Event.status, in_tiles=True),
             Property("occurred_at", Event.occurred_at, "date-time"),
             Property("received_at", Event.received_at, "date-time"),
@@ -179,20 +185,37 @@ def events_collection() -> Collection:
             Property("updated_at", Event.updated_at, "date-time"),
         ),
         filters=(
-            Filter("category", lambda value: Event.category_code == value, "Category code",
-                   pattern=CATEGORY_CODE.removeprefix("^").removesuffix(r"\Z")),
-            Filter("status", lambda value: Event.status == value, "Lifecycle status",
-                   enum=STATUSES),
-            Filter("area", _in_grid_tree(Event), "Events in this area's subtree (district, town, village "
-                   "or grid code)", pattern=AREA_CODE),
-            Filter("assignment", lambda value: Event.assignment == value,
-                   "How the event was assigned to its grid", enum=ASSIGNMENTS),
+            Filter(
+                "category",
+                lambda value: Event.category_code == value,
+                "Category code",
+                pattern=CATEGORY_CODE.removeprefix("^").removesuffix(r"\Z"),
+            ),
+            Filter("status", lambda value: Event.status == value, "Lifecycle status", enum=STATUSES),
+            Filter(
+                "area",
+                _in_grid_tree(Event),
+                "Events in this area's subtree (district, town, village or grid code)",
+                pattern=AREA_CODE,
+            ),
+            Filter(
+                "assignment",
+                lambda value: Event.assignment == value,
+                "How the event was assigned to its grid",
+                enum=ASSIGNMENTS,
+            ),
         ),
         temporal=received_within,
         temporal_description="Events received at this instant or within this interval",
         time_extent=(func.min(Event.received_at), func.max(Event.received_at)),
-        fingerprint=(func.count(), func.max(Event.updated_at), func.max(Event.received_at),
-                     func.sum(Event.version), _xmin_sum("events"), _xmin_sum("categories")),
+        fingerprint=(
+            func.count(),
+            func.max(Event.updated_at),
+            func.max(Event.received_at),
+            func.sum(Event.version),
+            _xmin_sum("events"),
+            _xmin_sum("categories"),
+        ),
         last_modified=func.greatest(func.max(Event.updated_at), func.max(Event.received_at)),
         scope=_event_scope,
         personal=frozenset({"contacts", "reporter_id", "assignee_id", "resolved_by", "closed_by"}),
@@ -224,9 +247,16 @@ def _in_grid_tree(model: Any) -> Any:
     return condition
 
 
-def org_collection(model: Any, collection_id: str, title: str, description: str,
-                   geometry: ColumnElement[Any], properties: list[Property],
-                   filters: list[Filter], personal: set[str]) -> Collection:
+def org_collection(
+    model: Any,
+    collection_id: str,
+    title: str,
+    description: str,
+    geometry: ColumnElement[Any],
+    properties: list[Property],
+    filters: list[Filter],
+    personal: set[str],
+) -> Collection:
     """Buildings and emergency units: points in grids, read within the caller's scope."""
     table = model.__tablename__
     return Collection(
@@ -247,8 +277,7 @@ def org_collection(model: Any, collection_id: str, title: str, description: str,
             Property("district", model.district_code),
             Property("updated_at", model.updated_at, "date-time"),
         ),
-        filters=(Filter("area", _in_grid_tree(model), "In this area's subtree", pattern=AREA_CODE),
-                 *filters),
+        filters=(Filter("area", _in_grid_tree(model), "In this area's subtree", pattern=AREA_CODE), *filters),
         temporal=_created_within(model.created_at),
         temporal_description="Created at this instant or within this interval",
         time_extent=(func.min(model.created_at), func.max(model.created_at)),
@@ -261,16 +290,20 @@ def org_collection(model: Any, collection_id: str, title: str, description: str,
 
 def buildings_collection() -> Collection:
     return org_collection(
-        Building, "buildings", "Buildings (楼栋)",
-        "Buildings with their households and rental housing (出租屋), at the point used to find "
-        "their grid.",
+        Building,
+        "buildings",
+        "Buildings (楼栋)",
+        "Buildings with their households and rental housing (出租屋), at the point used to find their grid.",
         Building.location,
-        [Property("name", Building.name, in_tiles=True), Property("address", Building.address),
-         Property("floors", Building.floors, "integer"),
-         Property("households", Building.households, "integer", in_tiles=True),
-         Property("rental_units", Building.rental_units, "integer", in_tiles=True),
-         Property("safe_rental_units", Building.safe_rental_units, "integer"),
-         Property("access_control", Building.access_control, "boolean")],
+        [
+            Property("name", Building.name, in_tiles=True),
+            Property("address", Building.address),
+            Property("floors", Building.floors, "integer"),
+            Property("households", Building.households, "integer", in_tiles=True),
+            Property("rental_units", Building.rental_units, "integer", in_tiles=True),
+            Property("safe_rental_units", Building.safe_rental_units, "integer"),
+            Property("access_control", Building.access_control, "boolean"),
+        ],
         [],
         {"head_name", "head_phone"},
     )
@@ -278,17 +311,26 @@ def buildings_collection() -> Collection:
 
 def emergency_units_collection() -> Collection:
     return org_collection(
-        EmergencyUnit, "emergency_units", "Emergency units (最小应急单元)",
+        EmergencyUnit,
+        "emergency_units",
+        "Emergency units (最小应急单元)",
         "Minimum emergency units at shops, hotels, markets and schools.",
         func.geometry(EmergencyUnit.location),
-        [Property("name", EmergencyUnit.name, in_tiles=True),
-         Property("kind", EmergencyUnit.kind, in_tiles=True),
-         Property("members", EmergencyUnit.members, "integer"),
-         Property("active", EmergencyUnit.active, "boolean", in_tiles=True)],
-        [Filter("kind", lambda value: EmergencyUnit.kind == value, "Unit kind",
-                enum=UNIT_KINDS),
-         Filter("active", lambda value: EmergencyUnit.active == (value == "true"),
-                "Only active (true) or inactive (false) units", enum=("true", "false"))],
+        [
+            Property("name", EmergencyUnit.name, in_tiles=True),
+            Property("kind", EmergencyUnit.kind, in_tiles=True),
+            Property("members", EmergencyUnit.members, "integer"),
+            Property("active", EmergencyUnit.active, "boolean", in_tiles=True),
+        ],
+        [
+            Filter("kind", lambda value: EmergencyUnit.kind == value, "Unit kind", enum=UNIT_KINDS),
+            Filter(
+                "active",
+                lambda value: EmergencyUnit.active == (value == "true"),
+                "Only active (true) or inactive (false) units",
+                enum=("true", "false"),
+            ),
+        ],
         {"leader_name", "leader_phone"},
     )
 
@@ -343,8 +385,7 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
             Property("name", Area.name, in_tiles=True),
             Property("due", due, "integer", "应结案数", in_tiles=True),
             Property("closed", closed, "integer", "结案数"),
-            Property("closed_on_time", func.coalesce(figures.c.closed_on_time, 0), "integer",
-                     "按期结案数"),
+            Property("closed_on_time", func.coalesce(figures.c.closed_on_time, 0), "integer", "按期结案数"),
             Property("closure_rate", rate, "number", "结案率: closed / due", in_tiles=True),
             Property("meets_benchmark", rate >= 0.98, "boolean", "At least 98% closed"),
         ),

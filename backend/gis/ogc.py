@@ -86,16 +86,16 @@ def href(path: str, query: list[tuple[str, str]] | None = None) -> str:
     return root() + path + ("?" + urlencode(pairs) if pairs else "")
 
 
-def link(rel: str, path: str, media_type: str, title: str,
-         query: list[tuple[str, str]] | None = None) -> dict[str, str]:
+def link(
+    rel: str, path: str, media_type: str, title: str, query: list[tuple[str, str]] | None = None
+) -> dict[str, str]:
     return {"href": href(path, query), "rel": rel, "type": media_type, "title": title}
 
 
-def _json(body: Any, media_type: str = JSON, status: int = 200,
-          headers: dict[str, str] | None = None) -> flask.Response:
-    response = flask.current_app.response_class(
-        flask.json.dumps(body), status=status, mimetype=media_type
-    )
+def _json(
+    body: Any, media_type: str = JSON, status: int = 200, headers: dict[str, str] | None = None
+) -> flask.Response:
+    response = flask.current_app.response_class(flask.json.dumps(body), status=status, mimetype=media_type)
     response.headers.update(headers or {})
     return response
 
@@ -112,21 +112,28 @@ class Landing(MethodView):
     def get(self) -> flask.Response:
         """The landing page: links to the API definition, conformance and the collections."""
         _check(PLAIN_PARAMETERS)
-        return _json({
-            "title": "Wangge (网格) OGC API - Features",
-            "description": "Areas (districts, towns, villages, grids) and events of grid-based "
-            "community governance, for GIS clients.",
-            "links": [
-                link("self", "", JSON, "This document"),
-                link("service-desc", "/api", OPENAPI_JSON, "The API definition (OpenAPI 3.0)"),
-                link("conformance", "/conformance", JSON, "Conformance classes"),
-                link("http://www.opengis.net/def/rel/ogc/1.0/conformance", "/conformance", JSON,
-                     "Conformance classes"),
-                link("data", "/collections", JSON, "The collections"),
-                link("http://www.opengis.net/def/rel/ogc/1.0/data", "/collections", JSON,
-                     "The collections"),
-            ],
-        })
+        return _json(
+            {
+                "title": "Wangge (网格) OGC API - Features",
+                "description": "Areas (districts, towns, villages, grids) and events of grid-based "
+                "community governance, for GIS clients.",
+                "links": [
+                    link("self", "", JSON, "This document"),
+                    link("service-desc", "/api", OPENAPI_JSON, "The API definition (OpenAPI 3.0)"),
+                    link("conformance", "/conformance", JSON, "Conformance classes"),
+                    link(
+                        "http://www.opengis.net/def/rel/ogc/1.0/conformance",
+                        "/conformance",
+                        JSON,
+                        "Conformance classes",
+                    ),
+                    link("data", "/collections", JSON, "The collections"),
+                    link(
+                        "http://www.opengis.net/def/rel/ogc/1.0/data", "/collections", JSON, "The collections"
+                    ),
+                ],
+            }
+        )
 
 
 @route("/conformance")
@@ -179,10 +186,12 @@ class Collections(MethodView):
         _check(PLAIN_PARAMETERS)
         actor = access.caller(anonymous_ok=True)
         shown = [c for c in registry.collections() if actor is not None or c.anonymous]
-        return _json({
-            "links": [link("self", "/collections", JSON, "The collections")],
-            "collections": [collection_document(c, actor) for c in shown],
-        })
+        return _json(
+            {
+                "links": [link("self", "/collections", JSON, "The collections")],
+                "collections": [collection_document(c, actor) for c in shown],
+            }
+        )
 
 
 @route("/collections/<string:collection_id>")
@@ -202,10 +211,12 @@ def _items_query(collection: Collection) -> params.ItemsQuery:
         raise InvalidParameter(error.name, str(error)) from error
 
 
-def _page_link(rel: str, title: str, collection: Collection, key: str,
-               value: str) -> dict[str, str]:
-    query = [(name, v) for name, v in flask.request.args.items(multi=True)
-             if name not in ("after", "before", access.QUERY_KEY)]
+def _page_link(rel: str, title: str, collection: Collection, key: str, value: str) -> dict[str, str]:
+    query = [
+        (name, v)
+        for name, v in flask.request.args.items(multi=True)
+        if name not in ("after", "before", access.QUERY_KEY)
+    ]
     return link(rel, f"/collections/{collection.id}/items", GEOJSON, title, [*query, (key, value)])
 
 
@@ -218,11 +229,18 @@ class Items(MethodView):
         query = _items_query(collection)
         session = get_session()
         lat_lon = query.crs in params.LAT_LON
-        page = service.page(session, collection, query.selection, actor, limit=query.limit,
-                            after=query.after, before=query.before, lat_lon=lat_lon)
+        page = service.page(
+            session,
+            collection,
+            query.selection,
+            actor,
+            limit=query.limit,
+            after=query.after,
+            before=query.before,
+            lat_lon=lat_lon,
+        )
         matched = service.count(session, collection, query.selection, actor)
-        self_query = [(n, v) for n, v in flask.request.args.items(multi=True)
-                      if n != access.QUERY_KEY]
+        self_query = [(n, v) for n, v in flask.request.args.items(multi=True) if n != access.QUERY_KEY]
         links = [
             link("self", f"/collections/{collection.id}/items", GEOJSON, "This page", self_query),
             link("collection", f"/collections/{collection.id}", JSON, "The collection"),
@@ -259,16 +277,12 @@ class Item(MethodView):
         key = params.parse_feature_id(collection, feature_id)
         text = None
         if key is not None:
-            text = service.feature(get_session(), collection, key, actor,
-                                   lat_lon=crs in params.LAT_LON)
+            text = service.feature(get_session(), collection, key, actor, lat_lon=crs in params.LAT_LON)
         if text is None:
             raise NotFound(f"No feature {feature_id} in {collection.id}.")
         links = [
-            link("self", f"/collections/{collection.id}/items/{feature_id}", GEOJSON,
-                 "This feature"),
+            link("self", f"/collections/{collection.id}/items/{feature_id}", GEOJSON, "This feature"),
             link("collection", f"/collections/{collection.id}", JSON, "The collection"),
         ]
         text = text[:-1] + ',"links":' + flask.json.dumps(links) + "}"
-        return flask.current_app.response_class(
-            text, mimetype=GEOJSON, headers={"Content-Crs": f"<{crs}>"}
-        )
+        return flask.current_app.response_class(text, mimetype=GEOJSON, headers={"Content-Crs": f"<{crs}>"})

@@ -21,8 +21,9 @@ JSON_TYPE = {
 }
 
 
-def _json(schema: dict[str, Any], media_type: str = "application/json",
-          description: str = "OK") -> dict[str, Any]:
+def _json(
+    schema: dict[str, Any], media_type: str = "application/json", description: str = "OK"
+) -> dict[str, Any]:
     return {"description": description, "content": {media_type: {"schema": schema}}}
 
 
@@ -58,14 +59,22 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
     feature = f"#/components/schemas/{name}Feature"
     filters = [
         {
-            "name": f.name, "in": "query", "required": False, "description": f.description,
-            "schema": {"type": "string", **({"enum": list(f.enum)} if f.enum else {}),
-                       **({"pattern": f"^({f.pattern})$"} if f.pattern else {})},
+            "name": f.name,
+            "in": "query",
+            "required": False,
+            "description": f.description,
+            "schema": {
+                "type": "string",
+                **({"enum": list(f.enum)} if f.enum else {}),
+                **({"pattern": f"^({f.pattern})$"} if f.pattern else {}),
+            },
         }
         for f in collection.filters
     ]
     feature_id = {
-        "name": "featureId", "in": "path", "required": True,
+        "name": "featureId",
+        "in": "path",
+        "required": True,
         "description": "The feature's id",
         "schema": {"type": "string", "pattern": f"^({collection.id_pattern})$"},
     }
@@ -74,48 +83,61 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
     return {
         f"/collections/{name}": {
             "get": {
-                "summary": f"Describe {collection.title}", "operationId": f"describe_{name}",
-                "tags": tag, "parameters": [{"$ref": "#/components/parameters/f"}],
-                "responses": {"200": _json({"$ref": "#/components/schemas/Collection"}),
-                              **errors},
+                "summary": f"Describe {collection.title}",
+                "operationId": f"describe_{name}",
+                "tags": tag,
+                "parameters": [{"$ref": "#/components/parameters/f"}],
+                "responses": {"200": _json({"$ref": "#/components/schemas/Collection"}), **errors},
             }
         },
         f"/collections/{name}/items": {
             "get": {
-                "summary": f"Features of {collection.title}", "operationId": f"items_{name}",
-                "description": collection.description, "tags": tag,
+                "summary": f"Features of {collection.title}",
+                "operationId": f"items_{name}",
+                "description": collection.description,
+                "tags": tag,
                 "parameters": [
-                    *({"$ref": f"#/components/parameters/{p}"}
-                      for p in ("limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before",
-                                "f")),
+                    *(
+                        {"$ref": f"#/components/parameters/{p}"}
+                        for p in ("limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before", "f")
+                    ),
                     *filters,
                 ],
                 "responses": {
-                    "200": _json({
-                        "type": "object",
-                        "required": ["type", "features"],
-                        "properties": {
-                            "type": {"type": "string", "enum": ["FeatureCollection"]},
-                            "features": {"type": "array", "items": {"$ref": feature}},
-                            "links": {"type": "array",
-                                      "items": {"$ref": "#/components/schemas/Link"}},
-                            "timeStamp": {"type": "string", "format": "date-time"},
-                            "numberMatched": {"type": "integer", "minimum": 0},
-                            "numberReturned": {"type": "integer", "minimum": 0},
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["type", "features"],
+                            "properties": {
+                                "type": {"type": "string", "enum": ["FeatureCollection"]},
+                                "features": {"type": "array", "items": {"$ref": feature}},
+                                "links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}},
+                                "timeStamp": {"type": "string", "format": "date-time"},
+                                "numberMatched": {"type": "integer", "minimum": 0},
+                                "numberReturned": {"type": "integer", "minimum": 0},
+                            },
                         },
-                    }, "application/geo+json", "The features"),
+                        "application/geo+json",
+                        "The features",
+                    ),
                     **errors,
                 },
             }
         },
         f"/collections/{name}/items/{{featureId}}": {
             "get": {
-                "summary": f"One feature of {collection.title}", "operationId": f"item_{name}",
+                "summary": f"One feature of {collection.title}",
+                "operationId": f"item_{name}",
                 "tags": tag,
-                "parameters": [feature_id, {"$ref": "#/components/parameters/crs"},
-                               {"$ref": "#/components/parameters/f"}],
-                "responses": {"200": _json({"$ref": feature}, "application/geo+json",
-                                           "The feature"), **errors},
+                "parameters": [
+                    feature_id,
+                    {"$ref": "#/components/parameters/crs"},
+                    {"$ref": "#/components/parameters/f"},
+                ],
+                "responses": {
+                    "200": _json({"$ref": feature}, "application/geo+json", "The feature"),
+                    **errors,
+                },
             }
         },
     }
@@ -123,79 +145,125 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
 
 PARAMETERS: dict[str, Any] = {
     "limit": {
-        "name": "limit", "in": "query", "required": False, "style": "form", "explode": False,
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": False,
         "description": f"Features per page; above {params.MAX_LIMIT} the maximum is used",
-        "schema": {"type": "integer", "minimum": 1, "maximum": params.MAX_LIMIT,
-                   "default": params.DEFAULT_LIMIT},
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": params.MAX_LIMIT,
+            "default": params.DEFAULT_LIMIT,
+        },
     },
     "bbox": {
-        "name": "bbox", "in": "query", "required": False, "style": "form", "explode": False,
+        "name": "bbox",
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": False,
         "description": "Features intersecting this box: min x, min y, max x, max y in the "
         "axis order of bbox-crs (CRS84: longitude first)",
         "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
     },
     "bbox-crs": {
-        "name": "bbox-crs", "in": "query", "required": False,
-        "schema": {"type": "string", "format": "uri", "enum": list(params.SUPPORTED_CRS),
-                   "default": params.CRS84},
+        "name": "bbox-crs",
+        "in": "query",
+        "required": False,
+        "schema": {
+            "type": "string",
+            "format": "uri",
+            "enum": list(params.SUPPORTED_CRS),
+            "default": params.CRS84,
+        },
     },
     "crs": {
-        "name": "crs", "in": "query", "required": False,
+        "name": "crs",
+        "in": "query",
+        "required": False,
         "description": "The CRS of the returned coordinates; EPSG:4490 (CGCS2000) and "
         "EPSG:4326 put latitude first",
-        "schema": {"type": "string", "format": "uri", "enum": list(params.SUPPORTED_CRS),
-                   "default": params.CRS84},
+        "schema": {
+            "type": "string",
+            "format": "uri",
+            "enum": list(params.SUPPORTED_CRS),
+            "default": params.CRS84,
+        },
     },
     "datetime": {
-        "name": "datetime", "in": "query", "required": False, "style": "form",
+        "name": "datetime",
+        "in": "query",
+        "required": False,
+        "style": "form",
         "explode": False,
         "description": "An RFC 3339 date-time or an interval (start/end, `..` for open); "
         "see each collection for what it selects",
         "schema": {"type": "string"},
     },
     "after": {
-        "name": "after", "in": "query", "required": False,
+        "name": "after",
+        "in": "query",
+        "required": False,
         "description": "Features after this id (the next link sets it)",
         "schema": {"type": "string"},
     },
     "before": {
-        "name": "before", "in": "query", "required": False,
+        "name": "before",
+        "in": "query",
+        "required": False,
         "description": "Features before this id (the prev link sets it)",
         "schema": {"type": "string"},
     },
     "f": {
-        "name": "f", "in": "query", "required": False,
+        "name": "f",
+        "in": "query",
+        "required": False,
         "schema": {"type": "string", "enum": list(params.FORMATS)},
     },
 }
 
 SCHEMAS: dict[str, Any] = {
     "Link": {
-        "type": "object", "required": ["href", "rel"],
+        "type": "object",
+        "required": ["href", "rel"],
         "properties": {k: {"type": "string"} for k in ("href", "rel", "type", "title")},
     },
     "Geometry": {
-        "type": "object", "nullable": True, "required": ["type", "coordinates"],
+        "type": "object",
+        "nullable": True,
+        "required": ["type", "coordinates"],
         "properties": {
-            "type": {"type": "string", "enum": ["Point", "MultiPoint", "LineString",
-                                                "MultiLineString", "Polygon", "MultiPolygon"]},
+            "type": {
+                "type": "string",
+                "enum": ["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"],
+            },
             "coordinates": {"type": "array", "items": {}},
         },
     },
     "LandingPage": {
-        "type": "object", "required": ["links"],
-        "properties": {"title": {"type": "string"}, "description": {"type": "string"},
-                       "links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}}},
+        "type": "object",
+        "required": ["links"],
+        "properties": {
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}},
+        },
     },
     "Conformance": {
-        "type": "object", "required": ["conformsTo"],
+        "type": "object",
+        "required": ["conformsTo"],
         "properties": {"conformsTo": {"type": "array", "items": {"type": "string"}}},
     },
     "Collection": {
-        "type": "object", "required": ["id", "links"],
+        "type": "object",
+        "required": ["id", "links"],
         "properties": {
-            "id": {"type": "string"}, "title": {"type": "string"},
-            "description": {"type": "string"}, "itemType": {"type": "string"},
+            "id": {"type": "string"},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "itemType": {"type": "string"},
             "links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}},
             "extent": {"type": "object"},
             "crs": {"type": "array", "items": {"type": "string"}},
@@ -203,20 +271,23 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Collections": {
-        "type": "object", "required": ["links", "collections"],
+        "type": "object",
+        "required": ["links", "collections"],
         "properties": {
             "links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}},
-            "collections": {"type": "array",
-                            "items": {"$ref": "#/components/schemas/Collection"}},
+            "collections": {"type": "array", "items": {"$ref": "#/components/schemas/Collection"}},
         },
     },
     "Problem": {
         "type": "object",
         "description": "RFC 9457 problem details; `code` and `description` as OGC exceptions",
         "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"},
-            "status": {"type": "integer"}, "detail": {"type": "string"},
-            "code": {"type": "string"}, "description": {"type": "string"},
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "code": {"type": "string"},
+            "description": {"type": "string"},
         },
     },
 }
@@ -228,26 +299,52 @@ def document(server_url: str) -> dict[str, Any]:
     public: list[dict[str, Any]] = []
     plain = [{"$ref": "#/components/parameters/f"}]
     paths: dict[str, Any] = {
-        "/": {"get": {"summary": "Landing page", "operationId": "landing", "tags": ["server"],
-                      "security": public, "parameters": plain,
-                      "responses": {"200": _json({"$ref": "#/components/schemas/LandingPage"}),
-                                    "400": PROBLEM}}},
-        "/conformance": {"get": {
-            "summary": "Conformance classes", "operationId": "conformance", "tags": ["server"],
-            "security": public, "parameters": plain,
-            "responses": {"200": _json({"$ref": "#/components/schemas/Conformance"}),
-                          "400": PROBLEM}}},
-        "/api": {"get": {
-            "summary": "This API definition", "operationId": "api", "tags": ["server"],
-            "security": public, "parameters": plain,
-            "responses": {"200": _json({"type": "object"},
-                                       "application/vnd.oai.openapi+json;version=3.0"),
-                          "400": PROBLEM}}},
-        "/collections": {"get": {
-            "summary": "The collections", "operationId": "collections", "tags": ["server"],
-            "parameters": plain,
-            "responses": {"200": _json({"$ref": "#/components/schemas/Collections"}),
-                          "400": PROBLEM, "401": PROBLEM}}},
+        "/": {
+            "get": {
+                "summary": "Landing page",
+                "operationId": "landing",
+                "tags": ["server"],
+                "security": public,
+                "parameters": plain,
+                "responses": {"200": _json({"$ref": "#/components/schemas/LandingPage"}), "400": PROBLEM},
+            }
+        },
+        "/conformance": {
+            "get": {
+                "summary": "Conformance classes",
+                "operationId": "conformance",
+                "tags": ["server"],
+                "security": public,
+                "parameters": plain,
+                "responses": {"200": _json({"$ref": "#/components/schemas/Conformance"}), "400": PROBLEM},
+            }
+        },
+        "/api": {
+            "get": {
+                "summary": "This API definition",
+                "operationId": "api",
+                "tags": ["server"],
+                "security": public,
+                "parameters": plain,
+                "responses": {
+                    "200": _json({"type": "object"}, "application/vnd.oai.openapi+json;version=3.0"),
+                    "400": PROBLEM,
+                },
+            }
+        },
+        "/collections": {
+            "get": {
+                "summary": "The collections",
+                "operationId": "collections",
+                "tags": ["server"],
+                "parameters": plain,
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Collections"}),
+                    "400": PROBLEM,
+                    "401": PROBLEM,
+                },
+            }
+        },
     }
     schemas = dict(SCHEMAS)
     for collection in collections:
@@ -263,14 +360,16 @@ def document(server_url: str) -> dict[str, Any]:
         },
         "servers": [{"url": server_url}],
         "security": [{"apiKeyHeader": []}, {"apiKeyQuery": []}, {"bearerAuth": []}],
-        "tags": [{"name": "server"}, *({"name": c.id, "description": c.title}
-                                      for c in collections)],
+        "tags": [{"name": "server"}, *({"name": c.id, "description": c.title} for c in collections)],
         "paths": paths,
         "components": {
             "parameters": PARAMETERS,
             "schemas": schemas,
-            "responses": {"Problem": _json({"$ref": "#/components/schemas/Problem"},
-                                           "application/problem+json", "An error")},
+            "responses": {
+                "Problem": _json(
+                    {"$ref": "#/components/schemas/Problem"}, "application/problem+json", "An error"
+                )
+            },
             "securitySchemes": {
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "api_key"},

@@ -40,9 +40,12 @@ class Selection:
     def key(self) -> str:
         """A canonical text of the selection, for cache validators."""
         interval = (
-            [self.interval.start and self.interval.start.isoformat(),
-             self.interval.end and self.interval.end.isoformat()]
-            if self.interval else None
+            [
+                self.interval.start and self.interval.start.isoformat(),
+                self.interval.end and self.interval.end.isoformat(),
+            ]
+            if self.interval
+            else None
         )
         return repr((self.bbox, interval, sorted(self.filters.items())))
 
@@ -128,8 +131,9 @@ def single_values(args: Mapping[str, Iterable[str]], allowed: Iterable[str]) -> 
     out: dict[str, str] = {}
     for name, values in args.items():
         if name not in known:
-            raise ParameterError(name, f"Unknown parameter {name!r}; this resource takes "
-                                       f"{', '.join(sorted(known))}.")
+            raise ParameterError(
+                name, f"Unknown parameter {name!r}; this resource takes {', '.join(sorted(known))}."
+            )
         distinct = set(values)
         if len(distinct) != 1:
             raise ParameterError(name, f"Parameter {name!r} is given more than once.")
@@ -146,8 +150,7 @@ class ItemsQuery:
     before: str | uuid.UUID | None
 
 
-ITEMS_PARAMETERS = ("limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before", "f",
-                    "api_key")
+ITEMS_PARAMETERS = ("limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before", "f", "api_key")
 FORMATS = ("json", "geojson")
 
 
@@ -189,5 +192,8 @@ def items_query(collection: Collection, args: Mapping[str, Iterable[str]]) -> It
             filters[definition.name] = values[definition.name]
     return ItemsQuery(
         selection=Selection(bbox=bbox, interval=interval, filters=filters),
-        limit=limit, crs=crs, after=keys.get("after"), before=keys.get("before"),
+        limit=limit,
+        crs=crs,
+        after=keys.get("after"),
+        before=keys.get("before"),
     )

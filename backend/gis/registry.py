@@ -119,9 +119,7 @@ _COLLECTIONS: dict[str, Collection] = {}
 def columns_read_by(expr: ColumnElement[Any]) -> set[str]:
     """Names of the table columns an expression reads."""
     clause = expr.__clause_element__() if hasattr(expr, "__clause_element__") else expr
-    return {
-        element.name for element in visitors.iterate(clause) if isinstance(element, Column)
-    }
+    return {element.name for element in visitors.iterate(clause) if isinstance(element, Column)}
 
 
 def register(collection: Collection) -> Collection:

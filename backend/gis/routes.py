@@ -26,8 +26,12 @@ MAX_ZOOM = 22
 FORMAT_VERSION = "1"
 VARY = "Authorization, X-API-Key"
 
-blp = Blueprint("exports", __name__, url_prefix="/api/v1",
-                description="Whole layers as GeoJSON files, for GIS clients and web maps")
+blp = Blueprint(
+    "exports",
+    __name__,
+    url_prefix="/api/v1",
+    description="Whole layers as GeoJSON files, for GIS clients and web maps",
+)
 
 
 def _layer(layer: str) -> Collection:
@@ -44,8 +48,11 @@ def _selection(collection: Collection, args: dict[str, Any]) -> Selection:
         if name in ("bbox", "datetime", "crs"):
             continue
         definition = collection.filter(name)
-        problem = (f"The {collection.id} layer has no filter {name}." if definition is None
-                   else definition.check(value))
+        problem = (
+            f"The {collection.id} layer has no filter {name}."
+            if definition is None
+            else definition.check(value)
+        )
         if problem:
             errors.append(field_error(name, problem, location="query"))
         else:
@@ -70,18 +77,32 @@ def _feature_collection(name: str, batches: Iterator[list[str]]) -> Iterator[str
 
 @blp.route(
     "/exports/<string:layer>.geojson",
-    parameters=[{"in": "path", "name": "layer", "required": True,
-                 "schema": {"type": "string",
-                            "enum": [c.id for c in registry.collections()]}}],
+    parameters=[
+        {
+            "in": "path",
+            "name": "layer",
+            "required": True,
+            "schema": {"type": "string", "enum": [c.id for c in registry.collections()]},
+        }
+    ],
 )
 class Export(MethodView):
     @blp.arguments(schemas.ExportArgsSchema, location="query")
-    @blp.response(200, schemas.ExportSchema, content_type=GEOJSON, headers={
-        "ETag": {"description": "Changes whenever the layer's selected rows change",
-                 "schema": {"type": "string"}},
-        "Last-Modified": {"description": "The latest change of a selected row's time columns",
-                          "schema": {"type": "string"}},
-    })
+    @blp.response(
+        200,
+        schemas.ExportSchema,
+        content_type=GEOJSON,
+        headers={
+            "ETag": {
+                "description": "Changes whenever the layer's selected rows change",
+                "schema": {"type": "string"},
+            },
+            "Last-Modified": {
+                "description": "The latest change of a selected row's time columns",
+                "schema": {"type": "string"},
+            },
+        },
+    )
     @blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
     def get(self, args: dict[str, Any], layer: str) -> flask.Response:
         """Download a whole layer as one RFC 7946 GeoJSON file, streamed"""
@@ -90,8 +111,9 @@ class Export(MethodView):
         actor = current_actor()
         crs = args["crs"]
         session = get_session()
-        version = service.version(session, collection, selection, actor,
-                                  salt=[crs, FORMAT_VERSION, *access.scope_key(actor)])
+        version = service.version(
+            session, collection, selection, actor, salt=[crs, FORMAT_VERSION, *access.scope_key(actor)]
+        )
         headers = {"ETag": version.etag, "Cache-Control": "private, no-cache", "Vary": VARY}
         if version.last_modified is not None:
             headers["Last-Modified"] = http_date(version.last_modified)
@@ -109,7 +131,8 @@ class Export(MethodView):
         headers["Content-Disposition"] = f'attachment; filename="{collection.id}.geojson"'
         response = flask.current_app.response_class(
             flask.stream_with_context(_feature_collection(collection.id, _prepend(first, batches))),
-            mimetype=GEOJSON, headers=headers,
+            mimetype=GEOJSON,
+            headers=headers,
         )
         response.call_on_close(session.close)
         return response

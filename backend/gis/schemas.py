@@ -36,8 +36,7 @@ def _filter_fields() -> dict[str, ma.fields.Field]:
     return {
         name: ma.fields.String(
             validate=ma.validate.Length(max=200),
-            metadata={"description": "; ".join(f"{', '.join(ids)}: {text}"
-                                               for text, ids in texts.items())},
+            metadata={"description": "; ".join(f"{', '.join(ids)}: {text}" for text, ids in texts.items())},
         )
         for name, texts in described.items()
     }
@@ -45,15 +44,28 @@ def _filter_fields() -> dict[str, ma.fields.Field]:
 
 ExportArgsSchema = ma.Schema.from_dict(
     {
-        "bbox": _Parsed(params.parse_bbox, metadata={
-            "description": "min_lon,min_lat,max_lon,max_lat (WGS84): features intersecting it",
-            "example": "113.5,23.5,113.7,23.7"}),
-        "datetime": _Parsed(params.parse_datetime, metadata={
-            "description": "RFC 3339 date-time or interval start/end (`..` for open): boundary "
-            "versions in force then (areas), or received then (events)"}),
-        "crs": ma.fields.String(load_default="wgs84", validate=ma.validate.OneOf(EXPORT_CRS),
-                                metadata={"description": "wgs84 (RFC 7946, default), cgcs2000 "
-                                          "(the same numbers) or gcj02 for Chinese web maps"}),
+        "bbox": _Parsed(
+            params.parse_bbox,
+            metadata={
+                "description": "min_lon,min_lat,max_lon,max_lat (WGS84): features intersecting it",
+                "example": "113.5,23.5,113.7,23.7",
+            },
+        ),
+        "datetime": _Parsed(
+            params.parse_datetime,
+            metadata={
+                "description": "RFC 3339 date-time or interval start/end (`..` for open): boundary "
+                "versions in force then (areas), or received then (events)"
+            },
+        ),
+        "crs": ma.fields.String(
+            load_default="wgs84",
+            validate=ma.validate.OneOf(EXPORT_CRS),
+            metadata={
+                "description": "wgs84 (RFC 7946, default), cgcs2000 "
+                "(the same numbers) or gcj02 for Chinese web maps"
+            },
+        ),
         **_filter_fields(),
     },
     name="ExportArgs",

@@ -89,25 +89,23 @@ def _id_json(collection: Collection) -> ColumnElement[str]:
 
 def feature_text(collection: Collection, lat_lon: bool = False) -> ColumnElement[str]:
     """One feature as GeoJSON text, built by the database."""
-    geometry = func.coalesce(
-        func.ST_AsGeoJSON(_geometry(collection, lat_lon), PRECISION, 0), _text("null")
-    )
+    geometry = func.coalesce(func.ST_AsGeoJSON(_geometry(collection, lat_lon), PRECISION, 0), _text("null"))
     return func.concat(
-        _text('{"type":"Feature","id":'), _id_json(collection),
-        _text(',"geometry":'), geometry,
-        _text(',"properties":'), _properties(collection), _text("}"),
+        _text('{"type":"Feature","id":'),
+        _id_json(collection),
+        _text(',"geometry":'),
+        geometry,
+        _text(',"properties":'),
+        _properties(collection),
+        _text("}"),
     )
 
 
-def _query(collection: Collection, selection: Selection, actor: Actor | None,
-           *columns: Any) -> Select[Any]:
-    return select(*columns).select_from(collection.source).where(
-        *conditions(collection, selection, actor)
-    )
+def _query(collection: Collection, selection: Selection, actor: Actor | None, *columns: Any) -> Select[Any]:
+    return select(*columns).select_from(collection.source).where(*conditions(collection, selection, actor))
 
 
-def count(session: Session, collection: Collection, selection: Selection,
-          actor: Actor | None) -> int:
+def count(session: Session, collection: Collection, selection: Selection, actor: Actor | None) -> int:
     collection = collection.at(selection.interval)
     return session.scalar(_query(collection, selection, actor, func.count())) or 0
 
@@ -135,8 +133,13 @@ def page(
     """One page in id order, by keyset: rows after `after` (or just before `before`)."""
     collection = collection.at(selection.interval)
     key = collection.id_column
-    query = _query(collection, selection, actor, cast(key, Text).label("id"),
-                   feature_text(collection, lat_lon).label("feature"))
+    query = _query(
+        collection,
+        selection,
+        actor,
+        cast(key, Text).label("id"),
+        feature_text(collection, lat_lon).label("feature"),
+    )
     if before is not None:
         query = query.where(key < before).order_by(key.desc())
     else:
@@ -153,8 +156,9 @@ def page(
     first, last = rows[0].id, rows[-1].id
 
     def any_beyond(condition: ColumnElement[bool]) -> bool:
-        return bool(session.scalar(select(exists(_query(collection, selection, actor, key)
-                                                 .where(condition)))))
+        return bool(
+            session.scalar(select(exists(_query(collection, selection, actor, key).where(condition))))
+        )
 
     if before is not None:
         has_previous, has_next = more, any_beyond(key > _typed(collection, last))
@@ -168,16 +172,18 @@ def _typed(collection: Collection, value: str) -> Any:
     return uuid.UUID(value) if collection.id_type == "uuid" else value
 
 
-def feature(session: Session, collection: Collection, feature_id: Any, actor: Actor | None,
-            *, lat_lon: bool = False) -> str | None:
+def feature(
+    session: Session, collection: Collection, feature_id: Any, actor: Actor | None, *, lat_lon: bool = False
+) -> str | None:
     """One feature by id (current version for areas), or None when absent or not visible."""
     collection = collection.at(None)
     query = _query(collection, Selection(), actor, feature_text(collection, lat_lon))
     return session.scalar(query.where(collection.id_column == feature_id))
 
 
-def stream(session: Session, collection: Collection, selection: Selection,
-           actor: Actor | None, *, batch: int = BATCH) -> Iterator[list[str]]:
+def stream(
+    session: Session, collection: Collection, selection: Selection, actor: Actor | None, *, batch: int = BATCH
+) -> Iterator[list[str]]:
     """Every selected feature as GeoJSON text, in id order, a batch at a time."""
     collection = collection.at(selection.interval)
     query = _query(collection, selection, actor, feature_text(collection))
@@ -187,25 +193,43 @@ def stream(session: Session, collection: Collection, selection: Selection,
         yield list(part)
 
 
-def stream_transformed(session: Session, collection: Collection, selection: Selection,
-                       actor: Actor | None, target_crs: str, *,
-                       batch: int = BATCH) -> Iterator[list[str]]:
+def stream_transformed(
+    session: Session,
+    collection: Collection,
+    selection: Selection,
+    actor: Actor | None,
+    target_crs: str,
+    *,
+    batch: int = BATCH,
+) -> Iterator[list[str]]:
     """Like stream, with geometries converted from WGS84 to `target_crs` (e.g. gcj02)."""
     collection = collection.at(selection.interval)
-    query = _query(collection, selection, actor, _id_json(collection).label("id"),
-                   func.ST_AsBinary(collection.geometry).label("wkb"),
-                   _properties(collection).label("properties"))
+    query = _query(
+        collection,
+        selection,
+        actor,
+        _id_json(collection).label("id"),
+        func.ST_AsBinary(collection.geometry).label("wkb"),
+        _properties(collection).label("properties"),
+    )
     query = query.order_by(collection.id_column).execution_options(yield_per=batch)
     result = session.connection().execute(query)
     for part in result.partitions():
         shapes = shapely.from_wkb([bytes(row.wkb) for row in part])
         out = []
         for row, shape in zip(part, shapes, strict=True):
-            geometry = geometry_to_geojson(transform_geometry(shape, "wgs84", target_crs),
-                                           precision=PRECISION)
-            out.append('{"type":"Feature","id":' + row.id + ',"geometry":'
-                       + json.dumps(geometry, separators=(",", ":"))
-                       + ',"properties":' + row.properties + "}")
+            geometry = geometry_to_geojson(
+                transform_geometry(shape, "wgs84", target_crs), precision=PRECISION
+            )
+            out.append(
+                '{"type":"Feature","id":'
+                + row.id
+                + ',"geometry":'
+                + json.dumps(geometry, separators=(",", ":"))
+                + ',"properties":'
+                + row.properties
+                + "}"
+            )
         yield out
 
 
@@ -217,8 +241,14 @@ class Version:
     last_modified: datetime | None
 
 
-def version(session: Session, collection: Collection, selection: Selection,
-            actor: Actor | None, *, salt: Sequence[object] = ()) -> Version:
+def version(
+    session: Session,
+    collection: Collection,
+    selection: Selection,
+    actor: Actor | None,
+    *,
+    salt: Sequence[object] = (),
+) -> Version:
     """Aggregates that move whenever a selected row (or what it shows) changes."""
     collection = collection.at(selection.interval)
     row = session.execute(
@@ -241,16 +271,23 @@ def extent(session: Session, collection: Collection, actor: Actor | None) -> Ext
     box = func.ST_Extent(collection.geometry)
     earliest, latest = collection.time_extent
     row = session.execute(
-        _query(collection, Selection(), actor, func.ST_XMin(box), func.ST_YMin(box),
-               func.ST_XMax(box), func.ST_YMax(box), earliest,
-               latest if latest is not None else literal(None))
+        _query(
+            collection,
+            Selection(),
+            actor,
+            func.ST_XMin(box),
+            func.ST_YMin(box),
+            func.ST_XMax(box),
+            func.ST_YMax(box),
+            earliest,
+            latest if latest is not None else literal(None),
+        )
     ).one()
     bbox = None if row[0] is None else (row[0], row[1], row[2], row[3])
     return Extent(bbox, row[4], row[5])
 
 
-def tile(session: Session, collection: Collection, z: int, x: int, y: int,
-         actor: Actor | None) -> bytes:
+def tile(session: Session, collection: Collection, z: int, x: int, y: int, actor: Actor | None) -> bytes:
     """A Mapbox vector tile of the collection's features in tile z/x/y (empty: b"")."""
     collection = collection.at(None)
     size = 2 * WEB_MERCATOR_HALF / (1 << z)
@@ -259,8 +296,9 @@ def tile(session: Session, collection: Collection, z: int, x: int, y: int,
     # Filter in 4326 on the GiST index; the box is widened by the tile's buffer.
     search = func.ST_Transform(func.ST_Expand(envelope, margin), 4326)
     columns = [
-        func.ST_AsMVTGeom(func.ST_Transform(collection.geometry, 3857), envelope, TILE_EXTENT,
-                          TILE_BUFFER, True).label("geom"),
+        func.ST_AsMVTGeom(
+            func.ST_Transform(collection.geometry, 3857), envelope, TILE_EXTENT, TILE_BUFFER, True
+        ).label("geom"),
         cast(collection.id_column, Text).label("id"),
     ]
     for prop in collection.properties:
@@ -276,7 +314,5 @@ def tile(session: Session, collection: Collection, z: int, x: int, y: int,
     # One tile is small work: a parallel worker costs more to start than it saves.
     session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     # ST_AsMVT leaves out rows whose clipped geometry is null.
-    data = session.scalar(
-        select(func.ST_AsMVT(rows.table_valued(), collection.id, TILE_EXTENT, "geom"))
-    )
+    data = session.scalar(select(func.ST_AsMVT(rows.table_valued(), collection.id, TILE_EXTENT, "geom")))
     return bytes(data or b"")

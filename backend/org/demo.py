@@ -39,10 +39,12 @@ class OrgScale:
     check_in_days: int
 
 
-CONGHUA = OrgScale(party_groups=2897, buildings_per_grid=(15, 31), safe_rental_units=21240,
-                   units=1129, check_in_days=90)
-GUANGZHOU = OrgScale(party_groups=0, buildings_per_grid=(0, 0), safe_rental_units=0, units=23000,
-                     check_in_days=90)
+CONGHUA = OrgScale(
+    party_groups=2897, buildings_per_grid=(15, 31), safe_rental_units=21240, units=1129, check_in_days=90
+)
+GUANGZHOU = OrgScale(
+    party_groups=0, buildings_per_grid=(0, 0), safe_rental_units=0, units=23000, check_in_days=90
+)
 SCALES = {"conghua": CONGHUA, "guangzhou": GUANGZHOU}
 
 UNIT_KINDS = (("shop", 0.55), ("hotel", 0.15), ("market", 0.15), ("school", 0.15))
@@ -96,9 +98,7 @@ def _next_ids(session: Session, table: str) -> int:
     return int(session.execute(text(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")).scalar_one())
 
 
-def _copy(
-    session: Session, table: str, columns: Sequence[str], rows: Iterator[Sequence[Any]]
-) -> int:
+def _copy(session: Session, table: str, columns: Sequence[str], rows: Iterator[Sequence[Any]]) -> int:
     """COPY rows into a table on the session's own connection (inside its transaction)."""
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     count = 0
@@ -110,10 +110,12 @@ def _copy(
 
 
 def _resync_identity(session: Session, table: str) -> None:
-    session.execute(text(
-        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-        f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
-    ))
+    session.execute(
+        text(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+        )
+    )
 
 
 def already_loaded(session: Session) -> bool:
@@ -135,7 +137,10 @@ def _local_midnight(day: date) -> datetime:
 
 
 def copy_units(
-    session: Session, grids: Sequence[_Grid], count: int, rng: random.Random,
+    session: Session,
+    grids: Sequence[_Grid],
+    count: int,
+    rng: random.Random,
     created_at: datetime,
 ) -> list[int]:
     """Place `count` active units at seeded points inside the grids; return their ids."""
@@ -153,21 +158,47 @@ def copy_units(
             for p in random_points(grid.polygon, n, gen):
                 kind = rng.choices(kinds, weights)[0]
                 name = f"{grid.village_name}{_place_name(kind, rng)}最小应急单元"
-                yield (unit_id, name[:100], kind, rng.choice((2, 3, 3)), _ewkt(p.x, p.y),
-                       "contains", _name(rng), _phone(rng), True, created_at, created_at,
-                       *_codes(grid.code))
+                yield (
+                    unit_id,
+                    name[:100],
+                    kind,
+                    rng.choice((2, 3, 3)),
+                    _ewkt(p.x, p.y),
+                    "contains",
+                    _name(rng),
+                    _phone(rng),
+                    True,
+                    created_at,
+                    created_at,
+                    *_codes(grid.code),
+                )
                 unit_id += 1
 
-    columns = ("id", "name", "kind", "members", "location", "assignment", "leader_name",
-               "leader_phone", "active", "created_at", "updated_at", "grid_code", "village_code",
-               "town_code", "district_code")
+    columns = (
+        "id",
+        "name",
+        "kind",
+        "members",
+        "location",
+        "assignment",
+        "leader_name",
+        "leader_phone",
+        "active",
+        "created_at",
+        "updated_at",
+        "grid_code",
+        "village_code",
+        "town_code",
+        "district_code",
+    )
     made = _copy(session, "emergency_units", columns, rows())
     _resync_identity(session, "emergency_units")
     return list(range(first, first + made))
 
 
-def _copy_check_ins(session: Session, unit_ids: Sequence[int], days: int, now: datetime,
-                    rng: random.Random) -> int:
+def _copy_check_ins(
+    session: Session, unit_ids: Sequence[int], days: int, now: datetime, rng: random.Random
+) -> int:
     """Check-ins over the last `days` local days up to today, none later than `now`."""
     rates = [r for r, _ in CHECK_IN_RATES]
     shares = [s for _, s in CHECK_IN_RATES]
@@ -185,12 +216,15 @@ def _copy_check_ins(session: Session, unit_ids: Sequence[int], days: int, now: d
                     if moment <= now:
                         yield unit_id, day, moment, members
 
-    return _copy(session, "check_ins", ("unit_id", "local_day", "checked_in_at", "members_on_duty"),
-                 rows())
+    return _copy(session, "check_ins", ("unit_id", "local_day", "checked_in_at", "members_on_duty"), rows())
 
 
 def load_org(
-    session: Session, scale: OrgScale = CONGHUA, *, seed: int = SEED, now: datetime | None = None,
+    session: Session,
+    scale: OrgScale = CONGHUA,
+    *,
+    seed: int = SEED,
+    now: datetime | None = None,
 ) -> dict[str, int] | None:
     """Generate branches, groups, buildings, units and check-ins over the current grids.
 
@@ -210,11 +244,32 @@ def load_org(
     first_branch = _next_ids(session, "party_branches")
     branch_ids = {grid.code: first_branch + i for i, grid in enumerate(grids)}
     counts["party_branches"] = _copy(
-        session, "party_branches",
-        ("id", "name", "secretary", "member_count", "created_at", "updated_at", "grid_code",
-         "village_code", "town_code", "district_code"),
-        ((branch_ids[g.code], f"{g.village_name}第{int(g.code[-3:])}网格党支部", _name(rng),
-          rng.randint(8, 45), created_at, created_at, *_codes(g.code)) for g in grids),
+        session,
+        "party_branches",
+        (
+            "id",
+            "name",
+            "secretary",
+            "member_count",
+            "created_at",
+            "updated_at",
+            "grid_code",
+            "village_code",
+            "town_code",
+            "district_code",
+        ),
+        (
+            (
+                branch_ids[g.code],
+                f"{g.village_name}第{int(g.code[-3:])}网格党支部",
+                _name(rng),
+                rng.randint(8, 45),
+                created_at,
+                created_at,
+                *_codes(g.code),
+            )
+            for g in grids
+        ),
     )
     _resync_identity(session, "party_branches")
 
@@ -232,14 +287,39 @@ def load_org(
                     building_groups[grid.code].append(next_group)
                 else:
                     name, cooperative = f"第{k}经济社党小组", f"{grid.village_name}第{k}经济合作社"
-                group_rows.append((next_group, branch_ids[grid.code], kind, name, _name(rng),
-                                   rng.randint(3, 15), cooperative, created_at, created_at,
-                                   *_codes(grid.code)))
+                group_rows.append(
+                    (
+                        next_group,
+                        branch_ids[grid.code],
+                        kind,
+                        name,
+                        _name(rng),
+                        rng.randint(3, 15),
+                        cooperative,
+                        created_at,
+                        created_at,
+                        *_codes(grid.code),
+                    )
+                )
                 next_group += 1
     counts["party_groups"] = _copy(
-        session, "party_groups",
-        ("id", "branch_id", "kind", "name", "leader", "member_count", "cooperative", "created_at",
-         "updated_at", "grid_code", "village_code", "town_code", "district_code"),
+        session,
+        "party_groups",
+        (
+            "id",
+            "branch_id",
+            "kind",
+            "name",
+            "leader",
+            "member_count",
+            "cooperative",
+            "created_at",
+            "updated_at",
+            "grid_code",
+            "village_code",
+            "town_code",
+            "district_code",
+        ),
         iter(group_rows),
     )
     _resync_identity(session, "party_groups")
@@ -254,8 +334,12 @@ def load_org(
 
 
 def _copy_buildings(
-    session: Session, grids: Sequence[_Grid], scale: OrgScale, rng: random.Random,
-    building_groups: dict[str, list[int]], created_at: datetime,
+    session: Session,
+    grids: Sequence[_Grid],
+    scale: OrgScale,
+    rng: random.Random,
+    building_groups: dict[str, list[int]],
+    created_at: datetime,
 ) -> dict[str, int]:
     low, high = scale.buildings_per_grid
     if high <= 0:
@@ -286,16 +370,49 @@ def _copy_buildings(
             access = rng.random() < (0.85 if rentals else 0.3)
             point = _ewkt(p.x, p.y)
             address = f"{grid.village_name}{number // 10 + 1}巷{number}号"
-            yield (f"{number}栋", address, point, point,
-                   "contains", floors, households, rentals, certified, access, _name(rng),
-                   _phone(rng), group, created_at, created_at, *_codes(grid.code))
+            yield (
+                f"{number}栋",
+                address,
+                point,
+                point,
+                "contains",
+                floors,
+                households,
+                rentals,
+                certified,
+                access,
+                _name(rng),
+                _phone(rng),
+                group,
+                created_at,
+                created_at,
+                *_codes(grid.code),
+            )
 
     made = _copy(
-        session, "buildings",
-        ("name", "address", "geom", "location", "assignment", "floors", "households",
-         "rental_units", "safe_rental_units", "access_control", "head_name", "head_phone",
-         "party_group_id", "created_at", "updated_at", "grid_code", "village_code", "town_code",
-         "district_code"),
+        session,
+        "buildings",
+        (
+            "name",
+            "address",
+            "geom",
+            "location",
+            "assignment",
+            "floors",
+            "households",
+            "rental_units",
+            "safe_rental_units",
+            "access_control",
+            "head_name",
+            "head_phone",
+            "party_group_id",
+            "created_at",
+            "updated_at",
+            "grid_code",
+            "village_code",
+            "town_code",
+            "district_code",
+        ),
         rows(),
     )
     return {"buildings": made, "safe_rental_units": int(safe.sum())}

@@ -30,6 +30,8 @@ from backend.db import Base
 GROUP_KINDS = ("building", "cooperative")
 UNIT_KINDS = ("shop", "hotel", "market", "school", "other")
 ALERT_KINDS = ("fire", "violence", "medical", "traffic", "disaster", "public_security", "other")
+
+
 def contact(name: str | None, phone: str | None) -> dict[str, str | None] | None:
     return {"name": name, "phone": phone} if name or phone else None
 
@@ -105,9 +107,7 @@ class Building(InGrid, Base):
     name: Mapped[str] = mapped_column(String(100))
     address: Mapped[str | None] = mapped_column(String(200))
     # As given: a point or a footprint (Polygon / MultiPolygon).
-    geom: Mapped[object] = mapped_column(
-        Geometry("GEOMETRY", srid=4326, spatial_index=False), nullable=False
-    )
+    geom: Mapped[object] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=False), nullable=False)
     # The point itself, or a point on the footprint: what the grid lookup used.
     location: Mapped[object] = mapped_column(
         Geometry("POINT", srid=4326, spatial_index=False), nullable=False
@@ -135,9 +135,7 @@ class Building(InGrid, Base):
             "AND safe_rental_units <= rental_units AND (floors IS NULL OR floors > 0)",
             name="counts",
         ),
-        CheckConstraint(
-            "GeometryType(geom) IN ('POINT', 'POLYGON', 'MULTIPOLYGON')", name="geom_type"
-        ),
+        CheckConstraint("GeometryType(geom) IN ('POINT', 'POLYGON', 'MULTIPOLYGON')", name="geom_type"),
         *_code_indexes("buildings"),
         Index("ix_buildings_location", "location", postgresql_using="gist"),
     )
@@ -171,9 +169,7 @@ class EmergencyUnit(InGrid, Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint(
-            "kind IN ('shop', 'hotel', 'market', 'school', 'other')", name="kind"
-        ),
+        CheckConstraint("kind IN ('shop', 'hotel', 'market', 'school', 'other')", name="kind"),
         CheckConstraint("assignment IN ('contains', 'nearest')", name="assignment"),
         CheckConstraint("members BETWEEN 1 AND 50", name="members"),
         *_code_indexes("emergency_units"),
@@ -242,8 +238,7 @@ class Alert(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('fire', 'violence', 'medical', 'traffic', 'disaster', 'public_security', "
-            "'other')",
+            "kind IN ('fire', 'violence', 'medical', 'traffic', 'disaster', 'public_security', 'other')",
             name="kind",
         ),
         CheckConstraint("found <= requested AND radius_m >= requested_radius_m", name="found"),
@@ -257,9 +252,7 @@ class AlertDispatch(Base):
 
     __tablename__ = "alert_dispatches"
 
-    alert_id: Mapped[int] = mapped_column(
-        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
-    )
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("emergency_units.id"), primary_key=True)
     rank: Mapped[int] = mapped_column(SmallInteger)
     distance_m: Mapped[float] = mapped_column(Double)

@@ -53,7 +53,8 @@ def profile(session: Session, code: str, *, actor: Actor) -> dict[str, Any]:
 
     def count(model: Any, *where: Any) -> Any:
         return (
-            select(func.count()).select_from(model)
+            select(func.count())
+            .select_from(model)
             .where(getattr(model, f"{level}_code") == code, *where)
             .scalar_subquery()
         )
@@ -65,20 +66,22 @@ def profile(session: Session, code: str, *, actor: Actor) -> dict[str, Any]:
             .scalar_subquery()
         )
 
-    row = session.execute(select(
-        count(PartyBranch).label("party_branches"),
-        total(PartyBranch, PartyBranch.member_count).label("party_members"),
-        count(PartyGroup).label("party_groups"),
-        count(PartyGroup, PartyGroup.kind == "building").label("building_groups"),
-        count(PartyGroup, PartyGroup.kind == "cooperative").label("cooperative_groups"),
-        count(Building).label("buildings"),
-        total(Building, Building.households).label("households"),
-        total(Building, Building.rental_units).label("rental_units"),
-        total(Building, Building.safe_rental_units).label("safe_rental_units"),
-        count(Building, Building.access_control).label("buildings_with_access_control"),
-        count(EmergencyUnit).label("emergency_units"),
-        count(EmergencyUnit, EmergencyUnit.active).label("active_emergency_units"),
-    )).one()
+    row = session.execute(
+        select(
+            count(PartyBranch).label("party_branches"),
+            total(PartyBranch, PartyBranch.member_count).label("party_members"),
+            count(PartyGroup).label("party_groups"),
+            count(PartyGroup, PartyGroup.kind == "building").label("building_groups"),
+            count(PartyGroup, PartyGroup.kind == "cooperative").label("cooperative_groups"),
+            count(Building).label("buildings"),
+            total(Building, Building.households).label("households"),
+            total(Building, Building.rental_units).label("rental_units"),
+            total(Building, Building.safe_rental_units).label("safe_rental_units"),
+            count(Building, Building.access_control).label("buildings_with_access_control"),
+            count(EmergencyUnit).label("emergency_units"),
+            count(EmergencyUnit, EmergencyUnit.active).label("active_emergency_units"),
+        )
+    ).one()
     figures = {key: int(value) for key, value in row._mapping.items()}
     return {
         "area": {"code": area.code, "level": area.level, "name": area.name},
@@ -114,13 +117,13 @@ def check_window(start: date | None, end: date | None, *, include_today: bool = 
     end = end or local_today() + timedelta(days=1 if include_today else 0)
     start = start or end - timedelta(days=DEFAULT_WINDOW_DAYS)
     if start >= end:
-        raise ValidationFailed("`from` must be before `to`.",
-                               errors=[field_error("to", "Must be after from.", location="query")])
+        raise ValidationFailed(
+            "`from` must be before `to`.", errors=[field_error("to", "Must be after from.", location="query")]
+        )
     if (end - start).days > MAX_WINDOW_DAYS:
         raise ValidationFailed(
             f"The window is at most {MAX_WINDOW_DAYS} days.",
-            errors=[field_error("from", f"At most {MAX_WINDOW_DAYS} days before to.",
-                                location="query")],
+            errors=[field_error("from", f"At most {MAX_WINDOW_DAYS} days before to.", location="query")],
         )
     return Window(start, end)
 
@@ -137,8 +140,9 @@ def check_group_by(group_by: Sequence[str]) -> list[str]:
     elif any(key not in GROUP_KEYS for key in keys):
         problem = f"Keys are {', '.join(GROUP_KEYS)}."
     if problem:
-        raise ValidationFailed(f"Bad group_by: {problem}",
-                               errors=[field_error("group_by", problem, location="query")])
+        raise ValidationFailed(
+            f"Bad group_by: {problem}", errors=[field_error("group_by", problem, location="query")]
+        )
     return keys
 
 
@@ -195,8 +199,7 @@ def _shape(
         if not keys or data.pop("is_total"):
             total = {k: v for k, v in data.items() if k not in keys}
         else:
-            groups.append({k: v.isoformat() if isinstance(v, date) else v
-                           for k, v in data.items()})
+            groups.append({k: v.isoformat() if isinstance(v, date) else v for k, v in data.items()})
     area_key = next((k for k in keys if k in LEVELS), None)
     if area_key:
         names = areas.get_areas(session, {g[area_key] for g in groups})
@@ -207,8 +210,14 @@ def _shape(
 
 
 def check_in_stats(
-    session: Session, *, actor: Actor, area: str | None = None, start: date | None = None,
-    end: date | None = None, group_by: Sequence[str] = (), benchmark: float = DEFAULT_BENCHMARK,
+    session: Session,
+    *,
+    actor: Actor,
+    area: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    group_by: Sequence[str] = (),
+    benchmark: float = DEFAULT_BENCHMARK,
 ) -> dict[str, Any]:
     """Check-in (报岗) rates over local days [start, end): for each day, every unit that is
     active and existed that day counts once; it checked in if it has a check-in that day.
@@ -246,20 +255,34 @@ def check_in_stats(
 
     def figures(data: dict[str, Any]) -> dict[str, Any]:
         n, x = int(data.get("active_unit_days") or 0), int(data.get("checked_in_unit_days") or 0)
-        return {**data, "active_units": int(data.get("active_units") or 0),
-                "units_checked_in": int(data.get("units_checked_in") or 0),
-                "active_unit_days": n, "checked_in_unit_days": x,
-                **rate_figures(x, n, benchmark, "check_in_rate")}
+        return {
+            **data,
+            "active_units": int(data.get("active_units") or 0),
+            "units_checked_in": int(data.get("units_checked_in") or 0),
+            "active_unit_days": n,
+            "checked_in_unit_days": x,
+            **rate_figures(x, n, benchmark, "check_in_rate"),
+        }
 
     return {
-        "area": area, "from": window.start, "to": window.end, "group_by": keys,
-        "benchmark": benchmark, "total": figures(total), "groups": [figures(g) for g in groups],
+        "area": area,
+        "from": window.start,
+        "to": window.end,
+        "group_by": keys,
+        "benchmark": benchmark,
+        "total": figures(total),
+        "groups": [figures(g) for g in groups],
     }
 
 
 def response_stats(
-    session: Session, *, actor: Actor, area: str | None = None, start: date | None = None,
-    end: date | None = None, group_by: Sequence[str] = (),
+    session: Session,
+    *,
+    actor: Actor,
+    area: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    group_by: Sequence[str] = (),
 ) -> dict[str, Any]:
     """How fast called units acknowledge (一线响应) and arrive (一片集结), by the unit's area or
     by the local day, week or month of the alert; alerts raised in local days [start, end)."""
@@ -273,8 +296,10 @@ def response_stats(
     select_list, group_sql, order_sql = _grouping(keys, exprs)
 
     def seconds(column: str, fraction: float) -> str:
-        return (f"percentile_cont({fraction}) WITHIN GROUP "
-                f"(ORDER BY extract(epoch FROM d.{column} - d.dispatched_at))")
+        return (
+            f"percentile_cont({fraction}) WITHIN GROUP "
+            f"(ORDER BY extract(epoch FROM d.{column} - d.dispatched_at))"
+        )
 
     sql = text(f"""
         SELECT {select_list}
@@ -282,10 +307,10 @@ def response_stats(
                count(*) AS dispatches,
                count(d.acknowledged_at) AS acknowledged,
                count(d.arrived_at) AS arrived,
-               {seconds('acknowledged_at', 0.5)} AS acknowledge_median_s,
-               {seconds('acknowledged_at', 0.9)} AS acknowledge_p90_s,
-               {seconds('arrived_at', 0.5)} AS arrive_median_s,
-               {seconds('arrived_at', 0.9)} AS arrive_p90_s
+               {seconds("acknowledged_at", 0.5)} AS acknowledge_median_s,
+               {seconds("acknowledged_at", 0.9)} AS acknowledge_p90_s,
+               {seconds("arrived_at", 0.5)} AS arrive_median_s,
+               {seconds("arrived_at", 0.9)} AS arrive_p90_s
         FROM alert_dispatches d
         JOIN alerts a ON a.id = d.alert_id
         JOIN emergency_units u ON u.id = d.unit_id
@@ -301,8 +326,7 @@ def response_stats(
         out = dict(data)
         for name in ("alerts", "dispatches", "acknowledged", "arrived"):
             out[name] = int(data.get(name) or 0)
-        for name in ("acknowledge_median_s", "acknowledge_p90_s", "arrive_median_s",
-                     "arrive_p90_s"):
+        for name in ("acknowledge_median_s", "acknowledge_p90_s", "arrive_median_s", "arrive_p90_s"):
             out[name] = float(data[name]) if data.get(name) is not None else None
         n = out["dispatches"]
         out["acknowledge_rate"] = out["acknowledged"] / n if n else None
@@ -310,6 +334,10 @@ def response_stats(
         return out
 
     return {
-        "area": area, "from": window.start, "to": window.end, "group_by": keys,
-        "total": figures(total), "groups": [figures(g) for g in groups],
+        "area": area,
+        "from": window.start,
+        "to": window.end,
+        "group_by": keys,
+        "total": figures(total),
+        "groups": [figures(g) for g in groups],
     }

@@ -26,9 +26,11 @@ from backend.org import queries, schemas, service
 from geo.crs import to_wgs84, transform_geometry
 
 blp = Blueprint(
-    "org", __name__, url_prefix="/api/v1",
+    "org",
+    __name__,
+    url_prefix="/api/v1",
     description="Party branches and groups (支部建在网格上), buildings, minimum emergency units "
-                "(最小应急单元), check-ins (报岗) and one-point calls (一点呼叫)",
+    "(最小应急单元), check-ins (报岗) and one-point calls (一点呼叫)",
 )
 
 T = TypeVar("T")
@@ -49,8 +51,7 @@ def _after(args: dict[str, Any]) -> int | None:
 
 def _page(items: list[Any], limit: int, key: Any = None) -> dict[str, Any]:
     last = items[-1] if len(items) == limit else None
-    return {"items": items,
-            "next_cursor": encode_cursor([key(last) if key else last.id]) if last else None}
+    return {"items": items, "next_cursor": encode_cursor([key(last) if key else last.id]) if last else None}
 
 
 # --- party branches ---------------------------------------------------------------------------
@@ -62,9 +63,13 @@ class Branches(MethodView):
     @blp.response(200, schemas.BranchListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List grid party branches (网格党支部) I may see, by area"""
-        branches = service.list_branches(get_session(), actor=current_actor(),
-                                         area=args.get("area"), after_id=_after(args),
-                                         limit=args["limit"])
+        branches = service.list_branches(
+            get_session(),
+            actor=current_actor(),
+            area=args.get("area"),
+            after_id=_after(args),
+            limit=args["limit"],
+        )
         return _page(branches, args["limit"])
 
     @blp.arguments(schemas.BranchCreateSchema)
@@ -118,8 +123,12 @@ class Groups(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List party groups (党小组) I may see, by area, branch and kind"""
         groups = service.list_groups(
-            get_session(), actor=current_actor(), area=args.get("area"),
-            branch_id=args.get("branch_id"), kind=args.get("kind"), after_id=_after(args),
+            get_session(),
+            actor=current_actor(),
+            area=args.get("area"),
+            branch_id=args.get("branch_id"),
+            kind=args.get("kind"),
+            after_id=_after(args),
             limit=args["limit"],
         )
         return _page(_with_buildings(groups), args["limit"])
@@ -169,8 +178,12 @@ class Buildings(MethodView):
         """List buildings (楼栋) I may see, by area and party group"""
         actor = current_actor()
         buildings = service.list_buildings(
-            get_session(), actor=actor, area=args.get("area"),
-            party_group_id=args.get("party_group_id"), after_id=_after(args), limit=args["limit"],
+            get_session(),
+            actor=actor,
+            area=args.get("area"),
+            party_group_id=args.get("party_group_id"),
+            after_id=_after(args),
+            limit=args["limit"],
         )
         return _page(shown(actor, buildings), args["limit"])
 
@@ -180,8 +193,12 @@ class Buildings(MethodView):
         """Add a building (a point or a footprint); it joins the grid it lies in"""
         session, actor = get_session(), current_actor()
         geometry = transform_geometry(data["geometry"], data["crs"])
-        building = service.create_building(session, schemas.building_input(data, geometry),
-                                           actor=actor, nearest_min_m=settings().nearest_min_m)
+        building = service.create_building(
+            session,
+            schemas.building_input(data, geometry),
+            actor=actor,
+            nearest_min_m=settings().nearest_min_m,
+        )
         session.commit()
         return shown(actor, [building])[0]
 
@@ -192,8 +209,12 @@ def _import_report(created: int, rejected: list[service.Rejection], total: int) 
         session.rollback()
         raise ValidationFailed(
             f"{len(rejected)} of {total} features rejected; nothing was imported.",
-            errors=[field_error(f"features.{r.index}" + (f".{r.field}" if r.field else ""),
-                                r.reason, index=r.index) for r in rejected],
+            errors=[
+                field_error(
+                    f"features.{r.index}" + (f".{r.field}" if r.field else ""), r.reason, index=r.index
+                )
+                for r in rejected
+            ],
         )
     session.commit()
     return {"created": created}
@@ -208,8 +229,9 @@ class BuildingImport(MethodView):
         reported"""
         actor = current_actor()
         rows = schemas.read_features(data["features"], data["crs"], "building")
-        created, rejected = service.import_rows(get_session(), rows, actor=actor,
-                                                nearest_min_m=settings().nearest_min_m)
+        created, rejected = service.import_rows(
+            get_session(), rows, actor=actor, nearest_min_m=settings().nearest_min_m
+        )
         return _import_report(created, rejected, len(rows))
 
 
@@ -231,8 +253,9 @@ class BuildingById(MethodView):
         changes.pop("head", None)
         if changes.get("geometry") is not None:
             changes["geometry"] = transform_geometry(changes["geometry"], crs)
-        building = service.update_building(session, building_id, actor=actor,
-                                           nearest_min_m=settings().nearest_min_m, **changes)
+        building = service.update_building(
+            session, building_id, actor=actor, nearest_min_m=settings().nearest_min_m, **changes
+        )
         session.commit()
         return shown(actor, [building])[0]
 
@@ -255,8 +278,13 @@ class Units(MethodView):
         """List emergency units (最小应急单元) I may see, by area, kind and active flag"""
         actor = current_actor()
         units = service.list_units(
-            get_session(), actor=actor, area=args.get("area"), kind=args.get("kind"),
-            active=args.get("active"), after_id=_after(args), limit=args["limit"],
+            get_session(),
+            actor=actor,
+            area=args.get("area"),
+            kind=args.get("kind"),
+            active=args.get("active"),
+            after_id=_after(args),
+            limit=args["limit"],
         )
         return _page(shown(actor, units), args["limit"])
 
@@ -266,8 +294,9 @@ class Units(MethodView):
         """Register an emergency unit; it joins the grid its point lies in"""
         session, actor = get_session(), current_actor()
         lon, lat = to_wgs84(data["location"].x, data["location"].y, data["crs"])
-        unit = service.create_unit(session, schemas.unit_input(data, lon, lat), actor=actor,
-                                   nearest_min_m=settings().nearest_min_m)
+        unit = service.create_unit(
+            session, schemas.unit_input(data, lon, lat), actor=actor, nearest_min_m=settings().nearest_min_m
+        )
         session.commit()
         return shown(actor, [unit])[0]
 
@@ -280,8 +309,9 @@ class UnitImport(MethodView):
         """Import emergency units from a GeoJSON FeatureCollection of points: all or nothing"""
         actor = current_actor()
         rows = schemas.read_features(data["features"], data["crs"], "unit")
-        created, rejected = service.import_rows(get_session(), rows, actor=actor,
-                                                nearest_min_m=settings().nearest_min_m)
+        created, rejected = service.import_rows(
+            get_session(), rows, actor=actor, nearest_min_m=settings().nearest_min_m
+        )
         return _import_report(created, rejected, len(rows))
 
 
@@ -303,8 +333,9 @@ class UnitById(MethodView):
         changes.pop("leader", None)
         if changes.get("location") is not None:
             changes["location"] = to_wgs84(changes["location"].x, changes["location"].y, crs)
-        unit = service.update_unit(session, unit_id, actor=actor,
-                                   nearest_min_m=settings().nearest_min_m, **changes)
+        unit = service.update_unit(
+            session, unit_id, actor=actor, nearest_min_m=settings().nearest_min_m, **changes
+        )
         session.commit()
         return shown(actor, [unit])[0]
 
@@ -324,19 +355,24 @@ class CheckIns(MethodView):
         """List a unit's check-ins, latest day first"""
         key = decode_parsed_cursor(args.get("cursor"), (date.fromisoformat,))
         before = key[0] if key else None
-        items = service.list_check_ins(get_session(), unit_id, actor=current_actor(),
-                                       before_day=before, limit=args["limit"])
+        items = service.list_check_ins(
+            get_session(), unit_id, actor=current_actor(), before_day=before, limit=args["limit"]
+        )
         return _page(items, args["limit"], key=lambda c: c.local_day.isoformat())
 
     @blp.arguments(schemas.CheckInCreateSchema, required=False)
     @blp.response(201, schemas.CheckInSchema, description="Checked in for today")
-    @blp.alt_response(200, schema=schemas.CheckInSchema,
-                      description="Already checked in today (Asia/Shanghai): the first check-in")
+    @blp.alt_response(
+        200,
+        schema=schemas.CheckInSchema,
+        description="Already checked in today (Asia/Shanghai): the first check-in",
+    )
     def post(self, data: dict[str, Any], unit_id: int) -> tuple[Any, int, dict[str, str]]:
         """Check a unit in for today (报岗): once per local day; a repeat returns the first"""
         session = get_session()
-        check_in, created = service.check_in(session, unit_id, actor=current_actor(),
-                                             members_on_duty=(data or {}).get("members_on_duty"))
+        check_in, created = service.check_in(
+            session, unit_id, actor=current_actor(), members_on_duty=(data or {}).get("members_on_duty")
+        )
         session.commit()
         location = url_for("org.CheckIns", unit_id=unit_id)
         return check_in, 201 if created else 200, {"Location": location}
@@ -351,9 +387,14 @@ class Alerts(MethodView):
     @blp.response(200, schemas.AlertListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List alerts in my area or that called my units, newest first"""
-        alerts = service.list_alerts(get_session(), actor=current_actor(), area=args.get("area"),
-                                     kind=args.get("kind"), before_id=_after(args),
-                                     limit=args["limit"])
+        alerts = service.list_alerts(
+            get_session(),
+            actor=current_actor(),
+            area=args.get("area"),
+            kind=args.get("kind"),
+            before_id=_after(args),
+            limit=args["limit"],
+        )
         return _page(alerts, args["limit"], key=lambda a: a.alert.id)
 
     @blp.arguments(schemas.AlertCreateSchema)
@@ -363,8 +404,14 @@ class Alerts(MethodView):
         called, nearest first"""
         session = get_session()
         location = data.pop("location")
-        view = service.create_alert(session, actor=current_actor(), lon=location.x,
-                                    lat=location.y, nearest_min_m=settings().nearest_min_m, **data)
+        view = service.create_alert(
+            session,
+            actor=current_actor(),
+            lon=location.x,
+            lat=location.y,
+            nearest_min_m=settings().nearest_min_m,
+            **data,
+        )
         session.commit()
         return view, 201, {"Location": url_for("org.AlertById", alert_id=view.alert.id)}
 
@@ -420,8 +467,13 @@ class CheckInStats(MethodView):
         """Check-in rates (报岗率) per local day and area against the 98% benchmark, with the
         Wilson 95% interval"""
         return queries.check_in_stats(
-            get_session(), actor=current_actor(), area=args.get("area"), start=args.get("from_"),
-            end=args.get("to"), group_by=args["group_by"], benchmark=args["benchmark"],
+            get_session(),
+            actor=current_actor(),
+            area=args.get("area"),
+            start=args.get("from_"),
+            end=args.get("to"),
+            group_by=args["group_by"],
+            benchmark=args["benchmark"],
         )
 
 
@@ -433,6 +485,10 @@ class ResponseStats(MethodView):
         """How fast called units acknowledge and arrive, by the unit's area or by day, week or
         month"""
         return queries.response_stats(
-            get_session(), actor=current_actor(), area=args.get("area"), start=args.get("from_"),
-            end=args.get("to"), group_by=args["group_by"],
+            get_session(),
+            actor=current_actor(),
+            area=args.get("area"),
+            start=args.get("from_"),
+            end=args.get("to"),
+            group_by=args["group_by"],
         )

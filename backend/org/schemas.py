@@ -28,14 +28,18 @@ def count_field(maximum: int = 1_000_000, **kwargs: Any) -> ma.fields.Integer:
 
 
 def crs_field() -> ma.fields.String:
-    return ma.fields.String(load_default="wgs84", validate=ma.validate.OneOf(SUPPORTED_CRS),
-                            metadata={"description": "CRS of the coordinates sent"})
+    return ma.fields.String(
+        load_default="wgs84",
+        validate=ma.validate.OneOf(SUPPORTED_CRS),
+        metadata={"description": "CRS of the coordinates sent"},
+    )
 
 
 def grid_code(**kwargs: Any) -> ma.fields.String:
     return ma.fields.String(
         validate=ma.validate.Regexp(r"^\d{15}\Z", error="Must be a 15-digit grid code."),
-        metadata={"example": "440117103001001"}, **kwargs,
+        metadata={"example": "440117103001001"},
+        **kwargs,
     )
 
 
@@ -54,9 +58,7 @@ class PersonalMixin(ma.Schema):
     PERSONAL_FIELDS: tuple[str, ...] = ()
 
     @ma.post_dump(pass_original=True)
-    def _hide_personal(
-        self, data: dict[str, Any], original: object, **kwargs: Any
-    ) -> dict[str, Any]:
+    def _hide_personal(self, data: dict[str, Any], original: object, **kwargs: Any) -> dict[str, Any]:
         if not getattr(original, "show_personal", False):
             for name in self.PERSONAL_FIELDS:
                 data.pop(name, None)
@@ -93,8 +95,7 @@ class BranchSchema(InGridSchema):
 
 class BranchCreateSchema(ma.Schema):
     grid = grid_code(required=True)
-    name = Text(min_length=1, max_length=100,
-                metadata={"description": "Default: the grid's name + 党支部"})
+    name = Text(min_length=1, max_length=100, metadata={"description": "Default: the grid's name + 党支部"})
     secretary = Text(max_length=50, allow_none=True)
     member_count = count_field(100_000, load_default=0)
 
@@ -116,15 +117,14 @@ class BranchListSchema(ma.Schema):
 class GroupSchema(InGridSchema):
     id = ma.fields.Integer()
     branch_id = ma.fields.Integer()
-    kind = ma.fields.String(
-        metadata={"description": "building (楼栋党小组) or cooperative (经济社党小组)"})
+    kind = ma.fields.String(metadata={"description": "building (楼栋党小组) or cooperative (经济社党小组)"})
     name = ma.fields.String()
     leader = ma.fields.String(allow_none=True, metadata={"description": "组长"})
     member_count = ma.fields.Integer()
     cooperative = ma.fields.String(
-        allow_none=True, metadata={"description": "The economic cooperative (经济社)"})
-    building_ids = ma.fields.List(ma.fields.Integer(),
-                                  metadata={"description": "Buildings it looks after"})
+        allow_none=True, metadata={"description": "The economic cooperative (经济社)"}
+    )
+    building_ids = ma.fields.List(ma.fields.Integer(), metadata={"description": "Buildings it looks after"})
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
 
@@ -144,8 +144,11 @@ class GroupUpdateSchema(AtLeastOne):
     leader = Text(max_length=50, allow_none=True)
     member_count = count_field(10_000)
     cooperative = Text(max_length=100, allow_none=True)
-    building_ids = ma.fields.List(row_id(), validate=ma.validate.Length(max=1000),
-                                  metadata={"description": "Replaces the set of buildings"})
+    building_ids = ma.fields.List(
+        row_id(),
+        validate=ma.validate.Length(max=1000),
+        metadata={"description": "Replaces the set of buildings"},
+    )
 
 
 class GroupQueryArgsSchema(AreaArgsSchema):
@@ -171,11 +174,13 @@ class BuildingPropertiesSchema(ma.Schema):
     floors = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(1, 300))
     households = count_field(100_000, load_default=0)
     rental_units = count_field(100_000, load_default=0, metadata={"description": "出租屋"})
-    safe_rental_units = count_field(100_000, load_default=0,
-                                    metadata={"description": "Certified safe (平安出租屋)"})
+    safe_rental_units = count_field(
+        100_000, load_default=0, metadata={"description": "Certified safe (平安出租屋)"}
+    )
     access_control = ma.fields.Boolean(load_default=False, metadata={"description": "门禁"})
-    head = ma.fields.Nested(PersonSchema, allow_none=True,
-                            metadata={"description": "Building head (楼长): personal data"})
+    head = ma.fields.Nested(
+        PersonSchema, allow_none=True, metadata={"description": "Building head (楼长): personal data"}
+    )
     party_group_id = row_id(allow_none=True)
 
 
@@ -204,10 +209,10 @@ class BuildingSchema(PersonalMixin, InGridSchema):
     id = ma.fields.Integer()
     name = ma.fields.String()
     address = ma.fields.String(allow_none=True)
-    geometry = Geometry(BUILDING_GEOMETRY, attribute="geom",
-                        metadata={"description": "Point or footprint (WGS84)"})
-    location = Geometry(("Point",),
-                        metadata={"description": "The point, or a point on the footprint"})
+    geometry = Geometry(
+        BUILDING_GEOMETRY, attribute="geom", metadata={"description": "Point or footprint (WGS84)"}
+    )
+    location = Geometry(("Point",), metadata={"description": "The point, or a point on the footprint"})
     assignment = ma.fields.String(metadata={"description": "contains or nearest"})
     floors = ma.fields.Integer(allow_none=True)
     households = ma.fields.Integer()
@@ -231,8 +236,7 @@ class BuildingListSchema(ma.Schema):
 
 class FeatureCollectionImportSchema(ma.Schema):
     type = ma.fields.String(required=True, validate=ma.validate.Equal("FeatureCollection"))
-    features = ma.fields.List(ma.fields.Dict(), required=True,
-                              validate=ma.validate.Length(min=1, max=5000))
+    features = ma.fields.List(ma.fields.Dict(), required=True, validate=ma.validate.Length(min=1, max=5000))
     crs = crs_field()
 
 
@@ -247,8 +251,7 @@ class UnitPropertiesSchema(ma.Schema):
     name = Text(required=True, min_length=1, max_length=100)
     kind = ma.fields.String(required=True, validate=ma.validate.OneOf(UNIT_KINDS))
     members = ma.fields.Integer(load_default=3, validate=ma.validate.Range(1, 50))
-    leader = ma.fields.Nested(PersonSchema, allow_none=True,
-                              metadata={"description": "Personal data"})
+    leader = ma.fields.Nested(PersonSchema, allow_none=True, metadata={"description": "Personal data"})
     active = ma.fields.Boolean(load_default=True)
 
 
@@ -321,13 +324,21 @@ class AlertCreateSchema(ma.Schema):
     crs = crs_field()
     kind = ma.fields.String(required=True, validate=ma.validate.OneOf(ALERT_KINDS))
     description = Text(max_length=2000, allow_none=True)
-    radius_m = ma.fields.Float(load_default=1000.0, validate=ma.validate.Range(10, 20_000),
-                               metadata={"description": "Search radius in metres"})
-    count = ma.fields.Integer(load_default=5, validate=ma.validate.Range(1, 50),
-                              metadata={"description": "How many units to call"})
-    widen = ma.fields.Boolean(load_default=False, metadata={
-        "description": "When fewer are in range, double the radius until enough are found or "
-                       "max_radius_m is reached"})
+    radius_m = ma.fields.Float(
+        load_default=1000.0,
+        validate=ma.validate.Range(10, 20_000),
+        metadata={"description": "Search radius in metres"},
+    )
+    count = ma.fields.Integer(
+        load_default=5, validate=ma.validate.Range(1, 50), metadata={"description": "How many units to call"}
+    )
+    widen = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "When fewer are in range, double the radius until enough are found or "
+            "max_radius_m is reached"
+        },
+    )
     max_radius_m = ma.fields.Float(load_default=8000.0, validate=ma.validate.Range(10, 50_000))
 
 
@@ -339,8 +350,9 @@ class DispatchSchema(PersonalMixin):
     unit_kind = ma.fields.String(attribute="unit.kind")
     members = ma.fields.Integer(attribute="unit.members")
     grid = ma.fields.String(attribute="unit.grid_code")
-    leader = ma.fields.Nested(PersonSchema, attribute="unit.leader", allow_none=True,
-                              metadata={"description": PERSONAL})
+    leader = ma.fields.Nested(
+        PersonSchema, attribute="unit.leader", allow_none=True, metadata={"description": PERSONAL}
+    )
     rank = ma.fields.Integer(metadata={"description": "1 = nearest"})
     distance_m = ma.fields.Float(metadata={"description": "True distance in metres"})
     dispatched_at = ma.fields.AwareDateTime()
@@ -370,15 +382,14 @@ class AlertSchema(ma.Schema):
     village = ma.fields.String(attribute="alert.village_code", allow_none=True)
     town = ma.fields.String(attribute="alert.town_code", allow_none=True)
     district = ma.fields.String(attribute="alert.district_code", allow_none=True)
-    requested = ma.fields.Integer(attribute="alert.requested",
-                                  metadata={"description": "Units asked for"})
+    requested = ma.fields.Integer(attribute="alert.requested", metadata={"description": "Units asked for"})
     found = ma.fields.Integer(attribute="alert.found", metadata={"description": "Units called"})
     requested_radius_m = ma.fields.Float(attribute="alert.requested_radius_m")
-    radius_m = ma.fields.Float(attribute="alert.radius_m",
-                               metadata={"description": "Ring searched"})
+    radius_m = ma.fields.Float(attribute="alert.radius_m", metadata={"description": "Ring searched"})
     widened = ma.fields.Boolean(attribute="alert.widened")
-    shortfall = ma.fields.String(allow_none=True, metadata={
-        "description": "Set when fewer units than asked were in range"})
+    shortfall = ma.fields.String(
+        allow_none=True, metadata={"description": "Set when fewer units than asked were in range"}
+    )
     created_by = ma.fields.Integer(attribute="alert.created_by", allow_none=True)
     created_at = ma.fields.AwareDateTime(attribute="alert.created_at")
     summary = ma.fields.Nested(ResponseSummarySchema)
@@ -423,15 +434,22 @@ class ProfileSchema(ma.Schema):
 
 class StatsArgsSchema(ma.Schema):
     area = area_code(metadata={"description": "Area code (default: everything you may see)"})
-    from_ = ma.fields.Date(data_key="from", metadata={
-        "description": "First local day (Asia/Shanghai); default 30 days before to"})
-    to = ma.fields.Date(metadata={
-        "description": "Day after the last (exclusive); default today for check-ins (complete "
-                       "days only), tomorrow for alert responses"})
+    from_ = ma.fields.Date(
+        data_key="from",
+        metadata={"description": "First local day (Asia/Shanghai); default 30 days before to"},
+    )
+    to = ma.fields.Date(
+        metadata={
+            "description": "Day after the last (exclusive); default today for check-ins (complete "
+            "days only), tomorrow for alert responses"
+        }
+    )
     group_by = DelimitedList(
-        ma.fields.String(validate=ma.validate.OneOf(GROUP_KEYS)), load_default=[],
-        metadata={"description": "Up to two of district, town, village, grid, day, week, month, "
-                                 "comma-separated"},
+        ma.fields.String(validate=ma.validate.OneOf(GROUP_KEYS)),
+        load_default=[],
+        metadata={
+            "description": "Up to two of district, town, village, grid, day, week, month, comma-separated"
+        },
     )
 
 
@@ -452,16 +470,14 @@ class GroupKeysSchema(ma.Schema):
 
 class CheckInFiguresSchema(ma.Schema):
     active_units = ma.fields.Integer()
-    units_checked_in = ma.fields.Integer(
-        metadata={"description": "Units with at least one check-in"})
+    units_checked_in = ma.fields.Integer(metadata={"description": "Units with at least one check-in"})
     active_unit_days = ma.fields.Integer()
     checked_in_unit_days = ma.fields.Integer()
     check_in_rate = ma.fields.Float(allow_none=True, metadata={"description": "报岗率"})
     meets_benchmark = ma.fields.Boolean()
     wilson_low = ma.fields.Float(allow_none=True)
     wilson_high = ma.fields.Float(allow_none=True)
-    below_benchmark = ma.fields.Boolean(
-        metadata={"description": "Wilson 95% upper bound < benchmark"})
+    below_benchmark = ma.fields.Boolean(metadata={"description": "Wilson 95% upper bound < benchmark"})
 
 
 class CheckInGroupSchema(GroupKeysSchema, CheckInFiguresSchema):

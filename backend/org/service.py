@@ -101,8 +101,7 @@ def _area_condition(model: Any, area: str | None) -> ColumnElement[bool]:
         return true()
     level = areas.level_of(area)
     if level is None:
-        raise ValidationFailed("Not an area code.",
-                               errors=[field_error("area", "Not an area code.")])
+        raise ValidationFailed("Not an area code.", errors=[field_error("area", "Not an area code.")])
     return getattr(model, f"{level}_code") == area  # type: ignore[no-any-return]
 
 
@@ -114,8 +113,13 @@ def _get(session: Session, model: type[M], row_id: int, actor: Actor, what: str)
 
 
 def _list(
-    session: Session, model: Any, actor: Actor, area: str | None, after_id: int | None,
-    limit: int, *conditions: ColumnElement[bool],
+    session: Session,
+    model: Any,
+    actor: Actor,
+    area: str | None,
+    after_id: int | None,
+    limit: int,
+    *conditions: ColumnElement[bool],
 ) -> list[Any]:
     query = (
         select(model)
@@ -137,13 +141,9 @@ def _touch(row: Any) -> None:
     row.updated_at = func.now()
 
 
-def _place(
-    session: Session, lon: float, lat: float, *, nearest_min_m: float, name: str
-) -> areas.Assignment:
+def _place(session: Session, lon: float, lat: float, *, nearest_min_m: float, name: str) -> areas.Assignment:
     """The grid a point belongs to (the events' polygon lookup); org data must sit in a grid."""
-    assignment = areas.assign_point(
-        session, lon, lat, accuracy_m=None, nearest_min_m=nearest_min_m
-    )
+    assignment = areas.assign_point(session, lon, lat, accuracy_m=None, nearest_min_m=nearest_min_m)
     if assignment.grid_code is None:
         raise ValidationFailed(
             f"The {name} is not inside (or within {nearest_min_m:g} m of) any grid.",
@@ -156,7 +156,11 @@ def _place(
 
 
 def list_branches(
-    session: Session, *, actor: Actor, area: str | None = None, after_id: int | None = None,
+    session: Session,
+    *,
+    actor: Actor,
+    area: str | None = None,
+    after_id: int | None = None,
     limit: int = 100,
 ) -> list[PartyBranch]:
     return _list(session, PartyBranch, actor, area, after_id, limit)
@@ -167,22 +171,29 @@ def get_branch(session: Session, branch_id: int, actor: Actor) -> PartyBranch:
 
 
 def create_branch(
-    session: Session, *, actor: Actor, grid: str, name: str | None = None,
-    secretary: str | None = None, member_count: int = 0,
+    session: Session,
+    *,
+    actor: Actor,
+    grid: str,
+    name: str | None = None,
+    secretary: str | None = None,
+    member_count: int = 0,
 ) -> PartyBranch:
     """Found the party branch of a grid; a grid has one."""
     _require_manager(actor)
     area = areas.get_areas(session, [grid]).get(grid)
     if area is None or area.level != "grid":
-        raise ValidationFailed(f"No current grid {grid}.",
-                               errors=[field_error("grid", "Not a current grid code.")])
+        raise ValidationFailed(
+            f"No current grid {grid}.", errors=[field_error("grid", "Not a current grid code.")]
+        )
     codes = areas.Assignment("manual", grid).codes
     _check_may_place(actor, codes)
     if session.scalar(select(PartyBranch.id).where(PartyBranch.grid_code == grid)) is not None:
-        raise Conflict(f"Grid {grid} already has its party branch.",
-                       errors=[field_error("grid", "This grid has a branch already.")])
-    branch = PartyBranch(name=name or f"{area.name}党支部", secretary=secretary,
-                         member_count=member_count)
+        raise Conflict(
+            f"Grid {grid} already has its party branch.",
+            errors=[field_error("grid", "This grid has a branch already.")],
+        )
+    branch = PartyBranch(name=name or f"{area.name}党支部", secretary=secretary, member_count=member_count)
     _set_codes(branch, codes)
     session.add(branch)
     session.flush()
@@ -214,8 +225,14 @@ def delete_branch(session: Session, branch_id: int, *, actor: Actor) -> None:
 
 
 def list_groups(
-    session: Session, *, actor: Actor, area: str | None = None, branch_id: int | None = None,
-    kind: str | None = None, after_id: int | None = None, limit: int = 100,
+    session: Session,
+    *,
+    actor: Actor,
+    area: str | None = None,
+    branch_id: int | None = None,
+    kind: str | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
 ) -> list[PartyGroup]:
     conditions = []
     if branch_id is not None:
@@ -246,18 +263,33 @@ def building_ids_of(session: Session, group_ids: Iterable[int]) -> dict[int, lis
 
 
 def create_group(
-    session: Session, *, actor: Actor, branch_id: int, kind: str, name: str,
-    leader: str | None = None, member_count: int = 0, cooperative: str | None = None,
+    session: Session,
+    *,
+    actor: Actor,
+    branch_id: int,
+    kind: str,
+    name: str,
+    leader: str | None = None,
+    member_count: int = 0,
+    cooperative: str | None = None,
     building_ids: Sequence[int] | None = None,
 ) -> PartyGroup:
     """Set up a party group under a branch, for buildings of its grid or a cooperative."""
     _require_manager(actor)
     branch = session.get(PartyBranch, branch_id)
     if branch is None or not covers(actor, codes_of(branch)):
-        raise ValidationFailed(f"No party branch {branch_id} in your area.",
-                               errors=[field_error("branch_id", "Unknown party branch.")])
-    group = PartyGroup(branch_id=branch.id, kind=kind, name=name, leader=leader,
-                       member_count=member_count, cooperative=cooperative)
+        raise ValidationFailed(
+            f"No party branch {branch_id} in your area.",
+            errors=[field_error("branch_id", "Unknown party branch.")],
+        )
+    group = PartyGroup(
+        branch_id=branch.id,
+        kind=kind,
+        name=name,
+        leader=leader,
+        member_count=member_count,
+        cooperative=cooperative,
+    )
     _set_codes(group, codes_of(branch))
     session.add(group)
     session.flush()
@@ -284,17 +316,22 @@ def _link_buildings(session: Session, group: PartyGroup, building_ids: Sequence[
     """Make the group look after exactly these buildings, all in its grid."""
     wanted = sorted(set(building_ids))
     if wanted and group.kind != "building":
-        raise ValidationFailed("Only building party groups look after buildings.",
-                               errors=[field_error("building_ids", "Not for a cooperative group.")])
-    found = set(session.scalars(
-        select(Building.id).where(Building.id.in_(wanted), Building.grid_code == group.grid_code)
-    ))
+        raise ValidationFailed(
+            "Only building party groups look after buildings.",
+            errors=[field_error("building_ids", "Not for a cooperative group.")],
+        )
+    found = set(
+        session.scalars(
+            select(Building.id).where(Building.id.in_(wanted), Building.grid_code == group.grid_code)
+        )
+    )
     missing = [i for i in wanted if i not in found]
     if missing:
         raise ValidationFailed(
             f"Buildings not in grid {group.grid_code}: {', '.join(map(str, missing[:10]))}.",
-            errors=[field_error("building_ids", "Unknown buildings, or outside the group's grid.",
-                                ids=missing)],
+            errors=[
+                field_error("building_ids", "Unknown buildings, or outside the group's grid.", ids=missing)
+            ],
         )
     session.execute(
         update(Building)
@@ -302,9 +339,7 @@ def _link_buildings(session: Session, group: PartyGroup, building_ids: Sequence[
         .values(party_group_id=None)
     )
     if wanted:
-        session.execute(
-            update(Building).where(Building.id.in_(wanted)).values(party_group_id=group.id)
-        )
+        session.execute(update(Building).where(Building.id.in_(wanted)).values(party_group_id=group.id))
     session.expire_all()
 
 
@@ -336,13 +371,27 @@ class BuildingInput:
     party_group_id: int | None = None
 
 
-BUILDING_FIELDS = ("name", "address", "floors", "households", "rental_units", "safe_rental_units",
-                   "access_control", "head_name", "head_phone")
+BUILDING_FIELDS = (
+    "name",
+    "address",
+    "floors",
+    "households",
+    "rental_units",
+    "safe_rental_units",
+    "access_control",
+    "head_name",
+    "head_phone",
+)
 
 
 def list_buildings(
-    session: Session, *, actor: Actor, area: str | None = None, party_group_id: int | None = None,
-    after_id: int | None = None, limit: int = 100,
+    session: Session,
+    *,
+    actor: Actor,
+    area: str | None = None,
+    party_group_id: int | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
 ) -> list[Building]:
     conditions = [] if party_group_id is None else [Building.party_group_id == party_group_id]
     return _list(session, Building, actor, area, after_id, limit, *conditions)
@@ -381,8 +430,7 @@ def _check_group_for(session: Session, group_id: int | None, grid: str) -> None:
     if group is None or group.kind != "building" or group.grid_code != grid:
         raise ValidationFailed(
             f"Party group {group_id} is not a building group of grid {grid}.",
-            errors=[field_error("party_group_id", "Must be a building party group of the "
-                                "building's grid.")],
+            errors=[field_error("party_group_id", "Must be a building party group of the building's grid.")],
         )
 
 
@@ -397,7 +445,9 @@ def create_building(
     _check_rentals(data.rental_units, data.safe_rental_units)
     _check_group_for(session, data.party_group_id, assignment.codes["grid"] or "")
     building = Building(
-        geom=to_wkb(data.geometry), location=to_wkb(point), assignment=assignment.method,
+        geom=to_wkb(data.geometry),
+        location=to_wkb(point),
+        assignment=assignment.method,
         party_group_id=data.party_group_id,
         **{name: getattr(data, name) for name in BUILDING_FIELDS},
     )
@@ -408,7 +458,11 @@ def create_building(
 
 
 def update_building(
-    session: Session, building_id: int, *, actor: Actor, nearest_min_m: float = 50.0,
+    session: Session,
+    building_id: int,
+    *,
+    actor: Actor,
+    nearest_min_m: float = 50.0,
     **changes: Any,
 ) -> Building:
     """Change a building; a new geometry may move it to another grid (inside your area)."""
@@ -417,15 +471,16 @@ def update_building(
     grid = building.grid_code
     if changes.get("geometry") is not None:
         point = _representative_point(changes["geometry"])
-        assignment = _place(session, point.x, point.y, nearest_min_m=nearest_min_m,
-                            name="geometry")
+        assignment = _place(session, point.x, point.y, nearest_min_m=nearest_min_m, name="geometry")
         _check_may_place(actor, assignment.codes)
         building.geom, building.location = to_wkb(changes["geometry"]), to_wkb(point)
         building.assignment = assignment.method
         _set_codes(building, assignment.codes)
         grid = assignment.codes["grid"] or ""
-    _check_rentals(changes.get("rental_units", building.rental_units),
-                   changes.get("safe_rental_units", building.safe_rental_units))
+    _check_rentals(
+        changes.get("rental_units", building.rental_units),
+        changes.get("safe_rental_units", building.safe_rental_units),
+    )
     group_id = changes["party_group_id"] if "party_group_id" in changes else building.party_group_id
     _check_group_for(session, group_id, grid)
     building.party_group_id = group_id
@@ -466,8 +521,14 @@ UNIT_FIELDS = ("name", "kind", "members", "leader_name", "leader_phone", "active
 
 
 def list_units(
-    session: Session, *, actor: Actor, area: str | None = None, kind: str | None = None,
-    active: bool | None = None, after_id: int | None = None, limit: int = 100,
+    session: Session,
+    *,
+    actor: Actor,
+    area: str | None = None,
+    kind: str | None = None,
+    active: bool | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
 ) -> list[EmergencyUnit]:
     conditions = []
     if kind is not None:
@@ -493,7 +554,8 @@ def create_unit(
     assignment = _place(session, data.lon, data.lat, nearest_min_m=nearest_min_m, name="location")
     _check_may_place(actor, assignment.codes)
     unit = EmergencyUnit(
-        location=_point_wkb(data.lon, data.lat), assignment=assignment.method,
+        location=_point_wkb(data.lon, data.lat),
+        assignment=assignment.method,
         **{name: getattr(data, name) for name in UNIT_FIELDS},
     )
     _set_codes(unit, assignment.codes)
@@ -529,12 +591,14 @@ def delete_unit(session: Session, unit_id: int, *, actor: Actor) -> None:
     unit = get_unit(session, unit_id, actor)
     _require_manager(actor)
     used = session.scalar(
-        select(or_(exists().where(CheckIn.unit_id == unit.id),
-                   exists().where(AlertDispatch.unit_id == unit.id)))
+        select(
+            or_(exists().where(CheckIn.unit_id == unit.id), exists().where(AlertDispatch.unit_id == unit.id))
+        )
     )
     if used:
-        raise Conflict(f"Emergency unit {unit_id} has check-ins or calls on record; "
-                       "set active to false instead.")
+        raise Conflict(
+            f"Emergency unit {unit_id} has check-ins or calls on record; set active to false instead."
+        )
     session.delete(unit)
     session.flush()
 
@@ -550,7 +614,10 @@ class Rejection:
 
 
 def import_rows(
-    session: Session, rows: Sequence[BuildingInput | UnitInput | Rejection], *, actor: Actor,
+    session: Session,
+    rows: Sequence[BuildingInput | UnitInput | Rejection],
+    *,
+    actor: Actor,
     nearest_min_m: float = 50.0,
 ) -> tuple[int, list[Rejection]]:
     """Create buildings or units one savepoint each, so every bad row is reported; the caller
@@ -579,7 +646,11 @@ def import_rows(
 
 
 def check_in(
-    session: Session, unit_id: int, *, actor: Actor, at: datetime | None = None,
+    session: Session,
+    unit_id: int,
+    *,
+    actor: Actor,
+    at: datetime | None = None,
     members_on_duty: int | None = None,
 ) -> tuple[CheckIn, bool]:
     """Record a unit's check-in (报岗) for its local day (Asia/Shanghai), once.
@@ -597,8 +668,13 @@ def check_in(
     day = cast(func.timezone(LOCAL_TZ, moment), Date)
     statement = (
         pg_insert(CheckIn)
-        .values(unit_id=unit.id, local_day=day, checked_in_at=moment, user_id=actor.user_id,
-                members_on_duty=members_on_duty)
+        .values(
+            unit_id=unit.id,
+            local_day=day,
+            checked_in_at=moment,
+            user_id=actor.user_id,
+            members_on_duty=members_on_duty,
+        )
         .on_conflict_do_nothing(index_elements=[CheckIn.unit_id, CheckIn.local_day])
         .returning(CheckIn)
     )
@@ -606,8 +682,7 @@ def check_in(
     if made is not None:
         return made, True
     existing = session.scalars(
-        select(CheckIn).where(CheckIn.unit_id == unit.id,
-                              CheckIn.local_day == select(day).scalar_subquery())
+        select(CheckIn).where(CheckIn.unit_id == unit.id, CheckIn.local_day == select(day).scalar_subquery())
     ).one()
     return existing, False
 
@@ -617,10 +692,7 @@ def list_check_ins(
 ) -> list[CheckIn]:
     """A unit's check-ins, latest day first."""
     unit = get_unit(session, unit_id, actor)
-    query = (
-        select(CheckIn).where(CheckIn.unit_id == unit.id)
-        .order_by(CheckIn.local_day.desc()).limit(limit)
-    )
+    query = select(CheckIn).where(CheckIn.unit_id == unit.id).order_by(CheckIn.local_day.desc()).limit(limit)
     if before_day is not None:
         query = query.where(CheckIn.local_day < before_day)
     return list(session.scalars(query))
@@ -628,8 +700,18 @@ def list_check_ins(
 
 # --- one-point calls --------------------------------------------------------------------------
 
-UNIT_SUMMARY = ("id", "name", "kind", "members", "leader_name", "leader_phone", "grid_code",
-                "village_code", "town_code", "district_code")
+UNIT_SUMMARY = (
+    "id",
+    "name",
+    "kind",
+    "members",
+    "leader_name",
+    "leader_phone",
+    "grid_code",
+    "village_code",
+    "town_code",
+    "district_code",
+)
 
 # The KNN order (`<->` on the partial GiST index over active units' geography) finds candidates
 # nearest first on the sphere; the exact spheroid distance then decides the order and the radius.
@@ -692,8 +774,7 @@ def nearest_active_units(
     """Up to `count` active units within `radius_m` with their distances, nearest first."""
     rows = session.execute(
         NEAREST_ACTIVE_UNITS,
-        {"lon": lon, "lat": lat, "radius": radius_m, "count": count,
-         "candidates": count + SPARE_CANDIDATES},
+        {"lon": lon, "lat": lat, "radius": radius_m, "count": count, "candidates": count + SPARE_CANDIDATES},
     )
     return [(UnitSummary(*row[:-1]), float(row.distance)) for row in rows]
 
@@ -739,15 +820,20 @@ class AlertView:
         if alert.found >= alert.requested:
             return None
         if alert.widened or alert.radius_m > alert.requested_radius_m:
-            return (f"Only {alert.found} of {alert.requested} active units within "
-                    f"{alert.radius_m:g} m, the widest ring allowed.")
-        return (f"Only {alert.found} of {alert.requested} active units within {alert.radius_m:g} m;"
-                f" send widen=true to call units in wider rings.")
+            return (
+                f"Only {alert.found} of {alert.requested} active units within "
+                f"{alert.radius_m:g} m, the widest ring allowed."
+            )
+        return (
+            f"Only {alert.found} of {alert.requested} active units within {alert.radius_m:g} m;"
+            f" send widen=true to call units in wider rings."
+        )
 
     @property
     def summary(self) -> dict[str, Any]:
-        acknowledged = [d.seconds_to_acknowledge for d in self.dispatches
-                        if d.seconds_to_acknowledge is not None]
+        acknowledged = [
+            d.seconds_to_acknowledge for d in self.dispatches if d.seconds_to_acknowledge is not None
+        ]
         arrived = [d.seconds_to_arrive for d in self.dispatches if d.seconds_to_arrive is not None]
         return {
             "dispatched": len(self.dispatches),
@@ -769,9 +855,19 @@ def _next_ring(radius_m: float, needed_m: float, max_radius_m: float) -> float:
 
 
 def create_alert(
-    session: Session, *, actor: Actor, kind: str, lon: float, lat: float, crs: str = "wgs84",
-    description: str | None = None, radius_m: float = 1000.0, count: int = 5,
-    widen: bool = False, max_radius_m: float = 8000.0, nearest_min_m: float = 50.0,
+    session: Session,
+    *,
+    actor: Actor,
+    kind: str,
+    lon: float,
+    lat: float,
+    crs: str = "wgs84",
+    description: str | None = None,
+    radius_m: float = 1000.0,
+    count: int = 5,
+    widen: bool = False,
+    max_radius_m: float = 8000.0,
+    nearest_min_m: float = 50.0,
 ) -> AlertView:
     """Call the `count` nearest active units within `radius_m` of a point (一点呼叫).
 
@@ -783,37 +879,76 @@ def create_alert(
     if actor.role not in ("admin", "supervisor"):
         raise Forbidden("Only supervisors (inside their area) and administrators raise alerts.")
     wgs_lon, wgs_lat = to_wgs84(lon, lat, crs)
-    assignment = areas.assign_point(session, wgs_lon, wgs_lat, accuracy_m=None,
-                                    nearest_min_m=nearest_min_m)
+    assignment = areas.assign_point(session, wgs_lon, wgs_lat, accuracy_m=None, nearest_min_m=nearest_min_m)
     codes = assignment.codes
     _check_may_place(actor, codes)
     max_radius_m = max(max_radius_m, radius_m)
-    found = nearest_active_units(session, wgs_lon, wgs_lat,
-                                 radius_m=max_radius_m if widen else radius_m, count=count)
+    found = nearest_active_units(
+        session, wgs_lon, wgs_lat, radius_m=max_radius_m if widen else radius_m, count=count
+    )
     ring = radius_m
     if widen:
         needed = found[count - 1][1] if len(found) >= count else max_radius_m
         ring = _next_ring(radius_m, needed, max_radius_m)
         found = [(unit, distance) for unit, distance in found if distance <= ring]
     alert = Alert(
-        kind=kind, description=description, location=_point_wkb(wgs_lon, wgs_lat), crs=crs,
-        source_lon=lon, source_lat=lat, requested_radius_m=radius_m, radius_m=ring,
-        requested=count, found=len(found), widened=ring > radius_m, created_by=actor.user_id,
-        grid_code=codes["grid"], village_code=codes["village"], town_code=codes["town"],
+        kind=kind,
+        description=description,
+        location=_point_wkb(wgs_lon, wgs_lat),
+        crs=crs,
+        source_lon=lon,
+        source_lat=lat,
+        requested_radius_m=radius_m,
+        radius_m=ring,
+        requested=count,
+        found=len(found),
+        widened=ring > radius_m,
+        created_by=actor.user_id,
+        grid_code=codes["grid"],
+        village_code=codes["village"],
+        town_code=codes["town"],
         district_code=codes["district"],
     )
-    columns = ("kind", "description", "crs", "source_lon", "source_lat", "grid_code",
-               "village_code", "town_code", "district_code", "requested_radius_m", "radius_m",
-               "requested", "found", "widened", "created_by")
-    row = session.execute(RECORD_ALERT, {
-        **{name: getattr(alert, name) for name in columns}, "lon": wgs_lon, "lat": wgs_lat,
-        "unit_ids": [unit.id for unit, _ in found], "distances": [d for _, d in found],
-    }).one()
+    columns = (
+        "kind",
+        "description",
+        "crs",
+        "source_lon",
+        "source_lat",
+        "grid_code",
+        "village_code",
+        "town_code",
+        "district_code",
+        "requested_radius_m",
+        "radius_m",
+        "requested",
+        "found",
+        "widened",
+        "created_by",
+    )
+    row = session.execute(
+        RECORD_ALERT,
+        {
+            **{name: getattr(alert, name) for name in columns},
+            "lon": wgs_lon,
+            "lat": wgs_lat,
+            "unit_ids": [unit.id for unit, _ in found],
+            "distances": [d for _, d in found],
+        },
+    ).one()
     alert.id, alert.created_at = row.id, row.created_at
     dispatches = [
-        DispatchView(alert_id=alert.id, unit_id=unit.id, rank=rank, distance_m=distance,
-                     dispatched_at=alert.created_at, acknowledged_at=None, arrived_at=None,
-                     unit=unit, show_personal=sees_personal_data(actor, unit))
+        DispatchView(
+            alert_id=alert.id,
+            unit_id=unit.id,
+            rank=rank,
+            distance_m=distance,
+            dispatched_at=alert.created_at,
+            acknowledged_at=None,
+            arrived_at=None,
+            unit=unit,
+            show_personal=sees_personal_data(actor, unit),
+        )
         for rank, (unit, distance) in enumerate(found, start=1)
     ]
     return AlertView(alert, dispatches)
@@ -832,9 +967,7 @@ def alert_visible_to(actor: Actor) -> ColumnElement[bool]:
     return or_(visible_to(actor, Alert), called_here)
 
 
-def _dispatches(
-    session: Session, alert_ids: Sequence[int], actor: Actor
-) -> dict[int, list[DispatchView]]:
+def _dispatches(session: Session, alert_ids: Sequence[int], actor: Actor) -> dict[int, list[DispatchView]]:
     out: dict[int, list[DispatchView]] = {alert_id: [] for alert_id in alert_ids}
     if not alert_ids:
         return out
@@ -846,28 +979,38 @@ def _dispatches(
     )
     for dispatch, *columns in rows:
         unit = UnitSummary(*columns)
-        out[dispatch.alert_id].append(DispatchView(
-            alert_id=dispatch.alert_id, unit_id=dispatch.unit_id, rank=dispatch.rank,
-            distance_m=dispatch.distance_m, dispatched_at=dispatch.dispatched_at,
-            acknowledged_at=dispatch.acknowledged_at, arrived_at=dispatch.arrived_at, unit=unit,
-            show_personal=sees_personal_data(actor, unit),
-        ))
+        out[dispatch.alert_id].append(
+            DispatchView(
+                alert_id=dispatch.alert_id,
+                unit_id=dispatch.unit_id,
+                rank=dispatch.rank,
+                distance_m=dispatch.distance_m,
+                dispatched_at=dispatch.dispatched_at,
+                acknowledged_at=dispatch.acknowledged_at,
+                arrived_at=dispatch.arrived_at,
+                unit=unit,
+                show_personal=sees_personal_data(actor, unit),
+            )
+        )
     return out
 
 
 def get_alert(session: Session, alert_id: int, actor: Actor) -> AlertView:
     """An alert the actor may see, with who responded and how fast."""
-    alert = session.scalars(
-        select(Alert).where(Alert.id == alert_id, alert_visible_to(actor))
-    ).first()
+    alert = session.scalars(select(Alert).where(Alert.id == alert_id, alert_visible_to(actor))).first()
     if alert is None:
         raise NotFound(f"No alert {alert_id}.")
     return AlertView(alert, _dispatches(session, [alert.id], actor)[alert.id])
 
 
 def list_alerts(
-    session: Session, *, actor: Actor, area: str | None = None, kind: str | None = None,
-    before_id: int | None = None, limit: int = 100,
+    session: Session,
+    *,
+    actor: Actor,
+    area: str | None = None,
+    kind: str | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
 ) -> list[AlertView]:
     """Alerts newest first."""
     query = (
@@ -886,7 +1029,12 @@ def list_alerts(
 
 
 def respond(
-    session: Session, alert_id: int, unit_id: int, *, actor: Actor, step: str,
+    session: Session,
+    alert_id: int,
+    unit_id: int,
+    *,
+    actor: Actor,
+    step: str,
     at: datetime | None = None,
 ) -> DispatchView:
     """Record that a called unit acknowledged (一线响应) or arrived (一片集结); the first time
@@ -902,10 +1050,10 @@ def respond(
     if not (unit_in_scope or alert_in_scope):
         raise Forbidden(f"Unit {unit_id} is not yours to answer for.")
     if at is not None and at < dispatch.dispatched_at:
-        raise ValidationFailed("A response cannot precede the call.",
-                               errors=[field_error("at", "Before the dispatch time.")])
-    moment: Any = (literal(at, DateTime(timezone=True)) if at is not None
-                   else func.statement_timestamp())
+        raise ValidationFailed(
+            "A response cannot precede the call.", errors=[field_error("at", "Before the dispatch time.")]
+        )
+    moment: Any = literal(at, DateTime(timezone=True)) if at is not None else func.statement_timestamp()
     values: dict[str, Any] = {
         "acknowledged_at": func.coalesce(AlertDispatch.acknowledged_at, moment),
         "acknowledged_by": func.coalesce(AlertDispatch.acknowledged_by, actor.user_id),

@@ -82,15 +82,10 @@ def closure_csv(stats: ClosureStats) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([KEY_HEADERS[k] for k in keys] + list(FIGURE_HEADERS.values()))
-    rows = (
-        [(group.key, group.figures) for group in stats.groups]
-        if stats.group_by
-        else [({}, stats.totals)]
-    )
+    rows = [(group.key, group.figures) for group in stats.groups] if stats.group_by else [({}, stats.totals)]
     for key, figures in rows:
         values = asdict(figures)
-        writer.writerow([_cell(k, key.get(k)) for k in keys]
-                        + [_cell(f, values[f]) for f in FIGURE_HEADERS])
+        writer.writerow([_cell(k, key.get(k)) for k in keys] + [_cell(f, values[f]) for f in FIGURE_HEADERS])
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -122,10 +117,12 @@ def closure_features(
         geojson = geometry_to_geojson(geometry, precision=7)
         groups = by_code.get(shape.code) or [
             {name: None for name in key_columns(stats.group_by)}
-            | {level: shape.code, f"{level}_name": shape.name} | blank
+            | {level: shape.code, f"{level}_name": shape.name}
+            | blank
         ]
         for index, properties in enumerate(groups):
             feature_id = shape.code if len(groups) == 1 else f"{shape.code}.{index + 1}"
-            features.append({"type": "Feature", "id": feature_id, "geometry": geojson,
-                             "properties": properties})
+            features.append(
+                {"type": "Feature", "id": feature_id, "geometry": geojson, "properties": properties}
+            )
     return features

@@ -157,8 +157,16 @@ def figures(
 
 
 def empty_figures(benchmark: float = DEFAULT_BENCHMARK) -> Figures:
-    return figures(due=0, closed=0, closed_on_time=0, reworked=0, overdue_open=0,
-                   median_hours=None, p90_hours=None, benchmark=benchmark)
+    return figures(
+        due=0,
+        closed=0,
+        closed_on_time=0,
+        reworked=0,
+        overdue_open=0,
+        median_hours=None,
+        p90_hours=None,
+        benchmark=benchmark,
+    )
 
 
 def check_closure_query(
@@ -175,30 +183,30 @@ def check_closure_query(
     if window_from >= window_to:
         errors.append(field_error("from", "Must be before `to`.", location="query"))
     elif window_to - window_from > MAX_WINDOW:
-        errors.append(field_error("to", "The window may be at most 20 years long.",
-                                  location="query"))
+        errors.append(field_error("to", "The window may be at most 20 years long.", location="query"))
     unknown = [key for key in group_by if key not in GROUP_KEYS]
     if unknown:
-        errors.append(field_error(
-            "group_by", f"Unknown grouping {', '.join(unknown)}; use {', '.join(GROUP_KEYS)}.",
-            location="query"))
+        errors.append(
+            field_error(
+                "group_by",
+                f"Unknown grouping {', '.join(unknown)}; use {', '.join(GROUP_KEYS)}.",
+                location="query",
+            )
+        )
     elif len(group_by) > MAX_GROUP_BY:
-        errors.append(field_error("group_by", f"At most {MAX_GROUP_BY} groupings at once.",
-                                  location="query"))
+        errors.append(field_error("group_by", f"At most {MAX_GROUP_BY} groupings at once.", location="query"))
     elif len(set(group_by)) != len(group_by):
         errors.append(field_error("group_by", "A grouping is repeated.", location="query"))
     if not (0 < benchmark <= 1):
         errors.append(field_error("benchmark", "Must be in (0, 1].", location="query"))
     if errors:
-        raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors),
-                               errors=errors)
+        raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
 
 
 def _area_errors(session: Session, area: str) -> list[dict[str, Any]]:
     if len(area) not in SCOPE_COLUMN or not (area.isascii() and area.isdigit()):
         return [field_error("area", "Must be a 6, 9, 12 or 15-digit area code.", location="query")]
-    if not session.scalar(text("SELECT EXISTS (SELECT 1 FROM areas WHERE code = :code)"),
-                          {"code": area}):
+    if not session.scalar(text("SELECT EXISTS (SELECT 1 FROM areas WHERE code = :code)"), {"code": area}):
         return [field_error("area", f"No area has the code {area}.", location="query")]
     return []
 
@@ -219,12 +227,8 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
     """
     keys = [f"{KEY_SQL[key]} AS k{i}" for i, key in enumerate(group_by)]
     key_names = [f"k{i}" for i in range(len(group_by))]
-    grouping = (
-        f"GROUPING({', '.join(key_names)})" if key_names else "0"
-    )
-    group_clause = (
-        f"GROUP BY GROUPING SETS (({', '.join(key_names)}), ())" if key_names else ""
-    )
+    grouping = f"GROUPING({', '.join(key_names)})" if key_names else "0"
+    group_clause = f"GROUP BY GROUPING SETS (({', '.join(key_names)}), ())" if key_names else ""
     names, joins = [], []
     for i, key in enumerate(group_by):
         if key in AREA_LEVELS:
@@ -278,15 +282,26 @@ def closure_stats(
 ) -> ClosureStats:
     """The closure figures of an area's subtree over a window, in total and per group."""
     group_by = tuple(group_by)
-    check_closure_query(session, area=area, window_from=window_from, window_to=window_to,
-                        group_by=group_by, benchmark=benchmark)
+    check_closure_query(
+        session,
+        area=area,
+        window_from=window_from,
+        window_to=window_to,
+        group_by=group_by,
+        benchmark=benchmark,
+    )
     # Hash the groups rather than sort every due event by its key. The planner budgets 8 kB of
     # memory for each group's array of hours and so sorts a district's grids; they take about
     # 1 kB (5 MB for 5,000 grids over a year), and hashing them takes two thirds of the time.
-    driver_rows(session, "SELECT set_config('work_mem', %(work_mem)s, true) AS w,"
-                " set_config('hash_mem_multiplier', %(multiplier)s, true) AS m", HASH_MEMORY)
+    driver_rows(
+        session,
+        "SELECT set_config('work_mem', %(work_mem)s, true) AS w,"
+        " set_config('hash_mem_multiplier', %(multiplier)s, true) AS m",
+        HASH_MEMORY,
+    )
     rows = driver_rows(  # SQLAlchemy's result handling of thousands of groups costs more
-        session, _closure_sql(SCOPE_COLUMN[len(area)], group_by),
+        session,
+        _closure_sql(SCOPE_COLUMN[len(area)], group_by),
         {"area": area, "window_from": window_from, "window_to": window_to, "as_of": as_of},
     )
     totals = empty_figures(benchmark)
@@ -294,9 +309,14 @@ def closure_stats(
     for row in rows:
         hours = row.hours or (None, None)
         result = figures(
-            due=row.due, closed=row.closed, closed_on_time=row.closed_on_time,
-            reworked=row.reworked, overdue_open=row.overdue_open,
-            median_hours=hours[0], p90_hours=hours[1], benchmark=benchmark,
+            due=row.due,
+            closed=row.closed,
+            closed_on_time=row.closed_on_time,
+            reworked=row.reworked,
+            overdue_open=row.overdue_open,
+            median_hours=hours[0],
+            p90_hours=hours[1],
+            benchmark=benchmark,
         )
         if row.rollup:
             totals = result
@@ -328,8 +348,13 @@ def require_area_level_first(group_by: tuple[str, ...]) -> str:
     if not group_by or group_by[0] not in AREA_LEVELS:
         raise ValidationFailed(
             "A map needs the first grouping to be an area level.",
-            errors=[field_error("group_by", "The first grouping must be district, town, village "
-                                "or grid for GeoJSON.", location="query")],
+            errors=[
+                field_error(
+                    "group_by",
+                    "The first grouping must be district, town, village or grid for GeoJSON.",
+                    location="query",
+                )
+            ],
         )
     return group_by[0]
 
@@ -349,8 +374,10 @@ def area_shapes(session: Session, *, level: str, area: str) -> list[AreaShape]:
     else:
         where, params = "code = :code", {"code": area[:length]}
     rows = session.execute(
-        text(f"SELECT code, name, geom FROM areas WHERE level = :level AND valid_to IS NULL"
-             f" AND {where} ORDER BY code"),
+        text(
+            f"SELECT code, name, geom FROM areas WHERE level = :level AND valid_to IS NULL"
+            f" AND {where} ORDER BY code"
+        ),
         {"level": level, **params},
     )
     return [AreaShape(row.code, row.name, row.geom) for row in rows]

@@ -20,17 +20,21 @@ from backend.events.service import shown
 from backend.stats import export, queries, schemas
 
 blp = Blueprint(
-    "stats", __name__, url_prefix="/api/v1/stats",
+    "stats",
+    __name__,
+    url_prefix="/api/v1/stats",
     description="Statistics: closure rates against the 98% benchmark (结案率) and overdue events",
 )
 
 JSON = "application/json"
 CSV = "text/csv"
 GEOJSON = "application/geo+json"
-CSV_HEADERS = {"Content-Disposition": {
-    "description": "attachment; filename=closure_<area>_<grouping>_<from>_<to>.csv",
-    "schema": {"type": "string"},
-}}
+CSV_HEADERS = {
+    "Content-Disposition": {
+        "description": "attachment; filename=closure_<area>_<grouping>_<from>_<to>.csv",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def in_scope(area: str) -> str:
@@ -39,8 +43,7 @@ def in_scope(area: str) -> str:
     allowed = (
         actor.is_admin
         or (actor.role == "worker" and area in actor.grid_codes)
-        or (actor.role != "worker" and actor.area_code is not None
-            and area.startswith(actor.area_code))
+        or (actor.role != "worker" and actor.area_code is not None and area.startswith(actor.area_code))
     )
     if not allowed:
         raise NotFound(f"No area {area} in your scope.")
@@ -83,9 +86,7 @@ def _csv_response(args: dict[str, Any]) -> flask.Response:
     stats = _stats(args)
     response = flask.Response(export.closure_csv(stats), mimetype=CSV)
     response.headers["Content-Type"] = f"{CSV}; charset=utf-8; header=present"
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="{export.csv_filename(stats)}"'
-    )
+    response.headers["Content-Disposition"] = f'attachment; filename="{export.csv_filename(stats)}"'
     return response
 
 
@@ -105,12 +106,13 @@ def _geojson_response(args: dict[str, Any]) -> flask.Response:
 @blp.route("/closure")
 class Closure(MethodView):
     @blp.arguments(schemas.ClosureArgsSchema, location="query")
-    @blp.response(200, schemas.ClosureStatsSchema,
-                  description="The figures as JSON, CSV or GeoJSON, as the Accept header asks")
-    @blp.alt_response(200, schema=schemas.CSV_SCHEMA, content_type=CSV, headers=CSV_HEADERS,
-                      success=True)
-    @blp.alt_response(200, schema=schemas.ClosureFeatureCollectionSchema, content_type=GEOJSON,
-                      success=True)
+    @blp.response(
+        200,
+        schemas.ClosureStatsSchema,
+        description="The figures as JSON, CSV or GeoJSON, as the Accept header asks",
+    )
+    @blp.alt_response(200, schema=schemas.CSV_SCHEMA, content_type=CSV, headers=CSV_HEADERS, success=True)
+    @blp.alt_response(200, schema=schemas.ClosureFeatureCollectionSchema, content_type=GEOJSON, success=True)
     def get(self, args: dict[str, Any]) -> Any:
         """Closure statistics of an area's subtree over a window, in total and by group
 
@@ -128,8 +130,13 @@ class Closure(MethodView):
 @blp.route("/closure.csv")
 class ClosureCsv(MethodView):
     @blp.arguments(schemas.ClosureArgsSchema, location="query")
-    @blp.response(200, schemas.CSV_SCHEMA, content_type=CSV, headers=CSV_HEADERS,
-                  description="One row per group, for Excel")
+    @blp.response(
+        200,
+        schemas.CSV_SCHEMA,
+        content_type=CSV,
+        headers=CSV_HEADERS,
+        description="One row per group, for Excel",
+    )
     def get(self, args: dict[str, Any]) -> flask.Response:
         """Closure statistics as CSV (UTF-8 with a BOM, bilingual header)"""
         return _csv_response(args)
@@ -138,8 +145,12 @@ class ClosureCsv(MethodView):
 @blp.route("/closure.geojson")
 class ClosureGeoJson(MethodView):
     @blp.arguments(schemas.ClosureArgsSchema, location="query")
-    @blp.response(200, schemas.ClosureFeatureCollectionSchema, content_type=GEOJSON,
-                  description="The areas of the first grouping's level with their figures")
+    @blp.response(
+        200,
+        schemas.ClosureFeatureCollectionSchema,
+        content_type=GEOJSON,
+        description="The areas of the first grouping's level with their figures",
+    )
     def get(self, args: dict[str, Any]) -> flask.Response:
         """Closure statistics as a choropleth: area polygons with their figures
 

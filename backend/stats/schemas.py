@@ -20,8 +20,7 @@ class ClosureArgsSchema(ma.Schema):
     area = area_code(required=True, metadata={"description": "Scope: this area and its subtree"})
     from_ = ma.fields.AwareDateTime(
         data_key="from",
-        metadata={"description": "Window start: events due at or after it (default: `to` less "
-                  "365 days)"},
+        metadata={"description": "Window start: events due at or after it (default: `to` less 365 days)"},
     )
     to = ma.fields.AwareDateTime(
         metadata={"description": "Window end: events due before it (default: `as_of`)"}
@@ -33,8 +32,10 @@ class ClosureArgsSchema(ma.Schema):
         ma.fields.String(validate=ma.validate.OneOf(GROUP_KEYS)),
         load_default=list,
         validate=ma.validate.Length(max=MAX_GROUP_BY),
-        metadata={"description": f"Up to {MAX_GROUP_BY} of {', '.join(GROUP_KEYS)}, comma "
-                  "separated; day, week (from Monday) and month are of due_at in Beijing time"},
+        metadata={
+            "description": f"Up to {MAX_GROUP_BY} of {', '.join(GROUP_KEYS)}, comma "
+            "separated; day, week (from Monday) and month are of due_at in Beijing time"
+        },
     )
     benchmark = ma.fields.Float(
         load_default=DEFAULT_BENCHMARK,
@@ -42,7 +43,8 @@ class ClosureArgsSchema(ma.Schema):
         metadata={"description": "The closure rate to meet, in (0, 1]"},
     )
     crs = ma.fields.String(
-        load_default="wgs84", validate=ma.validate.OneOf(SUPPORTED_CRS),
+        load_default="wgs84",
+        validate=ma.validate.OneOf(SUPPORTED_CRS),
         metadata={"description": "GeoJSON only: coordinate system of the polygons"},
     )
 
@@ -54,8 +56,7 @@ class ClosureArgsSchema(ma.Schema):
             try:
                 data["from_"] = data["to"] - DEFAULT_WINDOW
             except OverflowError as error:
-                raise ma.ValidationError("Give `from`: `to` is too early for the default.",
-                                         "from") from error
+                raise ma.ValidationError("Give `from`: `to` is too early for the default.", "from") from error
         data["group_by"] = tuple(data["group_by"])
         return data
 
@@ -76,12 +77,11 @@ class FiguresSchema(ma.Schema):
     overdue_open = ma.fields.Integer(
         metadata={"description": "Of the due, not closed by as_of and due before it"}
     )
-    closure_rate = ma.fields.Float(allow_none=True,
-                                   metadata={"description": "结案率 = closed / due"})
-    on_time_rate = ma.fields.Float(allow_none=True,
-                                   metadata={"description": "按期结案率 = closed_on_time / due"})
-    rework_rate = ma.fields.Float(allow_none=True,
-                                  metadata={"description": "返工率 = reworked / closed"})
+    closure_rate = ma.fields.Float(allow_none=True, metadata={"description": "结案率 = closed / due"})
+    on_time_rate = ma.fields.Float(
+        allow_none=True, metadata={"description": "按期结案率 = closed_on_time / due"}
+    )
+    rework_rate = ma.fields.Float(allow_none=True, metadata={"description": "返工率 = reworked / closed"})
     median_hours_to_close = ma.fields.Float(
         allow_none=True, metadata={"description": "Median of closed_at - accepted_at (hours)"}
     )
@@ -100,10 +100,8 @@ class FiguresSchema(ma.Schema):
 
 def _key_fields() -> dict[str, ma.fields.Field]:
     fields: dict[str, ma.fields.Field] = {}
-    for level, zh in (("district", "区"), ("town", "镇街"), ("village", "村居"),
-                      ("grid", "网格")):
-        fields[level] = ma.fields.String(allow_none=True,
-                                         metadata={"description": f"{zh} code"})
+    for level, zh in (("district", "区"), ("town", "镇街"), ("village", "村居"), ("grid", "网格")):
+        fields[level] = ma.fields.String(allow_none=True, metadata={"description": f"{zh} code"})
         fields[f"{level}_name"] = ma.fields.String(allow_none=True)
     fields["category"] = ma.fields.String(allow_none=True)
     fields["category_name_zh"] = ma.fields.String(allow_none=True)
@@ -122,8 +120,9 @@ GroupKeySchema = ma.Schema.from_dict(_key_fields(), name="GroupKeySchema")
 
 
 class ClosureGroupSchema(FiguresSchema):
-    key = ma.fields.Nested(GroupKeySchema, metadata={
-        "description": "The group: only the fields of the requested groupings"})
+    key = ma.fields.Nested(
+        GroupKeySchema, metadata={"description": "The group: only the fields of the requested groupings"}
+    )
 
 
 class ClosureStatsSchema(ma.Schema):

@@ -5,28 +5,26 @@ Revises: 0001
 Create Date: 2026-11-25 02:49:55.604548
 """
 
-from alembic import op
 import sqlalchemy as sa
-import geoalchemy2
+from alembic import op
 
-
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column('events', sa.Column('accepted_at', sa.DateTime(timezone=True), nullable=True))
-    op.add_column('events', sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True))
-    op.add_column('events', sa.Column('resolved_by', sa.BigInteger(), nullable=True))
-    op.add_column('events', sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True))
-    op.add_column('events', sa.Column('closed_by', sa.BigInteger(), nullable=True))
+    op.add_column("events", sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("events", sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("events", sa.Column("resolved_by", sa.BigInteger(), nullable=True))
+    op.add_column("events", sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("events", sa.Column("closed_by", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_column('events', 'closed_by')
-    op.drop_column('events', 'closed_at')
-    op.drop_column('events', 'resolved_by')
-    op.drop_column('events', 'resolved_at')
-    op.drop_column('events', 'accepted_at')
+    op.drop_column("events", "closed_by")
+    op.drop_column("events", "closed_at")
+    op.drop_column("events", "resolved_by")
+    op.drop_column("events", "resolved_at")
+    op.drop_column("events", "accepted_at")

@@ -5,20 +5,18 @@ Revises: 0003
 Create Date: 2026-11-25 03:05:28.977490
 """
 
-from alembic import op
 import sqlalchemy as sa
-import geoalchemy2
+from alembic import op
 
-
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column('events', sa.Column('department', sa.String(length=100), nullable=True))
+    op.add_column("events", sa.Column("department", sa.String(length=100), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_column('events', 'department')
+    op.drop_column("events", "department")

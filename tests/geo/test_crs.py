@@ -267,9 +267,7 @@ inside_china_lat = st.floats(min_value=18.2, max_value=53.4)
 
 @settings(max_examples=200, deadline=None)
 @given(lon=inside_china_lon, lat=inside_china_lat, target=st.sampled_from(["gcj02", "bd09"]))
-def test_round_trip_inside_china_is_within_a_centimetre(
-    lon: float, lat: float, target: str
-) -> None:
+def test_round_trip_inside_china_is_within_a_centimetre(lon: float, lat: float, target: str) -> None:
     fwd = crs.from_wgs84(lon, lat, target)
     back_lon, back_lat = crs.to_wgs84(*fwd, target)
     assert_within_cm(np.array([back_lon]), np.array([back_lat]), np.array([lon]), np.array([lat]))

@@ -220,9 +220,7 @@ def test_parses_every_default_type() -> None:
     )
     line = [[113.0, 23.0], [113.1, 23.1]]
     assert parse_geometry({"type": "LineString", "coordinates": line}).equals(LineString(line))
-    assert parse_geometry({"type": "MultiLineString", "coordinates": [line]}).equals(
-        MultiLineString([line])
-    )
+    assert parse_geometry({"type": "MultiLineString", "coordinates": [line]}).equals(MultiLineString([line]))
     with_hole = parse_geometry(polygon(SHELL_CCW, HOLE_CW))
     assert isinstance(with_hole, Polygon)
     assert len(with_hole.interiors) == 1

@@ -230,9 +230,7 @@ def test_to_multipolygon_keeps_multipolygon() -> None:
 
 def test_to_multipolygon_extracts_polygons_from_collection() -> None:
     other = box_m(2000, 0, 3000, 1000)
-    collection = GeometryCollection(
-        [PARENT, Point(113.0, 23.0), GeometryCollection([MultiPolygon([other])])]
-    )
+    collection = GeometryCollection([PARENT, Point(113.0, 23.0), GeometryCollection([MultiPolygon([other])])])
     result = to_multipolygon(collection)
     assert len(result.geoms) == 2
     assert result.equals(MultiPolygon([PARENT, other]))

@@ -35,14 +35,21 @@ _point_in = text(
 def reports(session, accounts) -> Reports:  # type: ignore[no-untyped-def]
     admin = Actor(role="admin", user_id=accounts.ids["admin"])
     made = {}
-    for name, town, category in (("plain", IN_TOWN, "environment"),
-                                 ("sensitive", IN_TOWN, "dispute"),
-                                 ("outside", OUT_TOWN, "environment")):
+    for name, town, category in (
+        ("plain", IN_TOWN, "environment"),
+        ("sensitive", IN_TOWN, "dispute"),
+        ("outside", OUT_TOWN, "environment"),
+    ):
         point = session.execute(_point_in, {"town": town}).one()
         event, _ = events.report_event(
             session,
-            events.Report(category=category, description=f"{name} 描述", lon=point.x, lat=point.y,
-                          contacts=[{"name": "李四", "phone": "13912345678"}]),
+            events.Report(
+                category=category,
+                description=f"{name} 描述",
+                lon=point.x,
+                lat=point.y,
+                contacts=[{"name": "李四", "phone": "13912345678"}],
+            ),
             actor=admin,
         )
         made[name] = str(event.id)

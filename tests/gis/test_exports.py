@@ -33,8 +33,16 @@ def test_grids_stream_as_one_rfc_7946_feature_collection(gis, session):
     for feature in body["features"]:
         geometry = shape(feature["geometry"])
         assert geometry.is_valid and all(p.exterior.is_ccw for p in geometry.geoms)
-        assert set(feature["properties"]) == {"code", "name", "level", "parent", "kind",
-                                              "boundary_version", "valid_from", "valid_to"}
+        assert set(feature["properties"]) == {
+            "code",
+            "name",
+            "level",
+            "parent",
+            "kind",
+            "boundary_version",
+            "valid_from",
+            "valid_to",
+        }
 
 
 def test_unchanged_layers_answer_304_and_a_change_moves_the_etag(gis, session):
@@ -56,8 +64,12 @@ def test_the_events_etag_moves_when_an_event_or_a_category_changes(gis, session,
     url = "/api/v1/exports/events.geojson"
     etag = gis.get(url).headers["ETag"]
     assert gis.get(url, headers={"If-None-Match": etag}).status_code == 304
-    session.execute(text("UPDATE events SET status = 'accepted', version = version + 1, "
-                         "updated_at = now() WHERE id = :id"), {"id": reports.plain})
+    session.execute(
+        text(
+            "UPDATE events SET status = 'accepted', version = version + 1, updated_at = now() WHERE id = :id"
+        ),
+        {"id": reports.plain},
+    )
     session.commit()
     second = gis.get(url, headers={"If-None-Match": etag})
     assert second.status_code == 200 and second.headers["ETag"] != etag
@@ -79,8 +91,10 @@ def test_events_download_is_scoped_and_has_no_personal_data(app, accounts, gis, 
     admin = download(client_as(app, accounts, "admin"), "/api/v1/exports/events.geojson")[1]
     assert reports.outside in {f["id"] for f in admin["features"]}
     # Each caller's ETag is their own, though the rows may coincide.
-    assert gis.get("/api/v1/exports/events.geojson").headers["ETag"] != client_as(
-        app, accounts, "supervisor").get("/api/v1/exports/events.geojson").headers["ETag"]
+    assert (
+        gis.get("/api/v1/exports/events.geojson").headers["ETag"]
+        != client_as(app, accounts, "supervisor").get("/api/v1/exports/events.geojson").headers["ETag"]
+    )
 
 
 def test_filters_bbox_and_datetime(gis, reports):
@@ -90,8 +104,9 @@ def test_filters_bbox_and_datetime(gis, reports):
     assert 1 <= len(box["features"]) <= 2
     events = download(gis, "/api/v1/exports/events.geojson?category=dispute")[1]
     assert [f["id"] for f in events["features"]] == [reports.sensitive]
-    assert download(gis, "/api/v1/exports/events.geojson?datetime=../2000-01-01T00:00:00Z")[1][
-        "features"] == []
+    assert (
+        download(gis, "/api/v1/exports/events.geojson?datetime=../2000-01-01T00:00:00Z")[1]["features"] == []
+    )
 
 
 def test_gcj02_output_is_shifted_like_chinese_web_maps(gis):
@@ -99,15 +114,21 @@ def test_gcj02_output_is_shifted_like_chinese_web_maps(gis):
     shifted = download(gis, "/api/v1/exports/districts.geojson?crs=gcj02")[1]["features"][0]
     lon, lat = plain["geometry"]["coordinates"][0][0][0]
     assert shifted["geometry"]["coordinates"][0][0][0] == pytest.approx(
-        list(wgs84_to_gcj02(lon, lat)), abs=1e-6)
+        list(wgs84_to_gcj02(lon, lat)), abs=1e-6
+    )
     assert shifted["properties"] == plain["properties"] and shifted["id"] == plain["id"]
     assert shape(shifted["geometry"]).geoms[0].exterior.is_ccw
 
 
-@pytest.mark.parametrize(("query", "status"), [
-    ("bbox=1,2,3", 422), ("datetime=soon", 422), ("kind=dedicated&status=closed", 422),
-    ("crs=bd09", 422),
-])
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("bbox=1,2,3", 422),
+        ("datetime=soon", 422),
+        ("kind=dedicated&status=closed", 422),
+        ("crs=bd09", 422),
+    ],
+)
 def test_bad_arguments_are_422(gis, query, status):
     response = gis.get(f"/api/v1/exports/grids.geojson?{query}")
     assert response.status_code == status and response.content_type == "application/problem+json"

@@ -43,8 +43,10 @@ def events_committed(engine) -> Iterator[None]:  # type: ignore[no-untyped-def]
         session.commit()
     yield
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM events WHERE content_hash LIKE :mark"),
-                     {"mark": f"synthetic:{SYNTHETIC_SEED}:%"})
+        conn.execute(
+            text("DELETE FROM events WHERE content_hash LIKE :mark"),
+            {"mark": f"synthetic:{SYNTHETIC_SEED}:%"},
+        )
 
 
 @pytest.fixture
@@ -57,22 +59,26 @@ def test_ogrinfo_lists_every_collection(live_server, header, accounts):
     names = re.findall(r"^\d+: (\w+)", listed, flags=re.M)
     assert names == [c.id for c in registry.collections()]
     # Clients that cannot set headers put the key in the URL; the links carry it on.
-    by_query = gdal("ogrinfo", "-ro", "-so", "-al",
-                    f"OAPIF:{live_server}/ogc?api_key={accounts.gis_key}").stdout
+    by_query = gdal(
+        "ogrinfo", "-ro", "-so", "-al", f"OAPIF:{live_server}/ogc?api_key={accounts.gis_key}"
+    ).stdout
     assert "Feature Count: 865" in by_query and "Layer name: events" in by_query
 
 
-def test_ogr2ogr_copies_grids_and_events_to_a_geopackage(live_server, header, engine,
-                                                         events_committed, tmp_path: Path):
+def test_ogr2ogr_copies_grids_and_events_to_a_geopackage(
+    live_server, header, engine, events_committed, tmp_path: Path
+):
     target = tmp_path / "wangge.gpkg"
-    gdal("ogr2ogr", *header, "-f", "GPKG", str(target), f"OAPIF:{live_server}/ogc",
-         "grids", "events")
+    gdal("ogr2ogr", *header, "-f", "GPKG", str(target), f"OAPIF:{live_server}/ogc", "grids", "events")
     with engine.connect() as conn:
-        grids = set(conn.execute(text(
-            "SELECT code FROM areas WHERE level = 'grid' AND valid_to IS NULL")).scalars())
+        grids = set(
+            conn.execute(text("SELECT code FROM areas WHERE level = 'grid' AND valid_to IS NULL")).scalars()
+        )
         # The key's scope: town 440117103.
-        events = {str(i) for i in conn.execute(text(
-            "SELECT id FROM events WHERE town_code = '440117103'")).scalars()}
+        events = {
+            str(i)
+            for i in conn.execute(text("SELECT id FROM events WHERE town_code = '440117103'")).scalars()
+        }
     copied = sqlite3.connect(target)
     try:
         copied_grids = [row[0] for row in copied.execute("SELECT id FROM grids")]
@@ -87,11 +93,14 @@ def test_ogr2ogr_copies_grids_and_events_to_a_geopackage(live_server, header, en
     assert not {"contacts", "reporter_id"} & columns
 
 
-def test_geojson_download_reads_in_gdal_and_passes_rfc_7946_validation(live_server, accounts,
-                                                                        tmp_path: Path):
+def test_geojson_download_reads_in_gdal_and_passes_rfc_7946_validation(live_server, accounts, tmp_path: Path):
     target = tmp_path / "grids.geojson"
-    with requests.get(f"{live_server}/api/v1/exports/grids.geojson", stream=True, timeout=60,
-                      headers=accounts.headers("gis")) as response:
+    with requests.get(
+        f"{live_server}/api/v1/exports/grids.geojson",
+        stream=True,
+        timeout=60,
+        headers=accounts.headers("gis"),
+    ) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "application/geo+json"
         with target.open("wb") as out:
@@ -102,11 +111,17 @@ def test_geojson_download_reads_in_gdal_and_passes_rfc_7946_validation(live_serv
     assert geojson_validator.validate_structure(str(target), check_crs=True) == {}
     # Every check but precision: 7 decimals (1 cm) is kept on purpose, one more than the
     # validator's taste, as in the rest of the API.
-    problematic = [c for c in geojson_validator.geometry_validation.VALIDATION_CRITERIA[
-        "problematic"] if c != "excessive_coordinate_precision"]
+    problematic = [
+        c
+        for c in geojson_validator.geometry_validation.VALIDATION_CRITERIA["problematic"]
+        if c != "excessive_coordinate_precision"
+    ]
     results = geojson_validator.validate_geometries(str(target), criteria_problematic=problematic)
     assert results["invalid"] == {} and results["problematic"] == {}, results
-    geometries = [shape(f["geometry"]) for f in requests.get(
-        f"{live_server}/api/v1/exports/grids.geojson", timeout=60,
-        headers=accounts.headers("gis")).json()["features"]]
+    geometries = [
+        shape(f["geometry"])
+        for f in requests.get(
+            f"{live_server}/api/v1/exports/grids.geojson", timeout=60, headers=accounts.headers("gis")
+        ).json()["features"]
+    ]
     assert all(g.is_valid and all(p.exterior.is_ccw for p in g.geoms) for g in geometries)

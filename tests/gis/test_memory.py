@@ -67,13 +67,14 @@ FEATURE = b'{"type":"Feature",'
 
 def _download(base: str, key: str, layer: str) -> int:
     features = 0
-    with requests.get(f"{base}/api/v1/exports/{layer}.geojson", headers={"X-API-Key": key},
-                      stream=True, timeout=300) as response:
+    with requests.get(
+        f"{base}/api/v1/exports/{layer}.geojson", headers={"X-API-Key": key}, stream=True, timeout=300
+    ) as response:
         assert response.status_code == 200
         tail = b""
         for chunk in response.iter_content(1 << 16):
             features += (tail + chunk).count(FEATURE)
-            tail = chunk[1 - len(FEATURE):]
+            tail = chunk[1 - len(FEATURE) :]
     return features
 
 
@@ -113,7 +114,9 @@ def guangzhou_url(database_url, engine) -> str:  # type: ignore[no-untyped-def]
 def test_downloading_19660_grids_takes_no_more_memory_than_865(database_url, guangzhou_url):
     small, reset = _growth(database_url, 865)
     large, _ = _growth(guangzhou_url, GUANGZHOU_GRIDS)
-    print(f"peak growth: 865 grids {small} KiB, {GUANGZHOU_GRIDS} grids {large} KiB "
-          f"({'reset' if reset else 'running'} peak)")
+    print(
+        f"peak growth: 865 grids {small} KiB, {GUANGZHOU_GRIDS} grids {large} KiB "
+        f"({'reset' if reset else 'running'} peak)"
+    )
     # A buffered answer would hold the ~9 MB document and its pieces: tens of MB.
     assert large <= 1.5 * small + 4 * KIB

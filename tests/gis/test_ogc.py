@@ -117,14 +117,31 @@ def test_default_limit_is_100_and_above_the_maximum_the_maximum_is_used(gis):
     assert body["numberReturned"] == 865 and not links(body, "next")
 
 
-@pytest.mark.parametrize("query", [
-    "foo=1", "limit=0", "limit=-3", "limit=ten", "bbox=1,2,3", "bbox=113,24,114,23",
-    "bbox=a,b,c,d", "bbox-crs=" + CRS84, "crs=EPSG:4326", "crs=http://www.opengis.net/def/crs/EPSG/0/3857",
-    "datetime=yesterday", "datetime=2024-01-01", "datetime=../..",
-    "datetime=2025-01-01T00:00:00Z/2024-01-01T00:00:00Z",
-    "after=abc", "after=440117103001001&before=440117103001009", "kind=big", "parent=12", "f=xml",
-    "limit=5&limit=6",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "foo=1",
+        "limit=0",
+        "limit=-3",
+        "limit=ten",
+        "bbox=1,2,3",
+        "bbox=113,24,114,23",
+        "bbox=a,b,c,d",
+        "bbox-crs=" + CRS84,
+        "crs=EPSG:4326",
+        "crs=http://www.opengis.net/def/crs/EPSG/0/3857",
+        "datetime=yesterday",
+        "datetime=2024-01-01",
+        "datetime=../..",
+        "datetime=2025-01-01T00:00:00Z/2024-01-01T00:00:00Z",
+        "after=abc",
+        "after=440117103001001&before=440117103001009",
+        "kind=big",
+        "parent=12",
+        "f=xml",
+        "limit=5&limit=6",
+    ],
+)
 def test_bad_parameters_are_400_problems(gis, query):
     response = gis.get(f"/ogc/collections/grids/items?{query}")
     assert response.status_code == 400, query
@@ -137,22 +154,30 @@ def test_a_repeated_identical_parameter_is_accepted(gis):
 
 
 def test_other_resources_refuse_unknown_parameters(gis):
-    for path in ("/ogc?x=1", "/ogc/conformance?x=1", "/ogc/collections?x=1",
-                 "/ogc/collections/grids?limit=3",
-                 "/ogc/collections/grids/items/440117103001001?limit=1"):
+    for path in (
+        "/ogc?x=1",
+        "/ogc/conformance?x=1",
+        "/ogc/collections?x=1",
+        "/ogc/collections/grids?limit=3",
+        "/ogc/collections/grids/items/440117103001001?limit=1",
+    ):
         assert gis.get(path).status_code == 400, path
 
 
 def test_bbox_selects_intersecting_grids_in_either_axis_order(gis, session):
     box = (113.55, 23.55, 113.60, 23.60)
-    expected = session.execute(text(
-        "SELECT count(*) FROM areas WHERE level = 'grid' AND valid_to IS NULL AND "
-        "ST_Intersects(geom, ST_MakeEnvelope(:a, :b, :c, :d, 4326))"),
-        dict(zip("abcd", box, strict=True))).scalar()
+    expected = session.execute(
+        text(
+            "SELECT count(*) FROM areas WHERE level = 'grid' AND valid_to IS NULL AND "
+            "ST_Intersects(geom, ST_MakeEnvelope(:a, :b, :c, :d, 4326))"
+        ),
+        dict(zip("abcd", box, strict=True)),
+    ).scalar()
     assert expected > 3
     lon_lat = gis.get("/ogc/collections/grids/items?limit=1000&bbox={},{},{},{}".format(*box)).json
-    lat_lon = gis.get("/ogc/collections/grids/items?limit=1000&bbox={1},{0},{3},{2}&bbox-crs={4}"
-                      .format(*box, EPSG_4490)).json
+    lat_lon = gis.get(
+        "/ogc/collections/grids/items?limit=1000&bbox={1},{0},{3},{2}&bbox-crs={4}".format(*box, EPSG_4490)
+    ).json
     assert lon_lat["numberMatched"] == lat_lon["numberMatched"] == expected
     assert [f["id"] for f in lon_lat["features"]] == [f["id"] for f in lat_lon["features"]]
 
@@ -180,8 +205,11 @@ def test_datetime_selects_the_boundary_version_in_force(gis, session):
     code = "440117103001001"
     old = areas.get_area(session, code)
     old_id, old_from = old.id, old.valid_from
-    new = areas.update_area(session, code, geometry=shape(gis.get(
-        f"/ogc/collections/grids/items/{code}").json["geometry"]).buffer(-0.0005))
+    new = areas.update_area(
+        session,
+        code,
+        geometry=shape(gis.get(f"/ogc/collections/grids/items/{code}").json["geometry"]).buffer(-0.0005),
+    )
     session.commit()
     current = gis.get(f"/ogc/collections/grids/items?area={code}").json["features"]
     assert [f["properties"]["boundary_version"] for f in current] == [new.id]
@@ -189,11 +217,11 @@ def test_datetime_selects_the_boundary_version_in_force(gis, session):
     past = gis.get("/ogc/collections/grids/items", query_string={"area": code, "datetime": at}).json
     assert [f["properties"]["boundary_version"] for f in past["features"]] == [old_id]
     assert past["features"][0]["properties"]["valid_to"] is not None
-    interval = gis.get("/ogc/collections/grids/items",
-                       query_string={"area": code, "datetime": f"../{at}"}).json
+    interval = gis.get(
+        "/ogc/collections/grids/items", query_string={"area": code, "datetime": f"../{at}"}
+    ).json
     assert [f["properties"]["boundary_version"] for f in interval["features"]] == [old_id]
-    everything = gis.get("/ogc/collections/grids/items", query_string={"datetime": at,
-                                                                       "limit": 1000}).json
+    everything = gis.get("/ogc/collections/grids/items", query_string={"datetime": at, "limit": 1000}).json
     assert everything["numberMatched"] == 865
 
 
@@ -208,7 +236,8 @@ def test_events_show_only_the_keys_scope_without_personal_data(gis, reports):
     for feature in features.values():
         assert feature["geometry"]["type"] == "Point"
         assert not {"contacts", "reporter_id", "assignee_id", "resolved_by", "closed_by"} & set(
-            feature["properties"])
+            feature["properties"]
+        )
     assert "李四" not in gis.get("/ogc/collections/events/items?limit=1000").get_data(as_text=True)
 
 
@@ -238,9 +267,13 @@ def test_admin_sees_every_event_and_a_single_event_is_scoped(app, accounts, repo
 
 
 def test_missing_things_are_404_problems(gis):
-    for path in ("/ogc/collections/parks", "/ogc/collections/parks/items",
-                 "/ogc/collections/grids/items/440117999999999", "/ogc/collections/grids/items/abc",
-                 "/ogc/collections/events/items/not-a-uuid"):
+    for path in (
+        "/ogc/collections/parks",
+        "/ogc/collections/parks/items",
+        "/ogc/collections/grids/items/440117999999999",
+        "/ogc/collections/grids/items/abc",
+        "/ogc/collections/events/items/not-a-uuid",
+    ):
         response = gis.get(path)
         assert response.status_code == 404 and response.content_type == PROBLEM, path
 
@@ -248,8 +281,7 @@ def test_missing_things_are_404_problems(gis):
 def test_credentials_by_header_query_or_token(app, accounts):
     anonymous = app.test_client()
     assert anonymous.get("/ogc").status_code == 200  # the landing page is public
-    for path in ("/ogc/collections", "/ogc/collections/grids/items",
-                 "/ogc/collections/events/items"):
+    for path in ("/ogc/collections", "/ogc/collections/grids/items", "/ogc/collections/events/items"):
         response = anonymous.get(path)
         assert response.status_code == 401 and response.content_type == PROBLEM
         assert "WWW-Authenticate" in response.headers
@@ -270,8 +302,11 @@ def test_a_query_key_is_carried_into_every_link(app, accounts):
         assert parse_qs(urlsplit(link["href"]).query)["api_key"] == [key]
     page = client.get(f"/ogc/collections/grids/items?limit=10&api_key={key}").json
     nxt = links(page, "next")[0]["href"]
-    assert parse_qs(urlsplit(nxt).query) == {"limit": ["10"], "after": [page["features"][-1]["id"]],
-                                             "api_key": [key]}
+    assert parse_qs(urlsplit(nxt).query) == {
+        "limit": ["10"],
+        "after": [page["features"][-1]["id"]],
+        "api_key": [key],
+    }
     assert follow(client, nxt).status_code == 200
 
 
@@ -293,26 +328,40 @@ def test_filter_values_postgresql_cannot_store_are_400(gis):
 
 def test_grid_closure_layer_counts_due_and_closed_events_in_the_period(app, accounts, session):
     grid = accounts.worker_grids[0]
-    x, y = session.execute(text(
-        "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM areas "
-        "WHERE code = :c AND valid_to IS NULL"), {"c": grid}).one()
+    x, y = session.execute(
+        text(
+            "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM areas "
+            "WHERE code = :c AND valid_to IS NULL"
+        ),
+        {"c": grid},
+    ).one()
     # Three events due in March 2030: two closed (one late), one still open; one due in April.
-    for n, (due, closed) in enumerate([("2030-03-05", "2030-03-04"), ("2030-03-10", "2030-03-12"),
-                                       ("2030-03-20", None), ("2030-04-02", "2030-04-01")]):
-        session.execute(text(
-            "INSERT INTO events (id, category_code, description, location, crs, source_lon,"
-            " source_lat, grid_code, village_code, town_code, district_code, assignment,"
-            " status, due_at, closed_at, content_hash)"
-            " VALUES (gen_random_uuid(), 'other', 'x', ST_SetSRID(ST_MakePoint(:x, :y), 4326),"
-            " 'wgs84', :x, :y, CAST(:g AS text), left(CAST(:g AS text), 12),"
-            " left(CAST(:g AS text), 9), left(CAST(:g AS text), 6), 'contains',"
-            " CASE WHEN CAST(:closed AS text) IS NULL THEN 'in_progress' ELSE 'closed' END,"
-            " CAST(:due AS timestamptz), CAST(CAST(:closed AS text) AS timestamptz), :h)"),
-            {"x": x, "y": y, "g": grid, "due": due, "closed": closed, "h": f"t{n}"})
+    for n, (due, closed) in enumerate(
+        [
+            ("2030-03-05", "2030-03-04"),
+            ("2030-03-10", "2030-03-12"),
+            ("2030-03-20", None),
+            ("2030-04-02", "2030-04-01"),
+        ]
+    ):
+        session.execute(
+            text(
+                "INSERT INTO events (id, category_code, description, location, crs, source_lon,"
+                " source_lat, grid_code, village_code, town_code, district_code, assignment,"
+                " status, due_at, closed_at, content_hash)"
+                " VALUES (gen_random_uuid(), 'other', 'x', ST_SetSRID(ST_MakePoint(:x, :y), 4326),"
+                " 'wgs84', :x, :y, CAST(:g AS text), left(CAST(:g AS text), 12),"
+                " left(CAST(:g AS text), 9), left(CAST(:g AS text), 6), 'contains',"
+                " CASE WHEN CAST(:closed AS text) IS NULL THEN 'in_progress' ELSE 'closed' END,"
+                " CAST(:due AS timestamptz), CAST(CAST(:closed AS text) AS timestamptz), :h)"
+            ),
+            {"x": x, "y": y, "g": grid, "due": due, "closed": closed, "h": f"t{n}"},
+        )
     session.commit()
     supervisor = client_as(app, accounts, "supervisor")
-    url = (f"/ogc/collections/grid_closure/items?area={grid}"
-           "&datetime=2030-03-01T00:00:00Z/2030-04-01T00:00:00Z")
+    url = (
+        f"/ogc/collections/grid_closure/items?area={grid}&datetime=2030-03-01T00:00:00Z/2030-04-01T00:00:00Z"
+    )
     response = supervisor.get(url)
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
     (feature,) = response.json["features"]

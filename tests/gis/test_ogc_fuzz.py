@@ -26,12 +26,15 @@ schema = schemathesis.pytest.from_fixture("ogc_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_ogc_api_conforms_to_its_openapi_document(case, accounts, reports):  # type: ignore[no-untyped-def]
     # With the GIS key: the client these endpoints are for.
     case.call_and_validate(
         headers=accounts.headers("gis"),
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance,
-                response_schema_conformance],
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
     )

@@ -40,26 +40,28 @@ def test_a_grid_tile_holds_the_grid_with_its_code_name_and_kind(gis, session):
 
 
 def test_every_area_level_has_tiles(gis, session):
-    for layer, code in (("districts", "440117"), ("towns", "440117103"),
-                        ("villages", "440117103001")):
+    for layer, code in (("districts", "440117"), ("towns", "440117103"), ("villages", "440117103001")):
         layers = decode(gis.get(tile_url(session, layer, code, zoom=10)))
         assert code in {f["properties"]["code"] for f in layers[layer]["features"]}
 
 
 def test_event_tiles_keep_to_the_scope_and_leave_personal_data_out(  # type: ignore[no-untyped-def]
-        app, accounts, gis, session, reports):
+    app, accounts, gis, session, reports
+):
     from tests.conftest import client_as
 
-    grid = session.execute(text("SELECT grid_code FROM events WHERE id = :id"),
-                           {"id": reports.plain}).scalar()
+    grid = session.execute(
+        text("SELECT grid_code FROM events WHERE id = :id"), {"id": reports.plain}
+    ).scalar()
     url = tile_url(session, "events", grid, zoom=10)
     features = decode(gis.get(url))["events"]["features"]
     ids = {f["properties"]["id"] for f in features}
     assert {reports.plain, reports.sensitive} <= ids
     assert set(features[0]["properties"]) == {"id", "category", "status", "grid"}
     other = client_as(app, accounts, "other_supervisor").get(url)
-    assert other.status_code == 204 or not ({reports.plain} & {
-        f["properties"]["id"] for f in decode(other)["events"]["features"]})
+    assert other.status_code == 204 or not (
+        {reports.plain} & {f["properties"]["id"] for f in decode(other)["events"]["features"]}
+    )
 
 
 def test_empty_tiles_are_204_and_tiles_carry_cache_headers(gis, session):

@@ -32,8 +32,14 @@ def point(lon: float, lat: float) -> dict[str, Any]:
 
 def building_body(lon: float, lat: float, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "name": "3栋", "address": "温泉镇某村3巷3号", "geometry": point(lon, lat), "floors": 6,
-        "households": 24, "rental_units": 10, "safe_rental_units": 8, "access_control": True,
+        "name": "3栋",
+        "address": "温泉镇某村3巷3号",
+        "geometry": point(lon, lat),
+        "floors": 6,
+        "households": 24,
+        "rental_units": 10,
+        "safe_rental_units": 8,
+        "access_control": True,
         "head": {"name": "李楼长", "phone": "13900000001"},
     }
     body.update(extra)
@@ -42,28 +48,52 @@ def building_body(lon: float, lat: float, **extra: Any) -> dict[str, Any]:
 
 def unit_body(lon: float, lat: float, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "name": "某某商铺最小应急单元", "kind": "shop", "members": 3, "location": point(lon, lat),
+        "name": "某某商铺最小应急单元",
+        "kind": "shop",
+        "members": 3,
+        "location": point(lon, lat),
         "leader": {"name": "王队长", "phone": "13900000002"},
     }
     body.update(extra)
     return body
 
 
-def make_unit(session: Session, lon: float, lat: float, *, active: bool = True,
-              name: str = "应急单元", kind: str = "shop") -> Any:
+def make_unit(
+    session: Session,
+    lon: float,
+    lat: float,
+    *,
+    active: bool = True,
+    name: str = "应急单元",
+    kind: str = "shop",
+) -> Any:
     unit = org.create_unit(
-        session, org.UnitInput(name=name, kind=kind, lon=lon, lat=lat, active=active,
-                               leader_name="王队长", leader_phone="13900000002"),
+        session,
+        org.UnitInput(
+            name=name,
+            kind=kind,
+            lon=lon,
+            lat=lat,
+            active=active,
+            leader_name="王队长",
+            leader_phone="13900000002",
+        ),
         actor=ADMIN,
     )
     return unit
 
 
 def make_building(session: Session, lon: float, lat: float, **extra: Any) -> Any:
-    fields = {"name": "1栋", "households": 20, "rental_units": 6, "safe_rental_units": 4,
-              "head_name": "李楼长", "head_phone": "13900000001", **extra}
-    return org.create_building(session, org.BuildingInput(geometry=Point(lon, lat), **fields),
-                               actor=ADMIN)
+    fields = {
+        "name": "1栋",
+        "households": 20,
+        "rental_units": 6,
+        "safe_rental_units": 4,
+        "head_name": "李楼长",
+        "head_phone": "13900000001",
+        **extra,
+    }
+    return org.create_building(session, org.BuildingInput(geometry=Point(lon, lat), **fields), actor=ADMIN)
 
 
 @dataclass
@@ -92,28 +122,49 @@ def make_org_world(session: Session, accounts: Any) -> OrgWorld:
     free = {}
     for scope, town in (("in", "440117103"), ("out", "440117104")):
         taken = [grids[scope], *([second[scope]] if scope in second else [])]
-        spare = session.execute(
-            text("SELECT code FROM areas WHERE level = 'grid' AND valid_to IS NULL "
-                 "AND code LIKE :town AND code <> ALL(:taken) ORDER BY code LIMIT 2"),
-            {"town": town + "%", "taken": taken},
-        ).scalars().all()
+        spare = (
+            session.execute(
+                text(
+                    "SELECT code FROM areas WHERE level = 'grid' AND valid_to IS NULL "
+                    "AND code LIKE :town AND code <> ALL(:taken) ORDER BY code LIMIT 2"
+                ),
+                {"town": town + "%", "taken": taken},
+            )
+            .scalars()
+            .all()
+        )
         if scope == "out":
             second["out"] = spare[1]
         free[scope] = spare[0]
-    world = OrgWorld(grid=grids, free_grid=free, point={}, branch={}, bare_branch={}, group={},
-                     building={}, unit={}, alert={})
+    world = OrgWorld(
+        grid=grids,
+        free_grid=free,
+        point={},
+        branch={},
+        bare_branch={},
+        group={},
+        building={},
+        unit={},
+        alert={},
+    )
     for scope in ("in", "out"):
         lon, lat = grid_point(session, grids[scope])
         world.point[scope] = (lon, lat)
-        branch = org.create_branch(session, actor=ADMIN, grid=grids[scope], secretary="张书记",
-                                   member_count=12)
+        branch = org.create_branch(
+            session, actor=ADMIN, grid=grids[scope], secretary="张书记", member_count=12
+        )
         world.branch[scope] = branch.id
         world.bare_branch[scope] = org.create_branch(session, actor=ADMIN, grid=second[scope]).id
         building = make_building(session, lon, lat)
         world.building[scope] = building.id
         world.group[scope] = org.create_group(
-            session, actor=ADMIN, branch_id=branch.id, kind="building", name="1栋党小组",
-            building_ids=[building.id]).id
+            session,
+            actor=ADMIN,
+            branch_id=branch.id,
+            kind="building",
+            name="1栋党小组",
+            building_ids=[building.id],
+        ).id
         world.unit[scope] = make_unit(session, lon, lat).id
         alert = org.create_alert(session, actor=ADMIN, kind="fire", lon=lon, lat=lat)
         world.alert[scope] = alert.alert.id
@@ -132,11 +183,21 @@ def add_neighbour_district(session: Session) -> None:
     from geo.validate import to_multipolygon
 
     rows = []
-    for code, name in ((NEIGHBOUR, "邻区"), (NEIGHBOUR + "001", "邻镇"),
-                       (NEIGHBOUR + "001001", "邻村"), (NEIGHBOUR + "001001001", "邻村第1网格")):
-        rows.append({"code": code, "level": areas.level_of(code), "name": name,
-                     "parent_code": areas.parent_code_of(code),
-                     "kind": "comprehensive" if len(code) == 15 else None,
-                     "geometry": to_multipolygon(box(120.4, 30.0, 120.6, 30.2))})
+    for code, name in (
+        (NEIGHBOUR, "邻区"),
+        (NEIGHBOUR + "001", "邻镇"),
+        (NEIGHBOUR + "001001", "邻村"),
+        (NEIGHBOUR + "001001001", "邻村第1网格"),
+    ):
+        rows.append(
+            {
+                "code": code,
+                "level": areas.level_of(code),
+                "name": name,
+                "parent_code": areas.parent_code_of(code),
+                "kind": "comprehensive" if len(code) == 15 else None,
+                "geometry": to_multipolygon(box(120.4, 30.0, 120.6, 30.2)),
+            }
+        )
     areas.insert_trusted(session, rows)
     session.flush()

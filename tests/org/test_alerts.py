@@ -74,8 +74,9 @@ def test_no_units_in_range_records_the_alert_and_says_so(client, tree, session):
     assert body["widened"] is False and body["radius_m"] == 1000
     assert "0 of 5" in body["shortfall"] and "widen" in body["shortfall"]
     assert body["summary"]["dispatched"] == 0
-    stored = session.execute(text("SELECT found, requested FROM alerts WHERE id = :id"),
-                             {"id": body["id"]}).one()
+    stored = session.execute(
+        text("SELECT found, requested FROM alerts WHERE id = :id"), {"id": body["id"]}
+    ).one()
     assert tuple(stored) == (0, 5)
 
 
@@ -137,26 +138,37 @@ def test_acknowledge_and_arrive_record_how_fast(session, tree):
     second = make_unit(session, NEAR_EDGE[0] - 0.002, NEAR_EDGE[1])
     view = org.create_alert(session, actor=ADMIN, kind="violence", lon=NEAR_EDGE[0], lat=NEAR_EDGE[1])
     sent = view.dispatches[0].dispatched_at
-    ack = org.respond(session, view.alert.id, first.id, actor=ADMIN, step="acknowledge",
-                      at=sent + timedelta(seconds=30))
+    ack = org.respond(
+        session, view.alert.id, first.id, actor=ADMIN, step="acknowledge", at=sent + timedelta(seconds=30)
+    )
     assert ack.seconds_to_acknowledge == 30 and ack.arrived_at is None
-    again = org.respond(session, view.alert.id, first.id, actor=ADMIN, step="acknowledge",
-                        at=sent + timedelta(seconds=90))
+    again = org.respond(
+        session, view.alert.id, first.id, actor=ADMIN, step="acknowledge", at=sent + timedelta(seconds=90)
+    )
     assert again.seconds_to_acknowledge == 30  # the first answer counts
-    arrived = org.respond(session, view.alert.id, first.id, actor=ADMIN, step="arrive",
-                          at=sent + timedelta(seconds=300))
+    arrived = org.respond(
+        session, view.alert.id, first.id, actor=ADMIN, step="arrive", at=sent + timedelta(seconds=300)
+    )
     assert (arrived.seconds_to_acknowledge, arrived.seconds_to_arrive) == (30, 300)
     # Arriving without acknowledging first acknowledges at the same moment.
-    direct = org.respond(session, view.alert.id, second.id, actor=ADMIN, step="arrive",
-                         at=sent + timedelta(seconds=200))
+    direct = org.respond(
+        session, view.alert.id, second.id, actor=ADMIN, step="arrive", at=sent + timedelta(seconds=200)
+    )
     assert (direct.seconds_to_acknowledge, direct.seconds_to_arrive) == (200, 200)
     summary = org.get_alert(session, view.alert.id, ADMIN).summary
-    assert summary == {"dispatched": 2, "acknowledged": 2, "arrived": 2,
-                       "first_acknowledged_s": 30, "median_acknowledge_s": 115,
-                       "first_arrived_s": 200, "median_arrive_s": 250}
+    assert summary == {
+        "dispatched": 2,
+        "acknowledged": 2,
+        "arrived": 2,
+        "first_acknowledged_s": 30,
+        "median_acknowledge_s": 115,
+        "first_arrived_s": 200,
+        "median_arrive_s": 250,
+    }
     with pytest.raises(org.ValidationFailed):
-        org.respond(session, view.alert.id, first.id, actor=ADMIN, step="arrive",
-                    at=sent - timedelta(seconds=1))
+        org.respond(
+            session, view.alert.id, first.id, actor=ADMIN, step="arrive", at=sent - timedelta(seconds=1)
+        )
 
 
 def test_responses_over_http_by_the_units_grid_worker(app, accounts, session):
@@ -187,9 +199,13 @@ def test_worker_sees_an_alert_that_called_their_unit_across_a_boundary(app, acco
     lon, lat = grid_point(session, accounts.worker_grids[0])
     unit = make_unit(session, lon, lat)
     view = org.create_alert(session, actor=ADMIN, kind="fire", lon=lon, lat=lat, radius_m=20_000)
-    session.execute(text("UPDATE alerts SET grid_code = '440117104001001', village_code = "
-                         "'440117104001', town_code = '440117104' WHERE id = :id"),
-                    {"id": view.alert.id})
+    session.execute(
+        text(
+            "UPDATE alerts SET grid_code = '440117104001001', village_code = "
+            "'440117104001', town_code = '440117104' WHERE id = :id"
+        ),
+        {"id": view.alert.id},
+    )
     session.commit()
     worker = client_as(app, accounts, "worker")
     assert worker.get(f"/api/v1/alerts/{view.alert.id}").status_code == 200
@@ -205,11 +221,23 @@ def test_response_statistics_by_area_and_day(client, session, tree):
         view = org.create_alert(session, actor=ADMIN, kind="fire", lon=NEAR_EDGE[0], lat=NEAR_EDGE[1])
         for dispatch in view.dispatches:
             ack, arrive = timings[dispatch.unit_id]
-            org.respond(session, view.alert.id, dispatch.unit_id, actor=ADMIN, step="acknowledge",
-                        at=dispatch.dispatched_at + timedelta(seconds=ack))
+            org.respond(
+                session,
+                view.alert.id,
+                dispatch.unit_id,
+                actor=ADMIN,
+                step="acknowledge",
+                at=dispatch.dispatched_at + timedelta(seconds=ack),
+            )
             if arrive:
-                org.respond(session, view.alert.id, dispatch.unit_id, actor=ADMIN, step="arrive",
-                            at=dispatch.dispatched_at + timedelta(seconds=arrive))
+                org.respond(
+                    session,
+                    view.alert.id,
+                    dispatch.unit_id,
+                    actor=ADMIN,
+                    step="arrive",
+                    at=dispatch.dispatched_at + timedelta(seconds=arrive),
+                )
     session.commit()
     body = client.get("/api/v1/stats/alert-responses?group_by=district").json
     groups = {g["district"]: g for g in body["groups"]}
@@ -225,9 +253,14 @@ def test_response_statistics_by_area_and_day(client, session, tree):
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"kind": "party"}, "kind"), ({"count": 0}, "count"), ({"count": 51}, "count"),
-     ({"radius_m": 5}, "radius_m"), ({"crs": "epsg:3857"}, "crs"),
-     ({"location": {"type": "Point", "coordinates": [200, 30]}}, "location")],
+    [
+        ({"kind": "party"}, "kind"),
+        ({"count": 0}, "count"),
+        ({"count": 51}, "count"),
+        ({"radius_m": 5}, "radius_m"),
+        ({"crs": "epsg:3857"}, "crs"),
+        ({"location": {"type": "Point", "coordinates": [200, 30]}}, "location"),
+    ],
 )
 def test_bad_alerts_are_422_naming_the_field(client, change, field):
     body = {"location": point(*NEAR_EDGE), "kind": "fire", **change}

@@ -39,8 +39,10 @@ def test_one_check_in_per_local_day_across_shanghai_midnight(session, tree):
     assert not made and again.id == after.id
     early, made = org.check_in(session, unit.id, actor=ADMIN, at=at("2026-11-24T00:00:00+08:00"))
     assert not made and early.id == before.id
-    rows = session.execute(text("SELECT local_day, checked_in_at FROM check_ins WHERE unit_id = :u "
-                                "ORDER BY local_day"), {"u": unit.id}).all()
+    rows = session.execute(
+        text("SELECT local_day, checked_in_at FROM check_ins WHERE unit_id = :u ORDER BY local_day"),
+        {"u": unit.id},
+    ).all()
     assert [r.local_day for r in rows] == [date(2026, 11, 24), date(2026, 11, 25)]
     assert rows[1].checked_in_at == at("2026-11-24T16:00:00+00:00")
 
@@ -82,8 +84,9 @@ def test_check_in_list_pages_by_day(session, tree, client):
     session.commit()
     seen, cursor = [], None
     while True:
-        page = client.get(f"/api/v1/emergency-units/{unit.id}/check-ins?limit=2"
-                          + (f"&cursor={cursor}" if cursor else "")).json
+        page = client.get(
+            f"/api/v1/emergency-units/{unit.id}/check-ins?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        ).json
         seen += [c["local_day"] for c in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:
@@ -93,11 +96,12 @@ def test_check_in_list_pages_by_day(session, tree, client):
 
 # --- statistics -------------------------------------------------------------------------------
 
-GRIDS = ["330100001001001", "330100001001002", "330100001002001", "330100002001001",
-         "330100002002002"]
+GRIDS = ["330100001001001", "330100001001002", "330100001002001", "330100002001001", "330100002002002"]
 CENTRES = {
-    "330100001001001": (120.05, 30.05), "330100001001002": (120.05, 30.15),
-    "330100001002001": (120.15, 30.05), "330100002001001": (120.25, 30.05),
+    "330100001001001": (120.05, 30.05),
+    "330100001001002": (120.05, 30.15),
+    "330100001002001": (120.15, 30.05),
+    "330100002001001": (120.25, 30.05),
     "330100002002002": (120.35, 30.15),
 }
 START, END = date(2026, 10, 1), date(2026, 10, 29)
@@ -119,29 +123,43 @@ def history(session, tree):  # type: ignore[no-untyped-def]
         created = START + timedelta(days=rng.choice([-30, -30, -30, 3, 10, 40]))
         # Created at 23:30 local time: the created day counts, the day before does not.
         created_at = _local_midnight(created) + timedelta(hours=23, minutes=30)
-        session.execute(text("UPDATE emergency_units SET created_at = :t WHERE id = :id"),
-                        {"t": created_at, "id": unit.id})
+        session.execute(
+            text("UPDATE emergency_units SET created_at = :t WHERE id = :id"),
+            {"t": created_at, "id": unit.id},
+        )
         rate = rng.choice([0.5, 0.9, 0.99, 1.0])
-        days = [START + timedelta(days=offset) for offset in range(-3, (END - START).days + 3)
-                if rng.random() < rate]
+        days = [
+            START + timedelta(days=offset)
+            for offset in range(-3, (END - START).days + 3)
+            if rng.random() < rate
+        ]
         moments = [_local_midnight(day) + timedelta(hours=rng.choice([0, 8, 23.99])) for day in days]
         # The local day is the database's reading of each moment, as in org.check_in.
-        session.execute(text(
-            "INSERT INTO check_ins (unit_id, local_day, checked_in_at) "
-            "SELECT :u, (t AT TIME ZONE 'Asia/Shanghai')::date, t FROM unnest(CAST(:ts AS timestamptz[])) t"
-        ), {"u": unit.id, "ts": moments})
+        session.execute(
+            text(
+                "INSERT INTO check_ins (unit_id, local_day, checked_in_at) "
+                "SELECT :u, (t AT TIME ZONE 'Asia/Shanghai')::date, t "
+                "FROM unnest(CAST(:ts AS timestamptz[])) t"
+            ),
+            {"u": unit.id, "ts": moments},
+        )
         if i == 7:  # deactivated later: its history no longer counts
             org.update_unit(session, unit.id, actor=ADMIN, active=False)
-        units.append({"id": unit.id, "grid": grid, "created": created, "active": i != 7,
-                      "days": set(days)})
+        units.append({"id": unit.id, "grid": grid, "created": created, "active": i != 7, "days": set(days)})
     session.commit()
     return units
 
 
 def reference(units, keys):  # type: ignore[no-untyped-def]
     """The figures computed directly from the definitions."""
-    groups = defaultdict(lambda: {"active_unit_days": 0, "checked_in_unit_days": 0,
-                                  "active_units": set(), "units_checked_in": set()})
+    groups = defaultdict(
+        lambda: {
+            "active_unit_days": 0,
+            "checked_in_unit_days": 0,
+            "active_units": set(),
+            "units_checked_in": set(),
+        }
+    )
 
     def key_of(unit, day):  # type: ignore[no-untyped-def]
         out = []
@@ -161,7 +179,7 @@ def reference(units, keys):  # type: ignore[no-untyped-def]
         for unit in units:
             if not unit["active"] or unit["created"] > day:
                 continue
-            for k in ((key_of(unit, day), ("total",)) if keys else (("total",),)):
+            for k in (key_of(unit, day), ("total",)) if keys else (("total",),):
                 group = groups[k]
                 group["active_unit_days"] += 1
                 group["active_units"].add(unit["id"])
@@ -169,8 +187,10 @@ def reference(units, keys):  # type: ignore[no-untyped-def]
                     group["checked_in_unit_days"] += 1
                     group["units_checked_in"].add(unit["id"])
         day += timedelta(days=1)
-    return {k: {**v, "active_units": len(v["active_units"]),
-                "units_checked_in": len(v["units_checked_in"])} for k, v in groups.items()}
+    return {
+        k: {**v, "active_units": len(v["active_units"]), "units_checked_in": len(v["units_checked_in"])}
+        for k, v in groups.items()
+    }
 
 
 @pytest.mark.parametrize("group_by", [[], ["town"], ["grid", "day"], ["week"], ["village", "month"]])
@@ -210,12 +230,15 @@ def test_check_in_statistics_are_scoped(app, accounts, session, history):
     for who in ("worker", "supervisor", "gis", "other_supervisor"):
         total = client_as(app, accounts, who).get(url).json["total"]
         assert total["active_units"] == 1, who
-    assert client_as(app, accounts, "supervisor").get(
-        "/api/v1/stats/check-ins?area=440117104").status_code == 404
+    assert (
+        client_as(app, accounts, "supervisor").get("/api/v1/stats/check-ins?area=440117104").status_code
+        == 404
+    )
     admin = client_as(app, accounts, "admin").get(url).json["total"]
     assert admin["active_units"] >= 2
     assert client_as(app, accounts, "admin").get("/api/v1/stats/check-ins").json["to"] == str(
-        queries.local_today())
+        queries.local_today()
+    )
 
 
 def test_the_benchmark_and_wilson_interval():
@@ -229,16 +252,27 @@ def test_the_benchmark_and_wilson_interval():
     assert big["wilson_low"] > 0.98 - 0.01 and not big["below_benchmark"]
     assert queries.rate_figures(90, 100, 0.98, "rate")["below_benchmark"]
     assert queries.rate_figures(0, 0, 0.98, "rate") == {
-        "rate": None, "meets_benchmark": False, "wilson_low": None, "wilson_high": None,
-        "below_benchmark": False}
+        "rate": None,
+        "meets_benchmark": False,
+        "wilson_low": None,
+        "wilson_high": None,
+        "below_benchmark": False,
+    }
 
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("from=2026-10-10&to=2026-10-10", "to"), ("from=2025-01-01&to=2026-10-10", "from"),
-     ("group_by=town,grid,day", "group_by"), ("group_by=day,week", "group_by"),
-     ("group_by=town,town", "group_by"), ("group_by=street", "group_by"),
-     ("benchmark=1.5", "benchmark"), ("from=2026-13-01", "from"), ("area=12345", "area")],
+    [
+        ("from=2026-10-10&to=2026-10-10", "to"),
+        ("from=2025-01-01&to=2026-10-10", "from"),
+        ("group_by=town,grid,day", "group_by"),
+        ("group_by=day,week", "group_by"),
+        ("group_by=town,town", "group_by"),
+        ("group_by=street", "group_by"),
+        ("benchmark=1.5", "benchmark"),
+        ("from=2026-13-01", "from"),
+        ("area=12345", "area"),
+    ],
 )
 def test_bad_statistics_queries_are_422_naming_the_field(client, query, field):
     for path in ("check-ins", "alert-responses"):

@@ -30,8 +30,9 @@ def test_concurrent_check_ins_of_one_unit_make_one_row(live_server, engine, acco
         assert statuses.count(201) == 1 and statuses.count(200) == 47
         assert len({check_in for _, check_in in results}) == 1
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT count(*) FROM check_ins WHERE unit_id = :u"),
-                                {"u": unit_id}).scalar()
+            rows = conn.execute(
+                text("SELECT count(*) FROM check_ins WHERE unit_id = :u"), {"u": unit_id}
+            ).scalar()
         assert rows == 1
     finally:
         with engine.begin() as conn:

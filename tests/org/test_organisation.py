@@ -29,13 +29,18 @@ def world(session, accounts):  # type: ignore[no-untyped-def]
 
 
 def test_a_grid_has_one_branch(client, tree):
-    created = client.post("/api/v1/party-branches", json={"grid": "330100001001001", "secretary": "张书记",
-                                                          "member_count": 18})
+    created = client.post(
+        "/api/v1/party-branches", json={"grid": "330100001001001", "secretary": "张书记", "member_count": 18}
+    )
     assert created.status_code == 201
     branch = created.json
     assert branch["name"] == "测试村11第1网格党支部"
     assert (branch["grid"], branch["village"], branch["town"], branch["district"]) == (
-        "330100001001001", "330100001001", "330100001", "330100")
+        "330100001001001",
+        "330100001001",
+        "330100001",
+        "330100",
+    )
     again = client.post("/api/v1/party-branches", json={"grid": "330100001001001"})
     assert again.status_code == 409 and again.content_type == PROBLEM
     for grid in ("330100001001009", "330100001001"):
@@ -50,12 +55,19 @@ def test_a_grid_has_one_branch(client, tree):
 
 def test_groups_look_after_buildings_of_their_grid(client, tree):
     branch = client.post("/api/v1/party-branches", json={"grid": "330100001001001"}).json
-    here = [client.post("/api/v1/buildings", json=building_body(120.01 + 0.01 * i, 30.01)).json
-            for i in range(3)]
+    here = [
+        client.post("/api/v1/buildings", json=building_body(120.01 + 0.01 * i, 30.01)).json for i in range(3)
+    ]
     there = client.post("/api/v1/buildings", json=building_body(120.25, 30.05)).json
     assert {b["grid"] for b in here} == {"330100001001001"} and there["grid"] == "330100002001001"
-    body = {"branch_id": branch["id"], "kind": "building", "name": "1-2栋党小组", "leader": "陈组长",
-            "member_count": 5, "building_ids": [here[0]["id"], here[1]["id"]]}
+    body = {
+        "branch_id": branch["id"],
+        "kind": "building",
+        "name": "1-2栋党小组",
+        "leader": "陈组长",
+        "member_count": 5,
+        "building_ids": [here[0]["id"], here[1]["id"]],
+    }
     group = client.post("/api/v1/party-groups", json=body)
     assert group.status_code == 201
     assert group.json["building_ids"] == [here[0]["id"], here[1]["id"]]
@@ -70,7 +82,9 @@ def test_groups_look_after_buildings_of_their_grid(client, tree):
     assert replaced.json["building_ids"] == [here[2]["id"]]
     assert client.get(f"/api/v1/buildings/{here[0]['id']}").json["party_group_id"] is None
     # A building cannot join a group of another grid, nor move away from its group's grid.
-    assert client.patch(f"/api/v1/buildings/{there['id']}", json={"party_group_id": group_id}).status_code == 422
+    assert (
+        client.patch(f"/api/v1/buildings/{there['id']}", json={"party_group_id": group_id}).status_code == 422
+    )
     moved = client.patch(f"/api/v1/buildings/{here[2]['id']}", json={"geometry": point(120.25, 30.05)})
     assert moved.status_code == 422 and moved.json["errors"][0]["field"] == "party_group_id"
     listed = client.get(f"/api/v1/party-groups?branch_id={branch['id']}&kind=building").json["items"]
@@ -93,7 +107,10 @@ def test_a_footprint_is_assigned_by_a_point_on_it(client, tree):
 
 
 def test_buildings_and_units_must_lie_in_a_grid(client, tree):
-    for path, body in (("buildings", building_body(125.0, 35.0)), ("emergency-units", unit_body(125.0, 35.0))):
+    for path, body in (
+        ("buildings", building_body(125.0, 35.0)),
+        ("emergency-units", unit_body(125.0, 35.0)),
+    ):
         response = client.post(f"/api/v1/{path}", json=body)
         assert response.status_code == 422
         assert response.json["errors"][0]["field"] in {"geometry", "location"}
@@ -103,12 +120,26 @@ def test_buildings_and_units_must_lie_in_a_grid(client, tree):
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"safe_rental_units": 11}, "safe_rental_units"), ({"name": ""}, "name"),
-     ({"floors": 0}, "floors"), ({"households": -1}, "households"),
-     ({"geometry": {"type": "LineString", "coordinates": [[120, 30], [120.1, 30.1]]}}, "geometry"),
-     ({"geometry": {"type": "Polygon", "coordinates": [[[120.01, 30.01], [120.02, 30.02], [120.02, 30.01],
-                                                        [120.01, 30.02], [120.01, 30.01]]]}}, "geometry"),
-     ({"head": {"name": "x" * 51}}, "head.name"), ({"crs": "epsg:3857"}, "crs")],
+    [
+        ({"safe_rental_units": 11}, "safe_rental_units"),
+        ({"name": ""}, "name"),
+        ({"floors": 0}, "floors"),
+        ({"households": -1}, "households"),
+        ({"geometry": {"type": "LineString", "coordinates": [[120, 30], [120.1, 30.1]]}}, "geometry"),
+        (
+            {
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[120.01, 30.01], [120.02, 30.02], [120.02, 30.01], [120.01, 30.02], [120.01, 30.01]]
+                    ],
+                }
+            },
+            "geometry",
+        ),
+        ({"head": {"name": "x" * 51}}, "head.name"),
+        ({"crs": "epsg:3857"}, "crs"),
+    ],
 )
 def test_bad_buildings_are_422_naming_the_field(client, tree, session, change, field):
     response = client.post("/api/v1/buildings", json={**building_body(120.05, 30.05), **change})
@@ -121,7 +152,9 @@ def test_units_accept_gcj02_and_move_with_their_point(client, session):
     lon, lat = grid_point(session, "440117103001001")
     from geo.crs import from_wgs84
 
-    unit = client.post("/api/v1/emergency-units", json=unit_body(*from_wgs84(lon, lat, "gcj02"), crs="gcj02")).json
+    unit = client.post(
+        "/api/v1/emergency-units", json=unit_body(*from_wgs84(lon, lat, "gcj02"), crs="gcj02")
+    ).json
     assert unit["grid"] == "440117103001001"
     assert unit["location"]["coordinates"] == [pytest.approx(lon, abs=1e-6), pytest.approx(lat, abs=1e-6)]
     lon2, lat2 = grid_point(session, "440117104001001")
@@ -135,22 +168,35 @@ def test_a_supervisor_cannot_move_a_row_out_of_their_area(app, accounts, world, 
     for path, key in (("buildings", "geometry"), ("emergency-units", "location")):
         row = world.building["in"] if path == "buildings" else world.unit["in"]
         assert supervisor.patch(f"/api/v1/{path}/{row}", json={key: elsewhere}).status_code == 403
-    next_village = session.execute(text(
-        "SELECT min(code) FROM areas WHERE level = 'grid' AND code LIKE '440117103002%'")).scalar()
+    next_village = session.execute(
+        text("SELECT min(code) FROM areas WHERE level = 'grid' AND code LIKE '440117103002%'")
+    ).scalar()
     village_supervisor = client_as(app, accounts, "village_supervisor")
     assert village_supervisor.post("/api/v1/party-branches", json={"grid": next_village}).status_code == 403
-    assert village_supervisor.post("/api/v1/party-branches", json={"grid": world.free_grid["in"]}).status_code == 201
+    assert (
+        village_supervisor.post("/api/v1/party-branches", json={"grid": world.free_grid["in"]}).status_code
+        == 201
+    )
 
 
 @pytest.mark.parametrize(
     ("who", "sees"),
-    [("admin", True), ("supervisor", True), ("village_supervisor", True), ("worker", False),
-     ("gis", False), ("other_supervisor", None), ("other_worker", None)],
+    [
+        ("admin", True),
+        ("supervisor", True),
+        ("village_supervisor", True),
+        ("worker", False),
+        ("gis", False),
+        ("other_supervisor", None),
+        ("other_worker", None),
+    ],
 )
 def test_contacts_of_building_heads_and_unit_leaders_are_personal(app, accounts, world, who, sees):
     client = client_as(app, accounts, who)
-    for path, row, name in (("buildings", world.building["in"], "head"),
-                            ("emergency-units", world.unit["in"], "leader")):
+    for path, row, name in (
+        ("buildings", world.building["in"], "head"),
+        ("emergency-units", world.unit["in"], "leader"),
+    ):
         single = client.get(f"/api/v1/{path}/{row}")
         listed = {r["id"]: r for r in client.get(f"/api/v1/{path}?limit=1000").json["items"]}
         if sees is None:  # out of their scope altogether
@@ -167,14 +213,23 @@ def test_contacts_of_building_heads_and_unit_leaders_are_personal(app, accounts,
 
 def test_lists_are_scoped_in_sql_and_filter_by_area(app, accounts, world):
     def ids(who: str, path: str, query: str = "") -> set[int]:
-        return {r["id"] for r in client_as(app, accounts, who).get(f"/api/v1/{path}?limit=1000{query}").json["items"]}
+        return {
+            r["id"]
+            for r in client_as(app, accounts, who).get(f"/api/v1/{path}?limit=1000{query}").json["items"]
+        }
 
-    for path, rows in (("party-branches", world.branch), ("party-groups", world.group),
-                       ("buildings", world.building), ("emergency-units", world.unit)):
+    for path, rows in (
+        ("party-branches", world.branch),
+        ("party-groups", world.group),
+        ("buildings", world.building),
+        ("emergency-units", world.unit),
+    ):
         for who in ("supervisor", "village_supervisor", "worker", "gis"):
             seen = ids(who, path)
             assert rows["in"] in seen and rows["out"] not in seen, (who, path)
-        assert rows["out"] in ids("other_supervisor", path) and rows["in"] not in ids("other_supervisor", path)
+        assert rows["out"] in ids("other_supervisor", path) and rows["in"] not in ids(
+            "other_supervisor", path
+        )
         assert {rows["in"], rows["out"]} <= ids("admin", path)
         assert ids("admin", path, "&area=440117104") & {rows["in"], rows["out"]} == {rows["out"]}
     assert ids("admin", "emergency-units", "&kind=hotel") & set(world.unit.values()) == set()
@@ -182,11 +237,15 @@ def test_lists_are_scoped_in_sql_and_filter_by_area(app, accounts, world):
 
 
 def test_pages_follow_an_opaque_cursor(client, tree):
-    made = [client.post("/api/v1/buildings", json=building_body(120.01 + 0.001 * i, 30.01)).json["id"]
-            for i in range(5)]
+    made = [
+        client.post("/api/v1/buildings", json=building_body(120.01 + 0.001 * i, 30.01)).json["id"]
+        for i in range(5)
+    ]
     seen, cursor = [], None
     while True:
-        page = client.get("/api/v1/buildings?area=330100&limit=2" + (f"&cursor={cursor}" if cursor else "")).json
+        page = client.get(
+            "/api/v1/buildings?area=330100&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        ).json
         seen += [b["id"] for b in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:
@@ -208,8 +267,12 @@ def collection(*features, crs="wgs84"):  # type: ignore[no-untyped-def]
 
 def test_building_import_is_all_or_nothing_with_a_report(client, tree, session):
     good = feature(point(120.05, 30.05), name="1栋", rental_units=4, safe_rental_units=4)
-    footprint = feature(polygon(120.051, 30.051, 120.052, 30.052), name="2栋", floors=9,
-                        head={"name": "周楼长", "phone": "13700000000"})
+    footprint = feature(
+        polygon(120.051, 30.051, 120.052, 30.052),
+        name="2栋",
+        floors=9,
+        head={"name": "周楼长", "phone": "13700000000"},
+    )
     bad = [
         feature(point(125.0, 35.0), name="远方"),  # 1: in no grid
         feature(point(120.06, 30.06), name="3栋", rental_units=1, safe_rental_units=2),  # 2
@@ -235,8 +298,10 @@ def test_unit_import_converts_gcj02_points(client, session):
     from geo.crs import from_wgs84
 
     lon, lat = grid_point(session, "440117103001001")
-    body = collection(feature(point(*from_wgs84(lon, lat, "gcj02")), name="温泉酒店应急单元",
-                              kind="hotel", members=2), crs="gcj02")
+    body = collection(
+        feature(point(*from_wgs84(lon, lat, "gcj02")), name="温泉酒店应急单元", kind="hotel", members=2),
+        crs="gcj02",
+    )
     assert client.post("/api/v1/emergency-units/import", json=body).json == {"created": 1}
     unit = client.get("/api/v1/emergency-units?area=440117103001001&kind=hotel").json["items"][0]
     assert unit["members"] == 2 and unit["grid"] == "440117103001001"
@@ -247,8 +312,9 @@ def test_unit_import_converts_gcj02_points(client, session):
 
 def test_import_by_a_supervisor_rejects_features_outside_their_area(app, accounts, session):
     inside, outside = (grid_point(session, c) for c in ("440117103001001", "440117104001001"))
-    body = collection(feature(point(*inside), name="内", kind="shop"),
-                      feature(point(*outside), name="外", kind="shop"))
+    body = collection(
+        feature(point(*inside), name="内", kind="shop"), feature(point(*outside), name="外", kind="shop")
+    )
     response = client_as(app, accounts, "supervisor").post("/api/v1/emergency-units/import", json=body)
     assert response.status_code == 422
     assert [e["index"] for e in response.json["errors"]] == [1]
@@ -264,30 +330,56 @@ def test_profile_sums_over_the_subtree(client, tree, session, test_settings):
         assert response.status_code == 201, response.json
         return response.json
 
-    branches = {g: post("party-branches", {"grid": g, "member_count": 10})
-                for g in ("330100001001001", "330100001002001", "330100002001001")}
-    post("party-groups", {"branch_id": branches["330100001001001"]["id"], "kind": "cooperative",
-                          "name": "一社党小组"})
+    branches = {
+        g: post("party-branches", {"grid": g, "member_count": 10})
+        for g in ("330100001001001", "330100001002001", "330100002001001")
+    }
+    post(
+        "party-groups",
+        {"branch_id": branches["330100001001001"]["id"], "kind": "cooperative", "name": "一社党小组"},
+    )
     building = post("buildings", building_body(120.05, 30.05))  # 24 households, 10 rental, 8 safe
-    post("party-groups", {"branch_id": branches["330100001001001"]["id"], "kind": "building",
-                          "name": "楼栋党小组", "building_ids": [building["id"]]})
-    post("buildings", building_body(120.15, 30.05, rental_units=5, safe_rental_units=5,
-                                    access_control=False))
+    post(
+        "party-groups",
+        {
+            "branch_id": branches["330100001001001"]["id"],
+            "kind": "building",
+            "name": "楼栋党小组",
+            "building_ids": [building["id"]],
+        },
+    )
+    post("buildings", building_body(120.15, 30.05, rental_units=5, safe_rental_units=5, access_control=False))
     post("buildings", building_body(120.25, 30.05, households=100))
     post("emergency-units", unit_body(120.05, 30.05))
     post("emergency-units", unit_body(120.25, 30.15, active=False))
-    worker = auth.create_user(session, test_settings, username="hz-worker", password="long-enough",
-                              display_name="网格员", role="worker")
+    worker = auth.create_user(
+        session,
+        test_settings,
+        username="hz-worker",
+        password="long-enough",
+        display_name="网格员",
+        role="worker",
+    )
     auth.set_user_grids(session, worker.id, ["330100001001001", "330100001001002"])
     session.commit()
 
     district = client.get("/api/v1/areas/330100/profile").json
     assert district == {
         "area": {"code": "330100", "level": "district", "name": "测试区"},
-        "grids": 8, "party_branches": 3, "party_members": 30, "party_groups": 2,
-        "building_groups": 1, "cooperative_groups": 1, "buildings": 3, "households": 148,
-        "rental_units": 25, "safe_rental_units": 21, "buildings_with_access_control": 2,
-        "emergency_units": 2, "active_emergency_units": 1, "workers": 1,
+        "grids": 8,
+        "party_branches": 3,
+        "party_members": 30,
+        "party_groups": 2,
+        "building_groups": 1,
+        "cooperative_groups": 1,
+        "buildings": 3,
+        "households": 148,
+        "rental_units": 25,
+        "safe_rental_units": 21,
+        "buildings_with_access_control": 2,
+        "emergency_units": 2,
+        "active_emergency_units": 1,
+        "workers": 1,
     }
     town = client.get("/api/v1/areas/330100001/profile").json
     assert (town["grids"], town["party_branches"], town["buildings"], town["rental_units"]) == (4, 2, 2, 15)

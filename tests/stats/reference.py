@@ -63,10 +63,18 @@ def insert_events(session: Session, events: list[Ev]) -> None:
         ),
         [
             {
-                "id": e.id, "category": e.category, "grid": e.grid, "village": e.village,
-                "town": e.town, "district": e.district, "status": e.status, "due_at": e.due_at,
-                "accepted_at": e.accepted_at, "closed_at": e.closed_at,
-                "rework_count": e.rework_count, "assignee_id": e.assignee_id,
+                "id": e.id,
+                "category": e.category,
+                "grid": e.grid,
+                "village": e.village,
+                "town": e.town,
+                "district": e.district,
+                "status": e.status,
+                "due_at": e.due_at,
+                "accepted_at": e.accepted_at,
+                "closed_at": e.closed_at,
+                "rework_count": e.rework_count,
+                "assignee_id": e.assignee_id,
                 "reporter_id": e.reporter_id,
                 "assignment": "contains" if e.grid else "unassigned",
             }
@@ -88,8 +96,7 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
     p = successes / n
     spread = Z * math.sqrt(p * (1 - p) / n + Z**2 / (4 * n**2))
     denominator = 1 + Z**2 / n
-    return ((p + Z**2 / (2 * n) - spread) / denominator,
-            (p + Z**2 / (2 * n) + spread) / denominator)
+    return ((p + Z**2 / (2 * n) - spread) / denominator, (p + Z**2 / (2 * n) + spread) / denominator)
 
 
 def figures(events: list[Ev], as_of: datetime, benchmark: float) -> dict[str, Any]:
@@ -97,8 +104,9 @@ def figures(events: list[Ev], as_of: datetime, benchmark: float) -> dict[str, An
     closed = [e for e in events if e.closed_at is not None and e.closed_at <= as_of]
     closed_ids = {e.id for e in closed}
     due = len(events)
-    hours = [(e.closed_at - e.accepted_at).total_seconds() / 3600
-             for e in closed if e.accepted_at is not None]
+    hours = [
+        (e.closed_at - e.accepted_at).total_seconds() / 3600 for e in closed if e.accepted_at is not None
+    ]
     out: dict[str, Any] = {
         "due": due,
         "closed": len(closed),
@@ -146,8 +154,11 @@ def closure(
     """Totals and groups as the API defines them: groups ordered by key, nulls last."""
     column = AREA_COLUMNS[len(area)]
     due = [
-        e for e in events
-        if getattr(e, column) == area and e.status != "rejected" and e.due_at is not None
+        e
+        for e in events
+        if getattr(e, column) == area
+        and e.status != "rejected"
+        and e.due_at is not None
         and window_from <= e.due_at < window_to
     ]
     grouped: dict[tuple[Any, ...], list[Ev]] = defaultdict(list)

@@ -24,8 +24,16 @@ T0 = datetime(2025, 9, 1, tzinfo=timezone(timedelta(hours=8)))
 GRIDS = [row["code"] for row in factories.square_tree() if len(row["code"]) == 15]
 AREAS = [row["code"] for row in factories.square_tree()]
 AREA_NAMES = {row["code"]: row["name"] for row in factories.square_tree()}
-CATEGORIES = ["dispute", "public_security", "safety", "rental", "environment", "livelihood",
-              "emergency", "other"]
+CATEGORIES = [
+    "dispute",
+    "public_security",
+    "safety",
+    "rental",
+    "environment",
+    "livelihood",
+    "emergency",
+    "other",
+]
 
 
 def moment(quarter_hours: int) -> datetime:
@@ -34,8 +42,11 @@ def moment(quarter_hours: int) -> datetime:
 
 # Times on a coarse grid (whole hours within a day and a half either side of T0, a few on the
 # quarter hour), so that window edges, as_of, due and closing times often coincide.
-times = st.builds(lambda hour, quarter: moment(4 * hour + quarter), st.integers(-36, 36),
-                  st.sampled_from([0] * 9 + [1, 2, 3]))
+times = st.builds(
+    lambda hour, quarter: moment(4 * hour + quarter),
+    st.integers(-36, 36),
+    st.sampled_from([0] * 9 + [1, 2, 3]),
+)
 
 
 def mostly(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -99,14 +110,25 @@ def check(session, categories, history, area, window, as_of, group_by, benchmark
     try:
         reference.insert_events(session, history)
         stats = queries.closure_stats(
-            session, area=area, window_from=window[0], window_to=window[1], as_of=as_of,
-            group_by=group_by, benchmark=benchmark,
+            session,
+            area=area,
+            window_from=window[0],
+            window_to=window[1],
+            as_of=as_of,
+            group_by=group_by,
+            benchmark=benchmark,
         )
     finally:
         nested.rollback()
     expected = reference.closure(
-        history, area=area, window_from=window[0], window_to=window[1], as_of=as_of,
-        group_by=group_by, benchmark=benchmark, area_names=AREA_NAMES,
+        history,
+        area=area,
+        window_from=window[0],
+        window_to=window[1],
+        as_of=as_of,
+        group_by=group_by,
+        benchmark=benchmark,
+        area_names=AREA_NAMES,
         category_names=categories,
     )
     assert_same(asdict(stats.totals), expected["totals"], "totals")
@@ -116,22 +138,25 @@ def check(session, categories, history, area, window, as_of, group_by, benchmark
         assert_same(got, want, str(want["key"]))
 
 
-ALL_REJECTED = [Ev(grid=GRIDS[0], status="rejected", due_at=moment(i), accepted_at=moment(i - 8))
-                for i in range(3)]
+ALL_REJECTED = [
+    Ev(grid=GRIDS[0], status="rejected", due_at=moment(i), accepted_at=moment(i - 8)) for i in range(3)
+]
 CLOSED_LATE = [
     # Due in the window but closed after it, after as_of, on time, late, and reworked.
     Ev(grid=GRIDS[1], due_at=moment(10), accepted_at=moment(0), closed_at=moment(200)),
     Ev(grid=GRIDS[1], due_at=moment(10), accepted_at=moment(0), closed_at=moment(400)),
-    Ev(grid=GRIDS[1], due_at=moment(10), accepted_at=moment(0), closed_at=moment(5),
-       rework_count=2),
+    Ev(grid=GRIDS[1], due_at=moment(10), accepted_at=moment(0), closed_at=moment(5), rework_count=2),
     Ev(grid=GRIDS[2], due_at=moment(20), accepted_at=moment(0), closed_at=moment(20)),
-    Ev(grid=GRIDS[2], status="in_progress", due_at=moment(30), accepted_at=moment(0),
-       rework_count=1),
+    Ev(grid=GRIDS[2], status="in_progress", due_at=moment(30), accepted_at=moment(0), rework_count=1),
 ]
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     history=st.lists(events(), min_size=10, max_size=40),
     area=scopes,
@@ -140,12 +165,30 @@ CLOSED_LATE = [
     group_by=group_bys,
     benchmark=st.sampled_from([0.5, 0.9, 0.98, 1.0]),
 )
-@example(history=[], area="330100", window=(moment(0), moment(100)), as_of=moment(50),
-         group_by=("grid",), benchmark=0.98)
-@example(history=ALL_REJECTED + CLOSED_LATE, area="330100", window=(moment(0), moment(100)),
-         as_of=moment(300), group_by=("grid", "week"), benchmark=0.98)
-@example(history=ALL_REJECTED + CLOSED_LATE, area=GRIDS[1][:9], window=(moment(-100),
-         moment(100)), as_of=moment(300), group_by=("category",), benchmark=0.5)
+@example(
+    history=[],
+    area="330100",
+    window=(moment(0), moment(100)),
+    as_of=moment(50),
+    group_by=("grid",),
+    benchmark=0.98,
+)
+@example(
+    history=ALL_REJECTED + CLOSED_LATE,
+    area="330100",
+    window=(moment(0), moment(100)),
+    as_of=moment(300),
+    group_by=("grid", "week"),
+    benchmark=0.98,
+)
+@example(
+    history=ALL_REJECTED + CLOSED_LATE,
+    area=GRIDS[1][:9],
+    window=(moment(-100), moment(100)),
+    as_of=moment(300),
+    group_by=("category",),
+    benchmark=0.5,
+)
 def test_sql_matches_the_reference(square, history, area, window, as_of, group_by, benchmark):  # type: ignore[no-untyped-def]
     session, categories = square
     check(session, categories, history, area, window, as_of, group_by, benchmark)
@@ -154,8 +197,14 @@ def test_sql_matches_the_reference(square, history, area, window, as_of, group_b
 def test_all_rejected_and_empty_groups_do_not_appear(square):  # type: ignore[no-untyped-def]
     session, _ = square
     reference.insert_events(session, ALL_REJECTED + CLOSED_LATE)
-    stats = queries.closure_stats(session, area="330100", window_from=moment(0),
-                                  window_to=moment(100), as_of=moment(300), group_by=("grid",))
+    stats = queries.closure_stats(
+        session,
+        area="330100",
+        window_from=moment(0),
+        window_to=moment(100),
+        as_of=moment(300),
+        group_by=("grid",),
+    )
     assert [g.key["grid"] for g in stats.groups] == [GRIDS[1], GRIDS[2]]
     first = stats.groups[0].figures
     # Closed after the window still counts (by as_of); closed after as_of does not.

@@ -12,8 +12,16 @@ from backend import history
 from backend.events.models import STATUSES
 from backend.stats import queries
 
-SLA = {"dispute": 72, "public_security": 24, "safety": 24, "rental": 72, "environment": 48,
-       "livelihood": 120, "emergency": 2, "other": 72}
+SLA = {
+    "dispute": 72,
+    "public_security": 24,
+    "safety": 24,
+    "rental": 72,
+    "environment": 48,
+    "livelihood": 120,
+    "emergency": 2,
+    "other": 72,
+}
 END = datetime(2026, 6, 1, tzinfo=UTC)
 EVENT = {name: i for i, (name, _) in enumerate(history.EVENT_COLUMNS)}
 ACTION = {name: i for i, (name, _) in enumerate(history.ACTION_COLUMNS)}
@@ -71,11 +79,15 @@ def test_every_event_follows_the_lifecycle(generated):  # type: ignore[no-untype
         assert (value["closed_at"] is not None) == (value["status"] == "closed")
         if value["status"] == "closed":
             assert value["closed_at"] == max(
-                a[ACTION["created_at"]] for a in trail if a[ACTION["action"]] == "close")
+                a[ACTION["created_at"]] for a in trail if a[ACTION["action"]] == "close"
+            )
         assert (value["resolved_at"] is not None) == (value["status"] in ("resolved", "closed"))
         grid = value["grid_code"]
         assert (value["village_code"], value["town_code"], value["district_code"]) == (
-            grid[:12], grid[:9], grid[:6])
+            grid[:12],
+            grid[:9],
+            grid[:6],
+        )
         assert value["responsible_code"] in (grid[:12], grid[:9], grid[:6])
 
 
@@ -103,8 +115,9 @@ def test_shares_are_realistic(generated):  # type: ignore[no-untyped-def]
     overall = (closed[True] + closed[False]) / (due[True] + due[False])
     assert 0.975 < overall < 0.995
     assert closed[True] / due[True] < 0.95 < closed[False] / due[False]
-    on_time = sum(1 for e in events if e[EVENT["closed_at"]] and
-                  e[EVENT["closed_at"]] <= e[EVENT["due_at"]]) / n
+    on_time = (
+        sum(1 for e in events if e[EVENT["closed_at"]] and e[EVENT["closed_at"]] <= e[EVENT["due_at"]]) / n
+    )
     assert 0.75 < on_time < 0.97
     still_open = [e for e in events if e[EVENT["status"]] not in ("closed", "rejected")]
     assert any(e[EVENT["due_at"]] and e[EVENT["due_at"]] < cutoff for e in still_open)
@@ -114,17 +127,27 @@ def test_the_same_seed_gives_the_same_history():
     plan = history.Plan(start=END - timedelta(days=30), end=END, events=200, seed=5)
     first = [rows for rows, _ in history.generate(sites(), SLA, plan)]
     again = [rows for rows, _ in history.generate(sites(), SLA, plan)]
-    other = [rows for rows, _ in history.generate(sites(), SLA, plan.__class__(
-        start=plan.start, end=plan.end, events=200, seed=6))]
+    other = [
+        rows
+        for rows, _ in history.generate(
+            sites(), SLA, plan.__class__(start=plan.start, end=plan.end, events=200, seed=6)
+        )
+    ]
     assert first == again and first != other
 
 
 def _schema_objects(session):  # type: ignore[no-untyped-def]
-    return session.execute(text(
-        "SELECT indexdef FROM pg_indexes WHERE tablename IN ('events', 'event_actions')"
-        " UNION ALL SELECT pg_get_constraintdef(oid) FROM pg_constraint"
-        " WHERE conrelid IN ('events'::regclass, 'event_actions'::regclass) ORDER BY 1"
-    )).scalars().all()
+    return (
+        session.execute(
+            text(
+                "SELECT indexdef FROM pg_indexes WHERE tablename IN ('events', 'event_actions')"
+                " UNION ALL SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE conrelid IN ('events'::regclass, 'event_actions'::regclass) ORDER BY 1"
+            )
+        )
+        .scalars()
+        .all()
+    )
 
 
 @pytest.mark.parametrize("bulk", [False, True])
@@ -136,19 +159,25 @@ def test_load_history_writes_events_and_their_trail(session, bulk):  # type: ign
     summary = history.load_history(session, plan, points_per_grid=2, bulk=bulk)
     assert summary.events == 3000 and len(summary.weak_towns) == 1
     events_now, actions_now = session.execute(text(counted)).one()
-    assert (events_now - events_before, actions_now - actions_before) == (
-        summary.events, summary.actions)
+    assert (events_now - events_before, actions_now - actions_before) == (summary.events, summary.actions)
     # Each event's version counts its trail; every point lies in the grid it was filed under.
-    mismatched = session.execute(text(
-        "SELECT count(*) FROM events e JOIN areas a ON a.id = e.boundary_id"
-        " WHERE e.description <> 'test' AND (e.version <> (SELECT count(*) FROM event_actions x"
-        "   WHERE x.event_id = e.id) OR NOT ST_Covers(a.geom, e.location) OR a.code <> e.grid_code)"
-    )).scalar()
+    mismatched = session.execute(
+        text(
+            "SELECT count(*) FROM events e JOIN areas a ON a.id = e.boundary_id"
+            " WHERE e.description <> 'test' AND (e.version <> (SELECT count(*) FROM event_actions x"
+            "   WHERE x.event_id = e.id) OR NOT ST_Covers(a.geom, e.location) OR a.code <> e.grid_code)"
+        )
+    ).scalar()
     assert mismatched == 0
     assert _schema_objects(session) == before  # bulk mode put every index and key back
-    stats = queries.closure_stats(session, area="440117", window_from=plan.start,
-                                  window_to=plan.end - timedelta(days=7), as_of=plan.end,
-                                  group_by=("town",))
+    stats = queries.closure_stats(
+        session,
+        area="440117",
+        window_from=plan.start,
+        window_to=plan.end - timedelta(days=7),
+        as_of=plan.end,
+        group_by=("town",),
+    )
     assert 0.96 < stats.totals.closure_rate < 0.995
     weakest = min(stats.groups, key=lambda g: g.figures.closure_rate or 1)
     assert weakest.key["town"] in summary.weak_towns

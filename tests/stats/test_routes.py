@@ -25,8 +25,12 @@ from tests.stats.reference import Ev, insert_events
 
 T0 = datetime(2025, 9, 1, tzinfo=UTC)
 GRID_A, GRID_B = "330100001001001", "330100002002002"
-QUERY = {"area": "330100", "from": "2025-09-01T00:00:00Z", "to": "2025-10-01T00:00:00Z",
-         "as_of": "2025-11-01T00:00:00Z"}
+QUERY = {
+    "area": "330100",
+    "from": "2025-09-01T00:00:00Z",
+    "to": "2025-10-01T00:00:00Z",
+    "as_of": "2025-11-01T00:00:00Z",
+}
 
 
 def hours(n: float) -> datetime:
@@ -37,18 +41,35 @@ def hours(n: float) -> datetime:
 def history(session):  # type: ignore[no-untyped-def]
     """Grid A: 3 due (2 closed, 1 on time, 1 reworked); grid B: 1 due, open; 1 rejected."""
     factories.add_square_tree(session)
-    insert_events(session, [
-        Ev(grid=GRID_A, due_at=hours(24), accepted_at=hours(0), closed_at=hours(12),
-           category="dispute", assignee_id=7),
-        Ev(grid=GRID_A, due_at=hours(48), accepted_at=hours(24), closed_at=hours(72),
-           rework_count=1, category="dispute", reporter_id=8),
-        Ev(grid=GRID_A, status="in_progress", due_at=hours(100), accepted_at=hours(50),
-           category="safety"),
-        Ev(grid=GRID_B, status="dispatched", due_at=hours(200), accepted_at=hours(150)),
-        Ev(grid=GRID_B, status="rejected", due_at=hours(10), accepted_at=hours(1)),
-        # Due outside the window: counted nowhere.
-        Ev(grid=GRID_B, due_at=hours(24 * 40), accepted_at=hours(24 * 39), closed_at=hours(1)),
-    ])
+    insert_events(
+        session,
+        [
+            Ev(
+                grid=GRID_A,
+                due_at=hours(24),
+                accepted_at=hours(0),
+                closed_at=hours(12),
+                category="dispute",
+                assignee_id=7,
+            ),
+            Ev(
+                grid=GRID_A,
+                due_at=hours(48),
+                accepted_at=hours(24),
+                closed_at=hours(72),
+                rework_count=1,
+                category="dispute",
+                reporter_id=8,
+            ),
+            Ev(
+                grid=GRID_A, status="in_progress", due_at=hours(100), accepted_at=hours(50), category="safety"
+            ),
+            Ev(grid=GRID_B, status="dispatched", due_at=hours(200), accepted_at=hours(150)),
+            Ev(grid=GRID_B, status="rejected", due_at=hours(10), accepted_at=hours(1)),
+            # Due outside the window: counted nowhere.
+            Ev(grid=GRID_B, due_at=hours(24 * 40), accepted_at=hours(24 * 39), closed_at=hours(1)),
+        ],
+    )
     session.flush()
     return session
 
@@ -78,18 +99,24 @@ def test_closure_json_totals_and_groups(client, history):  # type: ignore[no-unt
 
 
 def test_closure_grouped_by_category_and_worker(client, history):  # type: ignore[no-untyped-def]
-    body = client.get("/api/v1/stats/closure",
-                      query_string={**QUERY, "group_by": "category,worker"}).json
+    body = client.get("/api/v1/stats/closure", query_string={**QUERY, "group_by": "category,worker"}).json
     keys = [g["key"] for g in body["groups"]]
-    assert keys[0] == {"category": "dispute", "category_name_zh": "矛盾纠纷",
-                       "category_name_en": "Disputes", "worker": 7}
+    assert keys[0] == {
+        "category": "dispute",
+        "category_name_zh": "矛盾纠纷",
+        "category_name_en": "Disputes",
+        "worker": 7,
+    }
     assert [(k["category"], k["worker"]) for k in keys] == [
-        ("dispute", 7), ("dispute", 8), ("environment", None), ("safety", None)]
+        ("dispute", 7),
+        ("dispute", 8),
+        ("environment", None),
+        ("safety", None),
+    ]
 
 
 def test_closure_by_local_day_week_and_month(client, history):  # type: ignore[no-untyped-def]
-    body = client.get("/api/v1/stats/closure",
-                      query_string={**QUERY, "group_by": "month,day"}).json
+    body = client.get("/api/v1/stats/closure", query_string={**QUERY, "group_by": "month,day"}).json
     # 2025-09-01T00:00Z is 08:00 in Beijing; 100 h later it is Friday 5 September there.
     assert [g["key"] for g in body["groups"]] == [
         {"month": "2025-09-01", "day": "2025-09-02"},
@@ -98,17 +125,19 @@ def test_closure_by_local_day_week_and_month(client, history):  # type: ignore[n
         {"month": "2025-09-01", "day": "2025-09-09"},
     ]
     body = client.get("/api/v1/stats/closure", query_string={**QUERY, "group_by": "week"}).json
-    assert [(g["key"]["week"], g["due"]) for g in body["groups"]] == [
-        ("2025-09-01", 3), ("2025-09-08", 1)]
+    assert [(g["key"]["week"], g["due"]) for g in body["groups"]] == [("2025-09-01", 3), ("2025-09-08", 1)]
 
 
 def test_closure_defaults_to_the_year_before_now(client, session):  # type: ignore[no-untyped-def]
     factories.add_square_tree(session)
     now = datetime.now(UTC)
-    insert_events(session, [
-        Ev(grid=GRID_A, due_at=now - timedelta(days=10), accepted_at=now - timedelta(days=11)),
-        Ev(grid=GRID_A, due_at=now - timedelta(days=400), accepted_at=now - timedelta(days=401)),
-    ])
+    insert_events(
+        session,
+        [
+            Ev(grid=GRID_A, due_at=now - timedelta(days=10), accepted_at=now - timedelta(days=11)),
+            Ev(grid=GRID_A, due_at=now - timedelta(days=400), accepted_at=now - timedelta(days=401)),
+        ],
+    )
     body = client.get("/api/v1/stats/closure?area=330100").json
     assert body["groups"] == [] and body["totals"]["due"] == 1
     assert body["totals"]["overdue_open"] == 1
@@ -119,8 +148,9 @@ def test_closure_defaults_to_the_year_before_now(client, session):  # type: igno
 
 def test_empty_scope_has_zero_figures(client, session):  # type: ignore[no-untyped-def]
     factories.add_square_tree(session)
-    body = client.get("/api/v1/stats/closure",
-                      query_string={**QUERY, "area": GRID_A, "group_by": "grid"}).json
+    body = client.get(
+        "/api/v1/stats/closure", query_string={**QUERY, "area": GRID_A, "group_by": "grid"}
+    ).json
     assert body["groups"] == []
     assert body["totals"]["due"] == 0 and body["totals"]["closure_rate"] is None
     assert body["totals"]["meets_benchmark"] is False
@@ -135,16 +165,21 @@ def _read_csv(data: bytes) -> list[list[str]]:
 
 
 def test_closure_csv_for_excel(client, history):  # type: ignore[no-untyped-def]
-    response = client.get("/api/v1/stats/closure.csv",
-                          query_string={**QUERY, "group_by": "town,category"})
+    response = client.get("/api/v1/stats/closure.csv", query_string={**QUERY, "group_by": "town,category"})
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     assert response.headers["Content-Disposition"] == (
-        'attachment; filename="closure_330100_town-category_2025-09-01_2025-10-01.csv"')
+        'attachment; filename="closure_330100_town-category_2025-09-01_2025-10-01.csv"'
+    )
     rows = _read_csv(response.data)
-    assert rows[0][:6] == ["town 镇街", "town_name 镇街名称", "category 事项分类",
-                           "category_name_zh 分类名称", "category_name_en 分类英文名称",
-                           "due 应结案数"]
+    assert rows[0][:6] == [
+        "town 镇街",
+        "town_name 镇街名称",
+        "category 事项分类",
+        "category_name_zh 分类名称",
+        "category_name_en 分类英文名称",
+        "due 应结案数",
+    ]
     assert "closure_rate 结案率" in rows[0] and "on_time_rate 按期结案率" in rows[0]
     assert "rework_rate 返工率" in rows[0] and "closed 结案数" in rows[0]
     record = dict(zip(rows[0], rows[1], strict=True))
@@ -159,8 +194,7 @@ def test_closure_csv_for_excel(client, history):  # type: ignore[no-untyped-def]
 
 
 def test_closure_csv_by_accept_header_and_without_grouping(client, history):  # type: ignore[no-untyped-def]
-    response = client.get("/api/v1/stats/closure", query_string=QUERY,
-                          headers={"Accept": "text/csv"})
+    response = client.get("/api/v1/stats/closure", query_string=QUERY, headers={"Accept": "text/csv"})
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = _read_csv(response.data)
     assert len(rows) == 2 and rows[0][0] == "due 应结案数" and rows[1][0] == "4"
@@ -168,16 +202,13 @@ def test_closure_csv_by_accept_header_and_without_grouping(client, history):  # 
 
 
 def test_closure_csv_defuses_formulas_in_names(client, history):  # type: ignore[no-untyped-def]
-    history.execute(text("UPDATE areas SET name = '=HYPERLINK(\"x\")' WHERE code = :code"),
-                    {"code": GRID_A})
-    rows = _read_csv(client.get("/api/v1/stats/closure.csv",
-                                query_string={**QUERY, "group_by": "grid"}).data)
-    assert rows[1][1] == "'=HYPERLINK(\"x\")"
+    history.execute(text("UPDATE areas SET name = '=HYPERLINK(\"x\")' WHERE code = :code"), {"code": GRID_A})
+    rows = _read_csv(client.get("/api/v1/stats/closure.csv", query_string={**QUERY, "group_by": "grid"}).data)
+    assert rows[1][1] == '\'=HYPERLINK("x")'
 
 
 def test_closure_geojson_choropleth(client, history):  # type: ignore[no-untyped-def]
-    response = client.get("/api/v1/stats/closure.geojson",
-                          query_string={**QUERY, "group_by": "grid"})
+    response = client.get("/api/v1/stats/closure.geojson", query_string={**QUERY, "group_by": "grid"})
     assert response.status_code == 200
     assert response.mimetype == "application/geo+json"
     body = response.json
@@ -197,9 +228,11 @@ def test_closure_geojson_choropleth(client, history):  # type: ignore[no-untyped
 
 
 def test_closure_geojson_by_accept_header_in_gcj02(client, history):  # type: ignore[no-untyped-def]
-    response = client.get("/api/v1/stats/closure",
-                          query_string={**QUERY, "group_by": "town,month", "crs": "gcj02"},
-                          headers={"Accept": "application/geo+json"})
+    response = client.get(
+        "/api/v1/stats/closure",
+        query_string={**QUERY, "group_by": "town,month", "crs": "gcj02"},
+        headers={"Accept": "application/geo+json"},
+    )
     assert response.status_code == 200 and response.mimetype == "application/geo+json"
     features = response.json["features"]
     assert [f["id"] for f in features] == ["330100001", "330100002"]
@@ -209,10 +242,11 @@ def test_closure_geojson_by_accept_header_in_gcj02(client, history):  # type: ig
 
 
 def test_closure_geojson_needs_an_area_level_first(client, history):  # type: ignore[no-untyped-def]
-    for path, headers in (("/api/v1/stats/closure.geojson", {}),
-                          ("/api/v1/stats/closure", {"Accept": "application/geo+json"})):
-        response = client.get(path, query_string={**QUERY, "group_by": "category,grid"},
-                              headers=headers)
+    for path, headers in (
+        ("/api/v1/stats/closure.geojson", {}),
+        ("/api/v1/stats/closure", {"Accept": "application/geo+json"}),
+    ):
+        response = client.get(path, query_string={**QUERY, "group_by": "category,grid"}, headers=headers)
         assert response.status_code == 422
         assert response.content_type == "application/problem+json"
         assert [e["field"] for e in response.json["errors"]] == ["group_by"]
@@ -242,8 +276,7 @@ def test_closure_geojson_needs_an_area_level_first(client, history):  # type: ig
 def test_closure_refuses_bad_input_naming_the_field(client, session, params, field):  # type: ignore[no-untyped-def]
     factories.add_square_tree(session)
     query = {k: v for k, v in {**QUERY, **params}.items() if v is not None}
-    for path in ("/api/v1/stats/closure", "/api/v1/stats/closure.csv",
-                 "/api/v1/stats/closure.geojson"):
+    for path in ("/api/v1/stats/closure", "/api/v1/stats/closure.csv", "/api/v1/stats/closure.geojson"):
         response = client.get(path, query_string={"group_by": "grid", **query})
         assert response.status_code == 422, (path, response.json)
         assert response.content_type == "application/problem+json"
@@ -260,14 +293,16 @@ def test_overdue_lists_open_events_past_due_oldest_first(client, session):  # ty
         Ev(grid=GRID_A, status="resolved", due_at=oldest, accepted_at=oldest),
         Ev(grid=GRID_B, status="accepted", due_at=older, accepted_at=oldest),
     ]
-    insert_events(session, [
-        *overdue,
-        Ev(grid=GRID_A, status="closed", due_at=older, accepted_at=oldest, closed_at=old),
-        Ev(grid=GRID_A, status="rejected", due_at=older, accepted_at=oldest),
-        Ev(grid=GRID_A, status="in_progress", due_at=now + timedelta(hours=1),
-           accepted_at=oldest),
-        Ev(grid=GRID_A, status="reported"),
-    ])
+    insert_events(
+        session,
+        [
+            *overdue,
+            Ev(grid=GRID_A, status="closed", due_at=older, accepted_at=oldest, closed_at=old),
+            Ev(grid=GRID_A, status="rejected", due_at=older, accepted_at=oldest),
+            Ev(grid=GRID_A, status="in_progress", due_at=now + timedelta(hours=1), accepted_at=oldest),
+            Ev(grid=GRID_A, status="reported"),
+        ],
+    )
     response = client.get("/api/v1/stats/overdue?area=330100&limit=2")
     assert response.status_code == 200
     page = response.json
@@ -281,10 +316,16 @@ def test_overdue_lists_open_events_past_due_oldest_first(client, session):  # ty
     assert [item["id"] for item in town["items"]] == [str(overdue[2].id)]
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("area=33010", "area"), ("area=999999", "area"), ("area=330100&cursor=nonsense", "cursor"),
-    ("area=330100&limit=0", "limit"), ("", "area"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("area=33010", "area"),
+        ("area=999999", "area"),
+        ("area=330100&cursor=nonsense", "cursor"),
+        ("area=330100&limit=0", "limit"),
+        ("", "area"),
+    ],
+)
 def test_overdue_refuses_bad_input(client, session, query, field):  # type: ignore[no-untyped-def]
     factories.add_square_tree(session)
     response = client.get(f"/api/v1/stats/overdue?{query}")
@@ -296,10 +337,10 @@ def test_openapi_documents_the_three_representations(client):  # type: ignore[no
     paths = client.get("/openapi.json").json["paths"]
     content = paths["/api/v1/stats/closure"]["get"]["responses"]["200"]["content"]
     assert set(content) == {"application/json", "text/csv", "application/geo+json"}
-    assert set(paths["/api/v1/stats/closure.csv"]["get"]["responses"]["200"]["content"]) == {
-        "text/csv"}
+    assert set(paths["/api/v1/stats/closure.csv"]["get"]["responses"]["200"]["content"]) == {"text/csv"}
     assert set(paths["/api/v1/stats/closure.geojson"]["get"]["responses"]["200"]["content"]) == {
-        "application/geo+json"}
+        "application/geo+json"
+    }
     assert "/api/v1/stats/overdue" in paths
 
 
@@ -311,23 +352,31 @@ def test_overdue_refuses_a_cursor_with_a_bad_key(client, session):  # type: igno
         assert [e["field"] for e in response.json["errors"]] == ["cursor"]
 
 
-@pytest.mark.parametrize(("path", "query", "accept"), [
-    ("/api/v1/stats/closure", {"group_by": "grid,month"}, "application/json"),
-    ("/api/v1/stats/closure", {"group_by": "category,worker"}, "application/json"),
-    ("/api/v1/stats/closure", {"group_by": "grid"}, "text/csv"),
-    ("/api/v1/stats/closure", {"group_by": "town,week"}, "application/geo+json"),
-    ("/api/v1/stats/closure.csv", {"group_by": "day"}, None),
-    ("/api/v1/stats/closure.geojson", {"group_by": "village"}, None),
-    ("/api/v1/stats/closure.geojson", {"group_by": "district,category", "crs": "bd09"}, None),
-])
+@pytest.mark.parametrize(
+    ("path", "query", "accept"),
+    [
+        ("/api/v1/stats/closure", {"group_by": "grid,month"}, "application/json"),
+        ("/api/v1/stats/closure", {"group_by": "category,worker"}, "application/json"),
+        ("/api/v1/stats/closure", {"group_by": "grid"}, "text/csv"),
+        ("/api/v1/stats/closure", {"group_by": "town,week"}, "application/geo+json"),
+        ("/api/v1/stats/closure.csv", {"group_by": "day"}, None),
+        ("/api/v1/stats/closure.geojson", {"group_by": "village"}, None),
+        ("/api/v1/stats/closure.geojson", {"group_by": "district,category", "crs": "bd09"}, None),
+    ],
+)
 def test_answers_with_data_match_the_openapi_document(app, accounts, history, path, query, accept):  # type: ignore[no-untyped-def]
     # The fuzz test rarely reaches a scope with events; these cases do.
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     headers = {**accounts.headers("admin"), **({"Accept": accept} if accept else {})}
     case = schema[path]["GET"].Case(query={**QUERY, **query}, headers=headers)
-    response = case.call_and_validate(checks=[not_a_server_error, status_code_conformance,
-                                              content_type_conformance,
-                                              response_schema_conformance])
+    response = case.call_and_validate(
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ]
+    )
     assert response.status_code == 200
 
 
@@ -338,9 +387,14 @@ def test_json_body_is_what_the_response_schema_dumps(client, history):  # type: 
     query = {**QUERY, "group_by": "grid,category"}
     body = client.get("/api/v1/stats/closure", query_string=query).json
     stats = queries.closure_stats(
-        history, area="330100", window_from=datetime.fromisoformat(body["from"]),
-        window_to=datetime.fromisoformat(body["to"]), as_of=datetime.fromisoformat(body["as_of"]),
-        group_by=("grid", "category"))
-    dumped = ClosureStatsSchema().dump({
-        **vars(stats), "groups": [{"key": g.key, **vars(g.figures)} for g in stats.groups]})
+        history,
+        area="330100",
+        window_from=datetime.fromisoformat(body["from"]),
+        window_to=datetime.fromisoformat(body["to"]),
+        as_of=datetime.fromisoformat(body["as_of"]),
+        group_by=("grid", "category"),
+    )
+    dumped = ClosureStatsSchema().dump(
+        {**vars(stats), "groups": [{"key": g.key, **vars(g.figures)} for g in stats.groups]}
+    )
     assert body == dumped
