@@ -3,16 +3,58 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, ClassVar
 
 from geoalchemy2 import Geometry
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, String, func, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from backend.db import Base
 
 LEVELS = ("district", "town", "village", "grid")
 CODE_LENGTH = {"district": 6, "town": 9, "village": 12, "grid": 15}
 GRID_KINDS = ("comprehensive", "dedicated")
+
+
+class InArea:
+    """A row placed in the area tree: its grid and that grid's village, town and district, so
+    that reads scoped to an area need no spatial join (events, org rows, alerts).
+
+    `CODES_NULLABLE` says whether a row may sit outside every grid (an unassigned report);
+    `REACHED_THROUGH` names the person columns through which a worker reaches a row outside
+    their grids (the reporter and the assignee of an event).
+    """
+
+    CODES_NULLABLE: ClassVar[bool] = False
+    REACHED_THROUGH: ClassVar[tuple[str, ...]] = ()
+
+    @declared_attr
+    def grid_code(cls) -> Mapped[str]:
+        return mapped_column(String(CODE_LENGTH["grid"]), nullable=cls.CODES_NULLABLE)
+
+    @declared_attr
+    def village_code(cls) -> Mapped[str]:
+        return mapped_column(String(CODE_LENGTH["village"]), nullable=cls.CODES_NULLABLE)
+
+    @declared_attr
+    def town_code(cls) -> Mapped[str]:
+        return mapped_column(String(CODE_LENGTH["town"]), nullable=cls.CODES_NULLABLE)
+
+    @declared_attr
+    def district_code(cls) -> Mapped[str]:
+        return mapped_column(String(CODE_LENGTH["district"]), nullable=cls.CODES_NULLABLE)
+
+    @classmethod
+    def code_column(cls, level: str) -> Any:
+        """The column holding the code of the row's area at `level`."""
+        return getattr(cls, f"{level}_code")
+
+    def code_at(self, level: str) -> str | None:
+        code: str | None = getattr(self, f"{level}_code")
+        return code
+
+    def area_codes(self) -> dict[str, str | None]:
+        return {level: self.code_at(level) for level in LEVELS}
 
 
 class Area(Base):

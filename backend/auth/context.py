@@ -1,22 +1,64 @@
-"""Authenticate every API request before its view runs; views ask for the actor."""
+"""Who is asking: the request's credential, parsed in one place, and the actor it yields.
+
+Users send `Authorization: Bearer <access token>`. Read-only GIS keys come in
+`Authorization: ApiKey <key>`, `X-API-Key: <key>` or, for desktop GIS clients that cannot set
+headers, the `api_key` query parameter. Every /api/ request is authenticated before its view
+runs; /ogc and /tiles (which may serve area layers anonymously) ask `caller` themselves.
+"""
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
 import flask
+import marshmallow as ma
 
+from backend import settings
 from backend.auth import service
-from backend.auth.service import Actor, Unauthorized
+from backend.auth.scope import Actor
+from backend.auth.service import Unauthorized
 from backend.db import get_session
 
 T = TypeVar("T")
+QUERY_KEY = "api_key"
+SIGN_IN = (
+    "Sign in: send `Authorization: Bearer <access token>`, or an API key (X-API-Key header, "
+    "Authorization: ApiKey ..., or the api_key query parameter)."
+)
 
 
 def public(view_class: T) -> T:
     """Mark a MethodView as open to anonymous callers."""
     view_class.public = True  # type: ignore[attr-defined]
     return view_class
+
+
+def _credential(request: flask.Request) -> tuple[str, str] | None:
+    """("bearer", token) or ("key", key), or None when the request carries neither."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return "bearer", value
+    key = (
+        (value if scheme.lower() == "apikey" else "")
+        or request.headers.get("X-API-Key", "").strip()
+        or request.args.get(QUERY_KEY, "").strip()
+    )
+    return ("key", key) if key else None
+
+
+def caller(*, anonymous_ok: bool = False) -> Actor | None:
+    """The actor behind this request; None for an anonymous caller where the deployment allows
+    anonymous area reads and the resource does; else 401."""
+    credential = _credential(flask.request)
+    if credential is None:
+        if anonymous_ok and settings().ogc_anonymous_areas:
+            return None
+        raise Unauthorized(SIGN_IN)
+    kind, value = credential
+    if kind == "bearer":
+        return service.actor_from_access_token(get_session(), settings(), value)
+    return service.actor_from_api_key(get_session(), value)
 
 
 def authenticate_request() -> None:
@@ -26,21 +68,7 @@ def authenticate_request() -> None:
         return
     if getattr(getattr(view, "view_class", None), "public", False):
         return
-    flask.g.actor = _actor_from_request()
-
-
-def _actor_from_request() -> Actor:
-    settings = flask.current_app.config["SETTINGS"]
-    header = flask.request.headers.get("Authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    key = flask.request.headers.get("X-API-Key")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return service.actor_from_access_token(get_session(), settings, credentials.strip())
-    if scheme.lower() == "apikey" and credentials.strip():
-        key = credentials.strip()
-    if key:
-        return service.actor_from_api_key(get_session(), key)
-    raise Unauthorized("Sign in: send `Authorization: Bearer <access token>` or an API key.")
+    flask.g.actor = caller()
 
 
 def current_actor() -> Actor:
@@ -50,3 +78,37 @@ def current_actor() -> Actor:
 
 def client_address() -> str:
     return flask.request.remote_addr or "unknown"
+
+
+# --- answers within the rule ----------------------------------------------------------------
+
+# A field's `metadata={"personal": ...}` says what it carries: "contacts" (names and phones of the
+# people a row involves), "people" (person ids, names of office holders, notes) or
+# "sensitive_text" (free text, withheld for sensitive categories).
+PERSONAL = "personal"
+
+
+class ScopedSchema(ma.Schema):
+    """A response schema that drops what the request's caller may not see.
+
+    Every field that carries personal data says so in its metadata, and the caller's actor
+    decides per row; so a new route that dumps through these schemas cannot forget the rule.
+    """
+
+    @ma.post_dump(pass_original=True)
+    def _within_scope(self, data: dict[str, Any], original: Any, **kwargs: Any) -> dict[str, Any]:
+        actor: Actor | None = flask.g.get("actor") if flask.has_request_context() else None
+        for name, field in self.dump_fields.items():
+            kind = field.metadata.get(PERSONAL)
+            if kind is None or name not in data:
+                continue
+            if kind == "sensitive_text":
+                if not (actor is not None and actor.sees_sensitive_text) and getattr(
+                    original, "sensitive", True
+                ):
+                    data[name] = None
+            elif actor is None or not (
+                actor.sees_personal(original) if kind == "contacts" else actor.sees_people
+            ):
+                del data[name]
+        return data

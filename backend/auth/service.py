@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
 from backend.auth.models import ROLES, WORKER_KINDS, ApiKey, RefreshToken, User, UserGrid
+from backend.auth.scope import Actor
 from backend.config import Settings
 from backend.db import driver_rows
 from backend.errors import Conflict, DomainError, NotFound, ValidationFailed, field_error
@@ -42,45 +43,6 @@ class Forbidden(DomainError):
 
 class TokenReused(Unauthorized):
     """A refresh token came back after it was used: its whole family is revoked."""
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The principal behind a request: a user with a role, or a read-only GIS key."""
-
-    role: str  # worker | supervisor | admin | gis
-    user_id: int | None = None
-    username: str | None = None
-    area_code: str | None = None
-    grid_codes: tuple[str, ...] = ()
-    api_key_id: int | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    @property
-    def read_only(self) -> bool:
-        return self.role == "gis"
-
-    def manages_area(self, code: str) -> bool:
-        """May change (create, reshape, rename) the area `code`: strictly inside a supervisor's scope."""
-        if self.is_admin:
-            return True
-        return (
-            self.role == "supervisor"
-            and self.area_code is not None
-            and code.startswith(self.area_code)
-            and len(code) > len(self.area_code)
-        )
-
-    def covers_area(self, code: str) -> bool:
-        """`code` lies within what this actor may read."""
-        if self.is_admin:
-            return True
-        if self.role == "worker":
-            return any(grid.startswith(code) or code.startswith(grid) for grid in self.grid_codes)
-        return self.area_code is not None and code.startswith(self.area_code)
 
 
 def require(actor: Actor, *roles: str) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.areas.models import InArea
 from backend.db import Base
 
 STATUSES = ("reported", "accepted", "dispatched", "in_progress", "resolved", "closed", "rejected")
@@ -70,10 +71,14 @@ class Category(Base):
     __table_args__ = (CheckConstraint("sla_hours > 0", name="sla_positive"),)
 
 
-class Event(Base):
+class Event(InArea, Base):
     """One report from the field and where it stands in the closed loop."""
 
     __tablename__ = "events"
+    # An unassigned report sits in no grid; a worker reaches the events they reported or were
+    # dispatched, wherever those lie.
+    CODES_NULLABLE = True
+    REACHED_THROUGH = ("reporter_id", "assignee_id")
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     category_code: Mapped[str] = mapped_column(ForeignKey("categories.code"))
@@ -92,10 +97,6 @@ class Event(Base):
     reporter_id: Mapped[int | None] = mapped_column(BigInteger)
     # The reporter said the place is outside their own grids (e.g. seen on the way home).
     outside: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    grid_code: Mapped[str | None] = mapped_column(String(15))
-    village_code: Mapped[str | None] = mapped_column(String(12))
-    town_code: Mapped[str | None] = mapped_column(String(9))
-    district_code: Mapped[str | None] = mapped_column(String(6))
     assignment: Mapped[str] = mapped_column(String(10))
     boundary_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
     assignment_distance_m: Mapped[float | None] = mapped_column(Double)

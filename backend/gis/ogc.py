@@ -15,9 +15,10 @@ from urllib.parse import urlencode
 import flask
 from flask.views import MethodView
 
+from backend.auth import context
 from backend.db import get_session
 from backend.errors import DomainError, NotFound
-from backend.gis import access, openapi, params, registry, service
+from backend.gis import openapi, params, registry, service
 from backend.gis.registry import Collection
 
 GEOJSON = "application/geo+json"
@@ -80,9 +81,9 @@ def root() -> str:
 def href(path: str, query: list[tuple[str, str]] | None = None) -> str:
     """An absolute link, carrying the caller's api_key query parameter along."""
     pairs = list(query or [])
-    key = flask.request.args.get(access.QUERY_KEY)
-    if key and not any(name == access.QUERY_KEY for name, _ in pairs):
-        pairs.append((access.QUERY_KEY, key))
+    key = flask.request.args.get(context.QUERY_KEY)
+    if key and not any(name == context.QUERY_KEY for name, _ in pairs):
+        pairs.append((context.QUERY_KEY, key))
     return root() + path + ("?" + urlencode(pairs) if pairs else "")
 
 
@@ -184,7 +185,7 @@ class Collections(MethodView):
     def get(self) -> flask.Response:
         """The collections this caller may read."""
         _check(PLAIN_PARAMETERS)
-        actor = access.caller(anonymous_ok=True)
+        actor = context.caller(anonymous_ok=True)
         shown = [c for c in registry.collections() if actor is not None or c.anonymous]
         return _json(
             {
@@ -199,7 +200,7 @@ class CollectionView(MethodView):
     def get(self, collection_id: str) -> flask.Response:
         """One collection: its extent, CRSs and links."""
         collection = _collection(collection_id)
-        actor = access.caller(anonymous_ok=collection.anonymous)
+        actor = context.caller(anonymous_ok=collection.anonymous)
         _check(PLAIN_PARAMETERS)
         return _json(collection_document(collection, actor))
 
@@ -215,7 +216,7 @@ def _page_link(rel: str, title: str, collection: Collection, key: str, value: st
     query = [
         (name, v)
         for name, v in flask.request.args.items(multi=True)
-        if name not in ("after", "before", access.QUERY_KEY)
+        if name not in ("after", "before", context.QUERY_KEY)
     ]
     return link(rel, f"/collections/{collection.id}/items", GEOJSON, title, [*query, (key, value)])
 
@@ -225,7 +226,7 @@ class Items(MethodView):
     def get(self, collection_id: str) -> flask.Response:
         """Features of a collection, a page at a time in id order."""
         collection = _collection(collection_id)
-        actor = access.caller(anonymous_ok=collection.anonymous)
+        actor = context.caller(anonymous_ok=collection.anonymous)
         query = _items_query(collection)
         session = get_session()
         lat_lon = query.crs in params.LAT_LON
@@ -240,7 +241,7 @@ class Items(MethodView):
             lat_lon=lat_lon,
         )
         matched = service.count(session, collection, query.selection, actor)
-        self_query = [(n, v) for n, v in flask.request.args.items(multi=True) if n != access.QUERY_KEY]
+        self_query = [(n, v) for n, v in flask.request.args.items(multi=True) if n != context.QUERY_KEY]
         links = [
             link("self", f"/collections/{collection.id}/items", GEOJSON, "This page", self_query),
             link("collection", f"/collections/{collection.id}", JSON, "The collection"),
@@ -268,7 +269,7 @@ class Item(MethodView):
     def get(self, collection_id: str, feature_id: str) -> flask.Response:
         """One feature by id."""
         collection = _collection(collection_id)
-        actor = access.caller(anonymous_ok=collection.anonymous)
+        actor = context.caller(anonymous_ok=collection.anonymous)
         values = _check(("crs", *PLAIN_PARAMETERS))
         try:
             crs = params.parse_crs(values.get("crs", params.CRS84))

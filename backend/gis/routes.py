@@ -11,10 +11,11 @@ from flask.views import MethodView
 from werkzeug.http import http_date
 
 from backend.api import Blueprint
+from backend.auth import context
 from backend.auth.context import current_actor
 from backend.db import detach_session, get_session
 from backend.errors import NotFound, ValidationFailed, field_error
-from backend.gis import access, registry, schemas, service
+from backend.gis import registry, schemas, service
 from backend.gis.ogc import InvalidParameter, route_on
 from backend.gis.params import Selection
 from backend.gis.registry import Collection
@@ -112,7 +113,7 @@ class Export(MethodView):
         crs = args["crs"]
         session = get_session()
         version = service.version(
-            session, collection, selection, actor, salt=[crs, FORMAT_VERSION, *access.scope_key(actor)]
+            session, collection, selection, actor, salt=[crs, FORMAT_VERSION, *actor.cache_key()]
         )
         headers = {"ETag": version.etag, "Cache-Control": "private, no-cache", "Vary": VARY}
         if version.last_modified is not None:
@@ -153,8 +154,8 @@ class Tile(MethodView):
         collection = registry.get(layer)
         if collection is None or not collection.tiles:
             raise NotFound(f"No tile layer {layer}.")
-        actor = access.caller(anonymous_ok=collection.anonymous)
-        unknown = set(flask.request.args) - {access.QUERY_KEY}
+        actor = context.caller(anonymous_ok=collection.anonymous)
+        unknown = set(flask.request.args) - {context.QUERY_KEY}
         if unknown:
             name = sorted(unknown)[0]
             raise InvalidParameter(name, f"Unknown parameter {name!r}.")

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.areas.models import LEVELS, InArea
 from backend.db import Base
 
 GROUP_KINDS = ("building", "cooperative")
@@ -36,24 +37,11 @@ def contact(name: str | None, phone: str | None) -> dict[str, str | None] | None
     return {"name": name, "phone": phone} if name or phone else None
 
 
-class InGrid:
-    """The grid a row sits in and its village, town and district, so scoped reads need no
-    spatial join (the same columns events carry)."""
-
-    grid_code: Mapped[str] = mapped_column(String(15))
-    village_code: Mapped[str] = mapped_column(String(12))
-    town_code: Mapped[str] = mapped_column(String(9))
-    district_code: Mapped[str] = mapped_column(String(6))
-
-
 def _code_indexes(table: str) -> tuple[Index, ...]:
-    return tuple(
-        Index(f"ix_{table}_{level}_code", f"{level}_code")
-        for level in ("grid", "village", "town", "district")
-    )
+    return tuple(Index(f"ix_{table}_{level}_code", f"{level}_code") for level in LEVELS)
 
 
-class PartyBranch(InGrid, Base):
+class PartyBranch(InArea, Base):
     """A grid party branch (网格党支部): one per grid ("支部建在网格上")."""
 
     __tablename__ = "party_branches"
@@ -74,7 +62,7 @@ class PartyBranch(InGrid, Base):
     )
 
 
-class PartyGroup(InGrid, Base):
+class PartyGroup(InArea, Base):
     """A party group (党小组) under a branch: for buildings (楼栋) or a village economic
     cooperative (经济社)."""
 
@@ -98,7 +86,7 @@ class PartyGroup(InGrid, Base):
     )
 
 
-class Building(InGrid, Base):
+class Building(InArea, Base):
     """A building (楼栋): a point or a footprint, with its households and rental housing."""
 
     __tablename__ = "buildings"
@@ -146,7 +134,7 @@ class Building(InGrid, Base):
         return contact(self.head_name, self.head_phone)
 
 
-class EmergencyUnit(InGrid, Base):
+class EmergencyUnit(InArea, Base):
     """A minimum emergency unit (最小应急单元): a 2-3 person team at a shop, hotel, market or
     school."""
 
@@ -206,10 +194,12 @@ class CheckIn(Base):
     )
 
 
-class Alert(Base):
+class Alert(InArea, Base):
     """A one-point call (一点呼叫): an incident at a point that calls the nearest active units."""
 
     __tablename__ = "alerts"
+    # Where the point lies; all None when it is outside every grid.
+    CODES_NULLABLE = True
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
@@ -220,11 +210,6 @@ class Alert(Base):
     crs: Mapped[str] = mapped_column(String(10))
     source_lon: Mapped[float] = mapped_column(Double)
     source_lat: Mapped[float] = mapped_column(Double)
-    # Where the point lies; all None when it is outside every grid.
-    grid_code: Mapped[str | None] = mapped_column(String(15))
-    village_code: Mapped[str | None] = mapped_column(String(12))
-    town_code: Mapped[str | None] = mapped_column(String(9))
-    district_code: Mapped[str | None] = mapped_column(String(6))
     requested_radius_m: Mapped[float] = mapped_column(Double)
     # The ring finally searched: the requested radius, or a wider one when widening was asked.
     radius_m: Mapped[float] = mapped_column(Double)

@@ -1,0 +1,163 @@
+"""Who may read and change what: the one access rule every domain calls.
+
+The `Actor` is built once per request from the credential (a user's access token, or a read-only
+GIS key) and answers every access question about that request:
+
+- `reads(model)`: the rows of a table placed in the area tree (`InArea`) the caller may read, as
+  a SQL condition; `covers(row)` asks the same of a loaded row; `reads_area(code)` whether the
+  figures of an area's whole subtree are the caller's to read; `sql_scope(alias)` the same
+  condition as bound SQL for the few raw statements.
+- `may_write(row)`: whether the caller may change a row of the organisation (branches,
+  buildings, units ...) or raise an alert there.
+- What personal and sensitive data the caller may see: `sees_personal(row)` for contacts of
+  the people involved; `sees_people` for person ids, names of office holders, trail notes and
+  per-person figures; `sees_sensitive_text` for the free text of sensitive categories.
+
+The rule, stated once:
+- an admin reads and changes everything;
+- a supervisor reads the subtree of their area and changes what lies strictly inside it;
+- a worker reads the rows of their grids and those the row names them in (the events they
+  reported or were dispatched);
+- a GIS key reads the subtree of its area without personal data: exactly what the OGC layers
+  give (no person ids, names, phones, notes, free text of sensitive categories, per-person
+  groupings), and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, false, or_, true
+
+from backend.areas.models import InArea
+from backend.areas.service import level_of
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The principal behind a request and the access rule that follows from it."""
+
+    role: str  # worker | supervisor | admin | gis
+    user_id: int | None = None
+    username: str | None = None
+    area_code: str | None = None
+    grid_codes: tuple[str, ...] = ()
+    api_key_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def read_only(self) -> bool:
+        """A GIS key: reads without personal data, writes nothing."""
+        return self.role == "gis"
+
+    # --- what may be read -------------------------------------------------------------------
+
+    def reads(self, model: type[InArea]) -> ColumnElement[bool]:
+        """The rows of `model` this caller may read, as a SQL condition on its code columns."""
+        if self.is_admin:
+            return true()
+        if self.role == "worker":
+            reached = [model.code_column("grid").in_(self.grid_codes)] if self.grid_codes else []
+            if self.user_id is not None:
+                reached += [getattr(model, column) == self.user_id for column in model.REACHED_THROUGH]
+            return or_(false(), *reached)
+        level = level_of(self.area_code or "")
+        if level is None:
+            return false()
+        return model.code_column(level) == self.area_code  # type: ignore[no-any-return]
+
+    def covers(self, row: InArea) -> bool:
+        """`reads` for a loaded row."""
+        return self.places(row.area_codes()) or (self.role == "worker" and self._named_in(row))
+
+    def places(self, codes: Mapping[str, str | None]) -> bool:
+        """A place with these grid, village, town and district codes lies in this caller's scope
+        (for a row about to be written)."""
+        if self.is_admin:
+            return True
+        if self.role == "worker":
+            return codes.get("grid") in self.grid_codes
+        level = level_of(self.area_code or "")
+        return level is not None and codes.get(level) == self.area_code
+
+    def reads_area(self, code: str) -> bool:
+        """The figures of the whole subtree of `code` are this caller's to read: any area for
+        an admin, the subtree of their area for a supervisor or a GIS key, a worker's own grids."""
+        if level_of(code) is None:
+            return False
+        if self.is_admin:
+            return True
+        if self.role == "worker":
+            return code in self.grid_codes
+        return self.area_code is not None and code.startswith(self.area_code)
+
+    def sql_scope(self, alias: str) -> tuple[str, dict[str, Any]]:
+        """`reads` as SQL on the code columns of `alias` for raw statements, with bound values."""
+        if self.is_admin:
+            return "TRUE", {}
+        if self.role == "worker":
+            return f"{alias}.grid_code = ANY(:scope_grids)", {"scope_grids": list(self.grid_codes)}
+        level = level_of(self.area_code or "")
+        if level is None:
+            return "FALSE", {}
+        return f"{alias}.{level}_code = :scope_area", {"scope_area": self.area_code}
+
+    def cache_key(self) -> list[object]:
+        """What decides the rows this caller sees, for cache validators."""
+        return [self.role, self.user_id, self.area_code, list(self.grid_codes)]
+
+    # --- what may be changed ----------------------------------------------------------------
+
+    def manages_area(self, code: str) -> bool:
+        """May change (create, reshape, rename) the area `code`: strictly inside a supervisor's
+        area."""
+        if self.is_admin:
+            return True
+        return (
+            self.role == "supervisor"
+            and self.area_code is not None
+            and code.startswith(self.area_code)
+            and len(code) > len(self.area_code)
+        )
+
+    def may_write(self, codes: Mapping[str, str | None]) -> bool:
+        """May change an organisation row, or raise an alert, placed at these codes: admins
+        anywhere, supervisors in their subtree."""
+        return self.role in ("admin", "supervisor") and self.places(codes)
+
+    def handles(self, row: InArea) -> bool:
+        """Works on an event: its grid is theirs, or it names them."""
+        return row.code_at("grid") in self.grid_codes or self._named_in(row)
+
+    # --- personal and sensitive data --------------------------------------------------------
+
+    @property
+    def sees_people(self) -> bool:
+        """Person ids, names of office holders, trail notes and per-person figures."""
+        return not self.read_only
+
+    @property
+    def sees_sensitive_text(self) -> bool:
+        """The free text of events in sensitive categories (矛盾纠纷, 出租屋与流动人口)."""
+        return not self.read_only
+
+    def sees_personal(self, row: InArea) -> bool:
+        """Contacts (names and phones) of the people a row involves: admins, supervisors whose
+        scope covers the row, and the workers the row names (an event's reporter, assignee)."""
+        if self.read_only:
+            return False
+        if self.is_admin:
+            return True
+        if self.role == "supervisor":
+            return self.covers(row)
+        return self._named_in(row)
+
+    def _named_in(self, row: InArea) -> bool:
+        return self.user_id is not None and any(
+            getattr(row, column) == self.user_id for column in row.REACHED_THROUGH
+        )
