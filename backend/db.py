@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -81,15 +83,25 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+# `:name`, as SQLAlchemy's text() takes it; not a `::type` cast.
+_PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@lru_cache(maxsize=256)
+def _driver_sql(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
 def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
     """Run SQL on the driver's own connection, inside the session's transaction.
 
     For the few statements on every request (sign-in, point assignment, the report insert):
-    SQLAlchemy's statement and result handling costs more than those queries do.
+    SQLAlchemy's statement and result handling costs more than those queries do. The SQL is
+    written like any other in the project, with `:name` placeholders and every value bound.
     """
     driver = session.connection().connection.driver_connection
     with driver.cursor(row_factory=namedtuple_row) as cursor:
-        return cursor.execute(sql, params).fetchall()
+        return cursor.execute(_driver_sql(sql), params).fetchall()
 
 
 def alembic_config(url: str | None = None) -> Config:

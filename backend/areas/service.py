@@ -273,7 +273,7 @@ def count_areas(session: Session) -> int:
 # One round trip whatever the outcome: PostgreSQL runs UNION ALL branches in order and stops at
 # the first row, so a covered point (the usual case) costs only the first branch. The nearest
 # branch finds candidates by KNN on the GiST index, then the true distance in metres decides.
-_POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)"
+_POINT = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
 # The point is written out in each branch (not a CTE) so each can use its GiST index.
 _ASSIGN = (
     "(SELECT 'contains' AS method, id, code, NULL::float8 AS distance FROM areas"
@@ -284,7 +284,7 @@ _ASSIGN = (
     f"   SELECT id, code, ST_Distance(geom::geography, {_POINT}::geography) AS distance"
     "   FROM areas WHERE level = 'grid' AND valid_to IS NULL"
     f"   ORDER BY geom <-> {_POINT} LIMIT 8) candidates"
-    "  WHERE distance <= %(radius)s ORDER BY distance, code LIMIT 1)"
+    "  WHERE distance <= :radius ORDER BY distance, code LIMIT 1)"
     " UNION ALL"
     " (SELECT 'unassigned', NULL, code, NULL FROM areas"
     f"  WHERE level = 'district' AND valid_to IS NULL AND ST_Covers(geom, {_POINT})"

@@ -96,16 +96,24 @@ class Actor:
             return code in self.grid_codes
         return self.area_code is not None and code.startswith(self.area_code)
 
-    def sql_scope(self, alias: str) -> tuple[str, dict[str, Any]]:
-        """`reads` as SQL on the code columns of `alias` for raw statements, with bound values."""
-        if self.is_admin:
-            return "TRUE", {}
-        if self.role == "worker":
-            return f"{alias}.grid_code = ANY(:scope_grids)", {"scope_grids": list(self.grid_codes)}
-        level = level_of(self.area_code or "")
-        if level is None:
-            return "FALSE", {}
-        return f"{alias}.{level}_code = :scope_area", {"scope_area": self.area_code}
+    def sql_scope(self, alias: str, model: type[InArea] | None = None) -> tuple[str, dict[str, Any]]:
+        """`reads` as SQL on the code columns of `alias` (a table of `model`) for the few raw
+        statements, with its values bound. One statement text for every caller, so the driver
+        can keep it prepared."""
+        reached = " ".join(
+            f"OR {alias}.{column} = :scope_me" for column in (model.REACHED_THROUGH if model else ())
+        )
+        sql = (
+            f"(:scope_all OR {alias}.grid_code = ANY(:scope_grids) {reached} OR :scope_area IN"
+            f" ({alias}.district_code, {alias}.town_code, {alias}.village_code, {alias}.grid_code))"
+        )
+        worker = self.role == "worker"
+        return sql, {
+            "scope_all": self.is_admin,
+            "scope_grids": list(self.grid_codes) if worker else [],
+            "scope_me": self.user_id if worker else None,
+            "scope_area": None if worker or level_of(self.area_code or "") is None else self.area_code,
+        }
 
     def cache_key(self) -> list[object]:
         """What decides the rows this caller sees, for cache validators."""

@@ -212,7 +212,7 @@ def revoke_user_tokens(session: Session, user: User) -> None:
 _ACTOR = (
     "SELECT u.role, u.username, u.area_code, u.disabled, u.token_epoch,"
     " array_remove(array_agg(g.grid_code ORDER BY g.grid_code), NULL) AS grids"
-    " FROM users u LEFT JOIN user_grids g ON g.user_id = u.id WHERE u.id = %(id)s GROUP BY u.id"
+    " FROM users u LEFT JOIN user_grids g ON g.user_id = u.id WHERE u.id = :id GROUP BY u.id"
 )
 
 

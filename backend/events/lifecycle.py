@@ -19,7 +19,7 @@ from backend.auth import service as auth
 from backend.auth.service import Actor, Forbidden
 from backend.errors import Conflict, PreconditionFailed, ValidationFailed, field_error
 from backend.events.models import Category, Event, EventAction
-from backend.events.service import can_see, get_event
+from backend.events.service import get_event
 
 OPEN = ("reported", "accepted", "dispatched", "in_progress")
 SUPERVISING = ("supervisor", "admin")
@@ -66,7 +66,7 @@ def act(session: Session, event_id: uuid.UUID, data: ActionInput, *, actor: Acto
     rule = RULES[data.action]
     if actor.role not in rule.roles:
         raise Forbidden(f"{actor.role} may not {data.action} an event.")
-    if data.action in ("start", "resolve") and actor.role == "worker" and not _handles(actor, event):
+    if data.action in ("start", "resolve") and actor.role == "worker" and not actor.handles(event):
         raise Forbidden("Only the assigned worker or a worker of the event's grid may do this.")
     if event.version != data.version:
         raise PreconditionFailed(
@@ -112,10 +112,6 @@ def act(session: Session, event_id: uuid.UUID, data: ActionInput, *, actor: Acto
     return get_event(session, event.id, actor)
 
 
-def _handles(actor: Actor, event: Event) -> bool:
-    return event.assignee_id == actor.user_id or event.grid_code in actor.grid_codes
-
-
 def _changes(
     session: Session, event: Event, data: ActionInput, actor: Actor, now: datetime
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -131,7 +127,7 @@ def _changes(
                 "An event is not a duplicate of itself.", errors=[field_error("duplicate_of", "Same event.")]
             )
         original = session.get(Event, data.duplicate_of)
-        if original is None or not can_see(actor, original):
+        if original is None or not actor.covers(original):
             raise ValidationFailed(
                 "No such event to be a duplicate of.", errors=[field_error("duplicate_of", "Unknown event.")]
             )

@@ -21,10 +21,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from backend.areas.models import InArea
 from backend.db import Base
@@ -83,6 +84,10 @@ class Event(InArea, Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     category_code: Mapped[str] = mapped_column(ForeignKey("categories.code"))
     description: Mapped[str] = mapped_column(Text)
+    # Its category is sensitive (矛盾纠纷, 出租屋与流动人口): the text is withheld from GIS keys.
+    sensitive: Mapped[bool] = column_property(
+        select(Category.sensitive).where(Category.code == category_code).scalar_subquery()
+    )
     location: Mapped[object] = mapped_column(
         Geometry("POINT", srid=4326, spatial_index=False), nullable=False
     )

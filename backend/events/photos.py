@@ -19,7 +19,7 @@ from werkzeug.utils import secure_filename
 from backend.auth.service import Actor, Forbidden
 from backend.errors import DomainError, NotFound, ValidationFailed, field_error
 from backend.events.models import Attachment, Event
-from backend.events.service import can_see, get_event, sees_personal_data
+from backend.events.service import get_event
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 GPS_IFD = 0x8825
@@ -154,12 +154,12 @@ def open_photo(session: Session, sha256: str, actor: Actor, media_dir: Path) -> 
         .join(Event, Event.id == Attachment.event_id)
         .where(Attachment.sha256 == sha256)
     ).all()
-    visible = [(a, e) for a, e in rows if can_see(actor, e)]
+    visible = [(a, e) for a, e in rows if actor.covers(e)]
     if not visible:
         raise NotFound("No such photo.")
     attachment = visible[0][0]
     data = media_path(media_dir, sha256).read_bytes()
-    if any(sees_personal_data(actor, e) for _, e in visible):
+    if any(actor.sees_personal(e) for _, e in visible):
         return data, attachment.media_type, False
     return strip_location(data), attachment.media_type, True
 

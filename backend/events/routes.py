@@ -61,9 +61,6 @@ def _etag(event: Event) -> dict[str, str]:
     return {"ETag": f'"{event.version}"'}
 
 
-shown = service.shown
-
-
 @blp.route("/categories")
 class Categories(MethodView):
     @blp.response(200, schemas.CategorySchema(many=True))
@@ -117,7 +114,7 @@ class Events(MethodView):
         )
         last = events[-1] if len(events) == limit else None
         return {
-            "items": shown(actor, events),
+            "items": events,
             "next_cursor": encode_cursor([last.received_at.isoformat(), str(last.id)]) if last else None,
         }
 
@@ -139,10 +136,9 @@ class Events(MethodView):
         hints = service.possible_duplicates(session, event, actor) if created else None
         session.commit()
         headers = {**_etag(event), "Location": url_for("events.EventById", event_id=event.id)}
-        shown_event = shown(actor, [event])[0]
         if hints is not None:
-            shown_event.possible_duplicates = hints  # type: ignore[attr-defined]
-        return shown_event, 201 if created else 200, headers
+            event.possible_duplicates = hints  # type: ignore[attr-defined]
+        return event, 201 if created else 200, headers
 
 
 @blp.route("/events/<uuid:event_id>")
@@ -152,7 +148,7 @@ class EventById(MethodView):
         """Get one event I may see"""
         actor = current_actor()
         event = service.get_event(get_session(), event_id, actor)
-        return shown(actor, [event])[0], 200, _etag(event)
+        return event, 200, _etag(event)
 
 
 def _version(data: dict[str, Any]) -> int:
@@ -198,7 +194,7 @@ class EventActions(MethodView):
             actor=actor,
         )
         session.commit()
-        return shown(actor, [event])[0], 200, _etag(event)
+        return event, 200, _etag(event)
 
 
 @blp.route("/events/batch")
@@ -238,7 +234,7 @@ class EventBatch(MethodView):
                     "index": result.index,
                     "id": result.event.id if result.event else _item_id(item),
                     "outcome": result.outcome,
-                    "event": shown(actor, [result.event])[0] if result.event else None,
+                    "event": result.event if result.event else None,
                     "problem": from_domain_error(result.problem) if result.problem else None,
                 }
             )
@@ -318,7 +314,7 @@ class MyTasks(MethodView):
         actor = current_actor()
 
         def load(ids: list[uuid.UUID]) -> list[Event]:
-            return shown(actor, session.scalars(select(Event).where(Event.id.in_(ids))))
+            return list(session.scalars(select(Event).where(Event.id.in_(ids))))
 
         page = sync.inbox(session, actor, args["cursor"], args["limit"], load)
         session.commit()

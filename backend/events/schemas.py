@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import marshmallow as ma
 from flask_smorest.fields import Upload
 
+from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, Text, area_code
 from backend.common.pagination import CursorArgsSchema
 from backend.events.lifecycle import ACTIONS
@@ -78,10 +79,13 @@ class DuplicateHintSchema(ma.Schema):
     distance_m = ma.fields.Float()
 
 
-class EventSchema(ma.Schema):
+class EventSchema(ScopedSchema):
     id = ma.fields.UUID()
     category = ma.fields.String(attribute="category_code")
-    description = ma.fields.String()
+    description = ma.fields.String(
+        allow_none=True,
+        metadata={PERSONAL: "sensitive_text", "description": "Null for GIS keys in sensitive categories"},
+    )
     location = Geometry(("Point",), metadata={"description": "WGS84 point"})
     crs = ma.fields.String(metadata={"description": "The CRS the phone sent"})
     accuracy_m = ma.fields.Float(allow_none=True)
@@ -107,11 +111,11 @@ class EventSchema(ma.Schema):
     accepted_at = ma.fields.AwareDateTime(allow_none=True)
     resolved_at = ma.fields.AwareDateTime(allow_none=True)
     closed_at = ma.fields.AwareDateTime(allow_none=True)
-    assignee_id = ma.fields.Integer(allow_none=True)
+    assignee_id = ma.fields.Integer(allow_none=True, metadata={PERSONAL: "people"})
     department = ma.fields.String(allow_none=True)
     rework_count = ma.fields.Integer()
     version = ma.fields.Integer()
-    reporter_id = ma.fields.Integer(allow_none=True)
+    reporter_id = ma.fields.Integer(allow_none=True, metadata={PERSONAL: "people"})
     outside = ma.fields.Boolean()
     photos_expected = ma.fields.Integer()
     clock_suspect = ma.fields.Function(
@@ -131,17 +135,11 @@ class EventSchema(ma.Schema):
         ma.fields.Nested(ContactSchema),
         allow_none=True,
         metadata={
-            "description": "Personal data: only for the reporter, admins and supervisors "
-            "in scope; absent otherwise"
+            PERSONAL: "contacts",
+            "description": "Personal data: only for the reporter, the assignee, admins and "
+            "supervisors in scope; absent otherwise",
         },
     )
-
-    @ma.post_dump(pass_original=True)
-    def _hide_personal(self, data: dict, original: object, **kwargs: object) -> dict:  # type: ignore[type-arg]
-        # Routes mark what the caller may see; unmarked means not personal.
-        if not getattr(original, "show_personal", False):
-            data.pop("contacts", None)
-        return data
 
 
 class CategoryCreateSchema(ma.Schema):
@@ -173,14 +171,17 @@ class ActionCreateSchema(ma.Schema):
     duplicate_of = ma.fields.UUID()
 
 
-class ActionSchema(ma.Schema):
+class ActionSchema(ScopedSchema):
     id = ma.fields.Integer()
     action = ma.fields.String()
     from_status = ma.fields.String(allow_none=True)
     to_status = ma.fields.String()
-    actor_id = ma.fields.Integer(allow_none=True)
-    note = ma.fields.String(allow_none=True)
-    data = ma.fields.Dict(allow_none=True)
+    actor_id = ma.fields.Integer(allow_none=True, metadata={PERSONAL: "people"})
+    note = ma.fields.String(allow_none=True, metadata={PERSONAL: "people"})
+    data = ma.fields.Dict(
+        allow_none=True,
+        metadata={PERSONAL: "people", "description": "What the action set (assignee, department, ...)"},
+    )
     created_at = ma.fields.AwareDateTime()
 
 

@@ -7,12 +7,11 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, true, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
@@ -21,13 +20,6 @@ from backend.db import driver_rows
 from backend.errors import Conflict, NotFound, ValidationFailed, field_error
 from backend.events.models import CATEGORY_CODE, Category, Event
 from geo.crs import to_wgs84
-
-AREA_COLUMN = {
-    "district": Event.district_code,
-    "town": Event.town_code,
-    "village": Event.village_code,
-    "grid": Event.grid_code,
-}
 
 
 @dataclass(frozen=True)
@@ -78,64 +70,12 @@ def list_categories(session: Session) -> list[Category]:
     return list(session.scalars(select(Category).order_by(Category.code)))
 
 
-def visible_to(actor: Actor) -> ColumnElement[bool]:
-    """The events an actor may read, as a SQL condition."""
-    if actor.is_admin:
-        return true()
-    if actor.role == "worker":
-        mine = Event.reporter_id == actor.user_id if actor.user_id is not None else false()
-        return or_(Event.grid_code.in_(actor.grid_codes), mine) if actor.grid_codes else mine
-    level = areas.level_of(actor.area_code or "")
-    if level is None:
-        return false()
-    return AREA_COLUMN[level] == actor.area_code
-
-
-def can_see(actor: Actor, event: Event) -> bool:
-    if actor.is_admin:
-        return True
-    if actor.role == "worker":
-        return event.grid_code in actor.grid_codes or (
-            actor.user_id is not None and event.reporter_id == actor.user_id
-        )
-    code = _code_at_level(event, actor.area_code)
-    return code is not None and code == actor.area_code
-
-
-def _code_at_level(event: Event, area_code: str | None) -> str | None:
-    level = areas.level_of(area_code or "")
-    return getattr(event, f"{level}_code") if level else None
-
-
-def sees_personal_data(actor: Actor, event: Event) -> bool:
-    """Contacts are for supervisors in scope, admins and the reporter; never for GIS keys."""
-    if actor.read_only:
-        return False
-    if actor.user_id is not None and event.reporter_id == actor.user_id:
-        return True
-    return actor.role in ("admin", "supervisor") and can_see(actor, event)
-
-
-def shown(actor: Actor, events: Iterable[Event]) -> list[Event]:
-    """Mark which events' personal fields this actor may see (the schema drops the rest)."""
-    out = list(events)
-    for event in out:
-        event.show_personal = sees_personal_data(actor, event)  # type: ignore[attr-defined]
-    return out
-
-
 def _may_report_here(actor: Actor, assignment: areas.Assignment, outside: bool) -> None:
     if actor.read_only:
         raise Forbidden("API keys are read-only.")
-    if actor.is_admin or outside:
-        return
-    if actor.role == "worker":
-        if assignment.grid_code not in actor.grid_codes:
-            raise Forbidden(
-                "This place is not in (or near) your grids; send outside=true to report it anyway."
-            )
-    elif not any(code and code == actor.area_code for code in assignment.codes.values()):
-        raise Forbidden("This place is outside your area; send outside=true to report it anyway.")
+    if not (outside or actor.places(assignment.codes)):
+        where = "not in (or near) your grids" if actor.role == "worker" else "outside your area"
+        raise Forbidden(f"This place is {where}; send outside=true to report it anyway.")
 
 
 _CATEGORY_TTL_S = 30.0
@@ -163,14 +103,14 @@ _INSERT_EVENT = (
     "  accuracy_m, occurred_at, reported_at, reporter_id, outside, grid_code, village_code,"
     "  town_code, district_code, assignment, boundary_id, assignment_distance_m, responsible_code,"
     "  contacts, photos_expected, content_hash, status, accepted_at, resolved_at, resolved_by, due_at)"
-    " VALUES (%(id)s, %(category)s, %(description)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),"
-    "  %(crs)s, %(source_lon)s, %(source_lat)s, %(accuracy_m)s, %(occurred_at)s, %(reported_at)s,"
-    "  %(reporter_id)s, %(outside)s, %(grid)s, %(village)s, %(town)s, %(district)s, %(assignment)s,"
-    "  %(boundary_id)s, %(distance_m)s, %(responsible)s, %(contacts)s::jsonb, %(photos_expected)s,"
-    "  %(content_hash)s, %(status)s, %(accepted_at)s, %(accepted_at)s, %(resolved_by)s, %(due_at)s)"
+    " VALUES (:id, :category, :description, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),"
+    "  :crs, :source_lon, :source_lat, :accuracy_m, :occurred_at, :reported_at,"
+    "  :reporter_id, :outside, :grid, :village, :town, :district, :assignment,"
+    "  :boundary_id, :distance_m, :responsible, :contacts::jsonb, :photos_expected,"
+    "  :content_hash, :status, :accepted_at, :accepted_at, :resolved_by, :due_at)"
     f" ON CONFLICT (id) DO NOTHING RETURNING {_RETURNED}),"
     " trail AS (INSERT INTO event_actions (event_id, action, to_status, actor_id, note)"
-    "  SELECT id, 'report', status, reporter_id, %(note)s FROM ins)"
+    "  SELECT id, 'report', status, reporter_id, :note FROM ins)"
     f" SELECT {_RETURNED} FROM ins"
 )
 
@@ -257,7 +197,7 @@ def report_event(
 def get_event(session: Session, event_id: uuid.UUID, actor: Actor) -> Event:
     """An event the actor may see; any other is NotFound, so existence does not leak."""
     event = session.get(Event, event_id)
-    if event is None or not can_see(actor, event):
+    if event is None or not actor.covers(event):
         raise NotFound(f"No event {event_id}.")
     return event
 
@@ -277,7 +217,7 @@ def list_events(
     """Events newest first, filtered in SQL; `after` is the last (received_at, id) seen."""
     query = (
         select(Event)
-        .where(visible_to(actor))
+        .where(actor.reads(Event))
         .order_by(Event.received_at.desc(), Event.id.desc())
         .limit(limit)
     )
@@ -285,7 +225,7 @@ def list_events(
         level = areas.level_of(area)
         if level is None:
             raise ValidationFailed("Not an area code.", errors=[field_error("area", "Not an area code.")])
-        query = query.where(AREA_COLUMN[level] == area)
+        query = query.where(Event.code_column(level) == area)
     if status:
         query = query.where(Event.status == status)
     if category:
@@ -343,15 +283,13 @@ _NEARBY_OPEN = (
     " ST_Distance(e.location::geography, p.location::geography) AS distance_m"
     " FROM events p JOIN categories c ON c.code = p.category_code"
     " JOIN events e ON e.category_code = p.category_code"
-    " WHERE p.id = %(id)s AND e.id <> p.id"
+    " WHERE p.id = :id AND e.id <> p.id"
     " AND e.status NOT IN ('resolved', 'closed', 'rejected')"
     " AND e.received_at > p.received_at - make_interval(hours => c.duplicate_window_h)"
     # A degree is at least 60 km anywhere in China: this box prefilter uses the GiST index.
     " AND ST_DWithin(e.location, p.location, c.duplicate_radius_m / 60000.0)"
     " AND ST_DWithin(e.location::geography, p.location::geography, c.duplicate_radius_m)"
-    # The same scope rule as visible_to, as parameters, so the statement stays the same.
-    " AND (%(everything)s OR e.grid_code = ANY(%(grids)s) OR e.reporter_id = %(me)s"
-    "      OR %(area)s IN (e.district_code, e.town_code, e.village_code, e.grid_code))"
+    " AND {scope}"
     " ORDER BY distance_m, e.id LIMIT 10"
 )
 
@@ -359,17 +297,8 @@ _NEARBY_OPEN = (
 def possible_duplicates(session: Session, event: Event, actor: Actor) -> list[dict[str, Any]]:
     """Open events of the same category near this one (that the actor may see), recent enough
     to be the same matter: nearest first."""
-    rows = driver_rows(
-        session,
-        _NEARBY_OPEN,
-        {
-            "id": event.id,
-            "everything": actor.is_admin,
-            "grids": list(actor.grid_codes),
-            "me": actor.user_id if actor.role == "worker" else None,
-            "area": actor.area_code if actor.role != "worker" else None,
-        },
-    )
+    scope, params = actor.sql_scope("e", Event)
+    rows = driver_rows(session, _NEARBY_OPEN.format(scope=scope), {"id": event.id, **params})
     return [
         {
             "id": row.id,

@@ -36,10 +36,8 @@ from sqlalchemy import (
 from backend.areas import service as areas_service
 from backend.areas.models import CODE_LENGTH, GRID_KINDS, Area
 from backend.auth.service import Actor
-from backend.events import service as events_service
 from backend.events.models import ASSIGNMENTS, CATEGORY_CODE, STATUSES, Category, Event
 from backend.gis.registry import Collection, Filter, Interval, Property, register
-from backend.org import service as org_service
 from backend.org.models import UNIT_KINDS, Building, EmergencyUnit
 
 AREA_CODE = r"\d{6}|\d{9}|\d{12}|\d{15}"
@@ -141,8 +139,9 @@ def received_within(interval: Interval | None) -> ColumnElement[bool]:
     return and_(true(), *conditions)
 
 
-def _event_scope(actor: Actor | None) -> ColumnElement[bool]:
-    return events_service.visible_to(actor) if actor is not None else false()
+def _read_by(model: Any) -> Any:
+    """The rows of a layer over `model` that the caller may read, by the one access rule."""
+    return lambda actor: actor.reads(model) if actor is not None else false()
 
 
 def events_collection() -> Collection:
@@ -217,7 +216,7 @@ def events_collection() -> Collection:
             _xmin_sum("categories"),
         ),
         last_modified=func.greatest(func.max(Event.updated_at), func.max(Event.received_at)),
-        scope=_event_scope,
+        scope=_read_by(Event),
         personal=frozenset({"contacts", "reporter_id", "assignee_id", "resolved_by", "closed_by"}),
     )
 
@@ -236,13 +235,9 @@ def _created_within(column: Any) -> Any:
     return condition
 
 
-def _org_scope(model: Any) -> Any:
-    return lambda actor: org_service.visible_to(actor, model) if actor is not None else false()
-
-
 def _in_grid_tree(model: Any) -> Any:
     def condition(code: str) -> ColumnElement[bool]:
-        return getattr(model, f"{areas_service.level_of(code)}_code") == code  # type: ignore[no-any-return]
+        return model.code_column(areas_service.level_of(code)) == code  # type: ignore[no-any-return]
 
     return condition
 
@@ -283,7 +278,7 @@ def org_collection(
         time_extent=(func.min(model.created_at), func.max(model.created_at)),
         fingerprint=(func.count(), func.max(model.updated_at), _xmin_sum(table)),
         last_modified=func.max(model.updated_at),
-        scope=_org_scope(model),
+        scope=_read_by(model),
         personal=frozenset(personal),
     )
 

@@ -242,21 +242,21 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
         WITH g AS (
             SELECT {"".join(f"{k}, " for k in key_names)}{grouping} AS rollup,
                 count(*) AS due,
-                count(*) FILTER (WHERE closed_at <= %(as_of)s) AS closed,
-                count(*) FILTER (WHERE closed_at <= %(as_of)s AND closed_at <= due_at)
+                count(*) FILTER (WHERE closed_at <= :as_of) AS closed,
+                count(*) FILTER (WHERE closed_at <= :as_of AND closed_at <= due_at)
                     AS closed_on_time,
-                count(*) FILTER (WHERE closed_at <= %(as_of)s AND rework_count >= 1) AS reworked,
+                count(*) FILTER (WHERE closed_at <= :as_of AND rework_count >= 1) AS reworked,
                 count(*) FILTER (
-                    WHERE due_at < %(as_of)s AND (closed_at IS NULL OR closed_at > %(as_of)s)
+                    WHERE due_at < :as_of AND (closed_at IS NULL OR closed_at > :as_of)
                 ) AS overdue_open,
                 array_agg(date_part('epoch', closed_at - accepted_at) / 3600)
-                    FILTER (WHERE closed_at <= %(as_of)s AND accepted_at IS NOT NULL) AS hours
+                    FILTER (WHERE closed_at <= :as_of AND accepted_at IS NOT NULL) AS hours
             FROM (
                 SELECT {"".join(f"{k}, " for k in keys)}
                     e.due_at, e.closed_at, e.accepted_at, e.rework_count
                 FROM events e
-                WHERE e.{scope_column} = %(area)s AND e.status <> 'rejected'
-                    AND e.due_at >= %(window_from)s AND e.due_at < %(window_to)s
+                WHERE e.{scope_column} = :area AND e.status <> 'rejected'
+                    AND e.due_at >= :window_from AND e.due_at < :window_to
             ) s
             {group_clause}
         )
@@ -295,8 +295,8 @@ def closure_stats(
     # 1 kB (5 MB for 5,000 grids over a year), and hashing them takes two thirds of the time.
     driver_rows(
         session,
-        "SELECT set_config('work_mem', %(work_mem)s, true) AS w,"
-        " set_config('hash_mem_multiplier', %(multiplier)s, true) AS m",
+        "SELECT set_config('work_mem', :work_mem, true) AS w,"
+        " set_config('hash_mem_multiplier', :multiplier, true) AS m",
         HASH_MEMORY,
     )
     rows = driver_rows(  # SQLAlchemy's result handling of thousands of groups costs more
