@@ -145,8 +145,9 @@ def list_photos(session: Session, event_id: uuid.UUID, actor: Actor) -> tuple[Ev
 
 
 def open_photo(session: Session, sha256: str, actor: Actor, media_dir: Path) -> tuple[bytes, str, bool]:
-    """The image bytes for someone who may see an event holding it; location stripped unless
-    they may see the event's personal data. Returns (bytes, media type, stripped)."""
+    """The image bytes for someone who may see an event holding it (GIS keys: not of sensitive
+    categories); location stripped unless they may see the event's personal data. Returns
+    (bytes, media type, stripped)."""
     if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
         raise NotFound("No such photo.")
     rows = session.execute(
@@ -154,7 +155,7 @@ def open_photo(session: Session, sha256: str, actor: Actor, media_dir: Path) -> 
         .join(Event, Event.id == Attachment.event_id)
         .where(Attachment.sha256 == sha256)
     ).all()
-    visible = [(a, e) for a, e in rows if actor.covers(e)]
+    visible = [(a, e) for a, e in rows if actor.covers(e) and (actor.sees_sensitive_text or not e.sensitive)]
     if not visible:
         raise NotFound("No such photo.")
     attachment = visible[0][0]
