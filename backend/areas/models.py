@@ -13,6 +13,14 @@ from backend.db import Base
 
 LEVELS = ("district", "town", "village", "grid")
 CODE_LENGTH = {"district": 6, "town": 9, "village": 12, "grid": 15}
+# A code of any level, as a regular expression (without anchors); one level's: code_pattern(level).
+CODE_PATTERN = "|".join(rf"\d{{{length}}}" for length in CODE_LENGTH.values())
+
+
+def code_pattern(level: str) -> str:
+    return rf"\d{{{CODE_LENGTH[level]}}}"
+
+
 GRID_KINDS = ("comprehensive", "dedicated")
 
 

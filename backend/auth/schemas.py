@@ -94,7 +94,7 @@ class UserUpdateSchema(ma.Schema):
 
 class GridsSchema(ma.Schema):
     grids = ma.fields.List(
-        ma.fields.String(validate=ma.validate.Regexp(r"^\d{15}\Z", error="A 15-digit grid code.")),
+        area_code("grid"),
         required=True,
         validate=ma.validate.Length(max=200),
     )

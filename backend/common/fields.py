@@ -9,6 +9,7 @@ import shapely
 from geoalchemy2.elements import WKBElement
 from shapely.geometry.base import BaseGeometry
 
+from backend.areas.models import CODE_LENGTH, CODE_PATTERN, code_pattern
 from geo.geojson import GeometryError, geometry_to_geojson, parse_geometry
 
 POLYGONAL = ("Polygon", "MultiPolygon")
@@ -72,13 +73,16 @@ class Text(ma.fields.String):
         return text
 
 
-def area_code(**kwargs: Any) -> ma.fields.String:
-    """A field holding an area code: 6, 9, 12 or 15 ASCII digits."""
-    metadata = {"example": "440117103", **kwargs.pop("metadata", {})}
+def area_code(level: str | None = None, **kwargs: Any) -> ma.fields.String:
+    """A field holding an area code (of any level, or of `level`): ASCII digits."""
+    metadata = {
+        "example": "440117103001001" if level == "grid" else "440117103",
+        **kwargs.pop("metadata", {}),
+    }
+    pattern, what = (code_pattern(level), f"a {level} code") if level else (CODE_PATTERN, "an area code")
+    lengths = ", ".join(str(n) for n in (CODE_LENGTH.values() if level is None else [CODE_LENGTH[level]]))
     return ma.fields.String(
-        validate=ma.validate.Regexp(
-            r"^(\d{6}|\d{9}|\d{12}|\d{15})\Z", error="Must be a 6, 9, 12 or 15-digit area code."
-        ),
+        validate=ma.validate.Regexp(rf"^({pattern})\Z", error=f"Must be {what}: {lengths} digits."),
         metadata=metadata,
         **kwargs,
     )

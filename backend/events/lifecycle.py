@@ -46,7 +46,6 @@ RULES: dict[str, Rule] = {
     "reopen": Rule(("closed",), "in_progress", SUPERVISING, ("reason",)),
 }
 ACTIONS = tuple(RULES)
-TIER_UP = {15: 12, 12: 9, 9: 6}  # a grid's village centre, then town, then district
 
 
 @dataclass
@@ -159,9 +158,10 @@ def _changes(
         return {"rework_count": Event.rework_count + 1, "closed_at": None, "closed_by": None}, {}
     if action == "escalate":
         current = event.responsible_code or event.district_code
-        if current is None or len(current) not in TIER_UP:
+        # A grid's event goes to its village centre, then the town's, then the district's.
+        upper = areas.parent_code_of(current) if current is not None else None
+        if upper is None:
             raise Conflict("The event already sits with the district centre; it cannot go higher.")
-        upper = current[: TIER_UP[len(current)]]
         if areas.get_areas(session, [upper]) == {}:
             raise Conflict(f"There is no centre {upper} above {current}.")
         return {"responsible_code": upper}, {"from_area": current, "to_area": upper}

@@ -34,13 +34,12 @@ from sqlalchemy import (
 )
 
 from backend.areas import service as areas_service
-from backend.areas.models import CODE_LENGTH, GRID_KINDS, Area
+from backend.areas.models import CODE_PATTERN, GRID_KINDS, Area, code_pattern
 from backend.auth.service import Actor
 from backend.events.models import ASSIGNMENTS, CATEGORY_CODE, STATUSES, Category, Event
 from backend.gis.registry import Collection, Filter, Interval, Property, register
 from backend.org.models import UNIT_KINDS, Building, EmergencyUnit
 
-AREA_CODE = r"\d{6}|\d{9}|\d{12}|\d{15}"
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 LEVEL_TITLES = {
@@ -82,7 +81,9 @@ def area_collection(level: str) -> Collection:
         Property("parent", Area.parent_code, description="Code of the parent area"),
     ]
     filters = [
-        Filter("area", _subtree(Area.code), "Only areas inside this area (a code prefix)", pattern=AREA_CODE),
+        Filter(
+            "area", _subtree(Area.code), "Only areas inside this area (a code prefix)", pattern=CODE_PATTERN
+        ),
         Filter("name", lambda value: Area.name == value, "Exact name"),
     ]
     if level != "district":
@@ -91,7 +92,7 @@ def area_collection(level: str) -> Collection:
                 "parent",
                 lambda value: Area.parent_code == value,
                 "Only the children of this area",
-                pattern=AREA_CODE,
+                pattern=CODE_PATTERN,
             )
         )
     if level == "grid":
@@ -112,7 +113,7 @@ def area_collection(level: str) -> Collection:
         source=Area.__table__,
         id_column=Area.code,
         id_type="string",
-        id_pattern=rf"\d{{{CODE_LENGTH[level]}}}",
+        id_pattern=code_pattern(level),
         geometry=Area.geom,
         geometry_type="MultiPolygon",
         properties=tuple(properties),
@@ -195,7 +196,7 @@ def events_collection() -> Collection:
                 "area",
                 _in_grid_tree(Event),
                 "Events in this area's subtree (district, town, village or grid code)",
-                pattern=AREA_CODE,
+                pattern=CODE_PATTERN,
             ),
             Filter(
                 "assignment",
@@ -272,7 +273,10 @@ def org_collection(
             Property("district", model.district_code),
             Property("updated_at", model.updated_at, "date-time"),
         ),
-        filters=(Filter("area", _in_grid_tree(model), "In this area's subtree", pattern=AREA_CODE), *filters),
+        filters=(
+            Filter("area", _in_grid_tree(model), "In this area's subtree", pattern=CODE_PATTERN),
+            *filters,
+        ),
         temporal=_created_within(model.created_at),
         temporal_description="Created at this instant or within this interval",
         time_extent=(func.min(model.created_at), func.max(model.created_at)),
