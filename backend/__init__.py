@@ -57,9 +57,3 @@ def settle_heap() -> None:
     Under gunicorn --preload the workers inherit the frozen heap (and share its pages)."""
     gc.collect()
     gc.freeze()
-
-
-def settings() -> config_module.Settings:
-    """The settings of the app handling this request or command."""
-    value: config_module.Settings = flask.current_app.config["SETTINGS"]
-    return value

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
-from backend.api import Blueprint
+from backend.common.blueprint import Blueprint
 from backend.db import alembic_config, get_session
 from backend.errors import DomainError
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import flask
 
-from backend import settings
 from backend.auth import service as auth
 from backend.auth.service import Actor, Unauthorized
+from backend.config import settings
 from backend.db import get_session
 
 QUERY_KEY = "api_key"

@@ -10,8 +10,8 @@ import flask
 from flask.views import MethodView
 from werkzeug.http import http_date
 
-from backend.api import Blueprint
 from backend.auth.context import current_actor
+from backend.common.blueprint import Blueprint
 from backend.db import detach_session, get_session
 from backend.errors import NotFound, ValidationFailed, field_error
 from backend.gis import access, registry, schemas, service

@@ -9,8 +9,8 @@ from typing import Any
 import flask
 from flask.views import MethodView
 
-from backend.api import Blueprint
 from backend.auth.context import current_actor
+from backend.common.blueprint import Blueprint
 from backend.common.json_provider import json_bytes
 from backend.common.pagination import decode_parsed_cursor, encode_cursor
 from backend.db import get_session
