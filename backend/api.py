@@ -124,6 +124,7 @@ def register_blueprints(api: Api) -> None:
     from backend.org import routes as org
     from backend.stats import routes as stats
 
-    for module in (health, auth, areas, events, org, stats, gis):
+    for module in (health, auth, areas, events, org, stats):
         api.register_blueprint(module.blp)
-    gis.register(api._app)
+    # The downloads are documented from the layer registry, so their blueprint is built now.
+    gis.register(api)

@@ -38,7 +38,7 @@ from backend.areas.models import CODE_LENGTH, GRID_KINDS, Area
 from backend.auth.service import Actor
 from backend.events import service as events_service
 from backend.events.models import ASSIGNMENTS, CATEGORY_CODE, STATUSES, Category, Event
-from backend.gis.registry import Collection, Filter, Interval, Property, register
+from backend.gis.registry import Collection, Filter, Interval, Property, is_empty, register
 from backend.org import service as org_service
 from backend.org.models import UNIT_KINDS, Building, EmergencyUnit
 
@@ -401,6 +401,9 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
 
 
 def register_all() -> None:
+    """Fill the registry; the app factory calls this, and a second app in the process finds it filled."""
+    if not is_empty():
+        return
     for level in ("district", "town", "village", "grid"):
         register(area_collection(level))
     register(events_collection())

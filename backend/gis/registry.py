@@ -4,7 +4,7 @@ An entry says where its rows come from (a table or a join), which column is the 
 and which the geometry, the properties it shows (anything else is never sent), the query
 parameters that filter it, who may read which rows, and what `datetime` selects. The OGC API,
 the GeoJSON downloads, the vector tiles and their OpenAPI description are all generated from
-these entries; `backend/gis/layers.py` holds them.
+these entries; `backend/gis/layers.py` holds them and the app factory registers them.
 """
 
 from __future__ import annotations
@@ -136,19 +136,14 @@ def register(collection: Collection) -> Collection:
     return collection
 
 
-def _load() -> None:
-    if not _COLLECTIONS:
-        from backend.gis import layers
-
-        layers.register_all()
+def is_empty() -> bool:
+    return not _COLLECTIONS
 
 
 def collections() -> Iterator[Collection]:
     """Every collection, in the order registered."""
-    _load()
     return iter(list(_COLLECTIONS.values()))
 
 
 def get(collection_id: str) -> Collection | None:
-    _load()
     return _COLLECTIONS.get(collection_id)
