@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geometry
+from geoalchemy2.elements import WKBElement
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,7 +27,7 @@ class Area(Base):
     name: Mapped[str] = mapped_column(String(100))
     parent_code: Mapped[str | None] = mapped_column(String(15))
     kind: Mapped[str | None] = mapped_column(String(20))
-    geom: Mapped[object] = mapped_column(
+    geom: Mapped[WKBElement] = mapped_column(
         Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False
     )
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -21,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Float,
+    SQLColumnExpression,
     Text,
     and_,
     case,
@@ -58,7 +59,7 @@ def _xmin_sum(table: str) -> ColumnElement[Any]:
     return func.sum(cast(cast(literal_column(f"{table}.xmin"), Text), BigInteger))
 
 
-def _subtree(column: ColumnElement[str]) -> Any:
+def _subtree(column: SQLColumnExpression[str]) -> Any:
     return lambda code: column.startswith(code, autoescape=True)
 
 
@@ -252,7 +253,7 @@ def org_collection(
     collection_id: str,
     title: str,
     description: str,
-    geometry: ColumnElement[Any],
+    geometry: SQLColumnExpression[Any],
     properties: list[Property],
     filters: list[Filter],
     personal: set[str],
