@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import flask
+import psycopg
 from alembic.config import Config
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Engine, MetaData, create_engine
@@ -87,9 +88,14 @@ def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[Any]
     For the few statements on every request (sign-in, point assignment, the report insert):
     SQLAlchemy's statement and result handling costs more than those queries do.
     """
-    driver = session.connection().connection.driver_connection
-    with driver.cursor(row_factory=namedtuple_row) as cursor:
+    with driver_connection(session).cursor(row_factory=namedtuple_row) as cursor:
         return cursor.execute(sql, params).fetchall()
+
+
+def driver_connection(session: Session) -> psycopg.Connection[Any]:
+    """psycopg's own connection under the session's, inside the session's transaction."""
+    # None only for a connection the pool has invalidated, which session.connection() never hands out.
+    return cast("psycopg.Connection[Any]", session.connection().connection.driver_connection)
 
 
 def alembic_config(url: str | None = None) -> Config:

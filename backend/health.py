@@ -46,10 +46,12 @@ class Ready(MethodView):
     def get(self) -> dict[str, str]:
         """The database answers and its schema is at the newest migration"""
         try:
-            current = get_session().execute(text("SELECT version_num FROM alembic_version")).scalar()
+            current: str | None = (
+                get_session().execute(text("SELECT version_num FROM alembic_version")).scalar()
+            )
         except ProgrammingError as error:
             raise NotReady("The database has not been migrated.") from error
         head = head_revision()
-        if current != head:
+        if current is None or current != head:
             raise NotReady(f"Database schema is at {current}, the code expects {head}.")
         return {"status": "ready", "migration": current}

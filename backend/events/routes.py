@@ -305,7 +305,8 @@ class AttachmentContent(MethodView):
         response.set_etag(etag)
         response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
         response.headers["Vary"] = "Authorization, X-API-Key"
-        return response.make_conditional(request)
+        response.make_conditional(request)
+        return response
 
 
 @blp.route("/me/tasks")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import flask
 from flask.views import MethodView
@@ -173,8 +173,9 @@ class Overdue(MethodView):
         events = queries.overdue_events(
             session, area=args["area"], as_of=datetime.now(UTC), after=after, limit=limit
         )
-        last = events[-1] if len(events) == limit else None
-        return {
-            "items": shown(current_actor(), events),
-            "next_cursor": encode_cursor([last.due_at.isoformat(), str(last.id)]) if last else None,
-        }
+        next_cursor = None
+        if len(events) == limit:
+            last = events[-1]
+            # Overdue events all have a due time.
+            next_cursor = encode_cursor([cast(datetime, last.due_at).isoformat(), str(last.id)])
+        return {"items": shown(current_actor(), events), "next_cursor": next_cursor}
