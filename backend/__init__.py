@@ -25,9 +25,10 @@ def create_app(
     settings: config_module.Settings | None = None,
     session_factory: sessionmaker | None = None,  # type: ignore[type-arg]
 ) -> flask.Flask:
-    """Build the app: engine, session factory, Api and blueprints. Nothing happens at import."""
+    """Build the app: engine, session factory, GIS layers, Api and blueprints. Nothing happens at import."""
     from backend.api import make_api, register_blueprints
     from backend.cli import register_commands
+    from backend.gis import layers
 
     settings = settings or config_module.from_environ()
     app = flask.Flask(__name__)
@@ -41,6 +42,7 @@ def create_app(
         engine = db.make_engine(settings.database_url, settings.pool_size)
         session_factory = sessionmaker(engine, expire_on_commit=False)
     db.init_app(app, session_factory)
+    layers.register_all()
     api = make_api(app)
     register_blueprints(api)
     from backend.auth.context import authenticate_request
@@ -57,9 +59,3 @@ def settle_heap() -> None:
     Under gunicorn --preload the workers inherit the frozen heap (and share its pages)."""
     gc.collect()
     gc.freeze()
-
-
-def settings() -> config_module.Settings:
-    """The settings of the app handling this request or command."""
-    value: config_module.Settings = flask.current_app.config["SETTINGS"]
-    return value

@@ -1,4 +1,4 @@
-"""The Api and Blueprint classes, error handling and blueprint registration."""
+"""The Api class, error handling and blueprint registration."""
 
 from __future__ import annotations
 
@@ -23,19 +23,6 @@ from backend.errors import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint, parsing arguments with one schema instance per route.
-
-    Given a schema class, webargs builds an instance for every request, and building one
-    (copying its declared fields) costs more than loading a report with it.
-    """
-
-    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(schema, type):
-            schema = schema()
-        return super().arguments(schema, *args, **kwargs)
 
 
 class Api(flask_smorest.Api):
@@ -128,14 +115,16 @@ def make_api(app: flask.Flask) -> Api:
 
 
 def register_blueprints(api: Api) -> None:
-    from backend.areas.routes import blp as areas
-    from backend.auth.routes import blp as auth
-    from backend.events.routes import blp as events
+    """Register every routes module's blueprint, in the order the OpenAPI document lists them."""
+    from backend import health
+    from backend.areas import routes as areas
+    from backend.auth import routes as auth
+    from backend.events import routes as events
     from backend.gis import routes as gis
-    from backend.health import blp as health
-    from backend.org.routes import blp as org
-    from backend.stats.routes import blp as stats
+    from backend.org import routes as org
+    from backend.stats import routes as stats
 
-    for blp in (health, auth, areas, events, org, stats, gis.blp):
-        api.register_blueprint(blp)
-    gis.register(api._app)
+    for module in (health, auth, areas, events, org, stats):
+        api.register_blueprint(module.blp)
+    # The downloads are documented from the layer registry, so their blueprint is built now.
+    gis.register(api)

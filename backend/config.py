@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import flask
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,6 +37,12 @@ class Settings:
     max_photos_per_event: int = 9
     # Serve the area collections and tiles of /ogc and /tiles to callers without credentials.
     ogc_anonymous_areas: bool = False
+
+
+def settings() -> Settings:
+    """The settings of the app handling this request or command."""
+    value: Settings = flask.current_app.config["SETTINGS"]
+    return value
 
 
 def from_environ(environ: dict[str, str] | None = None) -> Settings:

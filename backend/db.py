@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import flask
+import psycopg
 from alembic.config import Config
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Engine, MetaData, create_engine
@@ -99,9 +100,14 @@ def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[Any]
     SQLAlchemy's statement and result handling costs more than those queries do. The SQL is
     written like any other in the project, with `:name` placeholders and every value bound.
     """
-    driver = session.connection().connection.driver_connection
-    with driver.cursor(row_factory=namedtuple_row) as cursor:
+    with driver_connection(session).cursor(row_factory=namedtuple_row) as cursor:
         return cursor.execute(_driver_sql(sql), params).fetchall()
+
+
+def driver_connection(session: Session) -> psycopg.Connection[Any]:
+    """psycopg's own connection under the session's, inside the session's transaction."""
+    # None only for a connection the pool has invalidated, which session.connection() never hands out.
+    return cast("psycopg.Connection[Any]", session.connection().connection.driver_connection)
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import CursorResult, select, text
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
@@ -165,7 +166,9 @@ def insert_synthetic_events(
 ) -> int:
     """Insert `count` synthetic events in the grids under `prefix`; returns how many were new."""
     start = start or datetime(2026, 1, 1, tzinfo=UTC)
-    result = session.execute(
-        _SYNTHETIC_EVENTS, {"count": count, "seed": seed, "prefix": prefix, "start": start}
+    # An INSERT's result is a CursorResult, which has the row count.
+    result = cast(
+        CursorResult[Any],
+        session.execute(_SYNTHETIC_EVENTS, {"count": count, "seed": seed, "prefix": prefix, "start": start}),
     )
     return result.rowcount or 0

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
-from backend.api import Blueprint
+from backend.common.blueprint import Blueprint
 from backend.db import alembic_config, get_session
 from backend.errors import DomainError
 
@@ -46,10 +46,12 @@ class Ready(MethodView):
     def get(self) -> dict[str, str]:
         """The database answers and its schema is at the newest migration"""
         try:
-            current = get_session().execute(text("SELECT version_num FROM alembic_version")).scalar()
+            current: str | None = (
+                get_session().execute(text("SELECT version_num FROM alembic_version")).scalar()
+            )
         except ProgrammingError as error:
             raise NotReady("The database has not been migrated.") from error
         head = head_revision()
-        if current != head:
+        if current is None or current != head:
             raise NotReady(f"Database schema is at {current}, the code expects {head}.")
         return {"status": "ready", "migration": current}

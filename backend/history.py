@@ -25,13 +25,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import text
+from sqlalchemy import Table, text
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
+from backend.db import driver_connection
 from backend.models import Event, EventAction
 from geo.crs import transform_arrays
 
@@ -451,7 +452,7 @@ def copy_history(
     session: Session, batches: Iterator[tuple[list[tuple[object, ...]], list[tuple[object, ...]]]]
 ) -> tuple[int, int]:
     """Write batches with COPY on the session's connection (its transaction); returns counts."""
-    raw = session.connection().connection.driver_connection
+    raw = driver_connection(session)
     events = actions = 0
     with raw.cursor() as cursor:
         for event_rows, action_rows in batches:
@@ -481,7 +482,7 @@ def bulk_mode(session: Session) -> Iterator[None]:
     index or validating a key once at the end is a single sort or join. The definitions come
     from the models, so they are the ones the migrations made. Locks both tables until commit.
     """
-    tables = (Event.__table__, EventAction.__table__)
+    tables = (cast(Table, Event.__table__), cast(Table, EventAction.__table__))
     keys = [fk for table in tables for fk in table.foreign_key_constraints]
     indexes = [index for table in tables for index in table.indexes]
     for fk in keys:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from geoalchemy2 import Geometry
+from geoalchemy2.elements import WKBElement
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, String, func, text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -76,7 +77,7 @@ class Area(Base):
     name: Mapped[str] = mapped_column(String(100))
     parent_code: Mapped[str | None] = mapped_column(String(15))
     kind: Mapped[str | None] = mapped_column(String(20))
-    geom: Mapped[object] = mapped_column(
+    geom: Mapped[WKBElement] = mapped_column(
         Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False
     )
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

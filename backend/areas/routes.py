@@ -6,13 +6,13 @@ from typing import Any
 
 from flask.views import MethodView
 
-from backend import settings
-from backend.api import Blueprint
 from backend.areas import schemas, service
 from backend.areas.models import Area
 from backend.auth.context import current_actor
 from backend.auth.service import Forbidden
+from backend.common.blueprint import Blueprint
 from backend.common.pagination import decode_cursor, encode_cursor
+from backend.config import settings
 from backend.db import get_session
 from geo.crs import to_wgs84, transform_geometry
 

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import shapely
+from geoalchemy2.elements import WKBElement
 from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from backend.areas.models import CODE_LENGTH, GRID_KINDS, Area
@@ -38,7 +39,7 @@ def ancestor_codes(code: str) -> list[str]:
     return [code[:n] for n in (6, 9, 12) if n < len(code)]
 
 
-def current() -> object:
+def current() -> ColumnElement[bool]:
     return Area.valid_to.is_(None)
 
 
@@ -210,7 +211,7 @@ def _checked_geometry(
 
 def _siblings_touching(
     session: Session, code: str, parent: str | None, geometry: MultiPolygon
-) -> Sequence[tuple[str, object]]:
+) -> Sequence[tuple[str, WKBElement]]:
     level = level_of(code)
     query = select(Area.code, Area.geom).where(
         current(),

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 import flask
 import marshmallow as ma
 
-from backend import settings
 from backend.auth import service
 from backend.auth.scope import Actor
 from backend.auth.service import Unauthorized
+from backend.config import settings
 from backend.db import get_session
 
 T = TypeVar("T")

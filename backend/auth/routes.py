@@ -6,12 +6,12 @@ from typing import Any
 
 from flask.views import MethodView
 
-from backend import settings
-from backend.api import Blueprint
 from backend.auth import schemas, service
 from backend.auth.context import client_address, current_actor, public
 from backend.auth.ratelimit import Counter, PostgresCounter, RedisCounter
+from backend.common.blueprint import Blueprint
 from backend.common.pagination import decode_cursor, encode_cursor
+from backend.config import settings
 from backend.db import get_session
 from backend.errors import DomainError
 

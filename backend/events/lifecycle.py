@@ -83,7 +83,7 @@ def act(session: Session, event_id: uuid.UUID, data: ActionInput, *, actor: Acto
             raise ValidationFailed(
                 f"{data.action} needs a {name}.", errors=[field_error(name, f"Required to {data.action}.")]
             )
-    now = session.scalar(select(func.now()))
+    now = session.execute(select(func.now())).scalar_one()
     changes, trail = _changes(session, event, data, actor, now)
     source = event.status
     target = rule.target or source

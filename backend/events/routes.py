@@ -11,11 +11,11 @@ from flask import Response, request, url_for
 from flask.views import MethodView
 from sqlalchemy import select
 
-from backend import settings
-from backend.api import Blueprint
 from backend.auth.context import current_actor
 from backend.auth.service import require
+from backend.common.blueprint import Blueprint
 from backend.common.pagination import decode_parsed_cursor, encode_cursor
+from backend.config import settings
 from backend.db import get_session
 from backend.errors import (
     DomainError,
@@ -301,7 +301,8 @@ class AttachmentContent(MethodView):
         response.set_etag(etag)
         response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
         response.headers["Vary"] = "Authorization, X-API-Key"
-        return response.make_conditional(request)
+        response.make_conditional(request)
+        return response
 
 
 @blp.route("/me/tasks")

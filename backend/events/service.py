@@ -146,7 +146,7 @@ def report_event(
                 "Say how it was handled on the spot.",
                 errors=[field_error("resolution_note", "Required with handled_on_spot.")],
             )
-        status, accepted_at = "resolved", session.scalar(select(func.now()))
+        status, accepted_at = "resolved", session.execute(select(func.now())).scalar_one()
         due_at = accepted_at + timedelta(hours=sla_hours)
     params = {
         "id": event_id,

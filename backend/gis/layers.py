@@ -21,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Float,
+    SQLColumnExpression,
     Text,
     and_,
     case,
@@ -37,7 +38,7 @@ from backend.areas import service as areas_service
 from backend.areas.models import CODE_PATTERN, GRID_KINDS, Area, code_pattern
 from backend.auth.service import Actor
 from backend.events.models import ASSIGNMENTS, CATEGORY_CODE, STATUSES, Category, Event
-from backend.gis.registry import Collection, Filter, Interval, Property, register
+from backend.gis.registry import Collection, Filter, Interval, Property, is_empty, register
 from backend.org.models import UNIT_KINDS, Building, EmergencyUnit
 
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -55,7 +56,7 @@ def _xmin_sum(table: str) -> ColumnElement[Any]:
     return func.sum(cast(cast(literal_column(f"{table}.xmin"), Text), BigInteger))
 
 
-def _subtree(column: ColumnElement[str]) -> Any:
+def _subtree(column: SQLColumnExpression[str]) -> Any:
     return lambda code: column.startswith(code, autoescape=True)
 
 
@@ -248,7 +249,7 @@ def org_collection(
     collection_id: str,
     title: str,
     description: str,
-    geometry: ColumnElement[Any],
+    geometry: SQLColumnExpression[Any],
     properties: list[Property],
     filters: list[Filter],
     personal: set[str],
@@ -400,6 +401,9 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
 
 
 def register_all() -> None:
+    """Fill the registry; the app factory calls this, and a second app in the process finds it filled."""
+    if not is_empty():
+        return
     for level in ("district", "town", "village", "grid"):
         register(area_collection(level))
     register(events_collection())

@@ -4,7 +4,7 @@ An entry says where its rows come from (a table or a join), which column is the 
 and which the geometry, the properties it shows (anything else is never sent), the query
 parameters that filter it, who may read which rows, and what `datetime` selects. The OGC API,
 the GeoJSON downloads, the vector tiles and their OpenAPI description are all generated from
-these entries; `backend/gis/layers.py` holds them.
+these entries; `backend/gis/layers.py` holds them and the app factory registers them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import Column, ColumnElement, FromClause, false
+from sqlalchemy import Column, ColumnElement, FromClause, SQLColumnExpression, false
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql import visitors
 
 from backend.auth.service import Actor
@@ -28,7 +29,8 @@ class Property:
     """One member of a feature's `properties`, computed in SQL."""
 
     name: str
-    expr: ColumnElement[Any]
+    # A column expression, or a mapped attribute (`Area.code`) standing for its column.
+    expr: SQLColumnExpression[Any]
     type: JsonType = "string"
     description: str = ""
     # Carried in vector tiles too (keep tiles light: codes, names, status).
@@ -80,11 +82,11 @@ class Collection:
     title: str
     description: str
     source: FromClause
-    id_column: ColumnElement[Any]
+    id_column: SQLColumnExpression[Any]
     # "string" ids sort as text; "uuid" ids sort as PostgreSQL uuids (the same order as text).
     id_type: Literal["string", "uuid"]
     id_pattern: str
-    geometry: ColumnElement[Any]
+    geometry: SQLColumnExpression[Any]
     geometry_type: Literal["Point", "MultiPolygon"]
     properties: tuple[Property, ...]
     temporal: Temporal
@@ -116,9 +118,12 @@ class Collection:
 _COLLECTIONS: dict[str, Collection] = {}
 
 
-def columns_read_by(expr: ColumnElement[Any]) -> set[str]:
+def columns_read_by(expr: SQLColumnExpression[Any]) -> set[str]:
     """Names of the table columns an expression reads."""
-    clause = expr.__clause_element__() if hasattr(expr, "__clause_element__") else expr
+    # A mapped attribute stands for its column; anything else standing for one is a ColumnElement.
+    clause = (
+        expr.__clause_element__() if isinstance(expr, QueryableAttribute) else cast(ColumnElement[Any], expr)
+    )
     return {element.name for element in visitors.iterate(clause) if isinstance(element, Column)}
 
 
@@ -136,19 +141,14 @@ def register(collection: Collection) -> Collection:
     return collection
 
 
-def _load() -> None:
-    if not _COLLECTIONS:
-        from backend.gis import layers
-
-        layers.register_all()
+def is_empty() -> bool:
+    return not _COLLECTIONS
 
 
 def collections() -> Iterator[Collection]:
     """Every collection, in the order registered."""
-    _load()
     return iter(list(_COLLECTIONS.values()))
 
 
 def get(collection_id: str) -> Collection | None:
-    _load()
     return _COLLECTIONS.get(collection_id)

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import flask
+import flask_smorest
 from flask.views import MethodView
 from werkzeug.http import http_date
 
-from backend.api import Blueprint
 from backend.auth import context
 from backend.auth.context import current_actor
+from backend.common.blueprint import Blueprint
 from backend.db import detach_session, get_session
 from backend.errors import NotFound, ValidationFailed, field_error
 from backend.gis import registry, schemas, service
@@ -26,13 +27,6 @@ MAX_ZOOM = 22
 # Part of every download's ETag: bump it when the way features are written changes.
 FORMAT_VERSION = "1"
 VARY = "Authorization, X-API-Key"
-
-blp = Blueprint(
-    "exports",
-    __name__,
-    url_prefix="/api/v1",
-    description="Whole layers as GeoJSON files, for GIS clients and web maps",
-)
 
 
 def _layer(layer: str) -> Collection:
@@ -76,67 +70,82 @@ def _feature_collection(name: str, batches: Iterator[list[str]]) -> Iterator[str
     yield head + "\n]}\n"
 
 
-@blp.route(
-    "/exports/<string:layer>.geojson",
-    parameters=[
-        {
-            "in": "path",
-            "name": "layer",
-            "required": True,
-            "schema": {"type": "string", "enum": [c.id for c in registry.collections()]},
-        }
-    ],
-)
-class Export(MethodView):
-    @blp.arguments(schemas.ExportArgsSchema, location="query")
-    @blp.response(
-        200,
-        schemas.ExportSchema,
-        content_type=GEOJSON,
-        headers={
-            "ETag": {
-                "description": "Changes whenever the layer's selected rows change",
-                "schema": {"type": "string"},
-            },
-            "Last-Modified": {
-                "description": "The latest change of a selected row's time columns",
-                "schema": {"type": "string"},
-            },
-        },
+def export_blueprint() -> Blueprint:
+    """/api/v1/exports, documented with the layers and filters registered by the time it is built."""
+    blp = Blueprint(
+        "exports",
+        __name__,
+        url_prefix="/api/v1",
+        description="Whole layers as GeoJSON files, for GIS clients and web maps",
     )
-    @blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
-    def get(self, args: dict[str, Any], layer: str) -> flask.Response:
-        """Download a whole layer as one RFC 7946 GeoJSON file, streamed"""
-        collection = _layer(layer)
-        selection = _selection(collection, args)
-        actor = current_actor()
-        crs = args["crs"]
-        session = get_session()
-        version = service.version(
-            session, collection, selection, actor, salt=[crs, FORMAT_VERSION, *actor.cache_key()]
+
+    @blp.route(
+        "/exports/<string:layer>.geojson",
+        parameters=[
+            {
+                "in": "path",
+                "name": "layer",
+                "required": True,
+                "schema": {"type": "string", "enum": [c.id for c in registry.collections()]},
+            }
+        ],
+    )
+    class Export(MethodView):
+        @blp.arguments(schemas.export_args_schema(), location="query")
+        @blp.response(
+            200,
+            schemas.ExportSchema,
+            content_type=GEOJSON,
+            headers={
+                "ETag": {
+                    "description": "Changes whenever the layer's selected rows change",
+                    "schema": {"type": "string"},
+                },
+                "Last-Modified": {
+                    "description": "The latest change of a selected row's time columns",
+                    "schema": {"type": "string"},
+                },
+            },
         )
-        headers = {"ETag": version.etag, "Cache-Control": "private, no-cache", "Vary": VARY}
-        if version.last_modified is not None:
-            headers["Last-Modified"] = http_date(version.last_modified)
-        if flask.request.if_none_match.contains_weak(version.etag.strip('"')):
-            return flask.current_app.response_class(status=304, headers=headers)
-        if crs == "gcj02":
-            batches = service.stream_transformed(session, collection, selection, actor, crs)
-        else:
-            batches = service.stream(session, collection, selection, actor)
-        # Run the query before answering, so a failure is an error response, not a cut file.
-        first = next(batches, [])
-        # The stream outlives the request's teardown: it takes the session, and the server
-        # closes it with the response (also after a HEAD or a client that went away).
-        detach_session()
-        headers["Content-Disposition"] = f'attachment; filename="{collection.id}.geojson"'
-        response = flask.current_app.response_class(
-            flask.stream_with_context(_feature_collection(collection.id, _prepend(first, batches))),
-            mimetype=GEOJSON,
-            headers=headers,
-        )
-        response.call_on_close(session.close)
-        return response
+        @blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
+        def get(self, args: dict[str, Any], layer: str) -> flask.Response:
+            """Download a whole layer as one RFC 7946 GeoJSON file, streamed"""
+            return _export(args, layer)
+
+    return blp
+
+
+def _export(args: dict[str, Any], layer: str) -> flask.Response:
+    collection = _layer(layer)
+    selection = _selection(collection, args)
+    actor = current_actor()
+    crs = args["crs"]
+    session = get_session()
+    version = service.version(
+        session, collection, selection, actor, salt=[crs, FORMAT_VERSION, *actor.cache_key()]
+    )
+    headers = {"ETag": version.etag, "Cache-Control": "private, no-cache", "Vary": VARY}
+    if version.last_modified is not None:
+        headers["Last-Modified"] = http_date(version.last_modified)
+    if flask.request.if_none_match.contains_weak(version.etag.strip('"')):
+        return flask.current_app.response_class(status=304, headers=headers)
+    if crs == "gcj02":
+        batches = service.stream_transformed(session, collection, selection, actor, crs)
+    else:
+        batches = service.stream(session, collection, selection, actor)
+    # Run the query before answering, so a failure is an error response, not a cut file.
+    first = next(batches, [])
+    # The stream outlives the request's teardown: it takes the session, and the server
+    # closes it with the response (also after a HEAD or a client that went away).
+    detach_session()
+    headers["Content-Disposition"] = f'attachment; filename="{collection.id}.geojson"'
+    response = flask.current_app.response_class(
+        flask.stream_with_context(_feature_collection(collection.id, _prepend(first, batches))),
+        mimetype=GEOJSON,
+        headers=headers,
+    )
+    response.call_on_close(session.close)
+    return response
 
 
 def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
@@ -177,9 +186,11 @@ class Tile(MethodView):
         return flask.current_app.response_class(data, mimetype=MVT, headers=headers)
 
 
-def register(app: flask.Flask) -> None:
-    """The blueprints outside the main OpenAPI document: /ogc and /tiles."""
+def register(api: flask_smorest.Api) -> None:
+    """The downloads in the main OpenAPI document; /ogc and /tiles outside it."""
     from backend.gis.ogc import bp as ogc_bp
 
+    api.register_blueprint(export_blueprint())
+    app = api._app
     app.register_blueprint(ogc_bp)
     app.register_blueprint(tiles_bp)

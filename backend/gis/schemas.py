@@ -42,34 +42,36 @@ def _filter_fields() -> dict[str, ma.fields.Field]:
     }
 
 
-ExportArgsSchema = ma.Schema.from_dict(
-    {
-        "bbox": _Parsed(
-            params.parse_bbox,
-            metadata={
-                "description": "min_lon,min_lat,max_lon,max_lat (WGS84): features intersecting it",
-                "example": "113.5,23.5,113.7,23.7",
-            },
-        ),
-        "datetime": _Parsed(
-            params.parse_datetime,
-            metadata={
-                "description": "RFC 3339 date-time or interval start/end (`..` for open): boundary "
-                "versions in force then (areas), or received then (events)"
-            },
-        ),
-        "crs": ma.fields.String(
-            load_default="wgs84",
-            validate=ma.validate.OneOf(EXPORT_CRS),
-            metadata={
-                "description": "wgs84 (RFC 7946, default), cgcs2000 "
-                "(the same numbers) or gcj02 for Chinese web maps"
-            },
-        ),
-        **_filter_fields(),
-    },
-    name="ExportArgs",
-)
+def export_args_schema() -> type[ma.Schema]:
+    """The download's query string, with the filters of the layers registered by now."""
+    return ma.Schema.from_dict(
+        {
+            "bbox": _Parsed(
+                params.parse_bbox,
+                metadata={
+                    "description": "min_lon,min_lat,max_lon,max_lat (WGS84): features intersecting it",
+                    "example": "113.5,23.5,113.7,23.7",
+                },
+            ),
+            "datetime": _Parsed(
+                params.parse_datetime,
+                metadata={
+                    "description": "RFC 3339 date-time or interval start/end (`..` for open): boundary "
+                    "versions in force then (areas), or received then (events)"
+                },
+            ),
+            "crs": ma.fields.String(
+                load_default="wgs84",
+                validate=ma.validate.OneOf(EXPORT_CRS),
+                metadata={
+                    "description": "wgs84 (RFC 7946, default), cgcs2000 "
+                    "(the same numbers) or gcj02 for Chinese web maps"
+                },
+            ),
+            **_filter_fields(),
+        },
+        name="ExportArgs",
+    )
 
 
 class ExportFeatureSchema(ma.Schema):

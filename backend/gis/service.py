@@ -16,7 +16,19 @@ from datetime import datetime
 from typing import Any
 
 import shapely
-from sqlalchemy import ColumnElement, Select, Text, cast, exists, func, literal, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    Text,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from backend.auth.service import Actor
@@ -56,7 +68,7 @@ def _envelope(min_lon: float, min_lat: float, max_lon: float, max_lat: float) ->
     return func.ST_MakeEnvelope(min_lon, min_lat, max_lon, max_lat, 4326)
 
 
-def _intersects_bbox(geometry: ColumnElement[Any], bbox: tuple[float, ...]) -> ColumnElement[bool]:
+def _intersects_bbox(geometry: SQLColumnExpression[Any], bbox: tuple[float, ...]) -> ColumnElement[bool]:
     min_lon, min_lat, max_lon, max_lat = bbox
     if min_lon <= max_lon:
         return func.ST_Intersects(geometry, _envelope(min_lon, min_lat, max_lon, max_lat))
@@ -67,7 +79,7 @@ def _intersects_bbox(geometry: ColumnElement[Any], bbox: tuple[float, ...]) -> C
     )
 
 
-def _geometry(collection: Collection, lat_lon: bool) -> ColumnElement[Any]:
+def _geometry(collection: Collection, lat_lon: bool) -> SQLColumnExpression[Any]:
     geometry = collection.geometry
     if collection.geometry_type != "Point":
         geometry = func.ST_ForcePolygonCCW(geometry)

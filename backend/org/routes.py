@@ -10,16 +10,16 @@ from typing import Any, TypeVar
 from flask import url_for
 from flask.views import MethodView
 
-from backend import settings
-from backend.api import Blueprint
 from backend.auth.context import current_actor
 from backend.auth.service import Actor
+from backend.common.blueprint import Blueprint
 from backend.common.pagination import (
     CursorArgsSchema,
     decode_cursor,
     decode_parsed_cursor,
     encode_cursor,
 )
+from backend.config import settings
 from backend.db import get_session
 from backend.errors import ValidationFailed, field_error
 from backend.org import queries, schemas, service

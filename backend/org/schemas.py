@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import marshmallow as ma
+from shapely.geometry import Point
 from webargs.fields import DelimitedList
 
 from backend.common.fields import Geometry, Text, area_code
@@ -578,5 +579,6 @@ def read_features(
         if kind == "building":
             out.append(building_input(loaded, geometry))
         else:
-            out.append(unit_input(loaded, geometry.x, geometry.y))
+            point = cast(Point, geometry)  # units allow only points
+            out.append(unit_input(loaded, point.x, point.y))
     return out

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import flask
 from flask.views import MethodView
 
-from backend.api import Blueprint
 from backend.auth.context import current_actor
+from backend.common.blueprint import Blueprint
 from backend.common.json_provider import json_bytes
 from backend.common.pagination import decode_parsed_cursor, encode_cursor
 from backend.db import get_session
@@ -172,8 +172,9 @@ class Overdue(MethodView):
         events = queries.overdue_events(
             session, area=args["area"], as_of=datetime.now(UTC), after=after, limit=limit
         )
-        last = events[-1] if len(events) == limit else None
-        return {
-            "items": events,
-            "next_cursor": encode_cursor([last.due_at.isoformat(), str(last.id)]) if last else None,
-        }
+        next_cursor = None
+        if len(events) == limit:
+            last = events[-1]
+            # Overdue events all have a due time.
+            next_cursor = encode_cursor([cast(datetime, last.due_at).isoformat(), str(last.id)])
+        return {"items": events, "next_cursor": next_cursor}

@@ -31,6 +31,11 @@ _point_in = text(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def registered_layers(base_app) -> None:  # type: ignore[no-untyped-def]
+    """The app factory fills the layer registry; tests here walk it, some without the app."""
+
+
 @pytest.fixture
 def reports(session, accounts) -> Reports:  # type: ignore[no-untyped-def]
     admin = Actor(role="admin", user_id=accounts.ids["admin"])

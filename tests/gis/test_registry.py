@@ -26,7 +26,9 @@ def test_registry_refuses_a_property_reading_a_personal_column():
 
 
 def test_no_registered_property_reads_a_personal_column():
-    for collection in registry.collections():
+    collections = list(registry.collections())
+    assert collections
+    for collection in collections:
         for prop in collection.properties:
             assert not registry.columns_read_by(prop.expr) & collection.personal
 
