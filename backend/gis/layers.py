@@ -39,7 +39,6 @@ from backend.auth.service import Actor
 from backend.events import service as events_service
 from backend.events.models import ASSIGNMENTS, CATEGORY_CODE, STATUSES, Category, Event
 from backend.gis.registry import Collection, Filter, Interval, Property, register
-from backend.org import service as org_service
 from backend.org.models import UNIT_KINDS, Building, EmergencyUnit
 
 AREA_CODE = r"\d{6}|\d{9}|\d{12}|\d{15}"
@@ -237,7 +236,7 @@ def _created_within(column: Any) -> Any:
 
 
 def _org_scope(model: Any) -> Any:
-    return lambda actor: org_service.visible_to(actor, model) if actor is not None else false()
+    return lambda actor: actor.reads(model) if actor is not None else false()
 
 
 def _in_grid_tree(model: Any) -> Any:

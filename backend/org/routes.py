@@ -3,9 +3,8 @@ area profiles and the check-in and response statistics."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import url_for
 from flask.views import MethodView
@@ -13,7 +12,6 @@ from flask.views import MethodView
 from backend import settings
 from backend.api import Blueprint
 from backend.auth.context import current_actor
-from backend.auth.service import Actor
 from backend.common.pagination import (
     CursorArgsSchema,
     decode_cursor,
@@ -32,16 +30,6 @@ blp = Blueprint(
     description="Party branches and groups (支部建在网格上), buildings, minimum emergency units "
     "(最小应急单元), check-ins (报岗) and one-point calls (一点呼叫)",
 )
-
-T = TypeVar("T")
-
-
-def shown(actor: Actor, rows: Iterable[T]) -> list[T]:
-    """Mark which rows' personal fields this actor may see (the schemas drop the rest)."""
-    out = list(rows)
-    for row in out:
-        row.show_personal = service.sees_personal_data(actor, row)  # type: ignore[attr-defined]
-    return out
 
 
 def _after(args: dict[str, Any]) -> int | None:
@@ -176,16 +164,15 @@ class Buildings(MethodView):
     @blp.response(200, schemas.BuildingListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List buildings (楼栋) I may see, by area and party group"""
-        actor = current_actor()
         buildings = service.list_buildings(
             get_session(),
-            actor=actor,
+            actor=current_actor(),
             area=args.get("area"),
             party_group_id=args.get("party_group_id"),
             after_id=_after(args),
             limit=args["limit"],
         )
-        return _page(shown(actor, buildings), args["limit"])
+        return _page(buildings, args["limit"])
 
     @blp.arguments(schemas.BuildingCreateSchema)
     @blp.response(201, schemas.BuildingSchema)
@@ -200,7 +187,7 @@ class Buildings(MethodView):
             nearest_min_m=settings().nearest_min_m,
         )
         session.commit()
-        return shown(actor, [building])[0]
+        return building
 
 
 def _import_report(created: int, rejected: list[service.Rejection], total: int) -> dict[str, Any]:
@@ -240,8 +227,7 @@ class BuildingById(MethodView):
     @blp.response(200, schemas.BuildingSchema)
     def get(self, building_id: int) -> Any:
         """Get a building"""
-        actor = current_actor()
-        return shown(actor, [service.get_building(get_session(), building_id, actor)])[0]
+        return service.get_building(get_session(), building_id, current_actor())
 
     @blp.arguments(schemas.BuildingUpdateSchema)
     @blp.response(200, schemas.BuildingSchema)
@@ -257,7 +243,7 @@ class BuildingById(MethodView):
             session, building_id, actor=actor, nearest_min_m=settings().nearest_min_m, **changes
         )
         session.commit()
-        return shown(actor, [building])[0]
+        return building
 
     @blp.response(204)
     def delete(self, building_id: int) -> None:
@@ -276,17 +262,16 @@ class Units(MethodView):
     @blp.response(200, schemas.UnitListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List emergency units (最小应急单元) I may see, by area, kind and active flag"""
-        actor = current_actor()
         units = service.list_units(
             get_session(),
-            actor=actor,
+            actor=current_actor(),
             area=args.get("area"),
             kind=args.get("kind"),
             active=args.get("active"),
             after_id=_after(args),
             limit=args["limit"],
         )
-        return _page(shown(actor, units), args["limit"])
+        return _page(units, args["limit"])
 
     @blp.arguments(schemas.UnitCreateSchema)
     @blp.response(201, schemas.UnitSchema)
@@ -298,7 +283,7 @@ class Units(MethodView):
             session, schemas.unit_input(data, lon, lat), actor=actor, nearest_min_m=settings().nearest_min_m
         )
         session.commit()
-        return shown(actor, [unit])[0]
+        return unit
 
 
 @blp.route("/emergency-units/import")
@@ -320,8 +305,7 @@ class UnitById(MethodView):
     @blp.response(200, schemas.UnitSchema)
     def get(self, unit_id: int) -> Any:
         """Get an emergency unit"""
-        actor = current_actor()
-        return shown(actor, [service.get_unit(get_session(), unit_id, actor)])[0]
+        return service.get_unit(get_session(), unit_id, current_actor())
 
     @blp.arguments(schemas.UnitUpdateSchema)
     @blp.response(200, schemas.UnitSchema)
@@ -337,7 +321,7 @@ class UnitById(MethodView):
             session, unit_id, actor=actor, nearest_min_m=settings().nearest_min_m, **changes
         )
         session.commit()
-        return shown(actor, [unit])[0]
+        return unit
 
     @blp.response(204)
     def delete(self, unit_id: int) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import marshmallow as ma
 from webargs.fields import DelimitedList
 
+from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, Text, area_code
 from backend.common.pagination import CursorArgsSchema
 from backend.org import service
@@ -16,7 +17,12 @@ from geo.crs import SUPPORTED_CRS, transform_geometry
 from geo.geojson import GeometryError, parse_geometry
 
 BIGINT = 2**63 - 1
-PERSONAL = "Personal data: only for supervisors in scope and admins; absent otherwise"
+# The contacts of the people a row involves (building heads, unit leaders): ScopedSchema keeps
+# them for those the caller's actor lets see them on that row.
+CONTACTS = {
+    PERSONAL: "contacts",
+    "description": "Personal data: only for supervisors in scope and admins; absent otherwise",
+}
 
 
 def row_id(**kwargs: Any) -> ma.fields.Integer:
@@ -52,25 +58,12 @@ class AtLeastOne(ma.Schema):
             raise ma.ValidationError("Give at least one field to change.", "_schema")
 
 
-class PersonalMixin(ma.Schema):
-    """Drops the fields named in PERSONAL_FIELDS unless the route marked the row shown."""
-
-    PERSONAL_FIELDS: tuple[str, ...] = ()
-
-    @ma.post_dump(pass_original=True)
-    def _hide_personal(self, data: dict[str, Any], original: object, **kwargs: Any) -> dict[str, Any]:
-        if not getattr(original, "show_personal", False):
-            for name in self.PERSONAL_FIELDS:
-                data.pop(name, None)
-        return data
-
-
 class PersonSchema(ma.Schema):
     name = Text(max_length=50, allow_none=True)
     phone = Text(max_length=40, allow_none=True)
 
 
-class InGridSchema(ma.Schema):
+class InGridSchema(ScopedSchema):
     grid = ma.fields.String(attribute="grid_code")
     village = ma.fields.String(attribute="village_code")
     town = ma.fields.String(attribute="town_code")
@@ -106,7 +99,7 @@ class BranchUpdateSchema(AtLeastOne):
     member_count = count_field(100_000)
 
 
-class BranchListSchema(ma.Schema):
+class BranchListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(BranchSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -156,7 +149,7 @@ class GroupQueryArgsSchema(AreaArgsSchema):
     kind = ma.fields.String(validate=ma.validate.OneOf(GROUP_KINDS))
 
 
-class GroupListSchema(ma.Schema):
+class GroupListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(GroupSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -203,9 +196,7 @@ class BuildingUpdateSchema(AtLeastOne):
     crs = crs_field()
 
 
-class BuildingSchema(PersonalMixin, InGridSchema):
-    PERSONAL_FIELDS = ("head",)
-
+class BuildingSchema(InGridSchema):
     id = ma.fields.Integer()
     name = ma.fields.String()
     address = ma.fields.String(allow_none=True)
@@ -219,7 +210,7 @@ class BuildingSchema(PersonalMixin, InGridSchema):
     rental_units = ma.fields.Integer()
     safe_rental_units = ma.fields.Integer()
     access_control = ma.fields.Boolean()
-    head = ma.fields.Nested(PersonSchema, allow_none=True, metadata={"description": PERSONAL})
+    head = ma.fields.Nested(PersonSchema, allow_none=True, metadata=CONTACTS)
     party_group_id = ma.fields.Integer(allow_none=True)
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
@@ -229,7 +220,7 @@ class BuildingQueryArgsSchema(AreaArgsSchema):
     party_group_id = row_id()
 
 
-class BuildingListSchema(ma.Schema):
+class BuildingListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(BuildingSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -240,7 +231,7 @@ class FeatureCollectionImportSchema(ma.Schema):
     crs = crs_field()
 
 
-class ImportReportSchema(ma.Schema):
+class ImportReportSchema(ScopedSchema):
     created = ma.fields.Integer()
 
 
@@ -270,16 +261,14 @@ class UnitUpdateSchema(AtLeastOne):
     crs = crs_field()
 
 
-class UnitSchema(PersonalMixin, InGridSchema):
-    PERSONAL_FIELDS = ("leader",)
-
+class UnitSchema(InGridSchema):
     id = ma.fields.Integer()
     name = ma.fields.String()
     kind = ma.fields.String(metadata={"description": "shop, hotel, market, school or other"})
     members = ma.fields.Integer()
     location = Geometry(("Point",), metadata={"description": "WGS84 point"})
     assignment = ma.fields.String()
-    leader = ma.fields.Nested(PersonSchema, allow_none=True, metadata={"description": PERSONAL})
+    leader = ma.fields.Nested(PersonSchema, allow_none=True, metadata=CONTACTS)
     active = ma.fields.Boolean()
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
@@ -290,7 +279,7 @@ class UnitQueryArgsSchema(AreaArgsSchema):
     active = ma.fields.Boolean()
 
 
-class UnitListSchema(ma.Schema):
+class UnitListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(UnitSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -302,7 +291,7 @@ class CheckInCreateSchema(ma.Schema):
     members_on_duty = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(0, 50))
 
 
-class CheckInSchema(ma.Schema):
+class CheckInSchema(ScopedSchema):
     id = ma.fields.Integer()
     unit_id = ma.fields.Integer()
     local_day = ma.fields.Date(metadata={"description": "The day in Asia/Shanghai"})
@@ -311,7 +300,7 @@ class CheckInSchema(ma.Schema):
     members_on_duty = ma.fields.Integer(allow_none=True)
 
 
-class CheckInListSchema(ma.Schema):
+class CheckInListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(CheckInSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -342,17 +331,13 @@ class AlertCreateSchema(ma.Schema):
     max_radius_m = ma.fields.Float(load_default=8000.0, validate=ma.validate.Range(10, 50_000))
 
 
-class DispatchSchema(PersonalMixin):
-    PERSONAL_FIELDS = ("leader",)
-
+class DispatchSchema(ScopedSchema):
     unit_id = ma.fields.Integer()
     unit_name = ma.fields.String(attribute="unit.name")
     unit_kind = ma.fields.String(attribute="unit.kind")
     members = ma.fields.Integer(attribute="unit.members")
     grid = ma.fields.String(attribute="unit.grid_code")
-    leader = ma.fields.Nested(
-        PersonSchema, attribute="unit.leader", allow_none=True, metadata={"description": PERSONAL}
-    )
+    leader = ma.fields.Nested(PersonSchema, attribute="unit.leader", allow_none=True, metadata=CONTACTS)
     rank = ma.fields.Integer(metadata={"description": "1 = nearest"})
     distance_m = ma.fields.Float(metadata={"description": "True distance in metres"})
     dispatched_at = ma.fields.AwareDateTime()
@@ -362,7 +347,7 @@ class DispatchSchema(PersonalMixin):
     seconds_to_arrive = ma.fields.Float(allow_none=True)
 
 
-class ResponseSummarySchema(ma.Schema):
+class ResponseSummarySchema(ScopedSchema):
     dispatched = ma.fields.Integer()
     acknowledged = ma.fields.Integer()
     arrived = ma.fields.Integer()
@@ -372,7 +357,7 @@ class ResponseSummarySchema(ma.Schema):
     median_arrive_s = ma.fields.Float(allow_none=True)
 
 
-class AlertSchema(ma.Schema):
+class AlertSchema(ScopedSchema):
     id = ma.fields.Integer(attribute="alert.id")
     kind = ma.fields.String(attribute="alert.kind")
     description = ma.fields.String(attribute="alert.description", allow_none=True)
@@ -400,7 +385,7 @@ class AlertQueryArgsSchema(AreaArgsSchema):
     kind = ma.fields.String(validate=ma.validate.OneOf(ALERT_KINDS))
 
 
-class AlertListSchema(ma.Schema):
+class AlertListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(AlertSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -408,13 +393,13 @@ class AlertListSchema(ma.Schema):
 # --- profile and statistics -------------------------------------------------------------------
 
 
-class ProfileAreaSchema(ma.Schema):
+class ProfileAreaSchema(ScopedSchema):
     code = ma.fields.String()
     level = ma.fields.String()
     name = ma.fields.String()
 
 
-class ProfileSchema(ma.Schema):
+class ProfileSchema(ScopedSchema):
     area = ma.fields.Nested(ProfileAreaSchema)
     grids = ma.fields.Integer()
     party_branches = ma.fields.Integer()

@@ -18,7 +18,6 @@ from sqlalchemy import (
     DateTime,
     cast,
     exists,
-    false,
     func,
     literal,
     or_,
@@ -31,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
-from backend.areas.models import LEVELS
+from backend.areas.models import LEVELS, InArea
 from backend.auth.service import Actor, Forbidden
 from backend.common.fields import to_wkb
 from backend.errors import Conflict, DomainError, NotFound, ValidationFailed, field_error
@@ -51,63 +50,32 @@ from geo.crs import to_wgs84
 LOCAL_TZ = "Asia/Shanghai"
 M = TypeVar("M", PartyBranch, PartyGroup, Building, EmergencyUnit)
 
-# --- scope ------------------------------------------------------------------------------------
+# --- turning the actor's answers into 404s and 403s -----------------------------------------
 
 
-def codes_of(row: Any) -> dict[str, str | None]:
-    """The grid, village, town and district codes a row carries."""
-    return {level: getattr(row, f"{level}_code") for level in LEVELS}
-
-
-def visible_to(actor: Actor, model: Any) -> ColumnElement[bool]:
-    """The rows of an org table an actor may read, as a SQL condition on its code columns."""
-    if actor.is_admin:
-        return true()
-    if actor.role == "worker":
-        return model.grid_code.in_(actor.grid_codes) if actor.grid_codes else false()
-    level = areas.level_of(actor.area_code or "")
-    if level is None:
-        return false()
-    return getattr(model, f"{level}_code") == actor.area_code  # type: ignore[no-any-return]
-
-
-def covers(actor: Actor, codes: Mapping[str, str | None]) -> bool:
-    """A place with these codes lies in what the actor may read (and, if they write, change)."""
-    if actor.is_admin:
-        return True
-    if actor.role == "worker":
-        return codes.get("grid") in actor.grid_codes
-    level = areas.level_of(actor.area_code or "")
-    return level is not None and codes.get(level) == actor.area_code
-
-
-def sees_personal_data(actor: Actor, row: Any) -> bool:
-    """Building heads' and unit leaders' contacts: supervisors in scope and admins only."""
-    return actor.role in ("admin", "supervisor") and covers(actor, codes_of(row))
-
-
-def _require_manager(actor: Actor) -> None:
-    if actor.role not in ("admin", "supervisor"):
-        raise Forbidden("Only supervisors (inside their area) and administrators change this.")
-
-
-def _check_may_place(actor: Actor, codes: Mapping[str, str | None]) -> None:
-    if not covers(actor, codes):
+def _require_write(
+    actor: Actor, codes: Mapping[str, str | None] | None = None, *, doing: str = "change this"
+) -> None:
+    """Refuse (403) a caller who changes no organisation rows, or none placed at these codes."""
+    if not actor.may_write_somewhere:
+        raise Forbidden(f"Only supervisors (inside their area) and administrators {doing}.")
+    if codes is not None and not actor.may_write(codes):
         raise Forbidden("This place is outside your area.")
 
 
-def _area_condition(model: Any, area: str | None) -> ColumnElement[bool]:
+def _area_condition(model: type[InArea], area: str | None) -> ColumnElement[bool]:
+    """Rows in the subtree of `area` (the `area` query filter; the scope is the actor's)."""
     if not area:
         return true()
     level = areas.level_of(area)
     if level is None:
         raise ValidationFailed("Not an area code.", errors=[field_error("area", "Not an area code.")])
-    return getattr(model, f"{level}_code") == area  # type: ignore[no-any-return]
+    return model.code_column(level) == area  # type: ignore[no-any-return]
 
 
 def _get(session: Session, model: type[M], row_id: int, actor: Actor, what: str) -> M:
     row = session.get(model, row_id)
-    if row is None or not covers(actor, codes_of(row)):
+    if row is None or not actor.covers(row):
         raise NotFound(f"No {what} {row_id}.")
     return row
 
@@ -123,7 +91,7 @@ def _list(
 ) -> list[Any]:
     query = (
         select(model)
-        .where(visible_to(actor, model), _area_condition(model, area), *conditions)
+        .where(actor.reads(model), _area_condition(model, area), *conditions)
         .order_by(model.id)
         .limit(limit)
     )
@@ -180,14 +148,14 @@ def create_branch(
     member_count: int = 0,
 ) -> PartyBranch:
     """Found the party branch of a grid; a grid has one."""
-    _require_manager(actor)
+    _require_write(actor)
     area = areas.get_areas(session, [grid]).get(grid)
     if area is None or area.level != "grid":
         raise ValidationFailed(
             f"No current grid {grid}.", errors=[field_error("grid", "Not a current grid code.")]
         )
     codes = areas.Assignment("manual", grid).codes
-    _check_may_place(actor, codes)
+    _require_write(actor, codes)
     if session.scalar(select(PartyBranch.id).where(PartyBranch.grid_code == grid)) is not None:
         raise Conflict(
             f"Grid {grid} already has its party branch.",
@@ -202,7 +170,7 @@ def create_branch(
 
 def update_branch(session: Session, branch_id: int, *, actor: Actor, **changes: Any) -> PartyBranch:
     branch = get_branch(session, branch_id, actor)
-    _require_manager(actor)
+    _require_write(actor, branch.area_codes())
     for name in ("name", "secretary", "member_count"):
         if name in changes:
             setattr(branch, name, changes[name])
@@ -214,7 +182,7 @@ def update_branch(session: Session, branch_id: int, *, actor: Actor, **changes: 
 
 def delete_branch(session: Session, branch_id: int, *, actor: Actor) -> None:
     branch = get_branch(session, branch_id, actor)
-    _require_manager(actor)
+    _require_write(actor, branch.area_codes())
     if session.scalar(select(PartyGroup.id).where(PartyGroup.branch_id == branch.id).limit(1)):
         raise Conflict(f"Party branch {branch_id} still has party groups; delete them first.")
     session.delete(branch)
@@ -275,9 +243,9 @@ def create_group(
     building_ids: Sequence[int] | None = None,
 ) -> PartyGroup:
     """Set up a party group under a branch, for buildings of its grid or a cooperative."""
-    _require_manager(actor)
+    _require_write(actor)
     branch = session.get(PartyBranch, branch_id)
-    if branch is None or not covers(actor, codes_of(branch)):
+    if branch is None or not actor.may_write(branch.area_codes()):
         raise ValidationFailed(
             f"No party branch {branch_id} in your area.",
             errors=[field_error("branch_id", "Unknown party branch.")],
@@ -290,7 +258,7 @@ def create_group(
         member_count=member_count,
         cooperative=cooperative,
     )
-    _set_codes(group, codes_of(branch))
+    _set_codes(group, branch.area_codes())
     session.add(group)
     session.flush()
     if building_ids:
@@ -300,7 +268,7 @@ def create_group(
 
 def update_group(session: Session, group_id: int, *, actor: Actor, **changes: Any) -> PartyGroup:
     group = get_group(session, group_id, actor)
-    _require_manager(actor)
+    _require_write(actor, group.area_codes())
     for name in ("name", "leader", "member_count", "cooperative"):
         if name in changes:
             setattr(group, name, changes[name])
@@ -346,7 +314,7 @@ def _link_buildings(session: Session, group: PartyGroup, building_ids: Sequence[
 def delete_group(session: Session, group_id: int, *, actor: Actor) -> None:
     """Dissolve a group; its buildings stay, without a group."""
     group = get_group(session, group_id, actor)
-    _require_manager(actor)
+    _require_write(actor, group.area_codes())
     session.delete(group)  # its buildings' party_group_id: ON DELETE SET NULL
     session.flush()
 
@@ -438,10 +406,10 @@ def create_building(
     session: Session, data: BuildingInput, *, actor: Actor, nearest_min_m: float = 50.0
 ) -> Building:
     """Add a building to the grid its point (or footprint) lies in."""
-    _require_manager(actor)
+    _require_write(actor)
     point = _representative_point(data.geometry)
     assignment = _place(session, point.x, point.y, nearest_min_m=nearest_min_m, name="geometry")
-    _check_may_place(actor, assignment.codes)
+    _require_write(actor, assignment.codes)
     _check_rentals(data.rental_units, data.safe_rental_units)
     _check_group_for(session, data.party_group_id, assignment.codes["grid"] or "")
     building = Building(
@@ -467,12 +435,12 @@ def update_building(
 ) -> Building:
     """Change a building; a new geometry may move it to another grid (inside your area)."""
     building = get_building(session, building_id, actor)
-    _require_manager(actor)
+    _require_write(actor, building.area_codes())
     grid = building.grid_code
     if changes.get("geometry") is not None:
         point = _representative_point(changes["geometry"])
         assignment = _place(session, point.x, point.y, nearest_min_m=nearest_min_m, name="geometry")
-        _check_may_place(actor, assignment.codes)
+        _require_write(actor, assignment.codes)
         building.geom, building.location = to_wkb(changes["geometry"]), to_wkb(point)
         building.assignment = assignment.method
         _set_codes(building, assignment.codes)
@@ -495,7 +463,7 @@ def update_building(
 
 def delete_building(session: Session, building_id: int, *, actor: Actor) -> None:
     building = get_building(session, building_id, actor)
-    _require_manager(actor)
+    _require_write(actor, building.area_codes())
     session.delete(building)
     session.flush()
 
@@ -550,9 +518,9 @@ def create_unit(
     session: Session, data: UnitInput, *, actor: Actor, nearest_min_m: float = 50.0
 ) -> EmergencyUnit:
     """Register an emergency unit in the grid its point lies in."""
-    _require_manager(actor)
+    _require_write(actor)
     assignment = _place(session, data.lon, data.lat, nearest_min_m=nearest_min_m, name="location")
-    _check_may_place(actor, assignment.codes)
+    _require_write(actor, assignment.codes)
     unit = EmergencyUnit(
         location=_point_wkb(data.lon, data.lat),
         assignment=assignment.method,
@@ -570,11 +538,11 @@ def update_unit(
 ) -> EmergencyUnit:
     """Change a unit; `location` is a WGS84 (lon, lat) pair and may move it to another grid."""
     unit = get_unit(session, unit_id, actor)
-    _require_manager(actor)
+    _require_write(actor, unit.area_codes())
     if changes.get("location") is not None:
         lon, lat = changes["location"]
         assignment = _place(session, lon, lat, nearest_min_m=nearest_min_m, name="location")
-        _check_may_place(actor, assignment.codes)
+        _require_write(actor, assignment.codes)
         unit.location, unit.assignment = _point_wkb(lon, lat), assignment.method
         _set_codes(unit, assignment.codes)
     for name in UNIT_FIELDS:
@@ -589,7 +557,7 @@ def update_unit(
 def delete_unit(session: Session, unit_id: int, *, actor: Actor) -> None:
     """Remove a unit that never checked in or was called; others are deactivated instead."""
     unit = get_unit(session, unit_id, actor)
-    _require_manager(actor)
+    _require_write(actor, unit.area_codes())
     used = session.scalar(
         select(
             or_(exists().where(CheckIn.unit_id == unit.id), exists().where(AlertDispatch.unit_id == unit.id))
@@ -622,7 +590,7 @@ def import_rows(
 ) -> tuple[int, list[Rejection]]:
     """Create buildings or units one savepoint each, so every bad row is reported; the caller
     commits only when nothing was rejected. Rows the edge already refused come as Rejections."""
-    _require_manager(actor)
+    _require_write(actor)
     created = 0
     rejected: list[Rejection] = []
     for index, row in enumerate(rows):
@@ -780,8 +748,9 @@ def nearest_active_units(
 
 
 @dataclass
-class DispatchView:
-    """A unit an alert called, and how it answered."""
+class DispatchView(InArea):
+    """A unit an alert called, and how it answered; placed where the unit is, so that the
+    unit's contacts go to those who may see them on the unit itself."""
 
     alert_id: int
     unit_id: int
@@ -791,7 +760,10 @@ class DispatchView:
     acknowledged_at: datetime | None
     arrived_at: datetime | None
     unit: UnitSummary
-    show_personal: bool = False
+
+    def code_at(self, level: str) -> str | None:
+        code: str | None = getattr(self.unit, f"{level}_code")
+        return code
 
     @property
     def seconds_to_acknowledge(self) -> float | None:
@@ -876,12 +848,11 @@ def create_alert(
     finds the units (at the widest radius allowed; the ring is then the smallest that holds
     them) and one statement records the alert with all its dispatches.
     """
-    if actor.role not in ("admin", "supervisor"):
-        raise Forbidden("Only supervisors (inside their area) and administrators raise alerts.")
+    _require_write(actor, doing="raise alerts")
     wgs_lon, wgs_lat = to_wgs84(lon, lat, crs)
     assignment = areas.assign_point(session, wgs_lon, wgs_lat, accuracy_m=None, nearest_min_m=nearest_min_m)
     codes = assignment.codes
-    _check_may_place(actor, codes)
+    _require_write(actor, codes, doing="raise alerts")
     max_radius_m = max(max_radius_m, radius_m)
     found = nearest_active_units(
         session, wgs_lon, wgs_lat, radius_m=max_radius_m if widen else radius_m, count=count
@@ -947,7 +918,6 @@ def create_alert(
             acknowledged_at=None,
             arrived_at=None,
             unit=unit,
-            show_personal=sees_personal_data(actor, unit),
         )
         for rank, (unit, distance) in enumerate(found, start=1)
     ]
@@ -955,16 +925,14 @@ def create_alert(
 
 
 def alert_visible_to(actor: Actor) -> ColumnElement[bool]:
-    """Alerts in the actor's scope, or that called a unit in it."""
-    if actor.is_admin:
-        return true()
+    """Alerts the actor may read where they lie, or that called a unit they may read."""
     called_here = (
         select(AlertDispatch.alert_id)
         .join(EmergencyUnit, EmergencyUnit.id == AlertDispatch.unit_id)
-        .where(AlertDispatch.alert_id == Alert.id, visible_to(actor, EmergencyUnit))
+        .where(AlertDispatch.alert_id == Alert.id, actor.reads(EmergencyUnit))
         .exists()
     )
-    return or_(visible_to(actor, Alert), called_here)
+    return or_(actor.reads(Alert), called_here)
 
 
 def _dispatches(session: Session, alert_ids: Sequence[int], actor: Actor) -> dict[int, list[DispatchView]]:
@@ -989,7 +957,6 @@ def _dispatches(session: Session, alert_ids: Sequence[int], actor: Actor) -> dic
                 acknowledged_at=dispatch.acknowledged_at,
                 arrived_at=dispatch.arrived_at,
                 unit=unit,
-                show_personal=sees_personal_data(actor, unit),
             )
         )
     return out
@@ -1045,9 +1012,8 @@ def respond(
     dispatch = next((d for d in view.dispatches if d.unit_id == unit_id), None)
     if dispatch is None:
         raise NotFound(f"Alert {alert_id} did not call unit {unit_id}.")
-    unit_in_scope = covers(actor, codes_of(dispatch.unit))
-    alert_in_scope = actor.role != "worker" and covers(actor, codes_of(view.alert))
-    if not (unit_in_scope or alert_in_scope):
+    # Those who read the unit answer for it, and so does whoever could have raised the alert.
+    if not (actor.covers(dispatch) or actor.may_write(view.alert.area_codes())):
         raise Forbidden(f"Unit {unit_id} is not yours to answer for.")
     if at is not None and at < dispatch.dispatched_at:
         raise ValidationFailed(
