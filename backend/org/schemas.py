@@ -25,6 +25,12 @@ CONTACTS = {
 }
 
 
+def people(description: str) -> dict[str, str]:
+    """The metadata of a field naming people (office holders, who did what) or holding free text:
+    GIS keys, which read without personal data, do not get it."""
+    return {PERSONAL: "people", "description": f"{description}. Personal data: absent for GIS keys"}
+
+
 def row_id(**kwargs: Any) -> ma.fields.Integer:
     return ma.fields.Integer(validate=ma.validate.Range(1, BIGINT), **kwargs)
 
@@ -80,7 +86,7 @@ class AreaArgsSchema(CursorArgsSchema):
 class BranchSchema(InGridSchema):
     id = ma.fields.Integer()
     name = ma.fields.String()
-    secretary = ma.fields.String(allow_none=True, metadata={"description": "书记"})
+    secretary = ma.fields.String(allow_none=True, metadata=people("The branch secretary (书记)"))
     member_count = ma.fields.Integer()
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
@@ -112,7 +118,7 @@ class GroupSchema(InGridSchema):
     branch_id = ma.fields.Integer()
     kind = ma.fields.String(metadata={"description": "building (楼栋党小组) or cooperative (经济社党小组)"})
     name = ma.fields.String()
-    leader = ma.fields.String(allow_none=True, metadata={"description": "组长"})
+    leader = ma.fields.String(allow_none=True, metadata=people("The group leader (组长)"))
     member_count = ma.fields.Integer()
     cooperative = ma.fields.String(
         allow_none=True, metadata={"description": "The economic cooperative (经济社)"}
@@ -296,7 +302,7 @@ class CheckInSchema(ScopedSchema):
     unit_id = ma.fields.Integer()
     local_day = ma.fields.Date(metadata={"description": "The day in Asia/Shanghai"})
     checked_in_at = ma.fields.AwareDateTime()
-    user_id = ma.fields.Integer(allow_none=True)
+    user_id = ma.fields.Integer(allow_none=True, metadata=people("Who checked the unit in"))
     members_on_duty = ma.fields.Integer(allow_none=True)
 
 
@@ -360,7 +366,9 @@ class ResponseSummarySchema(ScopedSchema):
 class AlertSchema(ScopedSchema):
     id = ma.fields.Integer(attribute="alert.id")
     kind = ma.fields.String(attribute="alert.kind")
-    description = ma.fields.String(attribute="alert.description", allow_none=True)
+    description = ma.fields.String(
+        attribute="alert.description", allow_none=True, metadata=people("What happened, as told")
+    )
     location = Geometry(("Point",), attribute="alert.location")
     crs = ma.fields.String(attribute="alert.crs")
     grid = ma.fields.String(attribute="alert.grid_code", allow_none=True)
@@ -375,7 +383,9 @@ class AlertSchema(ScopedSchema):
     shortfall = ma.fields.String(
         allow_none=True, metadata={"description": "Set when fewer units than asked were in range"}
     )
-    created_by = ma.fields.Integer(attribute="alert.created_by", allow_none=True)
+    created_by = ma.fields.Integer(
+        attribute="alert.created_by", allow_none=True, metadata=people("Who raised the alert")
+    )
     created_at = ma.fields.AwareDateTime(attribute="alert.created_at")
     summary = ma.fields.Nested(ResponseSummarySchema)
     dispatches = ma.fields.List(ma.fields.Nested(DispatchSchema))
