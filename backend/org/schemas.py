@@ -10,7 +10,7 @@ from webargs.fields import DelimitedList
 from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, Text, area_code
 from backend.common.pagination import CursorArgsSchema
-from backend.org import service
+from backend.org import buildings, imports, units
 from backend.org.models import ALERT_KINDS, GROUP_KINDS, UNIT_KINDS
 from backend.org.queries import DEFAULT_BENCHMARK, GROUP_KEYS
 from geo.crs import SUPPORTED_CRS, transform_geometry
@@ -526,38 +526,38 @@ def contact_fields(data: dict[str, Any], name: str) -> dict[str, Any]:
     return {f"{name}_name": contact.get("name"), f"{name}_phone": contact.get("phone")}
 
 
-def building_input(data: dict[str, Any], geometry: Any) -> service.BuildingInput:
+def building_input(data: dict[str, Any], geometry: Any) -> buildings.BuildingInput:
     """A loaded building (create body or import properties) with its WGS84 geometry."""
     data = dict(data)
     contact = contact_fields(data, "head")
     data.pop("crs", None)
     data.pop("geometry", None)
-    return service.BuildingInput(geometry=geometry, **data, **contact)
+    return buildings.BuildingInput(geometry=geometry, **data, **contact)
 
 
-def unit_input(data: dict[str, Any], lon: float, lat: float) -> service.UnitInput:
+def unit_input(data: dict[str, Any], lon: float, lat: float) -> units.UnitInput:
     """A loaded unit (create body or import properties) at a WGS84 point."""
     data = dict(data)
     contact = contact_fields(data, "leader")
     data.pop("crs", None)
     data.pop("location", None)
-    return service.UnitInput(lon=lon, lat=lat, **data, **contact)
+    return units.UnitInput(lon=lon, lat=lat, **data, **contact)
 
 
-def _rejected(index: int, error: Exception) -> service.Rejection:
+def _rejected(index: int, error: Exception) -> imports.Rejection:
     if isinstance(error, ma.ValidationError):
         messages = error.normalized_messages()  # type: ignore[no-untyped-call]
         name = next(iter(messages), "")
-        return service.Rejection(index, f"{name}: {messages[name]}", f"properties.{name}")
-    return service.Rejection(index, str(error), "geometry")
+        return imports.Rejection(index, f"{name}: {messages[name]}", f"properties.{name}")
+    return imports.Rejection(index, str(error), "geometry")
 
 
 def read_features(
     features: list[Any], crs: str, kind: str
-) -> list[service.BuildingInput | service.UnitInput | service.Rejection]:
+) -> list[buildings.BuildingInput | units.UnitInput | imports.Rejection]:
     """Check each GeoJSON feature's geometry and properties as a building or a unit; the bad
     ones become rejections, reported with the service's own."""
-    out: list[service.BuildingInput | service.UnitInput | service.Rejection] = []
+    out: list[buildings.BuildingInput | units.UnitInput | imports.Rejection] = []
     properties_schema = BuildingPropertiesSchema() if kind == "building" else UnitPropertiesSchema()
     allowed = BUILDING_GEOMETRY if kind == "building" else ("Point",)
     for index, feature in enumerate(features):
