@@ -147,14 +147,14 @@ def _load_history(session: Session, count: int, years: float, seed: int = 2024) 
 def import_org(kind: str, file: Path, crs: str) -> None:
     """Import buildings or emergency units from a GeoJSON FeatureCollection: all or nothing."""
     from backend.auth.service import Actor
-    from backend.org import schemas, service
+    from backend.org import imports, schemas
 
     features = _read_collection(file)
     rows = schemas.read_features(features, crs, "building" if kind == "buildings" else "unit")
     settings = flask.current_app.config["SETTINGS"]
 
     def run(session: Session) -> tuple[int, list[str]]:
-        created, rejected = service.import_rows(
+        created, rejected = imports.import_rows(
             session,
             rows,
             actor=Actor(role="admin", username="cli"),

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from backend.auth.service import Actor
     from backend.db import make_engine
-    from backend.org import service as org
+    from backend.org import alerts
 
     url = database_url(DATABASE, "BENCH_ALERTS_DATABASE_URL")
     engine = make_engine(url, pool_size=2)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def service_call(lon: float, lat: float) -> None:
         with Session(engine, expire_on_commit=False) as session:
-            view = org.create_alert(
+            view = alerts.create_alert(
                 session,
                 actor=actor,
                 kind="fire",
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
 
     radius = 8000.0 if args.widen else args.radius
     raw = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
-    sql = str(org.NEAREST_ACTIVE_UNITS.text)
+    sql = str(alerts.NEAREST_ACTIVE_UNITS.text)
     for name in ("lon", "lat", "radius", "count", "candidates"):
         sql = sql.replace(f":{name}", f"%({name})s")
 
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
                 "lat": lat,
                 "radius": radius,
                 "count": args.count,
-                "candidates": args.count + org.SPARE_CANDIDATES,
+                "candidates": args.count + alerts.SPARE_CANDIDATES,
             },
         ).fetchall()
 

@@ -7,8 +7,9 @@ GIS key) and answers every access question about that request:
   a SQL condition; `covers(row)` asks the same of a loaded row; `reads_area(code)` whether the
   figures of an area's whole subtree are the caller's to read; `sql_scope(alias)` the same
   condition as bound SQL for the few raw statements.
-- `may_write(row)`: whether the caller may change a row of the organisation (branches,
-  buildings, units ...) or raise an alert there.
+- `may_write(codes)`: whether the caller may change a row of the organisation (branches,
+  buildings, units ...) placed at these codes, or raise an alert there; `may_write_somewhere`
+  whether it may anywhere at all.
 - What personal and sensitive data the caller may see: `sees_personal(row)` for contacts of
   the people involved; `sees_people` for person ids, names of office holders, trail notes and
   per-person figures; `sees_sensitive_text` for the free text of sensitive categories.
@@ -133,10 +134,16 @@ class Actor:
             and len(code) > len(self.area_code)
         )
 
+    @property
+    def may_write_somewhere(self) -> bool:
+        """`may_write` holds for some place: admins and supervisors. Lets a service refuse a
+        worker or a GIS key before it looks at what they sent (a bulk import, a footprint)."""
+        return self.role in ("admin", "supervisor")
+
     def may_write(self, codes: Mapping[str, str | None]) -> bool:
         """May change an organisation row, or raise an alert, placed at these codes: admins
         anywhere, supervisors in their subtree."""
-        return self.role in ("admin", "supervisor") and self.places(codes)
+        return self.may_write_somewhere and self.places(codes)
 
     def handles(self, row: InArea) -> bool:
         """Works on an event: its grid is theirs, or it names them."""

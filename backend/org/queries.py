@@ -48,21 +48,23 @@ def _checked_area(session: Session, actor: Actor, code: str) -> Any:
 
 def profile(session: Session, code: str, *, actor: Actor) -> dict[str, Any]:
     """What an area holds, summed over its subtree."""
-    area = _checked_area(session, actor, code)
+    if not actor.reads_area(code):
+        raise NotFound(f"No area {code}.")
+    area = areas.get_area(session, code)
     level = area.level
 
     def count(model: Any, *where: Any) -> Any:
         return (
             select(func.count())
             .select_from(model)
-            .where(getattr(model, f"{level}_code") == code, *where)
+            .where(model.code_column(level) == code, *where)
             .scalar_subquery()
         )
 
     def total(model: Any, column: Any) -> Any:
         return (
             select(func.coalesce(func.sum(column), 0))
-            .where(getattr(model, f"{level}_code") == code)
+            .where(model.code_column(level) == code)
             .scalar_subquery()
         )
 

@@ -3,15 +3,13 @@ area profiles and the check-in and response statistics."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import url_for
 from flask.views import MethodView
 
 from backend.auth.context import current_actor
-from backend.auth.service import Actor
 from backend.common.blueprint import Blueprint
 from backend.common.pagination import (
     CursorArgsSchema,
@@ -22,7 +20,7 @@ from backend.common.pagination import (
 from backend.config import settings
 from backend.db import get_session
 from backend.errors import ValidationFailed, field_error
-from backend.org import queries, schemas, service
+from backend.org import alerts, branches, buildings, check_ins, groups, imports, queries, schemas, units
 from geo.crs import to_wgs84, transform_geometry
 
 blp = Blueprint(
@@ -32,16 +30,6 @@ blp = Blueprint(
     description="Party branches and groups (支部建在网格上), buildings, minimum emergency units "
     "(最小应急单元), check-ins (报岗) and one-point calls (一点呼叫)",
 )
-
-T = TypeVar("T")
-
-
-def shown(actor: Actor, rows: Iterable[T]) -> list[T]:
-    """Mark which rows' personal fields this actor may see (the schemas drop the rest)."""
-    out = list(rows)
-    for row in out:
-        row.show_personal = service.sees_personal_data(actor, row)  # type: ignore[attr-defined]
-    return out
 
 
 def _after(args: dict[str, Any]) -> int | None:
@@ -63,21 +51,21 @@ class Branches(MethodView):
     @blp.response(200, schemas.BranchListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List grid party branches (网格党支部) I may see, by area"""
-        branches = service.list_branches(
+        page = branches.list_branches(
             get_session(),
             actor=current_actor(),
             area=args.get("area"),
             after_id=_after(args),
             limit=args["limit"],
         )
-        return _page(branches, args["limit"])
+        return _page(page, args["limit"])
 
     @blp.arguments(schemas.BranchCreateSchema)
     @blp.response(201, schemas.BranchSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Found a grid's party branch (admins; supervisors inside their area)"""
         session = get_session()
-        branch = service.create_branch(session, actor=current_actor(), **data)
+        branch = branches.create_branch(session, actor=current_actor(), **data)
         session.commit()
         return branch
 
@@ -87,14 +75,14 @@ class BranchById(MethodView):
     @blp.response(200, schemas.BranchSchema)
     def get(self, branch_id: int) -> Any:
         """Get a party branch"""
-        return service.get_branch(get_session(), branch_id, current_actor())
+        return branches.get_branch(get_session(), branch_id, current_actor())
 
     @blp.arguments(schemas.BranchUpdateSchema)
     @blp.response(200, schemas.BranchSchema)
     def patch(self, data: dict[str, Any], branch_id: int) -> Any:
         """Change a party branch's name, secretary or member count"""
         session = get_session()
-        branch = service.update_branch(session, branch_id, actor=current_actor(), **data)
+        branch = branches.update_branch(session, branch_id, actor=current_actor(), **data)
         session.commit()
         return branch
 
@@ -102,18 +90,18 @@ class BranchById(MethodView):
     def delete(self, branch_id: int) -> None:
         """Delete a party branch that has no party groups"""
         session = get_session()
-        service.delete_branch(session, branch_id, actor=current_actor())
+        branches.delete_branch(session, branch_id, actor=current_actor())
         session.commit()
 
 
 # --- party groups -----------------------------------------------------------------------------
 
 
-def _with_buildings(groups: list[Any]) -> list[Any]:
-    ids = service.building_ids_of(get_session(), [g.id for g in groups])
-    for group in groups:
+def _with_buildings(rows: list[Any]) -> list[Any]:
+    ids = groups.building_ids_of(get_session(), [g.id for g in rows])
+    for group in rows:
         group.building_ids = ids[group.id]
-    return groups
+    return rows
 
 
 @blp.route("/party-groups")
@@ -122,7 +110,7 @@ class Groups(MethodView):
     @blp.response(200, schemas.GroupListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List party groups (党小组) I may see, by area, branch and kind"""
-        groups = service.list_groups(
+        page = groups.list_groups(
             get_session(),
             actor=current_actor(),
             area=args.get("area"),
@@ -131,14 +119,14 @@ class Groups(MethodView):
             after_id=_after(args),
             limit=args["limit"],
         )
-        return _page(_with_buildings(groups), args["limit"])
+        return _page(_with_buildings(page), args["limit"])
 
     @blp.arguments(schemas.GroupCreateSchema)
     @blp.response(201, schemas.GroupSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Set up a party group under a branch, for buildings of its grid or a cooperative"""
         session = get_session()
-        group = service.create_group(session, actor=current_actor(), **data)
+        group = groups.create_group(session, actor=current_actor(), **data)
         session.commit()
         return _with_buildings([group])[0]
 
@@ -148,14 +136,14 @@ class GroupById(MethodView):
     @blp.response(200, schemas.GroupSchema)
     def get(self, group_id: int) -> Any:
         """Get a party group with the buildings it looks after"""
-        return _with_buildings([service.get_group(get_session(), group_id, current_actor())])[0]
+        return _with_buildings([groups.get_group(get_session(), group_id, current_actor())])[0]
 
     @blp.arguments(schemas.GroupUpdateSchema)
     @blp.response(200, schemas.GroupSchema)
     def patch(self, data: dict[str, Any], group_id: int) -> Any:
         """Change a party group; building_ids replaces the buildings it looks after"""
         session = get_session()
-        group = service.update_group(session, group_id, actor=current_actor(), **data)
+        group = groups.update_group(session, group_id, actor=current_actor(), **data)
         session.commit()
         return _with_buildings([group])[0]
 
@@ -163,7 +151,7 @@ class GroupById(MethodView):
     def delete(self, group_id: int) -> None:
         """Dissolve a party group (its buildings stay)"""
         session = get_session()
-        service.delete_group(session, group_id, actor=current_actor())
+        groups.delete_group(session, group_id, actor=current_actor())
         session.commit()
 
 
@@ -176,16 +164,15 @@ class Buildings(MethodView):
     @blp.response(200, schemas.BuildingListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List buildings (楼栋) I may see, by area and party group"""
-        actor = current_actor()
-        buildings = service.list_buildings(
+        page = buildings.list_buildings(
             get_session(),
-            actor=actor,
+            actor=current_actor(),
             area=args.get("area"),
             party_group_id=args.get("party_group_id"),
             after_id=_after(args),
             limit=args["limit"],
         )
-        return _page(shown(actor, buildings), args["limit"])
+        return _page(page, args["limit"])
 
     @blp.arguments(schemas.BuildingCreateSchema)
     @blp.response(201, schemas.BuildingSchema)
@@ -193,17 +180,17 @@ class Buildings(MethodView):
         """Add a building (a point or a footprint); it joins the grid it lies in"""
         session, actor = get_session(), current_actor()
         geometry = transform_geometry(data["geometry"], data["crs"])
-        building = service.create_building(
+        building = buildings.create_building(
             session,
             schemas.building_input(data, geometry),
             actor=actor,
             nearest_min_m=settings().nearest_min_m,
         )
         session.commit()
-        return shown(actor, [building])[0]
+        return building
 
 
-def _import_report(created: int, rejected: list[service.Rejection], total: int) -> dict[str, Any]:
+def _import_report(created: int, rejected: list[imports.Rejection], total: int) -> dict[str, Any]:
     session = get_session()
     if rejected:
         session.rollback()
@@ -229,7 +216,7 @@ class BuildingImport(MethodView):
         reported"""
         actor = current_actor()
         rows = schemas.read_features(data["features"], data["crs"], "building")
-        created, rejected = service.import_rows(
+        created, rejected = imports.import_rows(
             get_session(), rows, actor=actor, nearest_min_m=settings().nearest_min_m
         )
         return _import_report(created, rejected, len(rows))
@@ -240,8 +227,7 @@ class BuildingById(MethodView):
     @blp.response(200, schemas.BuildingSchema)
     def get(self, building_id: int) -> Any:
         """Get a building"""
-        actor = current_actor()
-        return shown(actor, [service.get_building(get_session(), building_id, actor)])[0]
+        return buildings.get_building(get_session(), building_id, current_actor())
 
     @blp.arguments(schemas.BuildingUpdateSchema)
     @blp.response(200, schemas.BuildingSchema)
@@ -253,17 +239,17 @@ class BuildingById(MethodView):
         changes.pop("head", None)
         if changes.get("geometry") is not None:
             changes["geometry"] = transform_geometry(changes["geometry"], crs)
-        building = service.update_building(
+        building = buildings.update_building(
             session, building_id, actor=actor, nearest_min_m=settings().nearest_min_m, **changes
         )
         session.commit()
-        return shown(actor, [building])[0]
+        return building
 
     @blp.response(204)
     def delete(self, building_id: int) -> None:
         """Delete a building"""
         session = get_session()
-        service.delete_building(session, building_id, actor=current_actor())
+        buildings.delete_building(session, building_id, actor=current_actor())
         session.commit()
 
 
@@ -276,17 +262,16 @@ class Units(MethodView):
     @blp.response(200, schemas.UnitListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List emergency units (最小应急单元) I may see, by area, kind and active flag"""
-        actor = current_actor()
-        units = service.list_units(
+        page = units.list_units(
             get_session(),
-            actor=actor,
+            actor=current_actor(),
             area=args.get("area"),
             kind=args.get("kind"),
             active=args.get("active"),
             after_id=_after(args),
             limit=args["limit"],
         )
-        return _page(shown(actor, units), args["limit"])
+        return _page(page, args["limit"])
 
     @blp.arguments(schemas.UnitCreateSchema)
     @blp.response(201, schemas.UnitSchema)
@@ -294,11 +279,11 @@ class Units(MethodView):
         """Register an emergency unit; it joins the grid its point lies in"""
         session, actor = get_session(), current_actor()
         lon, lat = to_wgs84(data["location"].x, data["location"].y, data["crs"])
-        unit = service.create_unit(
+        unit = units.create_unit(
             session, schemas.unit_input(data, lon, lat), actor=actor, nearest_min_m=settings().nearest_min_m
         )
         session.commit()
-        return shown(actor, [unit])[0]
+        return unit
 
 
 @blp.route("/emergency-units/import")
@@ -309,7 +294,7 @@ class UnitImport(MethodView):
         """Import emergency units from a GeoJSON FeatureCollection of points: all or nothing"""
         actor = current_actor()
         rows = schemas.read_features(data["features"], data["crs"], "unit")
-        created, rejected = service.import_rows(
+        created, rejected = imports.import_rows(
             get_session(), rows, actor=actor, nearest_min_m=settings().nearest_min_m
         )
         return _import_report(created, rejected, len(rows))
@@ -320,8 +305,7 @@ class UnitById(MethodView):
     @blp.response(200, schemas.UnitSchema)
     def get(self, unit_id: int) -> Any:
         """Get an emergency unit"""
-        actor = current_actor()
-        return shown(actor, [service.get_unit(get_session(), unit_id, actor)])[0]
+        return units.get_unit(get_session(), unit_id, current_actor())
 
     @blp.arguments(schemas.UnitUpdateSchema)
     @blp.response(200, schemas.UnitSchema)
@@ -333,17 +317,17 @@ class UnitById(MethodView):
         changes.pop("leader", None)
         if changes.get("location") is not None:
             changes["location"] = to_wgs84(changes["location"].x, changes["location"].y, crs)
-        unit = service.update_unit(
+        unit = units.update_unit(
             session, unit_id, actor=actor, nearest_min_m=settings().nearest_min_m, **changes
         )
         session.commit()
-        return shown(actor, [unit])[0]
+        return unit
 
     @blp.response(204)
     def delete(self, unit_id: int) -> None:
         """Delete a unit with no check-ins or calls on record (deactivate the others)"""
         session = get_session()
-        service.delete_unit(session, unit_id, actor=current_actor())
+        units.delete_unit(session, unit_id, actor=current_actor())
         session.commit()
 
 
@@ -355,7 +339,7 @@ class CheckIns(MethodView):
         """List a unit's check-ins, latest day first"""
         key = decode_parsed_cursor(args.get("cursor"), (date.fromisoformat,))
         before = key[0] if key else None
-        items = service.list_check_ins(
+        items = check_ins.list_check_ins(
             get_session(), unit_id, actor=current_actor(), before_day=before, limit=args["limit"]
         )
         return _page(items, args["limit"], key=lambda c: c.local_day.isoformat())
@@ -370,7 +354,7 @@ class CheckIns(MethodView):
     def post(self, data: dict[str, Any], unit_id: int) -> tuple[Any, int, dict[str, str]]:
         """Check a unit in for today (报岗): once per local day; a repeat returns the first"""
         session = get_session()
-        check_in, created = service.check_in(
+        check_in, created = check_ins.check_in(
             session, unit_id, actor=current_actor(), members_on_duty=(data or {}).get("members_on_duty")
         )
         session.commit()
@@ -387,7 +371,7 @@ class Alerts(MethodView):
     @blp.response(200, schemas.AlertListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List alerts in my area or that called my units, newest first"""
-        alerts = service.list_alerts(
+        page = alerts.list_alerts(
             get_session(),
             actor=current_actor(),
             area=args.get("area"),
@@ -395,7 +379,7 @@ class Alerts(MethodView):
             before_id=_after(args),
             limit=args["limit"],
         )
-        return _page(alerts, args["limit"], key=lambda a: a.alert.id)
+        return _page(page, args["limit"], key=lambda a: a.alert.id)
 
     @blp.arguments(schemas.AlertCreateSchema)
     @blp.response(201, schemas.AlertSchema)
@@ -404,7 +388,7 @@ class Alerts(MethodView):
         called, nearest first"""
         session = get_session()
         location = data.pop("location")
-        view = service.create_alert(
+        view = alerts.create_alert(
             session,
             actor=current_actor(),
             lon=location.x,
@@ -421,12 +405,12 @@ class AlertById(MethodView):
     @blp.response(200, schemas.AlertSchema)
     def get(self, alert_id: int) -> Any:
         """Get an alert: who was called, who responded and how fast"""
-        return service.get_alert(get_session(), alert_id, current_actor())
+        return alerts.get_alert(get_session(), alert_id, current_actor())
 
 
 def _respond(alert_id: int, unit_id: int, step: str) -> Any:
     session = get_session()
-    dispatch = service.respond(session, alert_id, unit_id, actor=current_actor(), step=step)
+    dispatch = alerts.respond(session, alert_id, unit_id, actor=current_actor(), step=step)
     session.commit()
     return dispatch
 

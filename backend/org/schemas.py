@@ -8,16 +8,28 @@ import marshmallow as ma
 from shapely.geometry import Point
 from webargs.fields import DelimitedList
 
+from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, Text, area_code
 from backend.common.pagination import CursorArgsSchema
-from backend.org import service
+from backend.org import buildings, imports, units
 from backend.org.models import ALERT_KINDS, GROUP_KINDS, UNIT_KINDS
 from backend.org.queries import DEFAULT_BENCHMARK, GROUP_KEYS
 from geo.crs import SUPPORTED_CRS, transform_geometry
 from geo.geojson import GeometryError, parse_geometry
 
 BIGINT = 2**63 - 1
-PERSONAL = "Personal data: only for supervisors in scope and admins; absent otherwise"
+# The contacts of the people a row involves (building heads, unit leaders): ScopedSchema keeps
+# them for those the caller's actor lets see them on that row.
+CONTACTS = {
+    PERSONAL: "contacts",
+    "description": "Personal data: only for supervisors in scope and admins; absent otherwise",
+}
+
+
+def people(description: str) -> dict[str, str]:
+    """The metadata of a field naming people (office holders, who did what) or holding free text:
+    GIS keys, which read without personal data, do not get it."""
+    return {PERSONAL: "people", "description": f"{description}. Personal data: absent for GIS keys"}
 
 
 def row_id(**kwargs: Any) -> ma.fields.Integer:
@@ -53,25 +65,12 @@ class AtLeastOne(ma.Schema):
             raise ma.ValidationError("Give at least one field to change.", "_schema")
 
 
-class PersonalMixin(ma.Schema):
-    """Drops the fields named in PERSONAL_FIELDS unless the route marked the row shown."""
-
-    PERSONAL_FIELDS: tuple[str, ...] = ()
-
-    @ma.post_dump(pass_original=True)
-    def _hide_personal(self, data: dict[str, Any], original: object, **kwargs: Any) -> dict[str, Any]:
-        if not getattr(original, "show_personal", False):
-            for name in self.PERSONAL_FIELDS:
-                data.pop(name, None)
-        return data
-
-
 class PersonSchema(ma.Schema):
     name = Text(max_length=50, allow_none=True)
     phone = Text(max_length=40, allow_none=True)
 
 
-class InGridSchema(ma.Schema):
+class InGridSchema(ScopedSchema):
     grid = ma.fields.String(attribute="grid_code")
     village = ma.fields.String(attribute="village_code")
     town = ma.fields.String(attribute="town_code")
@@ -88,7 +87,7 @@ class AreaArgsSchema(CursorArgsSchema):
 class BranchSchema(InGridSchema):
     id = ma.fields.Integer()
     name = ma.fields.String()
-    secretary = ma.fields.String(allow_none=True, metadata={"description": "书记"})
+    secretary = ma.fields.String(allow_none=True, metadata=people("The branch secretary (书记)"))
     member_count = ma.fields.Integer()
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
@@ -107,7 +106,7 @@ class BranchUpdateSchema(AtLeastOne):
     member_count = count_field(100_000)
 
 
-class BranchListSchema(ma.Schema):
+class BranchListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(BranchSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -120,7 +119,7 @@ class GroupSchema(InGridSchema):
     branch_id = ma.fields.Integer()
     kind = ma.fields.String(metadata={"description": "building (楼栋党小组) or cooperative (经济社党小组)"})
     name = ma.fields.String()
-    leader = ma.fields.String(allow_none=True, metadata={"description": "组长"})
+    leader = ma.fields.String(allow_none=True, metadata=people("The group leader (组长)"))
     member_count = ma.fields.Integer()
     cooperative = ma.fields.String(
         allow_none=True, metadata={"description": "The economic cooperative (经济社)"}
@@ -157,7 +156,7 @@ class GroupQueryArgsSchema(AreaArgsSchema):
     kind = ma.fields.String(validate=ma.validate.OneOf(GROUP_KINDS))
 
 
-class GroupListSchema(ma.Schema):
+class GroupListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(GroupSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -204,9 +203,7 @@ class BuildingUpdateSchema(AtLeastOne):
     crs = crs_field()
 
 
-class BuildingSchema(PersonalMixin, InGridSchema):
-    PERSONAL_FIELDS = ("head",)
-
+class BuildingSchema(InGridSchema):
     id = ma.fields.Integer()
     name = ma.fields.String()
     address = ma.fields.String(allow_none=True)
@@ -220,7 +217,7 @@ class BuildingSchema(PersonalMixin, InGridSchema):
     rental_units = ma.fields.Integer()
     safe_rental_units = ma.fields.Integer()
     access_control = ma.fields.Boolean()
-    head = ma.fields.Nested(PersonSchema, allow_none=True, metadata={"description": PERSONAL})
+    head = ma.fields.Nested(PersonSchema, allow_none=True, metadata=CONTACTS)
     party_group_id = ma.fields.Integer(allow_none=True)
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
@@ -230,7 +227,7 @@ class BuildingQueryArgsSchema(AreaArgsSchema):
     party_group_id = row_id()
 
 
-class BuildingListSchema(ma.Schema):
+class BuildingListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(BuildingSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -241,7 +238,7 @@ class FeatureCollectionImportSchema(ma.Schema):
     crs = crs_field()
 
 
-class ImportReportSchema(ma.Schema):
+class ImportReportSchema(ScopedSchema):
     created = ma.fields.Integer()
 
 
@@ -271,16 +268,14 @@ class UnitUpdateSchema(AtLeastOne):
     crs = crs_field()
 
 
-class UnitSchema(PersonalMixin, InGridSchema):
-    PERSONAL_FIELDS = ("leader",)
-
+class UnitSchema(InGridSchema):
     id = ma.fields.Integer()
     name = ma.fields.String()
     kind = ma.fields.String(metadata={"description": "shop, hotel, market, school or other"})
     members = ma.fields.Integer()
     location = Geometry(("Point",), metadata={"description": "WGS84 point"})
     assignment = ma.fields.String()
-    leader = ma.fields.Nested(PersonSchema, allow_none=True, metadata={"description": PERSONAL})
+    leader = ma.fields.Nested(PersonSchema, allow_none=True, metadata=CONTACTS)
     active = ma.fields.Boolean()
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
@@ -291,7 +286,7 @@ class UnitQueryArgsSchema(AreaArgsSchema):
     active = ma.fields.Boolean()
 
 
-class UnitListSchema(ma.Schema):
+class UnitListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(UnitSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -303,16 +298,16 @@ class CheckInCreateSchema(ma.Schema):
     members_on_duty = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(0, 50))
 
 
-class CheckInSchema(ma.Schema):
+class CheckInSchema(ScopedSchema):
     id = ma.fields.Integer()
     unit_id = ma.fields.Integer()
     local_day = ma.fields.Date(metadata={"description": "The day in Asia/Shanghai"})
     checked_in_at = ma.fields.AwareDateTime()
-    user_id = ma.fields.Integer(allow_none=True)
+    user_id = ma.fields.Integer(allow_none=True, metadata=people("Who checked the unit in"))
     members_on_duty = ma.fields.Integer(allow_none=True)
 
 
-class CheckInListSchema(ma.Schema):
+class CheckInListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(CheckInSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -343,17 +338,13 @@ class AlertCreateSchema(ma.Schema):
     max_radius_m = ma.fields.Float(load_default=8000.0, validate=ma.validate.Range(10, 50_000))
 
 
-class DispatchSchema(PersonalMixin):
-    PERSONAL_FIELDS = ("leader",)
-
+class DispatchSchema(ScopedSchema):
     unit_id = ma.fields.Integer()
     unit_name = ma.fields.String(attribute="unit.name")
     unit_kind = ma.fields.String(attribute="unit.kind")
     members = ma.fields.Integer(attribute="unit.members")
     grid = ma.fields.String(attribute="unit.grid_code")
-    leader = ma.fields.Nested(
-        PersonSchema, attribute="unit.leader", allow_none=True, metadata={"description": PERSONAL}
-    )
+    leader = ma.fields.Nested(PersonSchema, attribute="unit.leader", allow_none=True, metadata=CONTACTS)
     rank = ma.fields.Integer(metadata={"description": "1 = nearest"})
     distance_m = ma.fields.Float(metadata={"description": "True distance in metres"})
     dispatched_at = ma.fields.AwareDateTime()
@@ -363,7 +354,7 @@ class DispatchSchema(PersonalMixin):
     seconds_to_arrive = ma.fields.Float(allow_none=True)
 
 
-class ResponseSummarySchema(ma.Schema):
+class ResponseSummarySchema(ScopedSchema):
     dispatched = ma.fields.Integer()
     acknowledged = ma.fields.Integer()
     arrived = ma.fields.Integer()
@@ -373,10 +364,12 @@ class ResponseSummarySchema(ma.Schema):
     median_arrive_s = ma.fields.Float(allow_none=True)
 
 
-class AlertSchema(ma.Schema):
+class AlertSchema(ScopedSchema):
     id = ma.fields.Integer(attribute="alert.id")
     kind = ma.fields.String(attribute="alert.kind")
-    description = ma.fields.String(attribute="alert.description", allow_none=True)
+    description = ma.fields.String(
+        attribute="alert.description", allow_none=True, metadata=people("What happened, as told")
+    )
     location = Geometry(("Point",), attribute="alert.location")
     crs = ma.fields.String(attribute="alert.crs")
     grid = ma.fields.String(attribute="alert.grid_code", allow_none=True)
@@ -391,7 +384,9 @@ class AlertSchema(ma.Schema):
     shortfall = ma.fields.String(
         allow_none=True, metadata={"description": "Set when fewer units than asked were in range"}
     )
-    created_by = ma.fields.Integer(attribute="alert.created_by", allow_none=True)
+    created_by = ma.fields.Integer(
+        attribute="alert.created_by", allow_none=True, metadata=people("Who raised the alert")
+    )
     created_at = ma.fields.AwareDateTime(attribute="alert.created_at")
     summary = ma.fields.Nested(ResponseSummarySchema)
     dispatches = ma.fields.List(ma.fields.Nested(DispatchSchema))
@@ -401,7 +396,7 @@ class AlertQueryArgsSchema(AreaArgsSchema):
     kind = ma.fields.String(validate=ma.validate.OneOf(ALERT_KINDS))
 
 
-class AlertListSchema(ma.Schema):
+class AlertListSchema(ScopedSchema):
     items = ma.fields.List(ma.fields.Nested(AlertSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
@@ -409,13 +404,13 @@ class AlertListSchema(ma.Schema):
 # --- profile and statistics -------------------------------------------------------------------
 
 
-class ProfileAreaSchema(ma.Schema):
+class ProfileAreaSchema(ScopedSchema):
     code = ma.fields.String()
     level = ma.fields.String()
     name = ma.fields.String()
 
 
-class ProfileSchema(ma.Schema):
+class ProfileSchema(ScopedSchema):
     area = ma.fields.Nested(ProfileAreaSchema)
     grids = ma.fields.Integer()
     party_branches = ma.fields.Integer()
@@ -532,38 +527,38 @@ def contact_fields(data: dict[str, Any], name: str) -> dict[str, Any]:
     return {f"{name}_name": contact.get("name"), f"{name}_phone": contact.get("phone")}
 
 
-def building_input(data: dict[str, Any], geometry: Any) -> service.BuildingInput:
+def building_input(data: dict[str, Any], geometry: Any) -> buildings.BuildingInput:
     """A loaded building (create body or import properties) with its WGS84 geometry."""
     data = dict(data)
     contact = contact_fields(data, "head")
     data.pop("crs", None)
     data.pop("geometry", None)
-    return service.BuildingInput(geometry=geometry, **data, **contact)
+    return buildings.BuildingInput(geometry=geometry, **data, **contact)
 
 
-def unit_input(data: dict[str, Any], lon: float, lat: float) -> service.UnitInput:
+def unit_input(data: dict[str, Any], lon: float, lat: float) -> units.UnitInput:
     """A loaded unit (create body or import properties) at a WGS84 point."""
     data = dict(data)
     contact = contact_fields(data, "leader")
     data.pop("crs", None)
     data.pop("location", None)
-    return service.UnitInput(lon=lon, lat=lat, **data, **contact)
+    return units.UnitInput(lon=lon, lat=lat, **data, **contact)
 
 
-def _rejected(index: int, error: Exception) -> service.Rejection:
+def _rejected(index: int, error: Exception) -> imports.Rejection:
     if isinstance(error, ma.ValidationError):
         messages = error.normalized_messages()  # type: ignore[no-untyped-call]
         name = next(iter(messages), "")
-        return service.Rejection(index, f"{name}: {messages[name]}", f"properties.{name}")
-    return service.Rejection(index, str(error), "geometry")
+        return imports.Rejection(index, f"{name}: {messages[name]}", f"properties.{name}")
+    return imports.Rejection(index, str(error), "geometry")
 
 
 def read_features(
     features: list[Any], crs: str, kind: str
-) -> list[service.BuildingInput | service.UnitInput | service.Rejection]:
+) -> list[buildings.BuildingInput | units.UnitInput | imports.Rejection]:
     """Check each GeoJSON feature's geometry and properties as a building or a unit; the bad
     ones become rejections, reported with the service's own."""
-    out: list[service.BuildingInput | service.UnitInput | service.Rejection] = []
+    out: list[buildings.BuildingInput | units.UnitInput | imports.Rejection] = []
     properties_schema = BuildingPropertiesSchema() if kind == "building" else UnitPropertiesSchema()
     allowed = BUILDING_GEOMETRY if kind == "building" else ("Point",)
     for index, feature in enumerate(features):

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from backend.auth.service import Actor
-from backend.org import service as org
+from backend.org import alerts, branches, buildings, groups, units
 
 ADMIN = Actor(role="admin", user_id=None, username="test-admin")
 
@@ -67,9 +67,9 @@ def make_unit(
     name: str = "应急单元",
     kind: str = "shop",
 ) -> Any:
-    unit = org.create_unit(
+    unit = units.create_unit(
         session,
-        org.UnitInput(
+        units.UnitInput(
             name=name,
             kind=kind,
             lon=lon,
@@ -93,7 +93,9 @@ def make_building(session: Session, lon: float, lat: float, **extra: Any) -> Any
         "head_phone": "13900000001",
         **extra,
     }
-    return org.create_building(session, org.BuildingInput(geometry=Point(lon, lat), **fields), actor=ADMIN)
+    return buildings.create_building(
+        session, buildings.BuildingInput(geometry=Point(lon, lat), **fields), actor=ADMIN
+    )
 
 
 @dataclass
@@ -150,14 +152,14 @@ def make_org_world(session: Session, accounts: Any) -> OrgWorld:
     for scope in ("in", "out"):
         lon, lat = grid_point(session, grids[scope])
         world.point[scope] = (lon, lat)
-        branch = org.create_branch(
+        branch = branches.create_branch(
             session, actor=ADMIN, grid=grids[scope], secretary="张书记", member_count=12
         )
         world.branch[scope] = branch.id
-        world.bare_branch[scope] = org.create_branch(session, actor=ADMIN, grid=second[scope]).id
+        world.bare_branch[scope] = branches.create_branch(session, actor=ADMIN, grid=second[scope]).id
         building = make_building(session, lon, lat)
         world.building[scope] = building.id
-        world.group[scope] = org.create_group(
+        world.group[scope] = groups.create_group(
             session,
             actor=ADMIN,
             branch_id=branch.id,
@@ -166,7 +168,7 @@ def make_org_world(session: Session, accounts: Any) -> OrgWorld:
             building_ids=[building.id],
         ).id
         world.unit[scope] = make_unit(session, lon, lat).id
-        alert = org.create_alert(session, actor=ADMIN, kind="fire", lon=lon, lat=lat)
+        alert = alerts.create_alert(session, actor=ADMIN, kind="fire", lon=lon, lat=lat)
         world.alert[scope] = alert.alert.id
     return world
 

@@ -8,8 +8,8 @@ import pytest
 from pyproj import Geod
 from sqlalchemy import text
 
-from backend.org import queries
-from backend.org import service as org
+from backend.errors import ValidationFailed
+from backend.org import alerts, queries
 from tests.conftest import client_as
 from tests.factories import add_square_tree
 from tests.org.factories import (
@@ -136,26 +136,26 @@ def test_alert_in_gcj02_is_converted(client, session):
 def test_acknowledge_and_arrive_record_how_fast(session, tree):
     first = make_unit(session, NEAR_EDGE[0] - 0.001, NEAR_EDGE[1])
     second = make_unit(session, NEAR_EDGE[0] - 0.002, NEAR_EDGE[1])
-    view = org.create_alert(session, actor=ADMIN, kind="violence", lon=NEAR_EDGE[0], lat=NEAR_EDGE[1])
+    view = alerts.create_alert(session, actor=ADMIN, kind="violence", lon=NEAR_EDGE[0], lat=NEAR_EDGE[1])
     sent = view.dispatches[0].dispatched_at
-    ack = org.respond(
+    ack = alerts.respond(
         session, view.alert.id, first.id, actor=ADMIN, step="acknowledge", at=sent + timedelta(seconds=30)
     )
     assert ack.seconds_to_acknowledge == 30 and ack.arrived_at is None
-    again = org.respond(
+    again = alerts.respond(
         session, view.alert.id, first.id, actor=ADMIN, step="acknowledge", at=sent + timedelta(seconds=90)
     )
     assert again.seconds_to_acknowledge == 30  # the first answer counts
-    arrived = org.respond(
+    arrived = alerts.respond(
         session, view.alert.id, first.id, actor=ADMIN, step="arrive", at=sent + timedelta(seconds=300)
     )
     assert (arrived.seconds_to_acknowledge, arrived.seconds_to_arrive) == (30, 300)
     # Arriving without acknowledging first acknowledges at the same moment.
-    direct = org.respond(
+    direct = alerts.respond(
         session, view.alert.id, second.id, actor=ADMIN, step="arrive", at=sent + timedelta(seconds=200)
     )
     assert (direct.seconds_to_acknowledge, direct.seconds_to_arrive) == (200, 200)
-    summary = org.get_alert(session, view.alert.id, ADMIN).summary
+    summary = alerts.get_alert(session, view.alert.id, ADMIN).summary
     assert summary == {
         "dispatched": 2,
         "acknowledged": 2,
@@ -165,8 +165,8 @@ def test_acknowledge_and_arrive_record_how_fast(session, tree):
         "first_arrived_s": 200,
         "median_arrive_s": 250,
     }
-    with pytest.raises(org.ValidationFailed):
-        org.respond(
+    with pytest.raises(ValidationFailed):
+        alerts.respond(
             session, view.alert.id, first.id, actor=ADMIN, step="arrive", at=sent - timedelta(seconds=1)
         )
 
@@ -198,7 +198,7 @@ def test_worker_sees_an_alert_that_called_their_unit_across_a_boundary(app, acco
     # The alert sits in the other worker's grid, but calls a unit in this worker's grid.
     lon, lat = grid_point(session, accounts.worker_grids[0])
     unit = make_unit(session, lon, lat)
-    view = org.create_alert(session, actor=ADMIN, kind="fire", lon=lon, lat=lat, radius_m=20_000)
+    view = alerts.create_alert(session, actor=ADMIN, kind="fire", lon=lon, lat=lat, radius_m=20_000)
     session.execute(
         text(
             "UPDATE alerts SET grid_code = '440117104001001', village_code = "
@@ -218,10 +218,10 @@ def test_response_statistics_by_area_and_day(client, session, tree):
     b = make_unit(session, 120.402, 30.05)  # 330200001001001
     timings = {a.id: (20, 200), b.id: (60, None)}
     for _ in range(3):
-        view = org.create_alert(session, actor=ADMIN, kind="fire", lon=NEAR_EDGE[0], lat=NEAR_EDGE[1])
+        view = alerts.create_alert(session, actor=ADMIN, kind="fire", lon=NEAR_EDGE[0], lat=NEAR_EDGE[1])
         for dispatch in view.dispatches:
             ack, arrive = timings[dispatch.unit_id]
-            org.respond(
+            alerts.respond(
                 session,
                 view.alert.id,
                 dispatch.unit_id,
@@ -230,7 +230,7 @@ def test_response_statistics_by_area_and_day(client, session, tree):
                 at=dispatch.dispatched_at + timedelta(seconds=ack),
             )
             if arrive:
-                org.respond(
+                alerts.respond(
                     session,
                     view.alert.id,
                     dispatch.unit_id,

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from backend.org import queries
-from backend.org import service as org
+from backend.org import check_ins, queries
+from backend.org.units import update_unit
 from backend.stats.queries import wilson_interval
 from tests.conftest import client_as
 from tests.factories import add_square_tree
@@ -30,14 +30,14 @@ def at(text_: str) -> datetime:
 def test_one_check_in_per_local_day_across_shanghai_midnight(session, tree):
     unit = make_unit(session, 120.05, 30.05)
     # 15:59:59Z is 23:59:59 on the 24th in Shanghai; 16:00:00Z is midnight of the 25th.
-    before, made = org.check_in(session, unit.id, actor=ADMIN, at=at("2026-11-24T15:59:59+00:00"))
+    before, made = check_ins.check_in(session, unit.id, actor=ADMIN, at=at("2026-11-24T15:59:59+00:00"))
     assert made and before.local_day == date(2026, 11, 24)
-    after, made = org.check_in(session, unit.id, actor=ADMIN, at=at("2026-11-24T16:00:00+00:00"))
+    after, made = check_ins.check_in(session, unit.id, actor=ADMIN, at=at("2026-11-24T16:00:00+00:00"))
     assert made and after.local_day == date(2026, 11, 25) and after.id != before.id
     # Later the same local days: the first check-in of each day comes back, nothing new is made.
-    again, made = org.check_in(session, unit.id, actor=ADMIN, at=at("2026-11-25T15:59:59+00:00"))
+    again, made = check_ins.check_in(session, unit.id, actor=ADMIN, at=at("2026-11-25T15:59:59+00:00"))
     assert not made and again.id == after.id
-    early, made = org.check_in(session, unit.id, actor=ADMIN, at=at("2026-11-24T00:00:00+08:00"))
+    early, made = check_ins.check_in(session, unit.id, actor=ADMIN, at=at("2026-11-24T00:00:00+08:00"))
     assert not made and early.id == before.id
     rows = session.execute(
         text("SELECT local_day, checked_in_at FROM check_ins WHERE unit_id = :u ORDER BY local_day"),
@@ -65,7 +65,7 @@ def test_repeat_the_same_day_over_http_returns_the_first(app, accounts, session)
 
 def test_local_day_is_computed_in_shanghai_by_the_database(session, tree):
     unit = make_unit(session, 120.05, 30.05)
-    made, _ = org.check_in(session, unit.id, actor=ADMIN)
+    made, _ = check_ins.check_in(session, unit.id, actor=ADMIN)
     expected = session.execute(text("SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date")).scalar()
     assert made.local_day == expected
 
@@ -80,7 +80,7 @@ def test_inactive_units_do_not_check_in(client, session, tree):
 def test_check_in_list_pages_by_day(session, tree, client):
     unit = make_unit(session, 120.05, 30.05)
     for day in range(1, 6):
-        org.check_in(session, unit.id, actor=ADMIN, at=at(f"2026-11-0{day}T01:00:00+00:00"))
+        check_ins.check_in(session, unit.id, actor=ADMIN, at=at(f"2026-11-0{day}T01:00:00+00:00"))
     session.commit()
     seen, cursor = [], None
     while True:
@@ -134,7 +134,7 @@ def history(session, tree):  # type: ignore[no-untyped-def]
             if rng.random() < rate
         ]
         moments = [_local_midnight(day) + timedelta(hours=rng.choice([0, 8, 23.99])) for day in days]
-        # The local day is the database's reading of each moment, as in org.check_in.
+        # The local day is the database's reading of each moment, as in check_ins.check_in.
         session.execute(
             text(
                 "INSERT INTO check_ins (unit_id, local_day, checked_in_at) "
@@ -144,7 +144,7 @@ def history(session, tree):  # type: ignore[no-untyped-def]
             {"u": unit.id, "ts": moments},
         )
         if i == 7:  # deactivated later: its history no longer counts
-            org.update_unit(session, unit.id, actor=ADMIN, active=False)
+            update_unit(session, unit.id, actor=ADMIN, active=False)
         units.append({"id": unit.id, "grid": grid, "created": created, "active": i != 7, "days": set(days)})
     session.commit()
     return units
@@ -221,7 +221,7 @@ def test_check_in_statistics_match_a_reference(client, history, group_by):
 def test_check_in_statistics_are_scoped(app, accounts, session, history):
     lon, lat = grid_point(session, accounts.worker_grids[0])
     mine = make_unit(session, lon, lat)
-    org.check_in(session, mine.id, actor=ADMIN)
+    check_ins.check_in(session, mine.id, actor=ADMIN)
     lon, lat = grid_point(session, "440117104001001")
     make_unit(session, lon, lat)
     session.commit()
