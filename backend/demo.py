@@ -221,7 +221,8 @@ def load_org(session: Session, scale: str = "conghua") -> dict[str, int] | None:
 # Synthetic events for benchmarks and GIS tests: each at a seeded random point inside a current
 # grid (grids taken round-robin by a stride, so every grid gets its share), categories and
 # statuses in turn, received one a minute back from a fixed moment. Every third one names a
-# contact and all have a reporter, so tests can check that personal data never leaks.
+# contact and each is reported by a worker of its grid when it has one, so tests can check that
+# personal data never leaks.
 _SYNTHETIC_EVENTS = text(
     """
     WITH grids AS (
@@ -231,7 +232,8 @@ _SYNTHETIC_EVENTS = text(
     cats AS (SELECT array_agg(code ORDER BY code) AS codes FROM categories),
     picked AS (
         SELECT i, g.id AS boundary_id, g.code,
-               ST_GeometryN(ST_GeneratePoints(g.geom, 1, :seed + i), 1) AS pt
+               ST_GeometryN(ST_GeneratePoints(g.geom, 1, :seed + i), 1) AS pt,
+               (SELECT min(w.user_id) FROM user_grids w WHERE w.grid_code = g.code) AS reporter_id
         FROM generate_series(0, :count - 1) AS i
         JOIN total ON total.c > 0
         JOIN grids g ON g.n = (i::bigint * 7919) % total.c
@@ -244,7 +246,7 @@ _SYNTHETIC_EVENTS = text(
            cats.codes[1 + i % array_length(cats.codes, 1)],
            '合成事件 ' || i, pt, 'wgs84', ST_X(pt), ST_Y(pt),
            :start - make_interval(mins => i), :start - make_interval(mins => i),
-           1000 + i % 50, code, left(code, 12), left(code, 9), left(code, 6),
+           reporter_id, code, left(code, 12), left(code, 9), left(code, 6),
            'contains', boundary_id, left(code, 12),
            (ARRAY['reported', 'accepted', 'dispatched', 'in_progress', 'resolved', 'closed'])
                [1 + i % 6],
