@@ -126,11 +126,17 @@ def load_events(event_count: int, years: float, seed: int) -> None:
 
 
 def _load_history(session: Session, count: int, years: float, seed: int = 2024) -> None:
-    from backend import history
+    from backend import demo, history
 
     if session.scalar(text("SELECT EXISTS (SELECT 1 FROM events)")):
         click.echo("events exist already: no history loaded")
         return
+    started = time.monotonic()
+    supervisors, workers = demo.load_staff(session, flask.current_app.config["SETTINGS"])
+    click.echo(
+        f"made {supervisors} centre supervisors and {workers} grid workers for the history"
+        f" in {time.monotonic() - started:.1f}s"
+    )
     # A bulk load may run longer than a request may.
     session.execute(text("SET LOCAL statement_timeout = 0"))
     summary = history.load_history(session, history.demo_plan(years=years, events=count, seed=seed))

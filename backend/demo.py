@@ -1,18 +1,22 @@
-"""Demo and benchmark data: the generated area trees of Conghua and Guangzhou, demo logins."""
+"""Demo and benchmark data: the generated area trees of Conghua and Guangzhou, demo logins and
+the workers and supervisors the demo history names."""
 
 from __future__ import annotations
 
+import itertools
+import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, text
+from sqlalchemy import CursorResult, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
 from backend.auth import service as auth
-from backend.auth.models import ApiKey, User
+from backend.auth.models import ApiKey, User, UserGrid
 from backend.config import Settings
 from geo import areatree
 from geo.crs import transform_geometry
@@ -69,10 +73,11 @@ class DemoAccount:
     grids: int = 0  # how many grids of the area a worker walks
 
 
+DEMO_PASSWORD = "wangge-demo"
 DEMO_ACCOUNTS = (
     DemoAccount("admin", "wangge-admin", "admin", "系统管理员 Administrator"),
-    DemoAccount("wenquan", "wangge-demo", "supervisor", "温泉镇综治中心 Wenquan centre", "440117103"),
-    DemoAccount("worker", "wangge-demo", "worker", "网格员 Grid worker", "440117103", grids=2),
+    DemoAccount("wenquan", DEMO_PASSWORD, "supervisor", "温泉镇综治中心 Wenquan centre", "440117103"),
+    DemoAccount("worker", DEMO_PASSWORD, "worker", "网格员 Grid worker", "440117103", grids=2),
 )
 # Demo only: a fixed, published key so the docs can show a GIS client working.
 DEMO_API_KEY = ("demogis1", "conghua-demo-gis-key-not-secret")
@@ -105,7 +110,105 @@ def load_accounts(session: Session, settings: Settings) -> list[str]:
     if session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first() is None:
         auth.create_api_key(session, name="demo GIS key", area_code="440117", prefix=prefix, secret=secret)
     lines.append(f"{'gis key':<10} X-API-Key: {auth.API_KEY_PREFIX}_{prefix}_{secret} scope 440117")
+    workers, supervisors = session.execute(_STAFF_COUNTS).one()
+    if workers or supervisors:
+        lines.append(
+            f"{'staff':<10} {workers:,} worker-<grid code>-<n> and {supervisors:,} centre-<area code>"
+            f" / {DEMO_PASSWORD}"
+        )
     return lines
+
+
+# The people the demo history names: a full-time and a part-time worker in every grid, and a
+# supervisor for every governance centre (district, town and village: Conghua's 286 centres).
+WORKERS_PER_GRID = 2
+STAFF_SEED = 20240601
+_STAFF_COUNTS = text(
+    "SELECT count(*) FILTER (WHERE role = 'worker' AND username LIKE 'worker-%'),"
+    " count(*) FILTER (WHERE role = 'supervisor' AND username LIKE 'centre-%') FROM users"
+)
+_CENTRES_WITHOUT_SUPERVISOR = text(
+    "SELECT a.code, a.name FROM areas a"
+    " WHERE a.valid_to IS NULL AND a.level IN ('district', 'town', 'village') AND NOT EXISTS"
+    "  (SELECT 1 FROM users u WHERE u.role = 'supervisor' AND NOT u.disabled AND u.area_code = a.code)"
+    " ORDER BY a.code"
+)
+_GRIDS_AND_WORKERS = text(
+    "SELECT a.code, a.name, count(u.id) AS workers FROM areas a"
+    " LEFT JOIN user_grids g ON g.grid_code = a.code"
+    " LEFT JOIN users u ON u.id = g.user_id AND u.role = 'worker' AND NOT u.disabled"
+    " WHERE a.valid_to IS NULL AND a.level = 'grid' GROUP BY a.code, a.name ORDER BY a.code"
+)
+
+
+def _free_username(candidates: Iterable[str], taken: set[str]) -> str:
+    username = next(c for c in candidates if c not in taken)
+    taken.add(username)
+    return username
+
+
+def _person_name(username: str) -> str:
+    """A seeded Chinese name, the same for the same username whatever else exists."""
+    from backend.org.demo import GIVEN, SURNAMES
+
+    rng = random.Random(f"{STAFF_SEED}:{username}")
+    return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
+
+
+def load_staff(
+    session: Session, settings: Settings, *, workers_per_grid: int = WORKERS_PER_GRID
+) -> tuple[int, int]:
+    """Create the demo's people where missing: the demo logins, a supervisor for every centre
+    without one, and workers until every current grid has `workers_per_grid`; returns how many
+    supervisors and workers were made. A second run makes none.
+
+    They sign in with the demo password, hashed once: thousands of accounts take a moment.
+    """
+    load_accounts(session, settings)
+    taken = set(session.scalars(select(func.lower(User.username))))
+    rows: list[dict[str, object]] = []
+    grid_of: list[str | None] = []
+    for code, name in session.execute(_CENTRES_WITHOUT_SUPERVISOR):
+        username = _free_username(
+            itertools.chain([f"centre-{code}"], (f"centre-{code}-{n}" for n in itertools.count(2))), taken
+        )
+        rows.append(
+            {
+                "username": username,
+                "display_name": f"{name}综治中心 {_person_name(username)}"[:100],
+                "role": "supervisor",
+                "area_code": code,
+                "worker_kind": None,
+            }
+        )
+        grid_of.append(None)
+    supervisors = len(rows)
+    for code, name, present in session.execute(_GRIDS_AND_WORKERS):
+        for k in range(present, workers_per_grid):
+            username = _free_username((f"worker-{code}-{n}" for n in itertools.count(k + 1)), taken)
+            rows.append(
+                {
+                    "username": username,
+                    "display_name": f"{name}网格员 {_person_name(username)}"[:100],
+                    "role": "worker",
+                    "area_code": None,
+                    "worker_kind": "full_time" if k == 0 else "part_time",
+                }
+            )
+            grid_of.append(code)
+    if rows:
+        password_hash = auth.hash_password(settings, DEMO_PASSWORD)
+        for row in rows:
+            row["password_hash"] = password_hash
+        ids = session.scalars(insert(User).returning(User.id, sort_by_parameter_order=True), rows).all()
+        assignments = [
+            {"user_id": user_id, "grid_code": code}
+            for user_id, code in zip(ids, grid_of, strict=True)
+            if code is not None
+        ]
+        if assignments:
+            session.execute(insert(UserGrid), assignments)
+    return supervisors, len(rows) - supervisors
 
 
 def load_org(session: Session, scale: str = "conghua") -> dict[str, int] | None:
@@ -119,7 +222,8 @@ def load_org(session: Session, scale: str = "conghua") -> dict[str, int] | None:
 # Synthetic events for benchmarks and GIS tests: each at a seeded random point inside a current
 # grid (grids taken round-robin by a stride, so every grid gets its share), categories and
 # statuses in turn, received one a minute back from a fixed moment. Every third one names a
-# contact and all have a reporter, so tests can check that personal data never leaks.
+# contact and each is reported by a worker of its grid when it has one, so tests can check that
+# personal data never leaks.
 _SYNTHETIC_EVENTS = text(
     """
     WITH grids AS (
@@ -129,7 +233,8 @@ _SYNTHETIC_EVENTS = text(
     cats AS (SELECT array_agg(code ORDER BY code) AS codes FROM categories),
     picked AS (
         SELECT i, g.id AS boundary_id, g.code,
-               ST_GeometryN(ST_GeneratePoints(g.geom, 1, :seed + i), 1) AS pt
+               ST_GeometryN(ST_GeneratePoints(g.geom, 1, :seed + i), 1) AS pt,
+               (SELECT min(w.user_id) FROM user_grids w WHERE w.grid_code = g.code) AS reporter_id
         FROM generate_series(0, :count - 1) AS i
         JOIN total ON total.c > 0
         JOIN grids g ON g.n = (i::bigint * 7919) % total.c
@@ -142,7 +247,7 @@ _SYNTHETIC_EVENTS = text(
            cats.codes[1 + i % array_length(cats.codes, 1)],
            '合成事件 ' || i, pt, 'wgs84', ST_X(pt), ST_Y(pt),
            :start - make_interval(mins => i), :start - make_interval(mins => i),
-           1000 + i % 50, code, left(code, 12), left(code, 9), left(code, 6),
+           reporter_id, code, left(code, 12), left(code, 9), left(code, 6),
            'contains', boundary_id, left(code, 12),
            (ARRAY['reported', 'accepted', 'dispatched', 'in_progress', 'resolved', 'closed'])
                [1 + i % 6],

@@ -10,7 +10,10 @@ near it. Nothing happens after `end`: an event still in progress then is open, a
 its due time has passed.
 
 `copy_history` writes the events and one `event_actions` row per status change with COPY.
-Worker ids are plain integers (two per grid, in grid-code order); no user rows are needed.
+The people it names are real users (`read_staff`): a worker of the event's grid reports most
+events and handles them, the supervisor of the centre the event sits with accepts, dispatches
+and closes it. A grid without workers has its events dispatched to a department, and an area
+without a supervisor leaves those actions without an actor.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import random
 import struct
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,6 +69,8 @@ DESCRIPTIONS = {
     "other": ["群众意见建议", "其他事项"],
 }
 REJECT_NOTES = ("不属于网格事项", "信息不全无法核实", "已由其他部门办理")
+# Where an event goes when its grid has no worker to take it.
+DEPARTMENT = "镇街综合执法队"
 CRS_WEIGHTS = (("gcj02", 60), ("wgs84", 30), ("bd09", 10))
 
 # Column and COPY type of each value in a row. Binary COPY is several times faster than text
@@ -92,6 +97,7 @@ EVENT_COLUMNS = (
     ("boundary_id", "int8"),
     ("responsible_code", "text"),
     ("assignee_id", "int8"),
+    ("department", "text"),
     ("status", "text"),
     ("due_at", "int8"),
     ("accepted_at", "int8"),
@@ -126,6 +132,24 @@ class GridSite:
     points: tuple[tuple[float, float], ...]  # WGS84
     # The same points as a phone would send them, per CRS.
     sources: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Staff:
+    """The users the history may name: each grid's workers and each centre's supervisor.
+
+    Keyed by area code. Empty (the default) when there are no users: events then name nobody.
+    """
+
+    workers: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    supervisors: Mapping[str, int] = field(default_factory=dict)
+
+    def supervisor(self, code: str) -> int | None:
+        """The supervisor of the centre at `code`, else of the nearest centre above it."""
+        for length in (12, 9, 6):
+            if len(code) >= length and (found := self.supervisors.get(code[:length])) is not None:
+                return found
+        return None
 
 
 @dataclass(frozen=True)
@@ -197,6 +221,31 @@ def read_grids(session: Session, points_per_grid: int = 12, seed: int = 7) -> li
     return sites
 
 
+def read_staff(session: Session) -> Staff:
+    """The enabled workers of every grid and, per area, its enabled supervisor with the lowest id."""
+    workers: dict[str, list[int]] = {}
+    rows = session.execute(
+        text(
+            "SELECT g.grid_code, u.id FROM user_grids g JOIN users u ON u.id = g.user_id"
+            " WHERE u.role = 'worker' AND NOT u.disabled ORDER BY g.grid_code, u.id"
+        )
+    )
+    for code, user_id in rows:
+        workers.setdefault(code, []).append(user_id)
+    rows = session.execute(
+        text(
+            "SELECT area_code, min(id) FROM users WHERE role = 'supervisor' AND NOT disabled"
+            " GROUP BY area_code"
+        )
+    )
+    return Staff({code: tuple(ids) for code, ids in workers.items()}, {code: id_ for code, id_ in rows})
+
+
+def _pick(people: tuple[int, ...], draw: float) -> int | None:
+    """One of `people` by a uniform draw in [0, 1), or None when there is nobody."""
+    return people[int(draw * len(people))] if people else None
+
+
 def read_sla_hours(session: Session) -> dict[str, int]:
     rows = session.execute(text("SELECT code, sla_hours FROM categories"))
     return {code: sla for code, sla in rows}
@@ -243,10 +292,21 @@ def _received_times(rng: random.Random, plan: Plan) -> list[int]:
 
 
 def generate(
-    grids: Sequence[GridSite], sla_hours: dict[str, int], plan: Plan, batch: int = 20_000
+    grids: Sequence[GridSite],
+    sla_hours: dict[str, int],
+    plan: Plan,
+    batch: int = 20_000,
+    staff: Staff | None = None,
 ) -> Iterator[tuple[list[tuple[object, ...]], list[tuple[object, ...]]]]:
-    """Yield batches of (event rows, action rows) in EVENT_COLUMNS / ACTION_COLUMNS order."""
+    """Yield batches of (event rows, action rows) in EVENT_COLUMNS / ACTION_COLUMNS order.
+
+    The same plan gives the same times and statuses whoever the staff are: the draw that picks
+    a person is made even where there is nobody to pick.
+    """
     rng = random.Random(plan.seed)
+    staff = staff or Staff()
+    grid_workers = [staff.workers.get(g.code, ()) for g in grids]
+    grid_centres = [staff.supervisor(g.code) for g in grids]
     weak_towns, weak_grids = pick_weak(grids, plan)
     quality = [
         WEAK_GRID if g.code in weak_grids else WEAK_TOWN if g.code[:9] in weak_towns else NORMAL
@@ -258,7 +318,6 @@ def generate(
     category_cum = list(itertools.accumulate(CATEGORY_WEIGHTS.get(c, 5) for c in categories))
     crs_names = [c for c, _ in CRS_WEIGHTS]
     crs_cum = list(itertools.accumulate(w for _, w in CRS_WEIGHTS))
-    town_index = {t: i for i, t in enumerate(sorted({g.code[:9] for g in grids}))}
     last_in_grid: dict[int, uuid.UUID] = {}
     end = micros(plan.end)
     events: list[tuple[object, ...]] = []
@@ -278,9 +337,10 @@ def generate(
         lon, lat = grid.points[point]
         crs = crs_names[bisect.bisect(crs_cum, rng.random() * crs_cum[-1])]
         source_lon, source_lat = grid.sources.get(crs, grid.points)[point]
-        workers = (2 * gi + 1, 2 * gi + 2)
-        reporter = workers[rng.random() < 0.5] if rng.random() < 0.8 else None
-        supervisor = 1_000_000 + town_index[grid.code[:9]]
+        workers = grid_workers[gi]
+        # A fifth come from the hotline, the centre's desk or residents: no reporting worker.
+        reporter = _pick(workers, rng.random()) if rng.random() < 0.8 else None
+        supervisor = grid_centres[gi]
         village, town, district = grid.code[:12], grid.code[:9], grid.code[:6]
 
         # The trail, as event_actions rows: (event, action, from, to, actor, note, data, at).
@@ -318,7 +378,8 @@ def generate(
                     )
                 )
         else:
-            assignee = workers[rng.random() < 0.5]
+            assignee = _pick(workers, rng.random())
+            department = DEPARTMENT if assignee is None else None
             t = received + int(HOUR * rng.expovariate(1 / (0.8 * speed)))
             add((event_id, "accept", "reported", "accepted", supervisor, None, None, t))
             t += int(HOUR * rng.expovariate(1 / (0.4 * speed)))
@@ -330,7 +391,7 @@ def generate(
                     "dispatched",
                     supervisor,
                     None,
-                    Jsonb({"assignee_id": assignee}),
+                    Jsonb({"assignee_id": assignee, "department": department}),
                     t,
                 )
             )
@@ -352,6 +413,7 @@ def generate(
                         t,
                     )
                 )
+                supervisor = staff.supervisor(to)  # the higher centre verifies from now on
                 work = 1.6
             fate = rng.random()
             if fate < quality_here.late:
@@ -384,7 +446,7 @@ def generate(
             trail = [row for row in trail if row[7] <= end]
         last_in_grid[gi] = event_id
         status = trail[-1][3]
-        accepted_at = due_at = assignee_id = resolved_at = resolved_by = None
+        accepted_at = due_at = assignee_id = department_name = resolved_at = resolved_by = None
         closed_at = closed_by = None
         responsible = village
         rework = 0
@@ -392,7 +454,7 @@ def generate(
             if action == "accept":
                 accepted_at, due_at = at, at + sla
             elif action == "dispatch":
-                assignee_id = data.obj["assignee_id"]
+                assignee_id, department_name = data.obj["assignee_id"], data.obj["department"]
             elif action == "resolve":
                 resolved_at, resolved_by = at, actor
             elif action == "close":
@@ -427,6 +489,7 @@ def generate(
                 grid.boundary_id,
                 responsible,
                 assignee_id,
+                department_name,
                 status,
                 due_at,
                 accepted_at,
@@ -503,10 +566,12 @@ def load_history(
     points_per_grid: int = 12,
     analyze: bool = True,
     bulk: bool | None = None,
+    staff: Staff | None = None,
 ) -> Summary:
     """Generate and write a history over the current grids; the caller commits.
 
-    `bulk` (default: when there are no events yet and many to load) uses `bulk_mode`.
+    `staff` defaults to the users in the database (`read_staff`). `bulk` (default: when there
+    are no events yet and many to load) uses `bulk_mode`.
     """
     started = time.perf_counter()
     grids = read_grids(session, points_per_grid, seed=plan.seed)
@@ -518,7 +583,10 @@ def load_history(
             text("SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM event_actions)")
         )
     with bulk_mode(session) if bulk else nullcontext():
-        events, actions = copy_history(session, generate(grids, read_sla_hours(session), plan))
+        batches = generate(
+            grids, read_sla_hours(session), plan, staff=read_staff(session) if staff is None else staff
+        )
+        events, actions = copy_history(session, batches)
     if analyze:
         session.execute(text("ANALYZE events"))
         session.execute(text("ANALYZE event_actions"))

@@ -101,6 +101,8 @@ def prepare(dataset: Dataset) -> Engine:
         start=END - timedelta(days=round(365.25 * YEARS)), end=END, events=dataset.events, seed=dataset.seed
     )
     with Session(engine) as session:
+        # The people the history names: two workers per grid, a supervisor per centre.
+        demo.load_staff(session, Settings(database_url=url))
         summary = history.load_history(session, plan, points_per_grid=dataset.points_per_grid, analyze=False)
         session.commit()
     log(

@@ -134,8 +134,20 @@ def test_who_changes_organisation_rows(name: str) -> None:
     assert writes == expected
 
 
-def test_the_sql_forms_select_what_the_row_check_accepts(session) -> None:  # type: ignore[no-untyped-def]
+def test_the_sql_forms_select_what_the_row_check_accepts(session, test_settings) -> None:  # type: ignore[no-untyped-def]
     """`reads(Event)` and `sql_scope` over stored events give exactly `covers`' answer."""
+    from backend.auth import service as auth
+
+    for user_id in (ME, OTHER):
+        user = auth.create_user(
+            session,
+            test_settings,
+            username=f"scope{user_id}",
+            password="scope-password",
+            display_name="scope",
+            role="worker",
+        )
+        session.execute(text("UPDATE users SET id = :new WHERE id = :old"), {"new": user_id, "old": user.id})
     admin = ACTORS["admin"]
     point = text(
         "SELECT ST_X(p) AS x, ST_Y(p) AS y FROM (SELECT ST_PointOnSurface(geom) AS p FROM areas "

@@ -99,24 +99,24 @@ class Event(InArea, Base):
     occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    reporter_id: Mapped[int | None] = mapped_column(BigInteger)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     # The reporter said the place is outside their own grids (e.g. seen on the way home).
     outside: Mapped[bool] = mapped_column(Boolean, server_default="false")
     assignment: Mapped[str] = mapped_column(String(10))
     boundary_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
     assignment_distance_m: Mapped[float | None] = mapped_column(Double)
     responsible_code: Mapped[str | None] = mapped_column(String(15))
-    assignee_id: Mapped[int | None] = mapped_column(BigInteger)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     # Dispatched to a department (职能部门) rather than a worker.
     department: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(12), server_default="reported")
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    resolved_by: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     # The last closing; cleared when the event is reopened.
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_by: Mapped[int | None] = mapped_column(BigInteger)
+    closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     rework_count: Mapped[int] = mapped_column(Integer, server_default="0")
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     contacts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
@@ -172,7 +172,7 @@ class EventAction(Base):
     action: Mapped[str] = mapped_column(String(20))
     from_status: Mapped[str | None] = mapped_column(String(12))
     to_status: Mapped[str] = mapped_column(String(12))
-    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -192,7 +192,7 @@ class Attachment(Base):
     height: Mapped[int] = mapped_column(Integer)
     stage: Mapped[str] = mapped_column(String(12))
     filename: Mapped[str | None] = mapped_column(String(200))
-    uploaded_by: Mapped[int | None] = mapped_column(BigInteger)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (
@@ -207,7 +207,7 @@ class SyncState(Base):
     __tablename__ = "sync_states"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     event_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
     versions: Mapped[list[int]] = mapped_column(ARRAY(Integer))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

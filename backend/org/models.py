@@ -185,7 +185,7 @@ class CheckIn(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("emergency_units.id", ondelete="CASCADE"))
     local_day: Mapped[date] = mapped_column(Date)
     checked_in_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     members_on_duty: Mapped[int | None] = mapped_column(SmallInteger)
 
     __table_args__ = (
@@ -216,7 +216,7 @@ class Alert(InArea, Base):
     requested: Mapped[int] = mapped_column(SmallInteger)
     found: Mapped[int] = mapped_column(SmallInteger)
     widened: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.statement_timestamp()
     )
@@ -243,9 +243,9 @@ class AlertDispatch(Base):
     distance_m: Mapped[float] = mapped_column(Double)
     dispatched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    acknowledged_by: Mapped[int | None] = mapped_column(BigInteger)
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     arrived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    arrived_by: Mapped[int | None] = mapped_column(BigInteger)
+    arrived_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
 
     __table_args__ = (
         UniqueConstraint("alert_id", "rank"),

@@ -136,6 +136,42 @@ def test_the_same_seed_gives_the_same_history():
     assert first == again and first != other
 
 
+def test_the_history_names_only_its_staff_and_they_change_no_times_or_statuses():
+    plan = history.Plan(start=END - timedelta(days=90), end=END, events=1500, seed=8)
+    grids = sites()
+    # Workers in all but the last grid; a supervisor for each village and for the district.
+    workers = {g.code: (100 + 2 * i, 101 + 2 * i) for i, g in enumerate(grids[:-1])}
+    supervisors = {g.code[:12]: 900 + i for i, g in enumerate(grids)} | {"440117": 999}
+    staff = history.Staff(workers, supervisors)
+    named = list(history.generate(grids, SLA, plan, staff=staff))
+    nameless = list(history.generate(grids, SLA, plan))
+    people = ("reporter_id", "assignee_id", "resolved_by", "closed_by")
+    for a, b in zip(_events(named), _events(nameless), strict=True):
+        for name in ("id", "status", "received_at", "accepted_at", "closed_at", "rework_count"):
+            assert a[EVENT[name]] == b[EVENT[name]]
+        assert all(b[EVENT[name]] is None for name in people)
+    by_id = {e[EVENT["id"]]: e for e in _events(named)}
+    actors = set()
+    for event in by_id.values():
+        grid_workers = workers.get(event[EVENT["grid_code"]], ())
+        for name in ("reporter_id", "assignee_id", "resolved_by"):
+            assert event[EVENT[name]] is None or event[EVENT[name]] in grid_workers
+        if not grid_workers and event[EVENT["status"]] not in ("reported", "accepted", "rejected"):
+            assert event[EVENT["assignee_id"]] is None and event[EVENT["department"]] == history.DEPARTMENT
+    for _, actions in named:
+        for action in actions:
+            actors.add(action[ACTION["actor_id"]])
+            event = by_id[action[ACTION["event_id"]]]
+            if action[ACTION["action"]] in ("accept", "dispatch", "reject"):
+                assert action[ACTION["actor_id"]] == supervisors[event[EVENT["village_code"]]]
+    assert sum(e[EVENT["reporter_id"]] is not None for e in by_id.values()) > 0.7 * len(by_id)
+    assert actors <= {None, 999, *supervisors.values(), *(w for ws in workers.values() for w in ws)}
+
+
+def _events(batches):  # type: ignore[no-untyped-def]
+    return [event for events, _ in batches for event in events]
+
+
 def _schema_objects(session):  # type: ignore[no-untyped-def]
     return (
         session.execute(

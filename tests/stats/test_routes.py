@@ -38,7 +38,7 @@ def hours(n: float) -> datetime:
 
 
 @pytest.fixture
-def history(session):  # type: ignore[no-untyped-def]
+def history(session, accounts):  # type: ignore[no-untyped-def]
     """Grid A: 3 due (2 closed, 1 on time, 1 reworked); grid B: 1 due, open; 1 rejected."""
     factories.add_square_tree(session)
     insert_events(
@@ -50,7 +50,7 @@ def history(session):  # type: ignore[no-untyped-def]
                 accepted_at=hours(0),
                 closed_at=hours(12),
                 category="dispute",
-                assignee_id=7,
+                assignee_id=accounts.ids["worker"],
             ),
             Ev(
                 grid=GRID_A,
@@ -59,7 +59,7 @@ def history(session):  # type: ignore[no-untyped-def]
                 closed_at=hours(72),
                 rework_count=1,
                 category="dispute",
-                reporter_id=8,
+                reporter_id=accounts.ids["other_worker"],
             ),
             Ev(
                 grid=GRID_A, status="in_progress", due_at=hours(100), accepted_at=hours(50), category="safety"
@@ -98,18 +98,20 @@ def test_closure_json_totals_and_groups(client, history):  # type: ignore[no-unt
     assert groups[1]["median_hours_to_close"] is None and groups[1]["rework_rate"] is None
 
 
-def test_closure_grouped_by_category_and_worker(client, history):  # type: ignore[no-untyped-def]
+def test_closure_grouped_by_category_and_worker(client, accounts, history):  # type: ignore[no-untyped-def]
     body = client.get("/api/v1/stats/closure", query_string={**QUERY, "group_by": "category,worker"}).json
     keys = [g["key"] for g in body["groups"]]
+    worker, other_worker = accounts.ids["worker"], accounts.ids["other_worker"]
+    assert worker < other_worker
     assert keys[0] == {
         "category": "dispute",
         "category_name_zh": "矛盾纠纷",
         "category_name_en": "Disputes",
-        "worker": 7,
+        "worker": worker,
     }
     assert [(k["category"], k["worker"]) for k in keys] == [
-        ("dispute", 7),
-        ("dispute", 8),
+        ("dispute", worker),
+        ("dispute", other_worker),
         ("environment", None),
         ("safety", None),
     ]
