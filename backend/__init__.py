@@ -26,6 +26,7 @@ def create_app(
     session_factory: sessionmaker | None = None,  # type: ignore[type-arg]
 ) -> flask.Flask:
     """Build the app: engine, session factory, GIS layers, Api and blueprints. Nothing happens at import."""
+    from backend import load
     from backend.api import make_api, register_blueprints
     from backend.cli import register_commands
     from backend.gis import layers
@@ -39,7 +40,9 @@ def create_app(
     app.json = OrjsonProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if session_factory is None:
-        engine = db.make_engine(settings.database_url, settings.pool_size)
+        engine = db.make_engine(
+            settings.database_url, settings.pool_size, settings.statement_timeout_ms, settings.lock_timeout_ms
+        )
         session_factory = sessionmaker(engine, expire_on_commit=False)
     db.init_app(app, session_factory)
     layers.register_all()
@@ -48,6 +51,7 @@ def create_app(
     from backend.auth.context import authenticate_request
 
     app.before_request(authenticate_request)
+    load.init_app(app)
     register_commands(app)
     return app
 

@@ -10,13 +10,14 @@ import flask
 import flask_smorest
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask_smorest.utils import prepare_response
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from backend.errors import (
     PROBLEM_JSON,
     DomainError,
     ProblemSchema,
+    ServiceUnavailable,
     from_domain_error,
     from_http_exception,
     problem,
@@ -45,7 +46,8 @@ class Api(flask_smorest.Api):
         self._app.register_error_handler(HTTPException, self.handle_http_exception)
         self._app.register_error_handler(DomainError, handle_domain_error)
         self._app.register_error_handler(IntegrityError, handle_integrity_error)
-        self._app.register_error_handler(OperationalError, handle_database_unavailable)
+        self._app.register_error_handler(DBAPIError, handle_database_error)
+        self._app.register_error_handler(Exception, handle_unexpected)
 
     def handle_http_exception(self, error: HTTPException) -> flask.Response:  # type: ignore[override]
         body, headers = from_http_exception(error)
@@ -75,11 +77,20 @@ def handle_integrity_error(error: IntegrityError) -> flask.Response:
     )
 
 
-def handle_database_unavailable(error: OperationalError) -> flask.Response:
-    log.error("database error: %s", error.orig)
+def handle_database_error(error: DBAPIError) -> flask.Response:
+    """A database that is down, restarting, locked or slow is a 503 to retry; anything else the
+    driver raises is a 500, as problem+json all the same."""
+    if isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated:
+        return handle_domain_error(ServiceUnavailable("The database is not reachable or too busy just now."))
+    return handle_unexpected(error)
+
+
+def handle_unexpected(error: Exception) -> flask.Response:
+    log.exception("unhandled error", exc_info=error)
     return problem_response(
-        problem(503, "Service Unavailable", "The database is not reachable.", slug="service-unavailable"),
-        {"Retry-After": "5"},
+        problem(
+            500, "Internal Server Error", "Something went wrong on our side.", slug="internal-server-error"
+        )
     )
 
 

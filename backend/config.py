@@ -37,6 +37,15 @@ class Settings:
     max_photos_per_event: int = 9
     # Serve the area collections and tiles of /ogc and /tiles to callers without credentials.
     ogc_anonymous_areas: bool = False
+    # Statement and lock timeouts of ordinary requests; commands run unbounded.
+    statement_timeout_ms: int = 15_000
+    lock_timeout_ms: int = 5_000
+    # Expensive requests (statistics, downloads): slots per process, seconds to wait for one,
+    # at most this many at a time per caller, and their own statement timeout.
+    expensive_slots: int = 2
+    expensive_wait_s: float = 5.0
+    expensive_per_caller: int = 2
+    expensive_timeout_ms: int = 60_000
 
 
 def settings() -> Settings:
@@ -71,6 +80,12 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         max_photo_bytes=int(env.get("WANGGE_MAX_PHOTO_BYTES", defaults.max_photo_bytes)),
         max_photos_per_event=int(env.get("WANGGE_MAX_PHOTOS", defaults.max_photos_per_event)),
         ogc_anonymous_areas=_flag(env.get("WANGGE_OGC_ANONYMOUS_AREAS")),
+        statement_timeout_ms=int(env.get("WANGGE_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms)),
+        lock_timeout_ms=int(env.get("WANGGE_LOCK_TIMEOUT_MS", defaults.lock_timeout_ms)),
+        expensive_slots=int(env.get("WANGGE_EXPENSIVE_SLOTS", defaults.expensive_slots)),
+        expensive_wait_s=float(env.get("WANGGE_EXPENSIVE_WAIT_S", defaults.expensive_wait_s)),
+        expensive_per_caller=int(env.get("WANGGE_EXPENSIVE_PER_CALLER", defaults.expensive_per_caller)),
+        expensive_timeout_ms=int(env.get("WANGGE_EXPENSIVE_TIMEOUT_MS", defaults.expensive_timeout_ms)),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,11 +12,15 @@ from typing import Any, cast
 
 import flask
 import psycopg
+import psycopg.errors
 from alembic.config import Config
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Engine, MetaData, create_engine
+from sqlalchemy import Engine, MetaData, create_engine, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from backend.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 
 NAMING_CONVENTION = {
@@ -31,15 +36,23 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
-    """Create the engine; every connection talks UTC."""
+def make_engine(
+    url: str, pool_size: int = 10, statement_timeout_ms: int = 15_000, lock_timeout_ms: int = 5_000
+) -> Engine:
+    """Create the engine; every connection talks UTC, and gives up on a statement or a lock after
+    the timeouts (a request kind may set its own; commands lift them)."""
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        # No ping per checkout (a round trip on every request); recycle instead.
+        # A connection is checked before use, so none left dead by a database restart is handed
+        # out (the ping is one loopback round trip, well under the cost of any request).
+        pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"options": "-c timezone=UTC -c statement_timeout=30000"},
+        connect_args={
+            "options": f"-c timezone=UTC -c statement_timeout={int(statement_timeout_ms)}"
+            f" -c lock_timeout={int(lock_timeout_ms)}"
+        },
     )
 
 
@@ -72,9 +85,11 @@ def detach_session() -> Session:
 
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """Give a command its own transaction: commit on success, roll back on error."""
+    """Give a command its own transaction, without the requests' timeouts: commit on success,
+    roll back on error."""
     session = factory()
     try:
+        session.execute(text("SET LOCAL statement_timeout = 0"))
         yield session
         session.commit()
     except BaseException:
@@ -100,8 +115,21 @@ def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[Any]
     SQLAlchemy's statement and result handling costs more than those queries do. The SQL is
     written like any other in the project, with `:name` placeholders and every value bound.
     """
-    with driver_connection(session).cursor(row_factory=namedtuple_row) as cursor:
-        return cursor.execute(_driver_sql(sql), params).fetchall()
+    try:
+        with driver_connection(session).cursor(row_factory=namedtuple_row) as cursor:
+            return cursor.execute(_driver_sql(sql), params).fetchall()
+    except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+        raise unavailable(session, error) from error
+
+
+def unavailable(session: Session, error: Exception) -> ServiceUnavailable:
+    """The 503 for a database that failed under the driver: a restart, a cancelled statement (a
+    lock or the statement timeout), a dropped connection. The connection is dropped from the pool
+    so that no later request gets it."""
+    log.warning("database unavailable: %s", error)
+    if not isinstance(error, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
+        session.connection().invalidate(error)
+    return ServiceUnavailable("The database is not reachable or too busy just now; retry shortly.")
 
 
 def driver_connection(session: Session) -> psycopg.Connection[Any]:

@@ -52,6 +52,15 @@ class ValidationFailed(DomainError):
     slug = "validation-failed"
 
 
+class ServiceUnavailable(DomainError):
+    """The database is down, restarting, locked or too slow for now: try again shortly."""
+
+    status = 503
+    title = "Service Unavailable"
+    slug = "service-unavailable"
+    headers = {"Retry-After": "5"}
+
+
 def field_error(field: str, message: str, **extra: Any) -> dict[str, Any]:
     """Describe one bad field: its dotted name, a JSON pointer and what is wrong."""
     pointer = "/" + field.replace(".", "/") if field else ""

@@ -20,6 +20,7 @@ from backend.gis import registry, schemas, service
 from backend.gis.ogc import InvalidParameter, route_on
 from backend.gis.params import Selection
 from backend.gis.registry import Collection
+from backend.load import expensive
 
 GEOJSON = "application/geo+json"
 MVT = "application/vnd.mapbox-vector-tile"
@@ -90,6 +91,7 @@ def export_blueprint() -> Blueprint:
             }
         ],
     )
+    @expensive
     class Export(MethodView):
         @blp.arguments(schemas.export_args_schema(), location="query")
         @blp.response(
