@@ -1,7 +1,9 @@
 """Create, start and hand out databases of the private PostGIS cluster under var/ (stdlib only).
 
 Usage: python scripts/devdb.py url DBNAME [--fresh]   prints a DATABASE_URL for DBNAME
-       python scripts/devdb.py stop
+       python scripts/devdb.py stop | restart
+The cluster lives under var/pg, or under WANGGE_PG_CLUSTER when set (the fault tests start their
+own, to restart it under load).
 PostgreSQL refuses to run as root, so as root every server command runs as the `postgres` user.
 """
 
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLUSTER = ROOT / "var" / "pg"
+CLUSTER = Path(os.environ.get("WANGGE_PG_CLUSTER") or ROOT / "var" / "pg")
 DATA = CLUSTER / "data"
 PORT_FILE = CLUSTER / "port"
 LOG = CLUSTER / "server.log"
@@ -195,6 +197,9 @@ def main(argv: list[str]) -> None:
         print(database_url(argv[1], fresh="--fresh" in argv))
     elif argv[:1] == ["stop"]:
         stop()
+    elif argv[:1] == ["restart"]:
+        stop()
+        start()
     else:
         sys.exit(__doc__)
 

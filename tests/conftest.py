@@ -208,8 +208,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Server(str):
+    """A running server's base URL, and the pid of its gunicorn master."""
+
+    pid: int
+
+
 @contextmanager
-def gunicorn(database_url: str, workers: int = 4, **env: str) -> Iterator[str]:
+def gunicorn(database_url: str, workers: int = 4, **env: str) -> Iterator[Server]:
     """Run the app under gunicorn on a free loopback port; yield its base URL."""
     port = _free_port()
     environ = {**os.environ, **FAST_AUTH_ENV, "DATABASE_URL": database_url, "WANGGE_POOL_SIZE": "4", **env}
@@ -236,7 +242,8 @@ def gunicorn(database_url: str, workers: int = 4, **env: str) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = Server(f"http://127.0.0.1:{port}")
+    base.pid = process.pid
     deadline = time.monotonic() + 60
     try:
         while True:
@@ -258,7 +265,7 @@ def gunicorn(database_url: str, workers: int = 4, **env: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def live_server(database_url: str, engine: Engine) -> Iterator[str]:
+def live_server(database_url: str, engine: Engine) -> Iterator[Server]:
     """The app under gunicorn on loopback, against the test database (commits are real)."""
     with gunicorn(database_url) as base:
         yield base
