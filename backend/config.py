@@ -40,10 +40,11 @@ class Settings:
     # Statement and lock timeouts of ordinary requests; commands run unbounded.
     statement_timeout_ms: int = 15_000
     lock_timeout_ms: int = 5_000
-    # Expensive requests (statistics, downloads): slots per process, seconds to wait for one,
-    # at most this many at a time per caller, and their own statement timeout.
+    # Expensive requests (statistics, downloads): slots per process, seconds to wait for one
+    # (a waiting request holds a thread that a report could use: by default none waits), at most
+    # this many at a time per caller, and their own statement timeout.
     expensive_slots: int = 2
-    expensive_wait_s: float = 5.0
+    expensive_wait_s: float = 0.0
     expensive_per_caller: int = 2
     expensive_timeout_ms: int = 60_000
 

@@ -4,9 +4,9 @@ Statistics and whole-layer downloads can take seconds each; left alone, a few do
 every request thread, and a phone's report or a health check waits behind them. So a view marked
 `expensive`:
 
-- waits at most `expensive_wait_s` for one of the process's `expensive_slots` (fewer than its
-  threads, so reports and health checks always find a free thread), else answers 503 with
-  Retry-After;
+- takes one of the process's `expensive_slots` (fewer than its threads, so reports and health
+  checks always find a free thread), waiting at most `expensive_wait_s` (by default not at all:
+  a waiting request holds a thread too), else answers 503 with Retry-After;
 - may run at most `expensive_per_caller` at a time for one caller, across every process and host
   (PostgreSQL advisory locks held by the request's transaction), else 429 with Retry-After;
 - runs under its own, longer statement timeout (`expensive_timeout_ms`); every other request has
@@ -78,7 +78,8 @@ def limit_expensive() -> None:
         return
     config = settings()
     slots = _slots(config.expensive_slots)
-    if not slots.acquire(timeout=config.expensive_wait_s):
+    wait = config.expensive_wait_s
+    if not slots.acquire(blocking=wait > 0, timeout=wait if wait > 0 else None):
         raise ServiceUnavailable("Too many statistics and downloads are running; retry shortly.")
     flask.g.expensive_slot = slots
     session = get_session()

@@ -209,3 +209,123 @@ def test_reports_survive_a_database_restart_and_a_killed_worker(fault_database: 
         f"a killed worker: statuses {dict(statuses)}; during the outage {dict(outage_statuses)}; "
         f"first report stored {recovery:.1f} s after the restart began; lost 0, doubled 0"
     )
+
+
+STATS_CLIENTS = 40
+STATS_CALLERS = 20
+STATS_BOUND_S = 30.0  # no statistics client waits longer than this for its answer
+REPORT_BOUND_S = 10.0
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def test_reports_and_health_checks_stay_quick_while_statistics_saturate(fault_database: str) -> None:
+    """40 concurrent district statistics over two years of history, while phones keep reporting:
+    statistics beyond the slots are refused quickly (503 / 429 with Retry-After), reports and
+    health checks are answered throughout."""
+    from backend import demo, history
+    from backend.auth import service as auth
+    from backend.config import from_environ
+
+    settings = from_environ({"DATABASE_URL": fault_database, **FAST_AUTH_ENV})
+    engine = create_engine(fault_database, pool_pre_ping=True)
+    with Session(engine) as session:
+        session.execute(text("SET LOCAL statement_timeout = 0"))
+        demo.load_staff(session, settings)
+        history.load_history(session, history.demo_plan(years=2.0, events=60_000, seed=5))
+        tokens = []
+        for n in range(STATS_CALLERS):
+            name = f"overload{n}"
+            auth.create_user(
+                session,
+                settings,
+                username=name,
+                password="overload-pw",
+                display_name=name,
+                role="supervisor",
+                area_code="440117",
+            )
+            tokens.append(auth.login(session, settings, name, "overload-pw").access_token)
+        phone = session.scalars(text("SELECT id FROM users WHERE username = 'phones'")).one()
+        phone_token = auth.login(session, settings, "phones", "phones-password").access_token
+        grid = session.execute(
+            text(
+                "SELECT ST_X(ST_PointOnSurface(geom)) x, ST_Y(ST_PointOnSurface(geom)) y FROM areas a"
+                " JOIN user_grids g ON g.grid_code = a.code WHERE g.user_id = :u LIMIT 1"
+            ),
+            {"u": phone},
+        ).one()
+        session.commit()
+    engine.dispose()
+    stats_url = "/api/v1/stats/closure?area=440117&group_by=grid,week"
+    stop = threading.Event()
+    stats_answers: list[tuple[int, float]] = []
+    report_times: list[float] = []
+    health_times: list[float] = []
+    lock = threading.Lock()
+
+    with gunicorn(fault_database, workers=2) as server:
+
+        def statistics(n: int) -> None:
+            headers = {"Authorization": f"Bearer {tokens[n % STATS_CALLERS]}"}
+            while not stop.is_set():
+                began = time.monotonic()
+                response = requests.get(server + stats_url, headers=headers, timeout=STATS_BOUND_S * 2)
+                took = time.monotonic() - began
+                with lock:
+                    stats_answers.append((response.status_code, took))
+                if response.status_code in (429, 503):
+                    assert response.headers.get("Retry-After")
+                    time.sleep(0.5)
+
+        def reports() -> None:
+            http = requests.Session()
+            headers = {"Authorization": f"Bearer {phone_token}"}
+            while not stop.is_set():
+                body = {
+                    "id": str(uuid.uuid4()),
+                    "category": "environment",
+                    "description": "overload",
+                    "location": {"type": "Point", "coordinates": [grid.x, grid.y]},
+                }
+                began = time.monotonic()
+                response = http.post(f"{server}/api/v1/events", json=body, headers=headers, timeout=60)
+                with lock:
+                    report_times.append(time.monotonic() - began)
+                assert response.status_code == 201, response.text[:300]
+                time.sleep(0.05)
+
+        def health() -> None:
+            while not stop.is_set():
+                began = time.monotonic()
+                assert requests.get(f"{server}/healthz", timeout=60).ok
+                with lock:
+                    health_times.append(time.monotonic() - began)
+                time.sleep(0.1)
+
+        threads = [threading.Thread(target=statistics, args=(n,)) for n in range(STATS_CLIENTS)]
+        threads += [threading.Thread(target=reports) for _ in range(4)] + [threading.Thread(target=health)]
+        for thread in threads:
+            thread.start()
+        time.sleep(20)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=STATS_BOUND_S * 2)
+
+    codes = Counter(code for code, _ in stats_answers)
+    slowest = max(took for _, took in stats_answers)
+    report_p95 = _percentile(report_times, 0.95)
+    health_p95 = _percentile(health_times, 0.95)
+    print(
+        f"\n{STATS_CLIENTS} statistics clients ({STATS_CALLERS} callers) for 20 s: answers {dict(codes)},"
+        f" slowest {slowest:.1f} s; {len(report_times)} reports, p95 {report_p95 * 1000:.0f} ms,"
+        f" max {max(report_times) * 1000:.0f} ms; {len(health_times)} health checks, p95"
+        f" {health_p95 * 1000:.0f} ms, max {max(health_times) * 1000:.0f} ms"
+    )
+    assert codes[200] > 0 and (codes[503] + codes[429]) > 0, "the statistics did not saturate the slots"
+    assert set(codes) <= {200, 429, 503}
+    assert slowest < STATS_BOUND_S
+    assert max(report_times) < REPORT_BOUND_S and max(health_times) < REPORT_BOUND_S

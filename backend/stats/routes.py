@@ -16,6 +16,7 @@ from backend.common.pagination import decode_parsed_cursor, encode_cursor
 from backend.db import get_session
 from backend.errors import NotFound
 from backend.events.schemas import EventListSchema
+from backend.load import expensive
 from backend.stats import export, queries, schemas
 
 blp = Blueprint(
@@ -103,6 +104,7 @@ def _geojson_response(args: dict[str, Any]) -> flask.Response:
 
 
 @blp.route("/closure")
+@expensive
 class Closure(MethodView):
     @blp.arguments(schemas.ClosureArgsSchema, location="query")
     @blp.response(
@@ -127,6 +129,7 @@ class Closure(MethodView):
 
 
 @blp.route("/closure.csv")
+@expensive
 class ClosureCsv(MethodView):
     @blp.arguments(schemas.ClosureArgsSchema, location="query")
     @blp.response(
@@ -142,6 +145,7 @@ class ClosureCsv(MethodView):
 
 
 @blp.route("/closure.geojson")
+@expensive
 class ClosureGeoJson(MethodView):
     @blp.arguments(schemas.ClosureArgsSchema, location="query")
     @blp.response(
