@@ -5,8 +5,9 @@ GIS key) and answers every access question about that request:
 
 - `reads(model)`: the rows of a table placed in the area tree (`InArea`) the caller may read, as
   a SQL condition; `covers(row)` asks the same of a loaded row; `reads_area(code)` whether the
-  figures of an area's whole subtree are the caller's to read; `sql_scope(alias)` the same
-  condition as bound SQL for the few raw statements.
+  figures of an area's whole subtree are the caller's to read, `reads_areas(column)` the same
+  as a SQL condition on a column of area codes; `sql_scope(alias)` the `reads` condition as
+  bound SQL for the few raw statements.
 - `may_write(row)`: whether the caller may change a row of the organisation (branches,
   buildings, units ...) or raise an alert there.
 - What personal and sensitive data the caller may see: `sees_personal(row)` for contacts of
@@ -95,6 +96,17 @@ class Actor:
         if self.role == "worker":
             return code in self.grid_codes
         return self.area_code is not None and code.startswith(self.area_code)
+
+    def reads_areas(self, column: ColumnElement[str]) -> ColumnElement[bool]:
+        """`reads_area` as a SQL condition on a column of area codes: the areas whose subtree's
+        figures are this caller's to read (e.g. the grids a statistics layer may show)."""
+        if self.is_admin:
+            return true()
+        if self.role == "worker":
+            return column.in_(self.grid_codes) if self.grid_codes else false()
+        if self.area_code is None:
+            return false()
+        return column.startswith(self.area_code, autoescape=True)
 
     def sql_scope(self, alias: str) -> tuple[str, dict[str, Any]]:
         """`reads` as SQL on the code columns of `alias` for raw statements, with bound values."""
