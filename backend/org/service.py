@@ -45,10 +45,10 @@ from backend.org.models import (
     PartyGroup,
     contact,
 )
+from backend.stats import LOCAL_TZ
 from geo import validate
 from geo.crs import to_wgs84
 
-LOCAL_TZ = "Asia/Shanghai"
 M = TypeVar("M", PartyBranch, PartyGroup, Building, EmergencyUnit)
 
 # --- scope ------------------------------------------------------------------------------------
