@@ -1,4 +1,5 @@
-"""HTTP routes for closure statistics (JSON, CSV, GeoJSON) and the overdue list."""
+"""HTTP routes for closure statistics (JSON, CSV, GeoJSON), the overdue list, check-in rates
+and alert responses."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from backend.db import get_session
 from backend.errors import NotFound
 from backend.events.schemas import EventListSchema
 from backend.events.service import shown
-from backend.stats import export, queries, schemas
+from backend.stats import check_ins, export, queries, responses, schemas
 
 blp = Blueprint(
     "stats",
     __name__,
     url_prefix="/api/v1/stats",
-    description="Statistics: closure rates against the 98% benchmark (结案率) and overdue events",
+    description="Statistics: closure rates against the 98% benchmark (结案率), overdue events, "
+    "check-in rates of emergency units (报岗率) and how fast they answer calls",
 )
 
 JSON = "application/json"
@@ -178,3 +180,38 @@ class Overdue(MethodView):
             "items": shown(current_actor(), events),
             "next_cursor": encode_cursor([last.due_at.isoformat(), str(last.id)]) if last else None,
         }
+
+
+@blp.route("/check-ins")
+class CheckInStats(MethodView):
+    @blp.arguments(schemas.CheckInStatsArgsSchema, location="query")
+    @blp.response(200, schemas.CheckInStatsSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Check-in rates (报岗率) per local day and area against the 98% benchmark, with the
+        Wilson 95% interval"""
+        return check_ins.check_in_stats(
+            get_session(),
+            actor=current_actor(),
+            area=args.get("area"),
+            start=args.get("from_"),
+            end=args.get("to"),
+            group_by=args["group_by"],
+            benchmark=args["benchmark"],
+        )
+
+
+@blp.route("/alert-responses")
+class ResponseStats(MethodView):
+    @blp.arguments(schemas.DaysArgsSchema, location="query")
+    @blp.response(200, schemas.ResponseStatsSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """How fast called units acknowledge and arrive, by the unit's area or by day, week or
+        month"""
+        return responses.response_stats(
+            get_session(),
+            actor=current_actor(),
+            area=args.get("area"),
+            start=args.get("from_"),
+            end=args.get("to"),
+            group_by=args["group_by"],
+        )
