@@ -25,6 +25,11 @@ Every figure is computed in one SQL statement per request (FILTER clauses, perce
 GROUPING SETS for the totals); only the per-group counts come back to Python, where the rates and
 the Wilson interval are derived from them.
 
+The definitions of due, closed and closed on time are written once (`due_events_sql`,
+`COUNTS_SQL`) and the grid_closure GIS layer counts with them too (`closure_by_grid`), with the
+rates, the verdict and the Wilson interval in SQL (`benchmark_sql`, the same arithmetic as
+`wilson_interval`, which stays the reference).
+
 SQL here is written one way: `:name` parameters, always bound (the time zone too); only
 identifiers chosen from whitelists are formatted in.
 """
@@ -33,13 +38,27 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
-from sqlalchemy.dialects.postgresql import psycopg
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Subquery,
+    Text,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, psycopg
 from sqlalchemy.orm import Session
 
 from backend.db import driver_rows
@@ -210,6 +229,79 @@ def check_area(session: Session, area: str) -> None:
         raise ValidationFailed(errors[0]["message"], errors=errors)
 
 
+# --- the closure definition, shared with the grid_closure layer --------------------------------
+
+
+def due_events_sql(columns: Sequence[str], where: str) -> str:
+    """The due events (应结案) of the window [:window_from, :window_to): the events `e` in
+    `where`, not rejected, due in the window, each with `columns` and, as of :as_of, whether it
+    is closed (结案, `closed`) and closed by its due time (按期结案, `closed_on_time`).
+
+    `columns` and `where` are SQL built from whitelisted identifiers; every value is bound.
+    """
+    return f"""
+        SELECT {"".join(f"{column}, " for column in columns)}
+            e.closed_at <= :as_of AS closed,
+            e.closed_at <= :as_of AND e.closed_at <= e.due_at AS closed_on_time
+        FROM events e
+        WHERE {where} AND e.status <> 'rejected'
+            AND e.due_at >= :window_from AND e.due_at < :window_to
+    """
+
+
+# The three counts over the rows of due_events_sql.
+COUNTS_SQL = """count(*) AS due,
+    count(*) FILTER (WHERE closed) AS closed,
+    count(*) FILTER (WHERE closed_on_time) AS closed_on_time"""
+
+
+def closure_by_grid(*, window_from: datetime, window_to: datetime, as_of: datetime) -> Subquery:
+    """Due, closed and closed on time per grid: closure_stats' counts grouped by grid, as a
+    subquery (columns grid_code, due, closed, closed_on_time) to join grids to."""
+    statement = text(f"""
+        SELECT s.grid_code, {COUNTS_SQL}
+        FROM ({due_events_sql(["e.grid_code"], "e.grid_code IS NOT NULL")}) s
+        GROUP BY s.grid_code
+    """)  # noqa: S608 - identifiers come from whitelists, values are bound
+    return (
+        statement.bindparams(window_from=window_from, window_to=window_to, as_of=as_of)
+        .columns(grid_code=Text, due=BigInteger, closed=BigInteger, closed_on_time=BigInteger)
+        .subquery("closure")
+    )
+
+
+def benchmark_sql(
+    successes: ColumnElement[Any], n: ColumnElement[Any], benchmark: float, z: float = Z95
+) -> dict[str, ColumnElement[Any]]:
+    """`benchmark_figures` and the rate in SQL, for figures the database writes out itself.
+
+    The same arithmetic in the same order as wilson_interval (the reference), in double
+    precision, so both give the same numbers to the last bit; null and false when n = 0.
+    """
+    count = func.nullif(cast(n, DOUBLE_PRECISION), 0, type_=DOUBLE_PRECISION)
+    rate = cast(successes, DOUBLE_PRECISION) / count
+    z_value = literal(z, DOUBLE_PRECISION)
+    z2 = z_value * z_value
+    one = literal(1.0, DOUBLE_PRECISION)
+    denominator = one + z2 / count
+    centre = (rate + z2 / (2 * count)) / denominator
+    half = z_value / denominator * func.sqrt(rate * (one - rate) / count + z2 / (4 * count * count))
+    # GREATEST and LEAST skip nulls: keep the bounds null when n = 0.
+    low = case((count.is_not(None), func.greatest(0.0, centre - half)))
+    high = case((count.is_not(None), func.least(1.0, centre + half)))
+    limit = literal(benchmark, DOUBLE_PRECISION)
+    return {
+        "rate": rate,
+        "meets_benchmark": func.coalesce(rate >= limit, false()),
+        "wilson_low": low,
+        "wilson_high": high,
+        "below_benchmark": func.coalesce(high < limit, false()),
+    }
+
+
+# --- closure statistics -----------------------------------------------------------------------
+
+
 @lru_cache(maxsize=256)
 def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
     """One statement: the due events of the scope, counted per group and in total; in the
@@ -232,26 +324,19 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
             names.append(f", c{i}.name_zh AS k{i}_name_zh, c{i}.name_en AS k{i}_name_en")
             joins.append(f"LEFT JOIN categories c{i} ON c{i}.code = g.k{i}")
     order = ", ".join(["g.rollup DESC", *(f"g.k{i} NULLS LAST" for i in range(len(group_by)))])
+    due_events = due_events_sql(
+        [*keys, "e.due_at", "e.closed_at", "e.accepted_at", "e.rework_count"],
+        f"e.{scope_column} = :area",
+    )
     sql = f"""
         WITH g AS (
             SELECT {"".join(f"{k}, " for k in key_names)}{grouping} AS rollup,
-                count(*) AS due,
-                count(*) FILTER (WHERE closed_at <= :as_of) AS closed,
-                count(*) FILTER (WHERE closed_at <= :as_of AND closed_at <= due_at)
-                    AS closed_on_time,
-                count(*) FILTER (WHERE closed_at <= :as_of AND rework_count >= 1) AS reworked,
-                count(*) FILTER (
-                    WHERE due_at < :as_of AND (closed_at IS NULL OR closed_at > :as_of)
-                ) AS overdue_open,
+                {COUNTS_SQL},
+                count(*) FILTER (WHERE closed AND rework_count >= 1) AS reworked,
+                count(*) FILTER (WHERE due_at < :as_of AND closed IS NOT TRUE) AS overdue_open,
                 array_agg(date_part('epoch', closed_at - accepted_at) / 3600)
-                    FILTER (WHERE closed_at <= :as_of AND accepted_at IS NOT NULL) AS hours
-            FROM (
-                SELECT {"".join(f"{k}, " for k in keys)}
-                    e.due_at, e.closed_at, e.accepted_at, e.rework_count
-                FROM events e
-                WHERE e.{scope_column} = :area AND e.status <> 'rejected'
-                    AND e.due_at >= :window_from AND e.due_at < :window_to
-            ) s
+                    FILTER (WHERE closed AND accepted_at IS NOT NULL) AS hours
+            FROM ({due_events}) s
             {group_clause}
         )
         SELECT {"".join(f"g.k{i}, " for i in range(len(group_by)))}g.rollup, g.due, g.closed,
@@ -261,7 +346,7 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
             {"".join(names)}
         FROM g {" ".join(joins)}
         ORDER BY {order}
-    """
+    """  # noqa: S608 - identifiers come from whitelists, values are bound
     return str(text(sql).compile(dialect=_DRIVER))
 
 
