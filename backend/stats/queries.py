@@ -61,14 +61,17 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, psycopg
 from sqlalchemy.orm import Session
 
+from backend.auth.service import Actor, Forbidden
 from backend.db import driver_rows
-from backend.errors import ValidationFailed, field_error
+from backend.errors import NotFound, ValidationFailed, field_error
 from backend.events.models import Event
 from backend.stats import LOCAL_TZ
 from backend.stats.validation import Limits, query_errors, refuse
 
 AREA_LEVELS = ("district", "town", "village", "grid")
 GROUP_KEYS = (*AREA_LEVELS, "category", "worker", "day", "week", "month")
+# Groupings whose groups are people: their figures are personal.
+PER_PERSON_KEYS = ("worker",)
 DEFAULT_WINDOW = timedelta(days=365)
 # Closure figures are counted in one pass over the due events of the scope on its statistics
 # index, so even a district's ten years (1.37 million events) answer quickly: windows may span
@@ -227,6 +230,19 @@ def check_area(session: Session, area: str) -> None:
     errors = _area_errors(session, area)
     if errors:
         raise ValidationFailed(errors[0]["message"], errors=errors)
+
+
+def check_reader(actor: Actor, area: str, group_by: Sequence[str] = ()) -> None:
+    """Refuse figures the caller may not read: an area outside their scope is not found (as
+    for other reads); per-person groupings need a caller who sees people."""
+    if not actor.reads_area(area):
+        raise NotFound(f"No area {area} in your scope.")
+    personal = [key for key in group_by if key in PER_PERSON_KEYS]
+    if personal and not actor.sees_people:
+        raise Forbidden(
+            f"Per-person figures (group_by={personal[0]}) are not for GIS keys: they carry "
+            "person ids. Group by area, category or time instead."
+        )
 
 
 # --- the closure definition, shared with the grid_closure layer --------------------------------

@@ -15,7 +15,6 @@ from backend.auth.context import current_actor
 from backend.common.json_provider import json_bytes
 from backend.common.pagination import decode_parsed_cursor, encode_cursor
 from backend.db import get_session
-from backend.errors import NotFound
 from backend.events.schemas import EventListSchema
 from backend.events.service import shown
 from backend.stats import check_ins, export, queries, responses, schemas
@@ -39,23 +38,11 @@ CSV_HEADERS = {
 }
 
 
-def in_scope(area: str) -> str:
-    """The area, if the caller may read its whole subtree; otherwise 404, as for other reads."""
-    actor = current_actor()
-    allowed = (
-        actor.is_admin
-        or (actor.role == "worker" and area in actor.grid_codes)
-        or (actor.role != "worker" and actor.area_code is not None and area.startswith(actor.area_code))
-    )
-    if not allowed:
-        raise NotFound(f"No area {area} in your scope.")
-    return area
-
-
 def _stats(args: dict[str, Any]) -> queries.ClosureStats:
+    queries.check_reader(current_actor(), args["area"], args["group_by"])
     return queries.closure_stats(
         get_session(),
-        area=in_scope(args["area"]),
+        area=args["area"],
         window_from=args["from_"],
         window_to=args["to"],
         as_of=args["as_of"],
@@ -169,7 +156,8 @@ class Overdue(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List open events past their due time in an area's subtree, oldest due first"""
         session = get_session()
-        queries.check_area(session, in_scope(args["area"]))
+        queries.check_reader(current_actor(), args["area"])
+        queries.check_area(session, args["area"])
         after = decode_parsed_cursor(args.get("cursor"), (datetime.fromisoformat, uuid.UUID))
         limit = args["limit"]
         events = queries.overdue_events(
