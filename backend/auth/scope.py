@@ -5,8 +5,9 @@ GIS key) and answers every access question about that request:
 
 - `reads(model)`: the rows of a table placed in the area tree (`InArea`) the caller may read, as
   a SQL condition; `covers(row)` asks the same of a loaded row; `reads_area(code)` whether the
-  figures of an area's whole subtree are the caller's to read; `sql_scope(alias)` the same
-  condition as bound SQL for the few raw statements.
+  figures of an area's whole subtree are the caller's to read, `reads_areas(column)` the same
+  as a SQL condition on a column of area codes; `sql_scope(alias)` the `reads` condition as
+  bound SQL for the few raw statements.
 - `may_write(codes)`: whether the caller may change a row of the organisation (branches,
   buildings, units ...) placed at these codes, or raise an alert there; `may_write_somewhere`
   whether it may anywhere at all.
@@ -30,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy import ColumnElement, SQLColumnExpression, false, or_, true
 
 from backend.areas.models import InArea
 from backend.areas.service import level_of
@@ -115,6 +116,17 @@ class Actor:
             "scope_me": self.user_id if worker else None,
             "scope_area": None if worker or level_of(self.area_code or "") is None else self.area_code,
         }
+
+    def reads_areas(self, column: SQLColumnExpression[str]) -> ColumnElement[bool]:
+        """`reads_area` as a SQL condition on a column of area codes: the areas whose subtree's
+        figures are this caller's to read (e.g. the grids a statistics layer may show)."""
+        if self.is_admin:
+            return true()
+        if self.role == "worker":
+            return column.in_(self.grid_codes) if self.grid_codes else false()
+        if self.area_code is None:
+            return false()
+        return column.startswith(self.area_code, autoescape=True)
 
     def cache_key(self) -> list[object]:
         """What decides the rows this caller sees, for cache validators."""

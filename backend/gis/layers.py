@@ -6,21 +6,17 @@ registered collection. Planned entries, once their domains land:
 - `buildings` and `emergency_units` (org domain): `source` their table, `id_column` their key,
   `geometry` the point or footprint, `scope` by the grid code they lie in (as `_event_scope` does
   through the domain's service), building heads' and unit members' contact columns in `personal`.
-- `grid_closure` (stats domain): `for_period` builds, for the request's `datetime`, the grids
-  joined to the closure statistics of that period (a lateral subquery from the stats service) with
-  `closure_rate`, `due`, `closed` as properties; `closure_rate` with `in_tiles=True` puts the rate
-  into the grid tiles too.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    Float,
     SQLColumnExpression,
     Text,
     and_,
@@ -30,7 +26,6 @@ from sqlalchemy import (
     func,
     literal_column,
     or_,
-    select,
     true,
 )
 
@@ -40,6 +35,7 @@ from backend.auth.service import Actor
 from backend.events.models import ASSIGNMENTS, CATEGORY_CODE, STATUSES, Category, Event
 from backend.gis.registry import Collection, Filter, Interval, Property, is_empty, register
 from backend.org.models import UNIT_KINDS, Building, EmergencyUnit
+from backend.stats import queries as stats
 
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
@@ -335,65 +331,80 @@ def emergency_units_collection() -> Collection:
     )
 
 
-def _closure_window(interval: Interval | None) -> tuple[Any, Any]:
-    """The period asked for; without one, the last 365 days."""
-    end = interval.end if interval is not None and interval.end is not None else func.now()
+def _closure_period(interval: Interval | None) -> tuple[datetime, datetime, datetime]:
+    """The window asked for and the as-of time, as /api/v1/stats/closure takes them: without a
+    start, the 365 days before the end; without an end, now; closed as of now."""
+    now = datetime.now(UTC)
+    end = interval.end if interval is not None and interval.end is not None else now
     if interval is not None and interval.start is not None:
-        return interval.start, end
-    return end - func.make_interval(0, 0, 0, 365), end
+        return interval.start, end, now
+    try:
+        return end - stats.DEFAULT_WINDOW, end, now
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC), end, now
 
 
 def _closure_scope(actor: Actor | None) -> ColumnElement[bool]:
-    # Statistics are read within the caller's scope, like /api/v1/stats.
-    if actor is None:
-        return false()
-    if actor.is_admin:
-        return true()
-    if actor.role == "worker":
-        return Area.code.in_(actor.grid_codes) if actor.grid_codes else false()
-    return Area.code.startswith(actor.area_code or "-", autoescape=True)
+    # The grids whose figures the caller may read, as /api/v1/stats decides.
+    return actor.reads_areas(Area.code) if actor is not None else false()
 
 
 def grid_closure_collection(interval: Interval | None = None) -> Collection:
-    """Grids with their closure figures for a period: the choropleth layer."""
-    start, end = _closure_window(interval)
-    figures = (
-        select(
-            Event.grid_code.label("grid_code"),
-            func.count().label("due"),
-            func.count().filter(Event.closed_at.is_not(None)).label("closed"),
-            func.count().filter(Event.closed_at <= Event.due_at).label("closed_on_time"),
-        )
-        .where(Event.status != "rejected", Event.due_at >= start, Event.due_at < end)
-        .group_by(Event.grid_code)
-        .subquery("closure")
-    )
+    """Grids with their closure figures for a period: the choropleth layer.
+
+    The figures are closure_stats' (backend.stats.queries): the same due events, counts,
+    benchmark verdict and Wilson interval as /api/v1/stats/closure?group_by=grid.
+    """
+    window_from, window_to, as_of = _closure_period(interval)
+    figures = stats.closure_by_grid(window_from=window_from, window_to=window_to, as_of=as_of)
     due = func.coalesce(figures.c.due, 0)
     closed = func.coalesce(figures.c.closed, 0)
-    rate = cast(closed, Float) / func.nullif(due, 0)
+    closed_on_time = func.coalesce(figures.c.closed_on_time, 0)
+    verdict = stats.benchmark_sql(closed, due, stats.DEFAULT_BENCHMARK)
+    benchmark = f"{stats.DEFAULT_BENCHMARK:.0%}"
     grids = area_collection("grid")
     return replace(
         grids,
         id="grid_closure",
         title="Grids with closure statistics (网格结案率)",
         description="Current grids with the closure figures of events due in the period "
-        "(`datetime`; default the last 365 days): due, closed, closed on time and the closure "
-        "rate (结案率) against the 98% benchmark. Read within the caller's scope.",
+        "(`datetime`; default the last 365 days), closed as of now: due, closed, closed on "
+        f"time and the closure rate (结案率) against the {benchmark} benchmark with its Wilson 95% "
+        "interval, as /api/v1/stats/closure?group_by=grid gives them. Read within the "
+        "caller's scope.",
         source=Area.__table__.outerjoin(figures, figures.c.grid_code == Area.code),
         properties=(
             Property("code", Area.code, in_tiles=True),
             Property("name", Area.name, in_tiles=True),
             Property("due", due, "integer", "应结案数", in_tiles=True),
             Property("closed", closed, "integer", "结案数"),
-            Property("closed_on_time", func.coalesce(figures.c.closed_on_time, 0), "integer", "按期结案数"),
-            Property("closure_rate", rate, "number", "结案率: closed / due", in_tiles=True),
-            Property("meets_benchmark", rate >= 0.98, "boolean", "At least 98% closed"),
+            Property("closed_on_time", closed_on_time, "integer", "按期结案数"),
+            Property("closure_rate", verdict["rate"], "number", "结案率: closed / due", in_tiles=True),
+            Property(
+                "meets_benchmark", verdict["meets_benchmark"], "boolean", f"At least {benchmark} closed"
+            ),
+            Property(
+                "wilson_low", verdict["wilson_low"], "number", "Wilson 95% interval of the closure rate: low"
+            ),
+            Property("wilson_high", verdict["wilson_high"], "number", "... and high"),
+            Property(
+                "below_benchmark",
+                verdict["below_benchmark"],
+                "boolean",
+                "wilson_high < benchmark: below it beyond chance",
+                in_tiles=True,
+            ),
         ),
         where=(Area.level == "grid", Area.valid_to.is_(None)),
         filters=tuple(f for f in grids.filters if f.name in ("area", "parent")),
         temporal=lambda interval: true(),
         temporal_description="The period whose due events are counted (default: the last 365 days)",
-        fingerprint=(*grids.fingerprint, func.sum(figures.c.due), func.sum(figures.c.closed)),
+        fingerprint=(
+            *grids.fingerprint,
+            func.sum(figures.c.due),
+            func.sum(figures.c.closed),
+            func.sum(figures.c.closed_on_time),
+        ),
         scope=_closure_scope,
         anonymous=False,
         for_period=grid_closure_collection,

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from backend.auth.service import Actor, Forbidden
 from backend.errors import Conflict
 from backend.org.models import CheckIn
-from backend.org.service import LOCAL_TZ
 from backend.org.units import get_unit
+from backend.stats import LOCAL_TZ
 
 
 def check_in(

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from backend.areas import service as areas
 from backend.common.fields import to_shape
 from backend.org.models import EmergencyUnit, PartyBranch
-from backend.org.service import LOCAL_TZ
+from backend.stats import LOCAL_TZ
 from geo.areatree import random_points
 
 SEED = 20240812

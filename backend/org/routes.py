@@ -1,5 +1,5 @@
-"""HTTP routes for party branches and groups, buildings, emergency units, check-ins, alerts,
-area profiles and the check-in and response statistics."""
+"""HTTP routes for party branches and groups, buildings, emergency units, check-ins, alerts
+and area profiles (the check-in and response statistics are in backend.stats)."""
 
 from __future__ import annotations
 
@@ -431,7 +431,7 @@ class Arrive(MethodView):
         return _respond(alert_id, unit_id, "arrive")
 
 
-# --- profile and statistics -------------------------------------------------------------------
+# --- profile ----------------------------------------------------------------------------------
 
 
 @blp.route("/areas/<string:code>/profile")
@@ -441,38 +441,3 @@ class AreaProfile(MethodView):
         """What an area holds, summed over its subtree: grids, branches, groups, buildings,
         rental units, emergency units, workers"""
         return queries.profile(get_session(), code, actor=current_actor())
-
-
-@blp.route("/stats/check-ins")
-class CheckInStats(MethodView):
-    @blp.arguments(schemas.CheckInStatsArgsSchema, location="query")
-    @blp.response(200, schemas.CheckInStatsSchema)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Check-in rates (报岗率) per local day and area against the 98% benchmark, with the
-        Wilson 95% interval"""
-        return queries.check_in_stats(
-            get_session(),
-            actor=current_actor(),
-            area=args.get("area"),
-            start=args.get("from_"),
-            end=args.get("to"),
-            group_by=args["group_by"],
-            benchmark=args["benchmark"],
-        )
-
-
-@blp.route("/stats/alert-responses")
-class ResponseStats(MethodView):
-    @blp.arguments(schemas.StatsArgsSchema, location="query")
-    @blp.response(200, schemas.ResponseStatsSchema)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """How fast called units acknowledge and arrive, by the unit's area or by day, week or
-        month"""
-        return queries.response_stats(
-            get_session(),
-            actor=current_actor(),
-            area=args.get("area"),
-            start=args.get("from_"),
-            end=args.get("to"),
-            group_by=args["group_by"],
-        )

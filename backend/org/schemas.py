@@ -13,7 +13,8 @@ from backend.common.fields import Geometry, Text, area_code
 from backend.common.pagination import CursorArgsSchema
 from backend.org import buildings, imports, units
 from backend.org.models import ALERT_KINDS, GROUP_KINDS, UNIT_KINDS
-from backend.org.queries import DEFAULT_BENCHMARK, GROUP_KEYS
+from backend.stats.days import GROUP_KEYS
+from backend.stats.queries import DEFAULT_BENCHMARK
 from geo.crs import SUPPORTED_CRS, transform_geometry
 from geo.geojson import GeometryError, parse_geometry
 

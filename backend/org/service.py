@@ -21,7 +21,6 @@ from backend.common.fields import to_wkb
 from backend.errors import NotFound, ValidationFailed, field_error
 from backend.org.models import Building, EmergencyUnit, PartyBranch, PartyGroup
 
-LOCAL_TZ = "Asia/Shanghai"
 M = TypeVar("M", PartyBranch, PartyGroup, Building, EmergencyUnit)
 
 

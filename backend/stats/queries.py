@@ -24,30 +24,61 @@ before as_of and reopened after it counts as not closed; `status` (rejected or n
 Every figure is computed in one SQL statement per request (FILTER clauses, percentile_cont and
 GROUPING SETS for the totals); only the per-group counts come back to Python, where the rates and
 the Wilson interval are derived from them.
+
+The definitions of due, closed and closed on time are written once (`due_events_sql`,
+`COUNTS_SQL`) and the grid_closure GIS layer counts with them too (`closure_by_grid`), with the
+rates, the verdict and the Wilson interval in SQL (`benchmark_sql`, the same arithmetic as
+`wilson_interval`, which stays the reference).
+
+SQL here is written one way: `:name` parameters, always bound (the time zone too); only
+identifiers chosen from whitelists are formatted in.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Subquery,
+    Text,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 from sqlalchemy.orm import Session
 
+from backend.auth.service import Actor, Forbidden
 from backend.db import driver_rows
-from backend.errors import ValidationFailed, field_error
+from backend.errors import NotFound, ValidationFailed, field_error
 from backend.events.models import Event
+from backend.stats import LOCAL_TZ
+from backend.stats.validation import Limits, query_errors, refuse
 
 AREA_LEVELS = ("district", "town", "village", "grid")
 GROUP_KEYS = (*AREA_LEVELS, "category", "worker", "day", "week", "month")
-MAX_GROUP_BY = 2
-MAX_WINDOW = timedelta(days=round(20 * 365.25))
+# Groupings whose groups are people: their figures are personal.
+PER_PERSON_KEYS = ("worker",)
+DEFAULT_WINDOW = timedelta(days=365)
+# Closure figures are counted in one pass over the due events of the scope on its statistics
+# index, so even a district's ten years (1.37 million events) answer quickly: windows may span
+# twenty years, the whole history a deployment keeps.
+LIMITS = Limits(GROUP_KEYS, timedelta(days=round(20 * 365.25)), "20 years")
 DEFAULT_BENCHMARK = 0.98
 Z95 = 1.959964
-TIME_ZONE = "Asia/Shanghai"
 HASH_MEMORY = {"work_mem": "64MB", "multiplier": "8"}  # for this transaction only
 
 SCOPE_COLUMN = {6: "district_code", 9: "town_code", 12: "village_code", 15: "grid_code"}
@@ -59,7 +90,7 @@ KEY_SQL = {
     "category": "e.category_code",
     "worker": "COALESCE(e.assignee_id, e.reporter_id)",
     **{
-        unit: f"date_trunc('{unit}', e.due_at AT TIME ZONE '{TIME_ZONE}')::date"
+        unit: f"date_trunc('{unit}', e.due_at AT TIME ZONE :time_zone)::date"
         for unit in ("day", "week", "month")
     },
 }
@@ -179,28 +210,10 @@ def check_closure_query(
     benchmark: float,
 ) -> None:
     """Refuse a request that cannot be answered, naming each bad field."""
-    errors = _area_errors(session, area)
-    if window_from >= window_to:
-        errors.append(field_error("from", "Must be before `to`.", location="query"))
-    elif window_to - window_from > MAX_WINDOW:
-        errors.append(field_error("to", "The window may be at most 20 years long.", location="query"))
-    unknown = [key for key in group_by if key not in GROUP_KEYS]
-    if unknown:
-        errors.append(
-            field_error(
-                "group_by",
-                f"Unknown grouping {', '.join(unknown)}; use {', '.join(GROUP_KEYS)}.",
-                location="query",
-            )
-        )
-    elif len(group_by) > MAX_GROUP_BY:
-        errors.append(field_error("group_by", f"At most {MAX_GROUP_BY} groupings at once.", location="query"))
-    elif len(set(group_by)) != len(group_by):
-        errors.append(field_error("group_by", "A grouping is repeated.", location="query"))
-    if not (0 < benchmark <= 1):
-        errors.append(field_error("benchmark", "Must be in (0, 1].", location="query"))
-    if errors:
-        raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
+    refuse(
+        _area_errors(session, area)
+        + query_errors(LIMITS, start=window_from, end=window_to, group_by=group_by, benchmark=benchmark)
+    )
 
 
 def _area_errors(session: Session, area: str) -> list[dict[str, Any]]:
@@ -218,8 +231,96 @@ def check_area(session: Session, area: str) -> None:
         raise ValidationFailed(errors[0]["message"], errors=errors)
 
 
+def check_reader(actor: Actor, area: str, group_by: Sequence[str] = ()) -> None:
+    """Refuse figures the caller may not read: an area outside their scope is not found (as
+    for other reads); per-person groupings need a caller who sees people."""
+    if not actor.reads_area(area):
+        raise NotFound(f"No area {area} in your scope.")
+    personal = [key for key in group_by if key in PER_PERSON_KEYS]
+    if personal and not actor.sees_people:
+        raise Forbidden(
+            f"Per-person figures (group_by={personal[0]}) are not for GIS keys: they carry "
+            "person ids. Group by area, category or time instead."
+        )
+
+
+# --- the closure definition, shared with the grid_closure layer --------------------------------
+
+
+def due_events_sql(columns: Sequence[str], where: str) -> str:
+    """The due events (应结案) of the window [:window_from, :window_to): the events `e` in
+    `where`, not rejected, due in the window, each with `columns` and, as of :as_of, whether it
+    is closed (结案, `closed`) and closed by its due time (按期结案, `closed_on_time`).
+
+    `columns` and `where` are SQL built from whitelisted identifiers; every value is bound.
+    """
+    return f"""
+        SELECT {"".join(f"{column}, " for column in columns)}
+            e.closed_at <= :as_of AS closed,
+            e.closed_at <= :as_of AND e.closed_at <= e.due_at AS closed_on_time
+        FROM events e
+        WHERE {where} AND e.status <> 'rejected'
+            AND e.due_at >= :window_from AND e.due_at < :window_to
+    """
+
+
+# The three counts over the rows of due_events_sql.
+COUNTS_SQL = """count(*) AS due,
+    count(*) FILTER (WHERE closed) AS closed,
+    count(*) FILTER (WHERE closed_on_time) AS closed_on_time"""
+
+
+def closure_by_grid(*, window_from: datetime, window_to: datetime, as_of: datetime) -> Subquery:
+    """Due, closed and closed on time per grid: closure_stats' counts grouped by grid, as a
+    subquery (columns grid_code, due, closed, closed_on_time) to join grids to."""
+    statement = text(f"""
+        SELECT s.grid_code, {COUNTS_SQL}
+        FROM ({due_events_sql(["e.grid_code"], "e.grid_code IS NOT NULL")}) s
+        GROUP BY s.grid_code
+    """)  # noqa: S608 - identifiers come from whitelists, values are bound
+    return (
+        statement.bindparams(window_from=window_from, window_to=window_to, as_of=as_of)
+        .columns(grid_code=Text, due=BigInteger, closed=BigInteger, closed_on_time=BigInteger)
+        .subquery("closure")
+    )
+
+
+def benchmark_sql(
+    successes: ColumnElement[Any], n: ColumnElement[Any], benchmark: float, z: float = Z95
+) -> dict[str, ColumnElement[Any]]:
+    """`benchmark_figures` and the rate in SQL, for figures the database writes out itself.
+
+    The same arithmetic in the same order as wilson_interval (the reference), in double
+    precision, so both give the same numbers to the last bit; null and false when n = 0.
+    """
+    count = func.nullif(cast(n, DOUBLE_PRECISION), 0, type_=DOUBLE_PRECISION)
+    rate = cast(successes, DOUBLE_PRECISION) / count
+    z_value = literal(z, DOUBLE_PRECISION)
+    z2 = z_value * z_value
+    one = literal(1.0, DOUBLE_PRECISION)
+    denominator = one + z2 / count
+    centre = (rate + z2 / (2 * count)) / denominator
+    half = z_value / denominator * func.sqrt(rate * (one - rate) / count + z2 / (4 * count * count))
+    # GREATEST and LEAST skip nulls: keep the bounds null when n = 0.
+    low = case((count.is_not(None), func.greatest(0.0, centre - half)))
+    high = case((count.is_not(None), func.least(1.0, centre + half)))
+    limit = literal(benchmark, DOUBLE_PRECISION)
+    return {
+        "rate": rate,
+        "meets_benchmark": func.coalesce(rate >= limit, false()),
+        "wilson_low": low,
+        "wilson_high": high,
+        "below_benchmark": func.coalesce(high < limit, false()),
+    }
+
+
+# --- closure statistics -----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
 def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
-    """One statement: the due events of the scope, counted per group and in total.
+    """One statement: the due events of the scope, counted per group and in total; made once
+    per scope level and grouping.
 
     The groups are hashed, not sorted: an ordered-set aggregate such as percentile_cont would
     force sorting every due event by its key. Instead each group collects its closed events'
@@ -238,26 +339,19 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
             names.append(f", c{i}.name_zh AS k{i}_name_zh, c{i}.name_en AS k{i}_name_en")
             joins.append(f"LEFT JOIN categories c{i} ON c{i}.code = g.k{i}")
     order = ", ".join(["g.rollup DESC", *(f"g.k{i} NULLS LAST" for i in range(len(group_by)))])
-    return f"""
+    due_events = due_events_sql(
+        [*keys, "e.due_at", "e.closed_at", "e.accepted_at", "e.rework_count"],
+        f"e.{scope_column} = :area",
+    )
+    sql = f"""
         WITH g AS (
             SELECT {"".join(f"{k}, " for k in key_names)}{grouping} AS rollup,
-                count(*) AS due,
-                count(*) FILTER (WHERE closed_at <= :as_of) AS closed,
-                count(*) FILTER (WHERE closed_at <= :as_of AND closed_at <= due_at)
-                    AS closed_on_time,
-                count(*) FILTER (WHERE closed_at <= :as_of AND rework_count >= 1) AS reworked,
-                count(*) FILTER (
-                    WHERE due_at < :as_of AND (closed_at IS NULL OR closed_at > :as_of)
-                ) AS overdue_open,
+                {COUNTS_SQL},
+                count(*) FILTER (WHERE closed AND rework_count >= 1) AS reworked,
+                count(*) FILTER (WHERE due_at < :as_of AND closed IS NOT TRUE) AS overdue_open,
                 array_agg(date_part('epoch', closed_at - accepted_at) / 3600)
-                    FILTER (WHERE closed_at <= :as_of AND accepted_at IS NOT NULL) AS hours
-            FROM (
-                SELECT {"".join(f"{k}, " for k in keys)}
-                    e.due_at, e.closed_at, e.accepted_at, e.rework_count
-                FROM events e
-                WHERE e.{scope_column} = :area AND e.status <> 'rejected'
-                    AND e.due_at >= :window_from AND e.due_at < :window_to
-            ) s
+                    FILTER (WHERE closed AND accepted_at IS NOT NULL) AS hours
+            FROM ({due_events}) s
             {group_clause}
         )
         SELECT {"".join(f"g.k{i}, " for i in range(len(group_by)))}g.rollup, g.due, g.closed,
@@ -267,7 +361,14 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
             {"".join(names)}
         FROM g {" ".join(joins)}
         ORDER BY {order}
-    """
+    """  # noqa: S608 - identifiers come from whitelists, values are bound
+    return sql
+
+
+_HASH_MEMORY_SQL = (
+    "SELECT set_config('work_mem', :work_mem, true) AS w,"
+    " set_config('hash_mem_multiplier', :multiplier, true) AS m"
+)
 
 
 def closure_stats(
@@ -293,16 +394,17 @@ def closure_stats(
     # Hash the groups rather than sort every due event by its key. The planner budgets 8 kB of
     # memory for each group's array of hours and so sorts a district's grids; they take about
     # 1 kB (5 MB for 5,000 grids over a year), and hashing them takes two thirds of the time.
-    driver_rows(
-        session,
-        "SELECT set_config('work_mem', :work_mem, true) AS w,"
-        " set_config('hash_mem_multiplier', :multiplier, true) AS m",
-        HASH_MEMORY,
-    )
+    driver_rows(session, _HASH_MEMORY_SQL, HASH_MEMORY)
     rows = driver_rows(  # SQLAlchemy's result handling of thousands of groups costs more
         session,
         _closure_sql(SCOPE_COLUMN[len(area)], group_by),
-        {"area": area, "window_from": window_from, "window_to": window_to, "as_of": as_of},
+        {
+            "area": area,
+            "window_from": window_from,
+            "window_to": window_to,
+            "as_of": as_of,
+            "time_zone": LOCAL_TZ,
+        },
     )
     totals = empty_figures(benchmark)
     groups = []

@@ -1,4 +1,5 @@
-"""HTTP routes for closure statistics (JSON, CSV, GeoJSON) and the overdue list."""
+"""HTTP routes for closure statistics (JSON, CSV, GeoJSON), the overdue list, check-in rates
+and alert responses."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ from backend.common.blueprint import Blueprint
 from backend.common.json_provider import json_bytes
 from backend.common.pagination import decode_parsed_cursor, encode_cursor
 from backend.db import get_session
-from backend.errors import NotFound
 from backend.events.schemas import EventListSchema
 from backend.load import expensive
-from backend.stats import export, queries, schemas
+from backend.stats import check_ins, export, queries, responses, schemas
 
 blp = Blueprint(
     "stats",
     __name__,
     url_prefix="/api/v1/stats",
-    description="Statistics: closure rates against the 98% benchmark (结案率) and overdue events",
+    description="Statistics: closure rates against the 98% benchmark (结案率), overdue events, "
+    "check-in rates of emergency units (报岗率) and how fast they answer calls",
 )
 
 JSON = "application/json"
@@ -37,23 +38,11 @@ CSV_HEADERS = {
 }
 
 
-def in_scope(area: str) -> str:
-    """The area, if the caller may read its whole subtree; otherwise 404, as for other reads."""
-    actor = current_actor()
-    allowed = (
-        actor.is_admin
-        or (actor.role == "worker" and area in actor.grid_codes)
-        or (actor.role != "worker" and actor.area_code is not None and area.startswith(actor.area_code))
-    )
-    if not allowed:
-        raise NotFound(f"No area {area} in your scope.")
-    return area
-
-
 def _stats(args: dict[str, Any]) -> queries.ClosureStats:
+    queries.check_reader(current_actor(), args["area"], args["group_by"])
     return queries.closure_stats(
         get_session(),
-        area=in_scope(args["area"]),
+        area=args["area"],
         window_from=args["from_"],
         window_to=args["to"],
         as_of=args["as_of"],
@@ -170,7 +159,8 @@ class Overdue(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List open events past their due time in an area's subtree, oldest due first"""
         session = get_session()
-        queries.check_area(session, in_scope(args["area"]))
+        queries.check_reader(current_actor(), args["area"])
+        queries.check_area(session, args["area"])
         after = decode_parsed_cursor(args.get("cursor"), (datetime.fromisoformat, uuid.UUID))
         limit = args["limit"]
         events = queries.overdue_events(
@@ -182,3 +172,40 @@ class Overdue(MethodView):
             # Overdue events all have a due time.
             next_cursor = encode_cursor([cast(datetime, last.due_at).isoformat(), str(last.id)])
         return {"items": events, "next_cursor": next_cursor}
+
+
+@blp.route("/check-ins")
+@expensive
+class CheckInStats(MethodView):
+    @blp.arguments(schemas.CheckInStatsArgsSchema, location="query")
+    @blp.response(200, schemas.CheckInStatsSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Check-in rates (报岗率) per local day and area against the 98% benchmark, with the
+        Wilson 95% interval"""
+        return check_ins.check_in_stats(
+            get_session(),
+            actor=current_actor(),
+            area=args.get("area"),
+            start=args.get("from_"),
+            end=args.get("to"),
+            group_by=args["group_by"],
+            benchmark=args["benchmark"],
+        )
+
+
+@blp.route("/alert-responses")
+@expensive
+class ResponseStats(MethodView):
+    @blp.arguments(schemas.DaysArgsSchema, location="query")
+    @blp.response(200, schemas.ResponseStatsSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """How fast called units acknowledge and arrive, by the unit's area or by day, week or
+        month"""
+        return responses.response_stats(
+            get_session(),
+            actor=current_actor(),
+            area=args.get("area"),
+            start=args.get("from_"),
+            end=args.get("to"),
+            group_by=args["group_by"],
+        )

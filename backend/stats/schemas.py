@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -10,10 +10,30 @@ from webargs.fields import DelimitedList
 
 from backend.common.fields import Geometry, area_code
 from backend.common.pagination import CursorArgsSchema
-from backend.stats.queries import DEFAULT_BENCHMARK, GROUP_KEYS, MAX_GROUP_BY
+from backend.stats import days, queries
+from backend.stats.validation import MAX_GROUP_BY, Limits
 from geo.crs import SUPPORTED_CRS
 
-DEFAULT_WINDOW = timedelta(days=365)
+
+def group_by_field(limits: Limits, description: str) -> DelimitedList:
+    """The `group_by` query parameter of a kind of statistics (checked in full by
+    backend.stats.validation; the schema lists the keys for the documentation)."""
+    return DelimitedList(
+        ma.fields.String(validate=ma.validate.OneOf(limits.keys)),
+        load_default=list,
+        validate=ma.validate.Length(max=MAX_GROUP_BY),
+        metadata={
+            "description": f"Up to {MAX_GROUP_BY} of {', '.join(limits.keys)}, comma separated; {description}"
+        },
+    )
+
+
+def benchmark_field(description: str) -> ma.fields.Float:
+    return ma.fields.Float(
+        load_default=queries.DEFAULT_BENCHMARK,
+        validate=ma.validate.Range(0, 1, min_inclusive=False),
+        metadata={"description": f"{description}, in (0, 1]"},
+    )
 
 
 class ClosureArgsSchema(ma.Schema):
@@ -28,20 +48,10 @@ class ClosureArgsSchema(ma.Schema):
     as_of = ma.fields.AwareDateTime(
         metadata={"description": "Count what was closed by this time (default: now)"}
     )
-    group_by = DelimitedList(
-        ma.fields.String(validate=ma.validate.OneOf(GROUP_KEYS)),
-        load_default=list,
-        validate=ma.validate.Length(max=MAX_GROUP_BY),
-        metadata={
-            "description": f"Up to {MAX_GROUP_BY} of {', '.join(GROUP_KEYS)}, comma "
-            "separated; day, week (from Monday) and month are of due_at in Beijing time"
-        },
+    group_by = group_by_field(
+        queries.LIMITS, "day, week (from Monday) and month are of due_at in Beijing time"
     )
-    benchmark = ma.fields.Float(
-        load_default=DEFAULT_BENCHMARK,
-        validate=ma.validate.Range(0, 1, min_inclusive=False),
-        metadata={"description": "The closure rate to meet, in (0, 1]"},
-    )
+    benchmark = benchmark_field("The closure rate to meet")
     crs = ma.fields.String(
         load_default="wgs84",
         validate=ma.validate.OneOf(SUPPORTED_CRS),
@@ -54,7 +64,7 @@ class ClosureArgsSchema(ma.Schema):
         data.setdefault("to", data["as_of"])
         if "from_" not in data:
             try:
-                data["from_"] = data["to"] - DEFAULT_WINDOW
+                data["from_"] = data["to"] - queries.DEFAULT_WINDOW
             except OverflowError as error:
                 raise ma.ValidationError("Give `from`: `to` is too early for the default.", "from") from error
         data["group_by"] = tuple(data["group_by"])
@@ -162,6 +172,91 @@ class ClosureFeatureCollectionSchema(ma.Schema):
     benchmark = ma.fields.Float()
     group_by = ma.fields.List(ma.fields.String())
     totals = ma.fields.Nested(FiguresSchema)
+
+
+# --- check-in rates and alert responses: local days ------------------------------------------
+
+
+class DaysArgsSchema(ma.Schema):
+    area = area_code(metadata={"description": "Area code (default: everything you may see)"})
+    from_ = ma.fields.Date(
+        data_key="from",
+        metadata={"description": "First local day (Asia/Shanghai); default 30 days before to"},
+    )
+    to = ma.fields.Date(
+        metadata={
+            "description": "Day after the last (exclusive); default today for check-ins (complete "
+            "days only), tomorrow for alert responses"
+        }
+    )
+    group_by = group_by_field(days.LIMITS, "week is the local week from Monday")
+
+
+class CheckInStatsArgsSchema(DaysArgsSchema):
+    benchmark = benchmark_field("The check-in rate to meet")
+
+
+class GroupKeysSchema(ma.Schema):
+    district = ma.fields.String()
+    town = ma.fields.String()
+    village = ma.fields.String()
+    grid = ma.fields.String()
+    area_name = ma.fields.String(allow_none=True)
+    day = ma.fields.String(metadata={"description": "YYYY-MM-DD"})
+    week = ma.fields.String(metadata={"description": "The week's Monday, YYYY-MM-DD"})
+    month = ma.fields.String(metadata={"description": "YYYY-MM"})
+
+
+class CheckInFiguresSchema(ma.Schema):
+    active_units = ma.fields.Integer()
+    units_checked_in = ma.fields.Integer(metadata={"description": "Units with at least one check-in"})
+    active_unit_days = ma.fields.Integer()
+    checked_in_unit_days = ma.fields.Integer()
+    check_in_rate = ma.fields.Float(allow_none=True, metadata={"description": "报岗率"})
+    meets_benchmark = ma.fields.Boolean()
+    wilson_low = ma.fields.Float(allow_none=True)
+    wilson_high = ma.fields.Float(allow_none=True)
+    below_benchmark = ma.fields.Boolean(metadata={"description": "Wilson 95% upper bound < benchmark"})
+
+
+class CheckInGroupSchema(GroupKeysSchema, CheckInFiguresSchema):
+    pass
+
+
+class CheckInStatsSchema(ma.Schema):
+    area = ma.fields.String(allow_none=True)
+    from_ = ma.fields.Date(data_key="from", attribute="from")
+    to = ma.fields.Date()
+    group_by = ma.fields.List(ma.fields.String())
+    benchmark = ma.fields.Float()
+    total = ma.fields.Nested(CheckInFiguresSchema)
+    groups = ma.fields.List(ma.fields.Nested(CheckInGroupSchema))
+
+
+class ResponseFiguresSchema(ma.Schema):
+    alerts = ma.fields.Integer()
+    dispatches = ma.fields.Integer()
+    acknowledged = ma.fields.Integer()
+    arrived = ma.fields.Integer()
+    acknowledge_rate = ma.fields.Float(allow_none=True)
+    arrive_rate = ma.fields.Float(allow_none=True)
+    acknowledge_median_s = ma.fields.Float(allow_none=True)
+    acknowledge_p90_s = ma.fields.Float(allow_none=True)
+    arrive_median_s = ma.fields.Float(allow_none=True)
+    arrive_p90_s = ma.fields.Float(allow_none=True)
+
+
+class ResponseGroupSchema(GroupKeysSchema, ResponseFiguresSchema):
+    pass
+
+
+class ResponseStatsSchema(ma.Schema):
+    area = ma.fields.String(allow_none=True)
+    from_ = ma.fields.Date(data_key="from", attribute="from")
+    to = ma.fields.Date()
+    group_by = ma.fields.List(ma.fields.String())
+    total = ma.fields.Nested(ResponseFiguresSchema)
+    groups = ma.fields.List(ma.fields.Nested(ResponseGroupSchema))
 
 
 CSV_SCHEMA = {

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from backend.areas import service as areas
 from backend.gis import registry
 from backend.gis.params import CRS84, EPSG_4326, EPSG_4490, MAX_LIMIT
+from backend.stats.queries import wilson_interval
 from tests.conftest import client_as
 
 GEOJSON = "application/geo+json"
@@ -335,13 +336,13 @@ def test_grid_closure_layer_counts_due_and_closed_events_in_the_period(app, acco
         ),
         {"c": grid},
     ).one()
-    # Three events due in March 2030: two closed (one late), one still open; one due in April.
+    # Three events due in March 2024: two closed (one late), one still open; one due in April.
     for n, (due, closed) in enumerate(
         [
-            ("2030-03-05", "2030-03-04"),
-            ("2030-03-10", "2030-03-12"),
-            ("2030-03-20", None),
-            ("2030-04-02", "2030-04-01"),
+            ("2024-03-05", "2024-03-04"),
+            ("2024-03-10", "2024-03-12"),
+            ("2024-03-20", None),
+            ("2024-04-02", "2024-04-01"),
         ]
     ):
         session.execute(
@@ -360,7 +361,7 @@ def test_grid_closure_layer_counts_due_and_closed_events_in_the_period(app, acco
     session.commit()
     supervisor = client_as(app, accounts, "supervisor")
     url = (
-        f"/ogc/collections/grid_closure/items?area={grid}&datetime=2030-03-01T00:00:00Z/2030-04-01T00:00:00Z"
+        f"/ogc/collections/grid_closure/items?area={grid}&datetime=2024-03-01T00:00:00Z/2024-04-01T00:00:00Z"
     )
     response = supervisor.get(url)
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
@@ -368,5 +369,7 @@ def test_grid_closure_layer_counts_due_and_closed_events_in_the_period(app, acco
     props = feature["properties"]
     assert (props["due"], props["closed"], props["closed_on_time"]) == (3, 2, 1)
     assert props["closure_rate"] == pytest.approx(2 / 3) and props["meets_benchmark"] is False
+    assert (props["wilson_low"], props["wilson_high"]) == pytest.approx(wilson_interval(2, 3))
+    assert props["below_benchmark"] is True  # even the interval's top, 0.94, is under 98%
     other = client_as(app, accounts, "other_supervisor").get(url)
     assert other.json["features"] == []  # statistics stay within the caller's scope

@@ -9,7 +9,8 @@ from pyproj import Geod
 from sqlalchemy import text
 
 from backend.errors import ValidationFailed
-from backend.org import alerts, queries
+from backend.org import alerts
+from backend.stats.days import local_today
 from tests.conftest import client_as
 from tests.factories import add_square_tree
 from tests.org.factories import (
@@ -246,7 +247,7 @@ def test_response_statistics_by_area_and_day(client, session, tree):
     assert groups["330200"]["arrive_rate"] == 0 and groups["330200"]["area_name"] == "邻区"
     assert body["total"]["alerts"] == 3 and body["total"]["dispatches"] == 6
     assert body["total"]["acknowledge_median_s"] == pytest.approx(40)
-    today = queries.local_today().isoformat()
+    today = local_today().isoformat()
     by_day = client.get("/api/v1/stats/alert-responses?group_by=day").json["groups"]
     assert [(g["day"], g["alerts"]) for g in by_day] == [(today, 3)]
 

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from backend.common.pagination import encode_cursor
 from geo.geojson import parse_geometry
 from tests import factories
+from tests.conftest import client_as
 from tests.stats.reference import Ev, insert_events
 
 T0 = datetime(2025, 9, 1, tzinfo=UTC)
@@ -262,7 +263,7 @@ def test_closure_geojson_needs_an_area_level_first(client, history):  # type: ig
         ({"area": "999999"}, "area"),
         ({"from": "2025-10-01T00:00:00Z", "to": "2025-09-01T00:00:00Z"}, "from"),
         ({"from": "2025-10-01T00:00:00Z", "to": "2025-10-01T00:00:00Z"}, "from"),
-        ({"from": "2000-01-01T00:00:00Z", "to": "2025-01-01T00:00:00Z"}, "to"),
+        ({"from": "2000-01-01T00:00:00Z", "to": "2025-01-01T00:00:00Z"}, "from"),
         ({"from": "2025-09-01T00:00:00"}, "from"),
         ({"as_of": "yesterday"}, "as_of"),
         ({"group_by": "grid,province"}, "group_by"),
@@ -400,3 +401,24 @@ def test_json_body_is_what_the_response_schema_dumps(client, history):  # type: 
         {**vars(stats), "groups": [{"key": g.key, **vars(g.figures)} for g in stats.groups]}
     )
     assert body == dumped
+
+
+def test_per_person_figures_are_not_for_gis_keys(app, accounts):  # type: ignore[no-untyped-def]
+    town = {"area": "440117103", "from": QUERY["from"], "to": QUERY["to"]}
+    gis = client_as(app, accounts, "gis")
+    for path in ("/api/v1/stats/closure", "/api/v1/stats/closure.csv", "/api/v1/stats/closure.geojson"):
+        # (A map's first grouping must be an area level: worker alone is a 422 there.)
+        for grouping in ("grid,worker",) if path.endswith(".geojson") else ("worker", "grid,worker"):
+            response = gis.get(path, query_string={**town, "group_by": grouping})
+            assert response.status_code == 403, (path, response.json)
+            assert response.content_type == "application/problem+json"
+            assert "not for GIS keys" in response.json["detail"]
+        assert gis.get(path, query_string={**town, "group_by": "grid"}).status_code == 200
+    supervisor = client_as(app, accounts, "supervisor")
+    assert (
+        supervisor.get("/api/v1/stats/closure", query_string={**town, "group_by": "worker"}).status_code
+        == 200
+    )
+    # Outside the key's scope it stays not found, whatever the grouping.
+    other = {**town, "area": "440117104", "group_by": "worker"}
+    assert gis.get("/api/v1/stats/closure", query_string=other).status_code == 404
