@@ -14,13 +14,6 @@ from backend.auth.service import Actor
 from backend.errors import NotFound
 from backend.org.models import Building, EmergencyUnit, PartyBranch, PartyGroup
 
-
-def _checked_area(session: Session, actor: Actor, code: str) -> Any:
-    if not actor.reads_area(code):
-        raise NotFound(f"No area {code}.")
-    return areas.get_area(session, code)
-
-
 # --- profile ----------------------------------------------------------------------------------
 
 

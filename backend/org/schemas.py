@@ -6,15 +6,12 @@ from typing import Any, cast
 
 import marshmallow as ma
 from shapely.geometry import Point
-from webargs.fields import DelimitedList
 
 from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, Text, area_code
 from backend.common.pagination import CursorArgsSchema
 from backend.org import buildings, imports, units
 from backend.org.models import ALERT_KINDS, GROUP_KINDS, UNIT_KINDS
-from backend.stats.days import GROUP_KEYS
-from backend.stats.queries import DEFAULT_BENCHMARK
 from geo.crs import SUPPORTED_CRS, transform_geometry
 from geo.geojson import GeometryError, parse_geometry
 
@@ -427,94 +424,6 @@ class ProfileSchema(ScopedSchema):
     emergency_units = ma.fields.Integer()
     active_emergency_units = ma.fields.Integer()
     workers = ma.fields.Integer(metadata={"description": "Grid workers assigned in the subtree"})
-
-
-class StatsArgsSchema(ma.Schema):
-    area = area_code(metadata={"description": "Area code (default: everything you may see)"})
-    from_ = ma.fields.Date(
-        data_key="from",
-        metadata={"description": "First local day (Asia/Shanghai); default 30 days before to"},
-    )
-    to = ma.fields.Date(
-        metadata={
-            "description": "Day after the last (exclusive); default today for check-ins (complete "
-            "days only), tomorrow for alert responses"
-        }
-    )
-    group_by = DelimitedList(
-        ma.fields.String(validate=ma.validate.OneOf(GROUP_KEYS)),
-        load_default=[],
-        metadata={
-            "description": "Up to two of district, town, village, grid, day, week, month, comma-separated"
-        },
-    )
-
-
-class CheckInStatsArgsSchema(StatsArgsSchema):
-    benchmark = ma.fields.Float(load_default=DEFAULT_BENCHMARK, validate=ma.validate.Range(0, 1))
-
-
-class GroupKeysSchema(ma.Schema):
-    district = ma.fields.String()
-    town = ma.fields.String()
-    village = ma.fields.String()
-    grid = ma.fields.String()
-    area_name = ma.fields.String(allow_none=True)
-    day = ma.fields.String(metadata={"description": "YYYY-MM-DD"})
-    week = ma.fields.String(metadata={"description": "The week's Monday, YYYY-MM-DD"})
-    month = ma.fields.String(metadata={"description": "YYYY-MM"})
-
-
-class CheckInFiguresSchema(ma.Schema):
-    active_units = ma.fields.Integer()
-    units_checked_in = ma.fields.Integer(metadata={"description": "Units with at least one check-in"})
-    active_unit_days = ma.fields.Integer()
-    checked_in_unit_days = ma.fields.Integer()
-    check_in_rate = ma.fields.Float(allow_none=True, metadata={"description": "报岗率"})
-    meets_benchmark = ma.fields.Boolean()
-    wilson_low = ma.fields.Float(allow_none=True)
-    wilson_high = ma.fields.Float(allow_none=True)
-    below_benchmark = ma.fields.Boolean(metadata={"description": "Wilson 95% upper bound < benchmark"})
-
-
-class CheckInGroupSchema(GroupKeysSchema, CheckInFiguresSchema):
-    pass
-
-
-class CheckInStatsSchema(ma.Schema):
-    area = ma.fields.String(allow_none=True)
-    from_ = ma.fields.Date(data_key="from", attribute="from")
-    to = ma.fields.Date()
-    group_by = ma.fields.List(ma.fields.String())
-    benchmark = ma.fields.Float()
-    total = ma.fields.Nested(CheckInFiguresSchema)
-    groups = ma.fields.List(ma.fields.Nested(CheckInGroupSchema))
-
-
-class ResponseFiguresSchema(ma.Schema):
-    alerts = ma.fields.Integer()
-    dispatches = ma.fields.Integer()
-    acknowledged = ma.fields.Integer()
-    arrived = ma.fields.Integer()
-    acknowledge_rate = ma.fields.Float(allow_none=True)
-    arrive_rate = ma.fields.Float(allow_none=True)
-    acknowledge_median_s = ma.fields.Float(allow_none=True)
-    acknowledge_p90_s = ma.fields.Float(allow_none=True)
-    arrive_median_s = ma.fields.Float(allow_none=True)
-    arrive_p90_s = ma.fields.Float(allow_none=True)
-
-
-class ResponseGroupSchema(GroupKeysSchema, ResponseFiguresSchema):
-    pass
-
-
-class ResponseStatsSchema(ma.Schema):
-    area = ma.fields.String(allow_none=True)
-    from_ = ma.fields.Date(data_key="from", attribute="from")
-    to = ma.fields.Date()
-    group_by = ma.fields.List(ma.fields.String())
-    total = ma.fields.Nested(ResponseFiguresSchema)
-    groups = ma.fields.List(ma.fields.Nested(ResponseGroupSchema))
 
 
 # --- from loaded input to the service's inputs ------------------------------------------------

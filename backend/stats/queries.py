@@ -61,6 +61,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 from sqlalchemy.orm import Session
 
+from backend.areas import service as areas
+from backend.areas.models import CODE_LENGTH
 from backend.auth.service import Actor, Forbidden
 from backend.db import driver_rows
 from backend.errors import NotFound, ValidationFailed, field_error
@@ -81,7 +83,6 @@ DEFAULT_BENCHMARK = 0.98
 Z95 = 1.959964
 HASH_MEMORY = {"work_mem": "64MB", "multiplier": "8"}  # for this transaction only
 
-SCOPE_COLUMN = {6: "district_code", 9: "town_code", 12: "village_code", 15: "grid_code"}
 KEY_SQL = {
     "district": "e.district_code",
     "town": "e.town_code",
@@ -216,8 +217,13 @@ def check_closure_query(
     )
 
 
+def _scope_column(area: str) -> str:
+    """The events column that holds the code of an area of this one's level."""
+    return str(Event.code_column(areas.level_of(area) or "grid").key)
+
+
 def _area_errors(session: Session, area: str) -> list[dict[str, Any]]:
-    if len(area) not in SCOPE_COLUMN or not (area.isascii() and area.isdigit()):
+    if areas.level_of(area) is None:
         return [field_error("area", "Must be a 6, 9, 12 or 15-digit area code.", location="query")]
     if not session.scalar(text("SELECT EXISTS (SELECT 1 FROM areas WHERE code = :code)"), {"code": area}):
         return [field_error("area", f"No area has the code {area}.", location="query")]
@@ -397,7 +403,7 @@ def closure_stats(
     driver_rows(session, _HASH_MEMORY_SQL, HASH_MEMORY)
     rows = driver_rows(  # SQLAlchemy's result handling of thousands of groups costs more
         session,
-        _closure_sql(SCOPE_COLUMN[len(area)], group_by),
+        _closure_sql(_scope_column(area), group_by),
         {
             "area": area,
             "window_from": window_from,
@@ -470,7 +476,7 @@ class AreaShape:
 
 def area_shapes(session: Session, *, level: str, area: str) -> list[AreaShape]:
     """The current polygons of one level's areas within (or above) an area, by code."""
-    length = {"district": 6, "town": 9, "village": 12, "grid": 15}[level]
+    length = CODE_LENGTH[level]
     if length >= len(area):
         where, params = "left(code, :n) = :area", {"n": len(area), "area": area}
     else:
@@ -495,11 +501,10 @@ def overdue_events(
 ) -> list[Event]:
     """Open events (neither closed nor rejected) past their due time, oldest due first."""
     check_area(session, area)
-    column = SCOPE_COLUMN[len(area)]
     query = (
         select(Event)
         .where(
-            getattr(Event, column) == area,
+            Event.code_column(areas.level_of(area) or "grid") == area,
             Event.status.not_in(("closed", "rejected")),
             Event.due_at < as_of,
         )
