@@ -26,9 +26,11 @@ def create_app(
     session_factory: sessionmaker | None = None,  # type: ignore[type-arg]
 ) -> flask.Flask:
     """Build the app: engine, session factory, GIS layers, Api and blueprints. Nothing happens at import."""
-    from backend.api import make_api, register_blueprints
+    from backend.api import make_api, register_blueprints, register_operator_routes
     from backend.cli import register_commands
+    from backend.events.lifecycle import ACTIONS
     from backend.gis import layers
+    from backend.ops import metrics, requestlog
 
     settings = settings or config_module.from_environ()
     app = flask.Flask(__name__)
@@ -40,13 +42,18 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if session_factory is None:
         engine = db.make_engine(settings.database_url, settings.pool_size)
+        metrics.watch_pool(engine, limit=2 * settings.pool_size)  # the pool's size plus its overflow
         session_factory = sessionmaker(engine, expire_on_commit=False)
     db.init_app(app, session_factory)
     layers.register_all()
     api = make_api(app)
     register_blueprints(api)
+    register_operator_routes(app)
+    metrics.init_labels(ACTIONS)
     from backend.auth.context import authenticate_request
 
+    # First, so that the request's time and log line include signing in.
+    requestlog.init_app(app)
     app.before_request(authenticate_request)
     register_commands(app)
     return app

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
@@ -19,6 +19,7 @@ from backend.auth.service import Actor, Forbidden
 from backend.db import driver_rows
 from backend.errors import Conflict, NotFound, ValidationFailed, field_error
 from backend.events.models import CATEGORY_CODE, Category, Event
+from backend.ops import metrics
 from geo.crs import to_wgs84
 
 
@@ -181,6 +182,7 @@ def report_event(
     }
     row = next(iter(driver_rows(session, _INSERT_EVENT, params)), None)
     if row is not None:
+        metrics.count_report(session, assignment.method)
         # A detached Event for the answer; the row itself is already written.
         return Event(**dict(zip(_EVENT_COLUMNS, row, strict=True))), True
     stored = session.get(Event, event_id, populate_existing=True)
@@ -276,6 +278,17 @@ def update_category(session: Session, code: str, **changes: Any) -> Category:
         setattr(category, name, value)
     session.flush()
     return category
+
+
+_OPEN_OVERDUE = text(
+    "SELECT count(*) FROM events WHERE status NOT IN ('closed', 'rejected') AND due_at < now()"
+)
+
+
+def count_open_overdue(session: Session) -> int:
+    """Open events (neither closed nor rejected) past their due time, everywhere: one count over
+    the index of open events by due time."""
+    return int(session.execute(_OPEN_OVERDUE).scalar_one())
 
 
 _NEARBY_OPEN = (
