@@ -37,6 +37,15 @@ class Settings:
     max_photos_per_event: int = 9
     # Serve the area collections and tiles of /ogc and /tiles to callers without credentials.
     ogc_anonymous_areas: bool = False
+    # Housekeeping: how often the server sweeps (0: never), and what it keeps.
+    housekeeping_every_s: int = 3600
+    # Login attempt counters, after their window ended (only the current window counts).
+    keep_login_attempts_hours: int = 24
+    # Refresh tokens, after they expired or were revoked (neither works again).
+    keep_refresh_tokens_days: int = 7
+    # A phone's sync cursors: none older than this, and at most this many per user.
+    keep_sync_states_days: int = 30
+    keep_sync_states_per_user: int = 10
 
 
 def settings() -> Settings:
@@ -71,6 +80,17 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         max_photo_bytes=int(env.get("WANGGE_MAX_PHOTO_BYTES", defaults.max_photo_bytes)),
         max_photos_per_event=int(env.get("WANGGE_MAX_PHOTOS", defaults.max_photos_per_event)),
         ogc_anonymous_areas=_flag(env.get("WANGGE_OGC_ANONYMOUS_AREAS")),
+        housekeeping_every_s=int(env.get("WANGGE_HOUSEKEEPING_EVERY_S", defaults.housekeeping_every_s)),
+        keep_login_attempts_hours=int(
+            env.get("WANGGE_KEEP_LOGIN_ATTEMPTS_HOURS", defaults.keep_login_attempts_hours)
+        ),
+        keep_refresh_tokens_days=int(
+            env.get("WANGGE_KEEP_REFRESH_TOKENS_DAYS", defaults.keep_refresh_tokens_days)
+        ),
+        keep_sync_states_days=int(env.get("WANGGE_KEEP_SYNC_STATES_DAYS", defaults.keep_sync_states_days)),
+        keep_sync_states_per_user=int(
+            env.get("WANGGE_KEEP_SYNC_STATES_PER_USER", defaults.keep_sync_states_per_user)
+        ),
     )
 
 

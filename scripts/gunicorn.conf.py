@@ -1,16 +1,20 @@
-"""gunicorn's settings for `make run` and the tests: metrics across workers.
+"""gunicorn's settings for `make run` and the tests: metrics across workers, housekeeping beside them.
 
 - Metrics: every worker writes its own files in PROMETHEUS_MULTIPROC_DIR and a scrape adds them
   up (prometheus_client's multiprocess mode). The variable must be set before the app, and so
   prometheus_client, is imported (--preload imports it right after reading this file), and the
   directory must start empty: a fresh temporary one per server start, or the given one emptied.
   A worker that exits takes its live gauges (pool connections in use) with it: child_exit.
+- Housekeeping: `flask housekeeping --loop` runs beside the workers, started when the server is
+  ready and stopped when it exits; it sweeps every WANGGE_HOUSEKEEPING_EVERY_S (0: never).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -38,6 +42,17 @@ def _metrics_dir() -> None:
 _metrics_dir()
 
 
+def when_ready(server):  # type: ignore[no-untyped-def]
+    hidden = ("PROMETHEUS_MULTIPROC_DIR", _MADE_BY, _TEMPORARY)
+    env = {key: value for key, value in os.environ.items() if key not in hidden}
+    # On the arbiter, which outlives the re-readings of this file.
+    server.wangge_housekeeping = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "backend", "housekeeping", "--loop"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     from prometheus_client import multiprocess
 
@@ -45,5 +60,12 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
 
 
 def on_exit(server):  # type: ignore[no-untyped-def]
+    housekeeping = getattr(server, "wangge_housekeeping", None)
+    if housekeeping is not None and housekeeping.poll() is None:
+        housekeeping.terminate()
+        try:
+            housekeeping.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            housekeeping.kill()
     if os.environ.get(_TEMPORARY):
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -42,7 +42,7 @@ MSG
 # --preload imports the app once and forks the workers from it: a faster start. --reuse-port gives
 # each worker its own listening socket, so the kernel spreads connections over the workers; without
 # it the first idle worker accepts every keep-alive connection and the others stand by.
-# scripts/gunicorn.conf.py sets up the metrics of all workers.
+# scripts/gunicorn.conf.py sets up the metrics of all workers and runs housekeeping beside them.
 # The app logs one JSON line per request to stderr; gunicorn's access log would repeat it with
 # the query string, which may carry an API key.
 exec .venv/bin/python -m gunicorn -c scripts/gunicorn.conf.py -b "$host:$port" -w "${WANGGE_WORKERS:-2}" \

@@ -211,13 +211,15 @@ def _free_port() -> int:
 @contextmanager
 def gunicorn(database_url: str, workers: int = 4, log_path: Path | None = None, **env: str) -> Iterator[str]:
     """Run the app under gunicorn on a free loopback port; yield its base URL. Its log (stderr)
-    goes to `log_path`, kept, when given."""
+    goes to `log_path`, kept, when given; housekeeping runs only when WANGGE_HOUSEKEEPING_EVERY_S
+    asks for it."""
     port = _free_port()
     environ = {
         **os.environ,
         **FAST_AUTH_ENV,
         "DATABASE_URL": database_url,
         "WANGGE_POOL_SIZE": "4",
+        "WANGGE_HOUSEKEEPING_EVERY_S": "0",
         **env,
     }
     # Logs go to a file: a pipe nobody reads would fill up and stall the server.
