@@ -37,6 +37,8 @@ class Settings:
     max_photos_per_event: int = 9
     # Serve the area collections and tiles of /ogc and /tiles to callers without credentials.
     ogc_anonymous_areas: bool = False
+    # PostgreSQL 15's client programs, for backups (pg_dump, pg_restore).
+    pg_bin: Path = Path("/usr/lib/postgresql/15/bin")
     # Housekeeping: how often the server sweeps (0: never), and what it keeps.
     housekeeping_every_s: int = 3600
     # Login attempt counters, after their window ended (only the current window counts).
@@ -80,6 +82,7 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         max_photo_bytes=int(env.get("WANGGE_MAX_PHOTO_BYTES", defaults.max_photo_bytes)),
         max_photos_per_event=int(env.get("WANGGE_MAX_PHOTOS", defaults.max_photos_per_event)),
         ogc_anonymous_areas=_flag(env.get("WANGGE_OGC_ANONYMOUS_AREAS")),
+        pg_bin=Path(env.get("PG_BIN", defaults.pg_bin)),
         housekeeping_every_s=int(env.get("WANGGE_HOUSEKEEPING_EVERY_S", defaults.housekeeping_every_s)),
         keep_login_attempts_hours=int(
             env.get("WANGGE_KEEP_LOGIN_ATTEMPTS_HOURS", defaults.keep_login_attempts_hours)

@@ -1,4 +1,4 @@
-"""Flask commands for operators: housekeeping."""
+"""Flask commands for operators: backups and housekeeping."""
 
 from __future__ import annotations
 
@@ -6,19 +6,60 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 import flask
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
-from backend.ops import housekeeping
+from backend.ops import backup, housekeeping
+
+backup_cli = AppGroup("backup", help="Back up and restore the database and the media files.")
 
 
 def _settings() -> Settings:
     value: Settings = flask.current_app.config["SETTINGS"]
     return value
+
+
+@backup_cli.command("create")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def create_backup(directory: Path) -> None:
+    """Back up the database (pg_dump) and MEDIA_DIR into DIRECTORY, new or empty."""
+    settings = _settings()
+    try:
+        summary = backup.create(settings.database_url, settings.media_dir, directory, settings.pg_bin)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"backed up the database and {summary.media_files} media files into {directory}"
+        f" ({summary.bytes / 1e6:.1f} MB, {summary.files} files in {backup.MANIFEST})"
+    )
+
+
+@backup_cli.command("verify")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def verify_backup(directory: Path) -> None:
+    """Check every file of a backup against its manifest."""
+    try:
+        entries = backup.verify(directory)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{directory}: all {len(entries)} files match {backup.MANIFEST}")
+
+
+@backup_cli.command("restore")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def restore_backup(directory: Path) -> None:
+    """Restore a backup into the (empty) database of DATABASE_URL and into MEDIA_DIR."""
+    settings = _settings()
+    try:
+        summary = backup.restore(settings.database_url, settings.media_dir, directory, settings.pg_bin)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"restored the database and {summary.media_files} media files from {directory}")
 
 
 def _line(msg: str, **fields: object) -> str:
