@@ -6,6 +6,7 @@ COPY alembic.ini ./
 COPY backend backend
 COPY geo geo
 COPY migrations migrations
+COPY scripts/gunicorn.conf.py scripts/
 ENV WANGGE_HOST=0.0.0.0 WANGGE_PORT=5000
 EXPOSE 5000
-CMD ["sh", "-c", "flask --app backend.wsgi demo prepare && exec gunicorn -b ${WANGGE_HOST}:${WANGGE_PORT} -w 4 --worker-class gthread --threads 4 --reuse-port backend.wsgi:app"]
+CMD ["sh", "-c", "flask --app backend.wsgi demo prepare && exec gunicorn -c scripts/gunicorn.conf.py -b ${WANGGE_HOST}:${WANGGE_PORT} -w 4 --worker-class gthread --threads 4 --reuse-port backend.wsgi:app"]

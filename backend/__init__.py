@@ -27,9 +27,11 @@ def create_app(
 ) -> flask.Flask:
     """Build the app: engine, session factory, GIS layers, Api and blueprints. Nothing happens at import."""
     from backend import load
-    from backend.api import make_api, register_blueprints
+    from backend.api import make_api, register_blueprints, register_operator_routes
     from backend.cli import register_commands
+    from backend.events.lifecycle import ACTIONS
     from backend.gis import layers
+    from backend.ops import metrics, requestlog
 
     settings = settings or config_module.from_environ()
     app = flask.Flask(__name__)
@@ -43,13 +45,18 @@ def create_app(
         engine = db.make_engine(
             settings.database_url, settings.pool_size, settings.statement_timeout_ms, settings.lock_timeout_ms
         )
+        metrics.watch_pool(engine, limit=2 * settings.pool_size)  # the pool's size plus its overflow
         session_factory = sessionmaker(engine, expire_on_commit=False)
     db.init_app(app, session_factory)
     layers.register_all()
     api = make_api(app)
     register_blueprints(api)
+    register_operator_routes(app)
+    metrics.init_labels(ACTIONS)
     from backend.auth.context import authenticate_request
 
+    # First, so that the request's time and log line include signing in.
+    requestlog.init_app(app)
     app.before_request(authenticate_request)
     load.init_app(app)
     register_commands(app)

@@ -139,3 +139,10 @@ def register_blueprints(api: Api) -> None:
         api.register_blueprint(module.blp)
     # The downloads are documented from the layer registry, so their blueprint is built now.
     gis.register(api)
+
+
+def register_operator_routes(app: flask.Flask) -> None:
+    """Routes for the service's operators, outside the API and its document: /metrics."""
+    from backend.ops import routes as ops
+
+    app.register_blueprint(ops.blp)

@@ -278,6 +278,10 @@ def create_api_key(name: str, area_code: str) -> None:
 
 
 def register_commands(app: flask.Flask) -> None:
+    from backend.ops import cli as ops
+
+    app.cli.add_command(ops.backup_cli)
+    app.cli.add_command(ops.housekeeping_command)
     app.cli.add_command(areas_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(org_cli)

@@ -47,6 +47,17 @@ class Settings:
     expensive_wait_s: float = 0.0
     expensive_per_caller: int = 2
     expensive_timeout_ms: int = 60_000
+    # PostgreSQL 15's client programs, for backups (pg_dump, pg_restore).
+    pg_bin: Path = Path("/usr/lib/postgresql/15/bin")
+    # Housekeeping: how often the server sweeps (0: never), and what it keeps.
+    housekeeping_every_s: int = 3600
+    # Login attempt counters, after their window ended (only the current window counts).
+    keep_login_attempts_hours: int = 24
+    # Refresh tokens, after they expired or were revoked (neither works again).
+    keep_refresh_tokens_days: int = 7
+    # A phone's sync cursors: none older than this, and at most this many per user.
+    keep_sync_states_days: int = 30
+    keep_sync_states_per_user: int = 10
 
 
 def settings() -> Settings:
@@ -87,6 +98,18 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         expensive_wait_s=float(env.get("WANGGE_EXPENSIVE_WAIT_S", defaults.expensive_wait_s)),
         expensive_per_caller=int(env.get("WANGGE_EXPENSIVE_PER_CALLER", defaults.expensive_per_caller)),
         expensive_timeout_ms=int(env.get("WANGGE_EXPENSIVE_TIMEOUT_MS", defaults.expensive_timeout_ms)),
+        pg_bin=Path(env.get("PG_BIN", defaults.pg_bin)),
+        housekeeping_every_s=int(env.get("WANGGE_HOUSEKEEPING_EVERY_S", defaults.housekeeping_every_s)),
+        keep_login_attempts_hours=int(
+            env.get("WANGGE_KEEP_LOGIN_ATTEMPTS_HOURS", defaults.keep_login_attempts_hours)
+        ),
+        keep_refresh_tokens_days=int(
+            env.get("WANGGE_KEEP_REFRESH_TOKENS_DAYS", defaults.keep_refresh_tokens_days)
+        ),
+        keep_sync_states_days=int(env.get("WANGGE_KEEP_SYNC_STATES_DAYS", defaults.keep_sync_states_days)),
+        keep_sync_states_per_user=int(
+            env.get("WANGGE_KEEP_SYNC_STATES_PER_USER", defaults.keep_sync_states_per_user)
+        ),
     )
 
 

@@ -24,7 +24,8 @@ if ! python3 -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SO
   exit 1
 fi
 
-.venv/bin/flask --app backend.wsgi demo prepare
+# Through the venv's python: a copied .venv's scripts still name the original's python.
+.venv/bin/python -m flask --app backend.wsgi demo prepare
 
 cat <<MSG
 
@@ -32,6 +33,7 @@ Wangge is serving on http://$host:$port
   API:      http://$host:$port/api/v1/areas
   Docs:     http://$host:$port/docs  (OpenAPI document: http://$host:$port/openapi.json)
   Health:   http://$host:$port/healthz  http://$host:$port/readyz
+  Metrics:  http://$host:$port/metrics  (from this machine, or with an admin's token)
   Sign in: POST /api/v1/auth/token with {"username": ..., "password": ...} (demo logins above)
 Try:
   curl -H 'X-API-Key: wg_demogis1_conghua-demo-gis-key-not-secret' \\
@@ -40,5 +42,8 @@ MSG
 # --preload imports the app once and forks the workers from it: a faster start. --reuse-port gives
 # each worker its own listening socket, so the kernel spreads connections over the workers; without
 # it the first idle worker accepts every keep-alive connection and the others stand by.
-exec .venv/bin/gunicorn -b "$host:$port" -w "${WANGGE_WORKERS:-2}" --worker-class gthread \
-  --threads "${WANGGE_THREADS:-4}" --reuse-port --preload --access-logfile - backend.wsgi:app
+# scripts/gunicorn.conf.py sets up the metrics of all workers and runs housekeeping beside them.
+# The app logs one JSON line per request to stderr; gunicorn's access log would repeat it with
+# the query string, which may carry an API key.
+exec .venv/bin/python -m gunicorn -c scripts/gunicorn.conf.py -b "$host:$port" -w "${WANGGE_WORKERS:-2}" \
+  --worker-class gthread --threads "${WANGGE_THREADS:-4}" --reuse-port --preload backend.wsgi:app

@@ -215,15 +215,34 @@ class Server(str):
 
 
 @contextmanager
-def gunicorn(database_url: str, workers: int = 4, **env: str) -> Iterator[Server]:
-    """Run the app under gunicorn on a free loopback port; yield its base URL."""
+def gunicorn(
+    database_url: str, workers: int = 4, log_path: Path | None = None, **env: str
+) -> Iterator[Server]:
+    """Run the app under gunicorn on a free loopback port; yield its base URL. Its log (stderr)
+    goes to `log_path`, kept, when given; housekeeping runs only when WANGGE_HOUSEKEEPING_EVERY_S
+    asks for it."""
     port = _free_port()
-    environ = {**os.environ, **FAST_AUTH_ENV, "DATABASE_URL": database_url, "WANGGE_POOL_SIZE": "4", **env}
+    environ = {
+        **os.environ,
+        **FAST_AUTH_ENV,
+        "DATABASE_URL": database_url,
+        "WANGGE_POOL_SIZE": "4",
+        "WANGGE_HOUSEKEEPING_EVERY_S": "0",
+        **env,
+    }
     # Logs go to a file: a pipe nobody reads would fill up and stall the server.
-    log = tempfile.NamedTemporaryFile(prefix="wangge-gunicorn-", suffix=".log", delete=False)
+    if log_path is not None:
+        log = log_path.open("wb")
+    else:
+        log = tempfile.NamedTemporaryFile(prefix="wangge-gunicorn-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [
-            str(Path(sys.executable).parent / "gunicorn"),
+            # Through this python: a copied venv's scripts still name the original's python.
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "scripts" / "gunicorn.conf.py"),
             "-b",
             f"127.0.0.1:{port}",
             "-w",
@@ -261,7 +280,8 @@ def gunicorn(database_url: str, workers: int = 4, **env: str) -> Iterator[Server
         process.terminate()
         process.wait(timeout=10)
         log.close()
-        Path(log.name).unlink(missing_ok=True)
+        if log_path is None:
+            Path(log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

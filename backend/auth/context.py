@@ -57,8 +57,12 @@ def caller(*, anonymous_ok: bool = False) -> Actor | None:
         raise Unauthorized(SIGN_IN)
     kind, value = credential
     if kind == "bearer":
-        return service.actor_from_access_token(get_session(), settings(), value)
-    return service.actor_from_api_key(get_session(), value)
+        actor = service.actor_from_access_token(get_session(), settings(), value)
+    else:
+        actor = service.actor_from_api_key(get_session(), value)
+    # The request's actor, whichever route asked: the request log names it by id.
+    flask.g.actor = actor
+    return actor
 
 
 def authenticate_request() -> None:

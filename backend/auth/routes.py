@@ -14,6 +14,7 @@ from backend.common.pagination import decode_cursor, encode_cursor
 from backend.config import settings
 from backend.db import get_session
 from backend.errors import DomainError
+from backend.ops import metrics
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in, accounts and API keys")
 
@@ -54,9 +55,16 @@ class Token(MethodView):
     @blp.response(200, schemas.TokenSchema)
     def post(self, data: dict[str, Any]) -> service.TokenPair:
         """Sign in with a username and password"""
-        _limit_login(data["username"])
         session = get_session()
-        pair = service.login(session, settings(), data["username"], data["password"])
+        try:
+            _limit_login(data["username"])
+            pair = service.login(session, settings(), data["username"], data["password"])
+        except TooManyAttempts:
+            metrics.count_sign_in_failure("rate_limited")
+            raise
+        except service.Unauthorized:
+            metrics.count_sign_in_failure("credentials")
+            raise
         session.commit()
         return pair
 

@@ -16,7 +16,7 @@ GIS key) and answers every access question about that request:
   per-person figures; `sees_sensitive_text` for the free text of sensitive categories.
 
 The rule, stated once:
-- an admin reads and changes everything;
+- an admin reads and changes everything, and is the service's operator (reads its metrics);
 - a supervisor reads the subtree of their area and changes what lies strictly inside it;
 - a worker reads the rows of their grids and those the row names them in (the events they
   reported or were dispatched);
@@ -51,6 +51,11 @@ class Actor:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_operator(self) -> bool:
+        """Runs the service and may read its own figures (metrics): admins are operators."""
+        return self.is_admin
 
     @property
     def read_only(self) -> bool:

@@ -20,6 +20,7 @@ from backend.auth.service import Actor, Forbidden
 from backend.errors import Conflict, PreconditionFailed, ValidationFailed, field_error
 from backend.events.models import Category, Event, EventAction
 from backend.events.service import get_event
+from backend.ops import metrics
 
 OPEN = ("reported", "accepted", "dispatched", "in_progress")
 SUPERVISING = ("supervisor", "admin")
@@ -107,6 +108,7 @@ def act(session: Session, event_id: uuid.UUID, data: ActionInput, *, actor: Acto
         )
     )
     session.flush()
+    metrics.count_action(session, data.action)
     session.expire(event)
     return get_event(session, event.id, actor)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import event, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
@@ -19,6 +19,7 @@ from backend.auth.service import Actor, Forbidden
 from backend.db import driver_rows
 from backend.errors import Conflict, NotFound, ValidationFailed, field_error
 from backend.events.models import CATEGORY_CODE, Category, Event
+from backend.ops import metrics
 from geo.crs import to_wgs84
 
 
@@ -78,18 +79,39 @@ def _may_report_here(actor: Actor, assignment: areas.Assignment, outside: bool) 
         raise Forbidden(f"This place is {where}; send outside=true to report it anyway.")
 
 
+# A change here is seen at once by this process and within the TTL by the others.
 _CATEGORY_TTL_S = 30.0
-_categories: dict[str, tuple[float, int | None]] = {}
+_categories: dict[str, tuple[float, int]] = {}
 
 
 def category_sla_hours(session: Session, code: str) -> int | None:
-    """SLA hours of a category, or None if there is none: cached briefly, it is on every report."""
+    """SLA hours of a category, or None if there is none: cached briefly, it is on every report.
+
+    Only known codes are cached: unknown ones, sent by anyone, would fill the cache without
+    bound, and a category created a moment later must be found at once."""
     now = time.monotonic()
     cached = _categories.get(code)
-    if cached is None or now - cached[0] > _CATEGORY_TTL_S:
-        sla = session.scalar(select(Category.sla_hours).where(Category.code == code))
-        cached = _categories[code] = (now, sla)
-    return cached[1]
+    if cached is not None and now - cached[0] <= _CATEGORY_TTL_S:
+        return cached[1]
+    sla = session.scalar(select(Category.sla_hours).where(Category.code == code))
+    if sla is None:
+        _categories.pop(code, None)
+        return None
+    _categories[code] = (now, sla)
+    return sla
+
+
+def _forget_categories(session: Session) -> None:
+    """Drop the cached SLAs now and when this transaction ends: a value read meanwhile may be
+    this transaction's own, uncommitted one."""
+    _categories.clear()
+    for moment in ("after_commit", "after_rollback"):
+        if not event.contains(session, moment, _clear_categories):
+            event.listen(session, moment, _clear_categories)
+
+
+def _clear_categories(_session: Session) -> None:
+    _categories.clear()
 
 
 _EVENT_COLUMNS = [column.name for column in Event.__table__.columns]
@@ -181,6 +203,7 @@ def report_event(
     }
     row = next(iter(driver_rows(session, _INSERT_EVENT, params)), None)
     if row is not None:
+        metrics.count_report(session, assignment.method)
         # A detached Event for the answer; the row itself is already written.
         return Event(**dict(zip(_EVENT_COLUMNS, row, strict=True))), True
     stored = session.get(Event, event_id, populate_existing=True)
@@ -265,6 +288,7 @@ def create_category(
     )
     session.add(category)
     session.flush()
+    _forget_categories(session)
     return category
 
 
@@ -275,7 +299,19 @@ def update_category(session: Session, code: str, **changes: Any) -> Category:
     for name, value in changes.items():
         setattr(category, name, value)
     session.flush()
+    _forget_categories(session)
     return category
+
+
+_OPEN_OVERDUE = text(
+    "SELECT count(*) FROM events WHERE status NOT IN ('closed', 'rejected') AND due_at < now()"
+)
+
+
+def count_open_overdue(session: Session) -> int:
+    """Open events (neither closed nor rejected) past their due time, everywhere: one count over
+    the index of open events by due time."""
+    return int(session.execute(_OPEN_OVERDUE).scalar_one())
 
 
 _NEARBY_OPEN = (

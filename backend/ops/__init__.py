@@ -1,0 +1,1 @@
+"""Running the service: metrics, request logs, backups and housekeeping, for its operators."""

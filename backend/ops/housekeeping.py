@@ -1,0 +1,116 @@
+"""Housekeeping: the tables that grow with use lose the rows nothing reads any more.
+
+- `login_attempts`: a counter matters only in its own window; kept a while after it ends.
+- `refresh_tokens`: an expired or revoked token never works again; kept a while after.
+- `sync_states`: a phone resumes from its newest cursor (or the one before, when an answer was
+  lost); the newest few per user are kept, and none older than the retention.
+
+Each sweep deletes in batches, one transaction each, so no lock is held for long and a sweep
+that is stopped keeps what it did. Two sweeps at once (two servers) only share the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import TextClause, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.config import Settings
+from backend.db import session_scope
+
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Retention:
+    login_attempts_hours: int
+    login_window_s: int
+    refresh_tokens_days: int
+    sync_states_days: int
+    sync_states_per_user: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Retention:
+        return cls(
+            login_attempts_hours=settings.keep_login_attempts_hours,
+            login_window_s=settings.login_window_s,
+            refresh_tokens_days=settings.keep_refresh_tokens_days,
+            sync_states_days=settings.keep_sync_states_days,
+            sync_states_per_user=settings.keep_sync_states_per_user,
+        )
+
+
+_OLD_LOGIN_ATTEMPTS = text(
+    "DELETE FROM login_attempts WHERE ctid = ANY(ARRAY("
+    " SELECT ctid FROM login_attempts"
+    " WHERE window_start < now() - make_interval(secs => :seconds) LIMIT :batch))"
+)
+_OLD_REFRESH_TOKENS = text(
+    "DELETE FROM refresh_tokens WHERE id = ANY(ARRAY("
+    " SELECT id FROM refresh_tokens"
+    " WHERE LEAST(expires_at, revoked_at) < now() - make_interval(days => :days) LIMIT :batch))"
+)
+_OLD_SYNC_STATES = text(
+    "DELETE FROM sync_states WHERE id = ANY(ARRAY("
+    " SELECT id FROM sync_states"
+    " WHERE created_at < now() - make_interval(days => :days) LIMIT :batch))"
+)
+_SURPLUS_SYNC_STATES = text(
+    "DELETE FROM sync_states WHERE id = ANY(ARRAY("
+    " SELECT id FROM (SELECT id, row_number() OVER"
+    "  (PARTITION BY user_id ORDER BY created_at DESC, id DESC) AS newest FROM sync_states) ranked"
+    " WHERE newest > :keep LIMIT :batch))"
+)
+
+
+def delete_old_login_attempts(session: Session, *, hours: int, window_s: int, batch: int = BATCH) -> int:
+    """Counters whose window started more than `hours` ago; never one of the current window,
+    whatever the retention says, or deleting would lift the sign-in limits."""
+    seconds = max(hours * 3600, window_s)
+    return _delete(session, _OLD_LOGIN_ATTEMPTS, seconds=seconds, batch=batch)
+
+
+def delete_old_refresh_tokens(session: Session, *, days: int, batch: int = BATCH) -> int:
+    """Tokens that expired, or were revoked, more than `days` ago."""
+    return _delete(session, _OLD_REFRESH_TOKENS, days=days, batch=batch)
+
+
+def delete_old_sync_states(session: Session, *, days: int, per_user: int, batch: int = BATCH) -> int:
+    """Sync cursors older than `days`, then all but each user's newest `per_user`."""
+    deleted = _delete(session, _OLD_SYNC_STATES, days=days, batch=batch)
+    if deleted < batch:
+        deleted += _delete(session, _SURPLUS_SYNC_STATES, keep=per_user, batch=batch - deleted)
+    return deleted
+
+
+def _delete(session: Session, statement: TextClause, **params: int) -> int:
+    result = session.execute(statement, params)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def sweep(factory: sessionmaker[Session], retention: Retention, batch: int = BATCH) -> dict[str, int]:
+    """Delete what the retention no longer keeps, batch by batch; the rows deleted per table."""
+    steps: dict[str, Callable[[Session], int]] = {
+        "login_attempts": lambda s: delete_old_login_attempts(
+            s, hours=retention.login_attempts_hours, window_s=retention.login_window_s, batch=batch
+        ),
+        "refresh_tokens": lambda s: delete_old_refresh_tokens(
+            s, days=retention.refresh_tokens_days, batch=batch
+        ),
+        "sync_states": lambda s: delete_old_sync_states(
+            s, days=retention.sync_states_days, per_user=retention.sync_states_per_user, batch=batch
+        ),
+    }
+    deleted = {}
+    for table, step in steps.items():
+        total = 0
+        while True:
+            with session_scope(factory) as session:
+                count = step(session)
+            total += count
+            if count < batch:
+                break
+        deleted[table] = total
+    return deleted
