@@ -51,7 +51,9 @@ def _devdb(*args: str) -> str:
 def fault_database() -> Iterator[str]:
     """A cluster of the test's own, migrated, with the demo tree and a phone's worker."""
     from backend import demo
-    from backend.config import Settings, _driver_url
+    from backend.areas import service as areas
+    from backend.auth import service as auth
+    from backend.config import Settings, _driver_url, from_environ
 
     shutil.rmtree(CLUSTER, ignore_errors=True)
     url = _driver_url(_devdb("url", "wangge_faults"))
@@ -60,6 +62,16 @@ def fault_database() -> Iterator[str]:
         engine = create_engine(url)
         with Session(engine) as session:
             demo.load_areas(session, demo.conghua_specs(Settings(database_url=url).data_dir))
+            user = auth.create_user(
+                session,
+                from_environ({"DATABASE_URL": url, **FAST_AUTH_ENV}),
+                username="phones",
+                password="phones-password",
+                display_name="外勤",
+                role="worker",
+            )
+            town = [a.code for a in areas.list_areas(session, level="grid", parent="440117103001", limit=100)]
+            auth.set_user_grids(session, user.id, town)
             session.commit()
         engine.dispose()
         yield url
@@ -92,19 +104,11 @@ def test_reports_survive_a_database_restart_and_a_killed_worker(fault_database: 
             session.execute(
                 text(
                     "SELECT code, ST_X(ST_PointOnSurface(geom)) x, ST_Y(ST_PointOnSurface(geom)) y FROM areas"
-                    " WHERE level = 'grid' AND valid_to IS NULL AND code LIKE '440117103%' ORDER BY code"
+                    " JOIN user_grids g ON g.grid_code = areas.code JOIN users u ON u.id = g.user_id"
+                    " WHERE u.username = 'phones' AND valid_to IS NULL ORDER BY code"
                 )
             )
         )
-        user = auth.create_user(
-            session,
-            settings,
-            username="phones",
-            password="phones-password",
-            display_name="外勤",
-            role="worker",
-        )
-        auth.set_user_grids(session, user.id, [g.code for g in grids])
         token = auth.login(session, settings, "phones", "phones-password").access_token
         session.commit()
     headers = {"Authorization": f"Bearer {token}"}
@@ -329,3 +333,61 @@ def test_reports_and_health_checks_stay_quick_while_statistics_saturate(fault_da
     assert set(codes) <= {200, 429, 503}
     assert slowest < STATS_BOUND_S
     assert max(report_times) < REPORT_BOUND_S and max(health_times) < REPORT_BOUND_S
+
+
+def test_a_stopping_server_finishes_the_requests_in_flight(fault_database: str) -> None:
+    """SIGTERM drains: a report held up by a lock when the server is told to stop still gets its
+    answer, and the server then exits by itself."""
+    from backend.auth import service as auth
+    from backend.config import from_environ
+
+    settings = from_environ({"DATABASE_URL": fault_database, **FAST_AUTH_ENV})
+    engine = create_engine(fault_database, pool_pre_ping=True)
+    with Session(engine) as session:
+        token = auth.login(session, settings, "phones", "phones-password").access_token
+        point = session.execute(
+            text(
+                "SELECT ST_X(ST_PointOnSurface(geom)) x, ST_Y(ST_PointOnSurface(geom)) y FROM areas"
+                " WHERE code = (SELECT min(grid_code) FROM user_grids g JOIN users u ON u.id = g.user_id"
+                " AND u.username = 'phones')"
+            )
+        ).one()
+        session.commit()
+    body = {
+        "id": str(uuid.uuid4()),
+        "category": "environment",
+        "description": "drained",
+        "location": {"type": "Point", "coordinates": [point.x, point.y]},
+    }
+    answer: dict[str, requests.Response] = {}
+    with gunicorn(fault_database, workers=1) as server:
+        with engine.connect() as blocker:
+            transaction = blocker.begin()
+            blocker.execute(text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
+
+            def report() -> None:
+                answer["response"] = requests.post(
+                    f"{server}/api/v1/events",
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=30,
+                )
+
+            client = threading.Thread(target=report)
+            client.start()
+            time.sleep(1.0)  # the report now waits for the lock
+            os.kill(server.pid, signal.SIGTERM)
+            time.sleep(1.0)
+            transaction.rollback()
+            client.join(timeout=30)
+        deadline = time.monotonic() + 30
+        exited = False
+        while not exited and time.monotonic() < deadline:
+            # The master, never waited for yet, stays a zombie once it has exited.
+            exited = (Path(f"/proc/{server.pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            time.sleep(0.1)
+    assert answer["response"].status_code == 201, answer["response"].text[:300]
+    assert exited, "the server did not stop after draining"
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM events WHERE id = :id"), {"id": body["id"]}) == 1
+    engine.dispose()
