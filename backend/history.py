@@ -35,6 +35,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
+from backend.areas import service as areas
 from backend.db import driver_connection
 from backend.models import Event, EventAction
 from geo.crs import transform_arrays
@@ -254,10 +255,10 @@ def read_sla_hours(session: Session) -> dict[str, int]:
 def pick_weak(grids: Sequence[GridSite], plan: Plan) -> tuple[frozenset[str], frozenset[str]]:
     """Choose the weak towns and, outside them, the weak grids (seeded)."""
     rng = random.Random(plan.seed + 1)
-    towns = sorted({g.code[:9] for g in grids})
+    towns = sorted({areas.code_at(g.code, "town") for g in grids})
     k = max(1, round(len(towns) * plan.weak_town_share)) if towns else 0
     weak_towns = frozenset(rng.sample(towns, min(k, len(towns))))
-    others = [g.code for g in grids if g.code[:9] not in weak_towns]
+    others = [g.code for g in grids if areas.code_at(g.code, "town") not in weak_towns]
     k = max(1, round(len(grids) * plan.weak_grid_share)) if others else 0
     return weak_towns, frozenset(rng.sample(others, min(k, len(others))))
 
@@ -309,7 +310,11 @@ def generate(
     grid_centres = [staff.supervisor(g.code) for g in grids]
     weak_towns, weak_grids = pick_weak(grids, plan)
     quality = [
-        WEAK_GRID if g.code in weak_grids else WEAK_TOWN if g.code[:9] in weak_towns else NORMAL
+        WEAK_GRID
+        if g.code in weak_grids
+        else WEAK_TOWN
+        if areas.code_at(g.code, "town") in weak_towns
+        else NORMAL
         for g in grids
     ]
     # Busy and quiet grids: a log-normal activity weight each.
@@ -341,7 +346,9 @@ def generate(
         # A fifth come from the hotline, the centre's desk or residents: no reporting worker.
         reporter = _pick(workers, rng.random()) if rng.random() < 0.8 else None
         supervisor = grid_centres[gi]
-        village, town, district = grid.code[:12], grid.code[:9], grid.code[:6]
+        village, town, district = (
+            areas.code_at(grid.code, level) for level in ("village", "town", "district")
+        )
 
         # The trail, as event_actions rows: (event, action, from, to, actor, note, data, at).
         trail: list[tuple[Any, ...]] = [

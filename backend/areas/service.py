@@ -36,7 +36,12 @@ def parent_code_of(code: str) -> str | None:
 
 def ancestor_codes(code: str) -> list[str]:
     """Codes of the district, town and village above `code` (top first)."""
-    return [code[:n] for n in (6, 9, 12) if n < len(code)]
+    return [code[:n] for n in CODE_LENGTH.values() if n < len(code)]
+
+
+def code_at(code: str, level: str) -> str:
+    """The code of the area at `level` that holds `code` (itself at its own level)."""
+    return code[: CODE_LENGTH[level]]
 
 
 def current() -> ColumnElement[bool]:

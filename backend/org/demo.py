@@ -85,7 +85,8 @@ def _ewkt(x: float, y: float) -> str:
 
 
 def _codes(code: str) -> tuple[str, str, str, str]:
-    return code, code[:12], code[:9], code[:6]
+    village, town, district = (areas.code_at(code, level) for level in ("village", "town", "district"))
+    return code, village, town, district
 
 
 def current_grids(session: Session) -> list[_Grid]:
