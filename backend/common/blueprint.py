@@ -4,7 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+import flask
 import flask_smorest
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
+
+from backend.common.json_provider import BadJson, loads_body
+
+
+class Parser(FlaskParser):
+    """webargs' Flask parser, reading JSON bodies with loads_body (strict, depth-limited)."""
+
+    def load_json(self, req: flask.Request, schema: Any) -> Any:
+        data = req.get_data(cache=True) if is_json_request(req) else b""
+        if not data.strip():
+            return core.missing
+        try:
+            return loads_body(data)
+        except BadJson as error:
+            abort(400, exc=error, messages={"json": [f"Invalid JSON body: {error.msg}."]})
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -13,6 +31,8 @@ class Blueprint(flask_smorest.Blueprint):
     Given a schema class, webargs builds an instance for every request, and building one
     (copying its declared fields) costs more than loading a report with it.
     """
+
+    ARGUMENTS_PARSER = Parser()
 
     def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(schema, type):

@@ -1,9 +1,13 @@
 """Flask's JSON output through orjson: a statistics answer of a few thousand groups is megabytes of
-JSON, and the standard library takes several times longer than orjson to write it."""
+JSON, and the standard library takes several times longer than orjson to write it. Request bodies are
+read by the standard library, which keeps lone surrogates and huge numbers for the fields to refuse
+one by one, behind a nesting limit."""
 
 from __future__ import annotations
 
 import decimal
+import json
+import re
 from typing import Any
 
 import orjson
@@ -26,10 +30,64 @@ def json_bytes(value: Any) -> bytes:
     return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
+# Deeper than any body the API takes (a MultiPolygon is 4 levels, inside a feature collection 7).
+MAX_DEPTH = 64
+
+_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_STRING = re.compile(r'"[^"]*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+class BadJson(json.JSONDecodeError):
+    """A body that is not JSON, or not JSON this API reads (too deep, NaN)."""
+
+
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether arrays and objects nest more than `limit` deep, decided before parsing: the
+    standard library's parser recurses, and a body 100,000 deep would exhaust the stack."""
+    # Without escapes no quote is left inside a string, so strings are "..." runs to drop.
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", _ESCAPE.sub("", text)))
+    for _ in range(limit):
+        if not brackets:
+            return False
+        inner_removed = brackets.replace("[]", "").replace("{}", "")
+        if inner_removed == brackets:
+            return False  # unbalanced: the parser says what is wrong
+        brackets = inner_removed
+    return bool(brackets)
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_body(data: bytes | str) -> Any:
+    """Parse a request body: strict JSON (no NaN or Infinity), at most MAX_DEPTH deep.
+
+    Raises BadJson. Lone surrogates and numbers beyond any column's range come through, for the
+    schema's fields to refuse with the field's name.
+    """
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise BadJson(f"Not UTF-8: {error.reason}", "", error.start) from error
+    else:
+        text = data
+    if too_deep(text):
+        raise BadJson(f"Nested more than {MAX_DEPTH} levels deep", text[:100], 0)
+    try:
+        return json.loads(text, parse_constant=_constant)
+    except json.JSONDecodeError as error:
+        raise BadJson(error.msg, error.doc, error.pos) from error
+    except (ValueError, RecursionError) as error:
+        raise BadJson(str(error), text[:100], 0) from error
+
+
 class OrjsonProvider(DefaultJSONProvider):
     """Writes with orjson: UTF-8 never ASCII-escaped, dates and times in ISO 8601 (RFC 3339),
-    NaN and infinities as null (the standard library would write invalid JSON). Reads as Flask
-    does."""
+    NaN and infinities as null (the standard library would write invalid JSON). Reads with
+    loads_body."""
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         option = orjson.OPT_NON_STR_KEYS
@@ -38,3 +96,6 @@ class OrjsonProvider(DefaultJSONProvider):
         if kwargs.get("sort_keys", self.sort_keys):
             option |= orjson.OPT_SORT_KEYS
         return orjson.dumps(obj, default=_default, option=option).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return loads_body(s)
