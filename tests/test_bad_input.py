@@ -8,9 +8,16 @@ import pytest
 from sqlalchemy import Connection, text
 
 from backend.common.json_provider import MAX_DEPTH, BadJson, loads_body, too_deep
+from tests.factories import add_square_tree, report
 
 PROBLEM = "application/problem+json"
 DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.fixture
+def tree(session):  # type: ignore[no-untyped-def]
+    add_square_tree(session)
+    session.commit()
 
 
 @pytest.fixture
@@ -23,6 +30,10 @@ def rows(connection: Connection) -> dict[str, int]:
     tables = connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
     counts = ", ".join(f'(SELECT count(*) FROM "{t}") AS "{t}"' for t in tables)
     return dict(connection.execute(text(f"SELECT {counts}")).one()._mapping)
+
+
+def fields(response) -> set[str]:  # type: ignore[no-untyped-def]
+    return {e["field"] for e in response.json.get("errors") or []}
 
 
 # --- the JSON reader ---------------------------------------------------------------------------
@@ -67,3 +78,54 @@ def test_json_nested_100000_deep_is_a_400(anon_client, client, connection, crash
         assert response.status_code == 400 and response.mimetype == PROBLEM
         assert f"more than {MAX_DEPTH} levels" in response.json["detail"]
     assert rows(connection) == before
+
+
+# --- lone surrogates --------------------------------------------------------------------------
+
+
+def test_a_lone_surrogate_at_sign_in_is_a_422(anon_client, connection, crash_is_500):  # type: ignore[no-untyped-def]
+    before = rows(connection)
+    for body in ('{"username": "\\ud800", "password": "x"}', '{"username": "admin", "password": "\\udfff"}'):
+        response = anon_client.post("/api/v1/auth/token", data=body, content_type="application/json")
+        assert response.status_code == 422 and response.mimetype == PROBLEM
+        assert fields(response) <= {"username", "password"} and fields(response)
+    response = anon_client.post(
+        "/api/v1/auth/refresh", data='{"refresh_token": "a\\ud800"}', content_type="application/json"
+    )
+    assert response.status_code == 422 and fields(response) == {"refresh_token"}
+    # No attempt was counted: the body never reached the rate limiter.
+    assert rows(connection) == before
+
+
+def test_a_lone_surrogate_in_a_report_names_the_field(client, tree, connection, crash_is_500):  # type: ignore[no-untyped-def]
+    before = rows(connection)
+    body = json.dumps(report(120.05, 30.15, description="墙\ud800倒了"))
+    response = client.post("/api/v1/events", data=body, content_type="application/json")
+    assert response.status_code == 422 and response.mimetype == PROBLEM
+    assert fields(response) == {"description"}
+    contact = json.dumps(report(120.05, 30.15, contacts=[{"name": "\udc00"}]))
+    response = client.post("/api/v1/events", data=contact, content_type="application/json")
+    assert response.status_code == 422 and fields(response) == {"contacts.0.name"}
+    assert rows(connection) == before
+
+
+def test_a_lone_surrogate_fails_only_its_batch_item(client, tree, connection, crash_is_500):  # type: ignore[no-untyped-def]
+    before = rows(connection)
+    good, bad = report(120.05, 30.15), report(120.06, 30.15, description="\ud800")
+    response = client.post(
+        "/api/v1/events/batch", data=json.dumps({"items": [bad, good]}), content_type="application/json"
+    )
+    assert response.status_code == 207
+    first, second = response.json["items"]
+    assert first["outcome"] == "invalid" and first["problem"]["status"] == 422
+    assert {e["field"] for e in first["problem"]["errors"]} == {"description"}
+    assert second["outcome"] == "created"
+    after = rows(connection)
+    assert after["events"] == before["events"] + 1
+
+
+def test_a_message_quoting_a_surrogate_is_still_written(client, crash_is_500):  # type: ignore[no-untyped-def]
+    body = json.dumps({**report(120.05, 30.15), "location": {"type": "\ud800", "coordinates": [0, 0]}})
+    response = client.post("/api/v1/events", data=body, content_type="application/json")
+    assert response.status_code == 422 and fields(response) == {"location"}
+    assert "\\ud800" in response.json["errors"][0]["message"]

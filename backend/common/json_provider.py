@@ -27,7 +27,28 @@ def _default(value: Any) -> Any:
 
 def json_bytes(value: Any) -> bytes:
     """UTF-8 JSON for a response body, without a round trip through str."""
-    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    return _dumps(value, orjson.OPT_NON_STR_KEYS)
+
+
+def _dumps(value: Any, option: int) -> bytes:
+    try:
+        return orjson.dumps(value, default=_default, option=option)
+    except TypeError as error:
+        if "surrogates" not in str(error):
+            raise
+        # An error message may quote what was sent, and that may hold a lone surrogate, which
+        # UTF-8 cannot write: write it as the escape it came in as.
+        return orjson.dumps(_escape_surrogates(value), default=_default, option=option)
+
+
+def _escape_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escape_surrogates(k): _escape_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escape_surrogates(item) for item in value]
+    return value
 
 
 # Deeper than any body the API takes (a MultiPolygon is 4 levels, inside a feature collection 7).
@@ -95,7 +116,7 @@ class OrjsonProvider(DefaultJSONProvider):
             option |= orjson.OPT_INDENT_2
         if kwargs.get("sort_keys", self.sort_keys):
             option |= orjson.OPT_SORT_KEYS
-        return orjson.dumps(obj, default=_default, option=option).decode()
+        return _dumps(obj, option).decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return loads_body(s)
