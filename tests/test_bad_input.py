@@ -9,9 +9,11 @@ from sqlalchemy import Connection, text
 
 from backend.common.json_provider import MAX_DEPTH, BadJson, loads_body, too_deep
 from tests.factories import add_square_tree, report
+from tests.org.factories import point
 
 PROBLEM = "application/problem+json"
 DEEP = "[" * 100_000 + "]" * 100_000
+BIG = "1" * 401
 
 
 @pytest.fixture
@@ -46,6 +48,12 @@ def test_the_depth_limit_is_decided_before_parsing():
     # Brackets inside strings, escaped quotes included, are text, not nesting.
     assert not too_deep(json.dumps({"text": "[" * 1000 + '\\"' + "{" * 1000}))
     assert loads_body(json.dumps({"text": '[{"\\'})) == {"text": '[{"\\'}
+
+
+def test_the_reader_keeps_surrogates_and_big_numbers_for_the_fields_to_refuse():
+    assert loads_body('{"a": "\\ud800", "b": ' + BIG + "}") == {"a": "\ud800", "b": int(BIG)}
+    # Past Python's 4300-digit conversion limit: infinite, which every number field refuses.
+    assert loads_body("[" + "9" * 5000 + ", -" + "9" * 5000 + "]") == [float("inf"), float("-inf")]
 
 
 @pytest.mark.parametrize("body", [DEEP, "[NaN]", '{"a": Infinity}', b'"\xff"', "[1,"])
@@ -129,3 +137,37 @@ def test_a_message_quoting_a_surrogate_is_still_written(client, crash_is_500):  
     response = client.post("/api/v1/events", data=body, content_type="application/json")
     assert response.status_code == 422 and fields(response) == {"location"}
     assert "\\ud800" in response.json["errors"][0]["message"]
+
+
+# --- numbers of 401 digits --------------------------------------------------------------------
+
+
+def _with_big_longitude(body: dict) -> str:  # type: ignore[type-arg]
+    text_ = json.dumps({**body, "location": point(-1.5, 30.15)})
+    return text_.replace("-1.5", BIG)
+
+
+def test_a_401_digit_coordinate_is_a_422_naming_the_field(client, tree, connection, crash_is_500):  # type: ignore[no-untyped-def]
+    before = rows(connection)
+    for path, body in (
+        ("/api/v1/events", report(120.05, 30.15)),
+        ("/api/v1/alerts", {"kind": "fire", "location": point(120.05, 30.15)}),
+    ):
+        response = client.post(path, data=_with_big_longitude(body), content_type="application/json")
+        assert response.status_code == 422 and response.mimetype == PROBLEM, path
+        assert fields(response) == {"location"}, path
+        assert "too large" in response.json["errors"][0]["message"]
+    assert rows(connection) == before
+
+
+@pytest.mark.parametrize("number", [BIG, "9" * 5000, "1e400", "-1e400"])
+def test_a_huge_number_in_a_number_field_is_a_422(client, tree, crash_is_500, number):  # type: ignore[no-untyped-def]
+    body = json.dumps(report(120.05, 30.15, accuracy_m=0.5, photos_expected=1))
+    for name in ("accuracy_m", "photos_expected"):
+        value = "0.5" if name == "accuracy_m" else "1"
+        response = client.post(
+            "/api/v1/events",
+            data=body.replace(f'"{name}": {value}', f'"{name}": {number}'),
+            content_type="application/json",
+        )
+        assert response.status_code == 422 and fields(response) == {name}

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import decimal
 import json
+import math
 import re
+import sys
 from typing import Any
 
 import orjson
@@ -78,6 +80,14 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
     return bool(brackets)
 
 
+def _integer(literal: str) -> int | float:
+    # Past Python's conversion limit a number is no count or id of ours: make it infinite, and
+    # the field that gets it answers "too large" instead of the parser failing the whole body.
+    if len(literal) > sys.get_int_max_str_digits():
+        return -math.inf if literal.startswith("-") else math.inf
+    return int(literal)
+
+
 def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -98,7 +108,7 @@ def loads_body(data: bytes | str) -> Any:
     if too_deep(text):
         raise BadJson(f"Nested more than {MAX_DEPTH} levels deep", text[:100], 0)
     try:
-        return json.loads(text, parse_constant=_constant)
+        return json.loads(text, parse_int=_integer, parse_constant=_constant)
     except json.JSONDecodeError as error:
         raise BadJson(error.msg, error.doc, error.pos) from error
     except (ValueError, RecursionError) as error:
