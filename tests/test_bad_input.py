@@ -171,3 +171,25 @@ def test_a_huge_number_in_a_number_field_is_a_422(client, tree, crash_is_500, nu
             content_type="application/json",
         )
         assert response.status_code == 422 and fields(response) == {name}
+
+
+# --- times that overflow in UTC ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+@pytest.mark.parametrize("name", ["reported_at", "occurred_at"])
+def test_a_time_outside_utc_years_1_to_9999_is_a_422(client, tree, connection, crash_is_500, moment, name):  # type: ignore[no-untyped-def]
+    before = rows(connection)
+    response = client.post("/api/v1/events", json=report(120.05, 30.15, **{name: moment}))
+    assert response.status_code == 422 and response.mimetype == PROBLEM
+    assert fields(response) == {name}
+    response = client.get("/api/v1/events", query_string={"from": moment})
+    assert response.status_code == 422 and fields(response) == {"from"}
+    assert rows(connection) == before
+
+
+def test_the_edges_of_utc_still_pass(client, tree):  # type: ignore[no-untyped-def]
+    response = client.post(
+        "/api/v1/events", json=report(120.05, 30.15, occurred_at="0001-01-01T14:00:00+14:00")
+    )
+    assert response.status_code == 201

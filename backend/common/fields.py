@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -86,6 +87,19 @@ class Text(RawText):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class Instant(ma.fields.AwareDateTime):
+    """A date and time with its UTC offset, that is also a date and time in UTC: 0001-01-01
+    at +14:00 is a year 0 in UTC, which Python's datetime cannot hold."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ma.ValidationError("Out of range: in UTC this is before year 1 or after 9999.") from None
+        return moment
 
 
 def area_code(level: str | None = None, **kwargs: Any) -> ma.fields.String:
