@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -193,3 +194,35 @@ def test_the_edges_of_utc_still_pass(client, tree):  # type: ignore[no-untyped-d
         "/api/v1/events", json=report(120.05, 30.15, occurred_at="0001-01-01T14:00:00+14:00")
     )
     assert response.status_code == 201
+
+
+# --- forged cursors ---------------------------------------------------------------------------
+
+
+def cursor(key: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "path", ["users", "party-branches", "party-groups", "buildings", "emergency-units", "alerts"]
+)
+@pytest.mark.parametrize("key", ["[true]", "[false]", "[" + "1" + "0" * 30 + "]", "[-" + "1" * 20 + "]"])
+def test_a_forged_cursor_is_a_422_naming_it(client, crash_is_500, path, key):  # type: ignore[no-untyped-def]
+    forged = base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+    response = client.get(f"/api/v1/{path}", query_string={"cursor": forged})
+    assert response.status_code == 422 and response.mimetype == PROBLEM
+    assert fields(response) == {"cursor"}
+
+
+@pytest.mark.parametrize("key", [["\ud800"], ["a\u0000"], [True]])
+def test_a_forged_area_cursor_is_a_422(client, crash_is_500, key):  # type: ignore[no-untyped-def]
+    response = client.get("/api/v1/areas", query_string={"cursor": cursor(key), "level": "grid"})
+    assert response.status_code == 422 and fields(response) == {"cursor"}
+
+
+def test_issued_cursors_still_page(client):  # type: ignore[no-untyped-def]
+    first = client.get("/api/v1/users", query_string={"limit": 2}).json
+    assert first["next_cursor"]
+    second = client.get("/api/v1/users", query_string={"limit": 2, "cursor": first["next_cursor"]})
+    assert second.status_code == 200
+    assert {u["id"] for u in first["items"]}.isdisjoint(u["id"] for u in second.json["items"])
