@@ -23,6 +23,8 @@ from backend.events.service import get_event
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 GPS_IFD = 0x8825
+# A PNG's last 12 bytes are its IEND chunk: zero length, the type, its (constant) checksum.
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
 class UnsupportedMediaType(DomainError):
@@ -40,18 +42,32 @@ class Checked:
 
 
 def check_image(data: bytes) -> Checked:
-    """Decode the whole image: only real, complete JPEG, PNG or WebP files pass."""
+    """Decode the whole image: only real, complete JPEG, PNG or WebP files pass.
+
+    Not an image, or another format: 415. A JPEG, PNG or WebP that is cut short or corrupt: 422.
+    """
     try:
         with Image.open(io.BytesIO(data)) as image:
             kind = image.format
-            if kind not in FORMATS:
-                raise UnsupportedMediaType(f"{kind or 'This'} is not a JPEG, PNG or WebP image.")
-            image.load()  # a truncated file fails here, not at open
-            width, height = image.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise UnsupportedMediaType(
-            "The file is not a complete JPEG, PNG or WebP image.",
+            "The file is not a JPEG, PNG or WebP image.",
             errors=[field_error("file", str(error)[:200], location="files")],
+        ) from error
+    if kind not in FORMATS:
+        raise UnsupportedMediaType(f"{kind or 'This'} is not a JPEG, PNG or WebP image.")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()  # the structure and checksums, which decoding alone does not read
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # every pixel: a file cut in its image data fails here
+            width, height = image.size
+        if kind == "PNG" and not data.endswith(PNG_END):
+            raise SyntaxError("the PNG does not end with its IEND chunk")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ValidationFailed(
+            f"The file is not a complete {kind} image.",
+            errors=[field_error("file", str(error)[:200] or "Incomplete image.", location="files")],
         ) from error
     return Checked(hashlib.sha256(data).hexdigest(), FORMATS[kind], width, height)
 
