@@ -10,6 +10,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from backend.common.json_provider import BadJson, loads_body
+from backend.errors import PROBLEM_JSON, ProblemSchema
 
 
 class Parser(FlaskParser):
@@ -38,3 +39,9 @@ class Blueprint(flask_smorest.Blueprint):
         if isinstance(schema, type):
             schema = schema()
         return super().arguments(schema, *args, **kwargs)
+
+    def problem(self, status: int, description: str) -> Any:
+        """Document an error answer of the route: problem+json, and when it is sent."""
+        return self.alt_response(
+            status, schema=ProblemSchema, content_type=PROBLEM_JSON, description=description
+        )

@@ -261,6 +261,10 @@ class EventAttachments(MethodView):
     @blp.arguments(schemas.UploadSchema, location="files")
     @blp.response(201, schemas.AttachmentSchema, description="The photo was stored")
     @blp.alt_response(200, schema=schemas.AttachmentSchema, description="The same photo was already there")
+    @blp.problem(413, "The file is larger than the photo limit")
+    @blp.problem(415, "The file is not a JPEG, PNG or WebP image")
+    @blp.problem(507, "The photo store is full; nothing was stored")
+    @blp.problem(503, "The photo store cannot be written now; nothing was stored (see Retry-After)")
     def post(self, form: dict[str, Any], files: dict[str, Any], event_id: uuid.UUID) -> tuple[Any, int]:
         """Upload a photo (JPEG, PNG or WebP; checked by decoding) at report or resolution"""
         config = settings()
@@ -291,6 +295,9 @@ IMAGE_RESPONSE = {
 @blp.route("/attachments/<string:sha256>")
 class AttachmentContent(MethodView):
     @blp.doc(responses={"200": IMAGE_RESPONSE, "304": {"description": "Not modified"}})
+    @blp.problem(404, "No photo of an event I may see has this SHA-256")
+    @blp.problem(410, "The photo's file is missing from the store; its phone can upload it again")
+    @blp.problem(503, "The photo store cannot be read now")
     def get(self, sha256: str) -> Response:
         """A photo, for those who may see an event holding it (location removed for outsiders)"""
         data, media_type, stripped = photos.open_photo(
