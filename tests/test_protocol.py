@@ -1,0 +1,68 @@
+"""HTTP itself: the server's own refusals, methods, empty PATCHes and what the document promises."""
+
+from __future__ import annotations
+
+import json
+import socket
+from urllib.parse import urlparse
+
+import pytest
+import requests
+
+from backend import openapi_doc
+from tests.conftest import gunicorn
+
+PROBLEM = "application/problem+json"
+SPEC = json.loads(openapi_doc.PATH.read_text(encoding="utf-8"))
+
+
+# --- the server's own refusals, through a real gunicorn -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(database_url, engine):  # type: ignore[no-untyped-def]
+    with gunicorn(database_url, workers=1) as base:
+        yield base
+
+
+def raw(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (requests would refuse to); return status, headers and body."""
+    address = urlparse(base)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as conn:
+        conn.sendall(request)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /healthz?" + b"q" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-%d: 1\r\n" % i for i in range(200))
+            + b"\r\n",
+            431,
+        ),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+        (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+        (b"NOT A REQUEST\r\n\r\n", 400),
+    ],
+    ids=["request line too long", "too many headers", "header too big", "bad version", "garbage"],
+)
+def test_the_servers_own_refusals_are_problems(server, request_bytes, status):  # type: ignore[no-untyped-def]
+    got, headers, body = raw(server, request_bytes)
+    assert got == status
+    assert headers["content-type"] == PROBLEM
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["title"] and problem["type"]
+    assert int(headers["content-length"]) == len(body)
+
+
+def test_ordinary_requests_still_pass_the_server(server):  # type: ignore[no-untyped-def]
+    assert requests.get(server + "/healthz?" + "q" * 3000, headers={"X-Long": "v" * 6000}, timeout=10).ok
