@@ -66,3 +66,13 @@ def test_the_servers_own_refusals_are_problems(server, request_bytes, status):  
 
 def test_ordinary_requests_still_pass_the_server(server):  # type: ignore[no-untyped-def]
     assert requests.get(server + "/healthz?" + "q" * 3000, headers={"X-Long": "v" * 6000}, timeout=10).ok
+
+
+# --- methods ----------------------------------------------------------------------------------
+
+
+def test_405_says_which_methods_are_allowed(client):
+    response = client.delete("/api/v1/categories")
+    assert response.status_code == 405 and response.mimetype == PROBLEM
+    assert {m.strip() for m in response.headers["Allow"].split(",")} >= {"GET", "POST"}
+    assert "DELETE" not in response.headers["Allow"]
