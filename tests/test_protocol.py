@@ -14,6 +14,7 @@ from tests.conftest import gunicorn
 
 PROBLEM = "application/problem+json"
 SPEC = json.loads(openapi_doc.PATH.read_text(encoding="utf-8"))
+PATCHES = sorted(path for path, item in SPEC["paths"].items() if "patch" in item)
 
 
 # --- the server's own refusals, through a real gunicorn -----------------------------------------
@@ -76,3 +77,31 @@ def test_405_says_which_methods_are_allowed(client):
     assert response.status_code == 405 and response.mimetype == PROBLEM
     assert {m.strip() for m in response.headers["Allow"].split(",")} >= {"GET", "POST"}
     assert "DELETE" not in response.headers["Allow"]
+
+
+# --- PATCH without a body ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PATCHES)
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        {},
+        {"content_type": "application/json"},
+        {"data": "  ", "content_type": "application/json"},
+        {"data": "a=1"},
+    ],
+    ids=["nothing", "empty JSON", "blank JSON", "a form"],
+)
+def test_a_patch_without_a_body_is_refused(client, path, request_kwargs):  # type: ignore[no-untyped-def]
+    url = path.replace("{code}", "440117103001")
+    for name in ("user_id", "key_id", "branch_id", "group_id", "building_id", "unit_id"):
+        url = url.replace("{" + name + "}", "1")
+    response = client.patch(url, **request_kwargs)
+    assert response.status_code == 400 and response.mimetype == PROBLEM
+    assert "JSON body" in response.json["detail"]
+
+
+def test_a_patch_with_a_body_still_works(client):
+    response = client.patch("/api/v1/me", json={"display_name": "管理员"})
+    assert response.status_code == 200 and response.json["display_name"] == "管理员"

@@ -19,6 +19,9 @@ class Parser(FlaskParser):
     def load_json(self, req: flask.Request, schema: Any) -> Any:
         data = req.get_data(cache=True) if is_json_request(req) else b""
         if not data.strip():
+            if req.method == "PATCH":
+                # A PATCH says what to change; without a body it would change nothing and succeed.
+                abort(400, messages={"json": ["Send a JSON body (Content-Type: application/json)."]})
             return core.missing
         try:
             return loads_body(data)
