@@ -67,6 +67,12 @@ class ProblemSchema(ma.Schema):
     detail = ma.fields.String()
     instance = ma.fields.String()
     errors = ma.fields.List(ma.fields.Dict(), metadata={"description": "One entry per bad field"})
+    current_version = ma.fields.Integer(
+        metadata={"description": "On 412 Precondition Failed: the version the resource is at now"}
+    )
+    status_now = ma.fields.String(
+        metadata={"description": "On 409 Conflict of an event action: the event's status now"}
+    )
 
 
 def problem(

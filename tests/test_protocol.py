@@ -11,6 +11,8 @@ import requests
 
 from backend import openapi_doc
 from tests.conftest import gunicorn
+from tests.factories import report
+from tests.org.factories import grid_point
 
 PROBLEM = "application/problem+json"
 SPEC = json.loads(openapi_doc.PATH.read_text(encoding="utf-8"))
@@ -105,3 +107,45 @@ def test_a_patch_without_a_body_is_refused(client, path, request_kwargs):  # typ
 def test_a_patch_with_a_body_still_works(client):
     response = client.patch("/api/v1/me", json={"display_name": "管理员"})
     assert response.status_code == 200 and response.json["display_name"] == "管理员"
+
+
+# --- what the document promises ---------------------------------------------------------------
+
+
+def test_the_412_body_matches_the_documented_problem(app, accounts, session, client):
+    from tests.conftest import client_as
+
+    worker = client_as(app, accounts, "worker")
+    event = worker.post("/api/v1/events", json=report(*grid_point(session, accounts.worker_grids[0]))).json
+    stale = client.post(f"/api/v1/events/{event['id']}/actions", json={"action": "accept", "version": 7})
+    assert stale.status_code == 412
+    documented = SPEC["components"]["schemas"]["Problem"]["properties"]
+    assert set(stale.json) <= set(documented)
+    assert documented["current_version"]["type"] == "integer" and documented["current_version"]["description"]
+    assert "status_now" in documented
+
+
+def test_the_upload_form_is_documented_in_its_request_body():
+    operation = SPEC["paths"]["/api/v1/events/{event_id}/attachments"]["post"]
+    assert all(p["in"] in ("path", "query", "header", "cookie") for p in operation.get("parameters", []))
+    schema = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    if "$ref" in schema:
+        schema = SPEC["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    assert set(schema["properties"]) == {"file", "stage"}
+    assert schema["properties"]["stage"]["enum"] == ["report", "resolution"]
+    assert schema["required"] == ["file"]
+
+
+def test_no_operation_has_a_form_data_parameter():
+    for path, item in SPEC["paths"].items():
+        for parameter in item.get("parameters", []):
+            assert parameter["in"] != "formData", path
+        for method, operation in item.items():
+            if isinstance(operation, dict):
+                for parameter in operation.get("parameters", []):
+                    assert parameter["in"] != "formData", (method, path)
+
+
+def test_the_actions_endpoint_documents_its_refusals():
+    responses = SPEC["paths"]["/api/v1/events/{event_id}/actions"]["post"]["responses"]
+    assert {"200", "403", "404", "409", "412", "422", "428"} <= set(responses)

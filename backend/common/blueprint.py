@@ -8,13 +8,20 @@ import flask
 import flask_smorest
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
+from werkzeug.datastructures import CombinedMultiDict
 
 from backend.common.json_provider import BadJson, loads_body
 from backend.errors import PROBLEM_JSON, ProblemSchema
 
 
 class Parser(FlaskParser):
-    """webargs' Flask parser, reading JSON bodies with loads_body (strict, depth-limited)."""
+    """webargs' Flask parser, reading JSON bodies with loads_body (strict, depth-limited), and
+    multipart bodies, files and fields alike, as one location: "multipart"."""
+
+    __location_map__ = {**FlaskParser.__location_map__, "multipart": "load_multipart"}
+
+    def load_multipart(self, req: flask.Request, schema: Any) -> Any:
+        return self._makeproxy(CombinedMultiDict([req.files, req.form]), schema)
 
     def load_json(self, req: flask.Request, schema: Any) -> Any:
         data = req.get_data(cache=True) if is_json_request(req) else b""
@@ -37,6 +44,11 @@ class Blueprint(flask_smorest.Blueprint):
     """
 
     ARGUMENTS_PARSER = Parser()
+    # One schema for a multipart body's files and fields documents them all in its requestBody.
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
+        **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+        "multipart": "multipart/form-data",
+    }
 
     def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(schema, type):

@@ -226,11 +226,12 @@ class AttachmentListSchema(ma.Schema):
 
 
 class UploadSchema(ma.Schema):
-    file = Upload(required=True)
-
-
-class UploadFormSchema(ma.Schema):
-    stage = ma.fields.String(load_default="report", validate=ma.validate.OneOf(("report", "resolution")))
+    file = Upload(required=True, metadata={"description": "The photo: JPEG, PNG or WebP"})
+    stage = ma.fields.String(
+        load_default="report",
+        validate=ma.validate.OneOf(("report", "resolution")),
+        metadata={"description": "Taken at the report or at the resolution"},
+    )
 
 
 class InboxArgsSchema(ma.Schema):
