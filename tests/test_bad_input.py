@@ -46,6 +46,11 @@ def test_the_depth_limit_is_decided_before_parsing():
     assert not too_deep("[" * MAX_DEPTH + "]" * MAX_DEPTH)
     assert too_deep("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1))
     assert too_deep('{"a":' * 100_000 + "1" + "}" * 100_000)
+    # Nests without a long run of one bracket are counted too: alternating, and a staircase.
+    assert not too_deep("[{" * 32 + "}]" * 32)
+    assert too_deep("[{" * 32 + "[]" + "}]" * 32)
+    assert too_deep("[[]," * MAX_DEPTH + "]" * MAX_DEPTH)
+    assert not too_deep("[[]," * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1))
     # Brackets inside strings, escaped quotes included, are text, not nesting.
     assert not too_deep(json.dumps({"text": "[" * 1000 + '\\"' + "{" * 1000}))
     assert loads_body(json.dumps({"text": '[{"\\'})) == {"text": '[{"\\'}

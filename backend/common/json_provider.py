@@ -10,6 +10,7 @@ import json
 import math
 import re
 import sys
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -59,6 +60,8 @@ MAX_DEPTH = 64
 _ESCAPE = re.compile(r"\\.", re.DOTALL)
 _STRING = re.compile(r'"[^"]*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+# Each bracket as a signed byte: +1 opens a level, -1 closes one.
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
 class BadJson(json.JSONDecodeError):
@@ -67,17 +70,18 @@ class BadJson(json.JSONDecodeError):
 
 def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
     """Whether arrays and objects nest more than `limit` deep, decided before parsing: the
-    standard library's parser recurses, and a body 100,000 deep would exhaust the stack."""
+    standard library's parser recurses, and a body 100,000 deep would exhaust the stack.
+
+    Linear in the body's length, in C but for the running sum (about 40 ns a bracket)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # most bodies: too few brackets to nest that deep
     # Without escapes no quote is left inside a string, so strings are "..." runs to drop.
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", _ESCAPE.sub("", text)))
-    for _ in range(limit):
-        if not brackets:
-            return False
-        inner_removed = brackets.replace("[]", "").replace("{}", "")
-        if inner_removed == brackets:
-            return False  # unbalanced: the parser says what is wrong
-        brackets = inner_removed
-    return bool(brackets)
+    unescaped = _ESCAPE.sub("", text) if "\\" in text else text
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", unescaped))
+    if "[" * (limit + 1) in brackets or "{" * (limit + 1) in brackets:
+        return True  # the usual attack, found without the running sum
+    steps = memoryview(brackets.encode("ascii").translate(_STEPS)).cast("b")
+    return max(accumulate(steps), default=0) > limit
 
 
 def _integer(literal: str) -> int | float:
@@ -90,6 +94,9 @@ def _integer(literal: str) -> int | float:
 
 def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_int=_integer, parse_constant=_constant)
 
 
 def loads_body(data: bytes | str) -> Any:
@@ -108,7 +115,7 @@ def loads_body(data: bytes | str) -> Any:
     if too_deep(text):
         raise BadJson(f"Nested more than {MAX_DEPTH} levels deep", text[:100], 0)
     try:
-        return json.loads(text, parse_int=_integer, parse_constant=_constant)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as error:
         raise BadJson(error.msg, error.doc, error.pos) from error
     except (ValueError, RecursionError) as error:
