@@ -76,6 +76,12 @@ class ProblemSchema(ma.Schema):
     detail = ma.fields.String()
     instance = ma.fields.String()
     errors = ma.fields.List(ma.fields.Dict(), metadata={"description": "One entry per bad field"})
+    current_version = ma.fields.Integer(
+        metadata={"description": "On 412 Precondition Failed: the version the resource is at now"}
+    )
+    status_now = ma.fields.String(
+        metadata={"description": "On 409 Conflict of an event action: the event's status now"}
+    )
 
 
 def problem(
@@ -103,7 +109,9 @@ def from_http_exception(error: HTTPException) -> tuple[dict[str, Any], dict[str,
     """Turn a werkzeug/webargs exception into a problem document and headers."""
     status = error.code or 500
     data = getattr(error, "data", None) or {}
-    headers = dict(data.get("headers") or {})
+    # The exception's own headers (405's Allow, 401's WWW-Authenticate), less its HTML's type.
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
     errors = None
     detail = data.get("message") or error.description
     if "messages" in data or "errors" in data:

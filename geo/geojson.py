@@ -88,7 +88,10 @@ def _number(value: object, pointer: str) -> float:
     # bool is an int subclass, but true/false in a position is always a client bug.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise GeometryError(f"coordinate must be a number, got {_describe(value)}", pointer)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise GeometryError("coordinate must be a finite number, got one too large", pointer) from None
     if not math.isfinite(number):
         raise GeometryError(f"coordinate must be a finite number, got {value!r}", pointer)
     return number

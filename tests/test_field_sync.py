@@ -170,11 +170,20 @@ def test_webp_is_accepted(worker, event):
 
 
 @pytest.mark.parametrize(
-    "data", [b"this is not a picture at all\n" * 20, image_bytes()[:300], image_bytes("GIF")]
+    "data",
+    [b"this is not a picture at all\n" * 20, image_bytes()[:300], image_bytes("GIF")],
+    ids=["text", "cut in its header", "GIF"],
 )
-def test_text_truncated_or_other_formats_are_415(worker, event, data):
+def test_text_a_header_cut_short_or_other_formats_are_415(worker, event, data):
     response = upload(worker, event["id"], data, name="photo.jpg")
     assert response.status_code == 415 and response.content_type == PROBLEM
+
+
+@pytest.mark.parametrize("data", [image_bytes()[:-1], image_bytes("PNG")[:-1]], ids=["JPEG", "PNG"])
+def test_a_photo_missing_its_last_byte_is_422(worker, event, data):
+    response = upload(worker, event["id"], data, name="photo.jpg")
+    assert response.status_code == 422 and response.content_type == PROBLEM
+    assert response.json["errors"][0]["field"] == "file"
 
 
 def test_an_11_mb_photo_is_refused(worker, event, session):

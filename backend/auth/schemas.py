@@ -5,17 +5,17 @@ from __future__ import annotations
 import marshmallow as ma
 
 from backend.auth.models import ROLES, WORKER_KINDS
-from backend.common.fields import Text, area_code
+from backend.common.fields import RawText, Text, area_code
 from backend.common.pagination import CursorArgsSchema
 
 
 class LoginSchema(ma.Schema):
     username = Text(required=True, min_length=1, max_length=64)
-    password = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200), load_only=True)
+    password = RawText(required=True, validate=ma.validate.Length(min=1, max=200), load_only=True)
 
 
 class RefreshSchema(ma.Schema):
-    refresh_token = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    refresh_token = RawText(required=True, validate=ma.validate.Length(min=1, max=200))
 
 
 class TokenSchema(ma.Schema):
@@ -40,8 +40,8 @@ class MeUpdateSchema(ma.Schema):
 
     display_name = Text(min_length=1, max_length=100)
     phone = Text(max_length=40, allow_none=True)
-    current_password = ma.fields.String(validate=ma.validate.Length(max=200), load_only=True)
-    password = ma.fields.String(validate=ma.validate.Length(min=8, max=200), load_only=True)
+    current_password = RawText(validate=ma.validate.Length(max=200), load_only=True)
+    password = RawText(validate=ma.validate.Length(min=8, max=200), load_only=True)
 
     @ma.validates_schema
     def _password_pair(self, data, **kwargs):  # type: ignore[no-untyped-def]
@@ -74,7 +74,7 @@ class UserCreateSchema(ma.Schema):
         max_length=64,
         validate=[ma.validate.Regexp(r"^[A-Za-z0-9_.@-]+\Z", error="Letters, digits, _.@- only.")],
     )
-    password = ma.fields.String(required=True, validate=ma.validate.Length(min=8, max=200), load_only=True)
+    password = RawText(required=True, validate=ma.validate.Length(min=8, max=200), load_only=True)
     display_name = Text(required=True, min_length=1, max_length=100)
     phone = Text(max_length=40, allow_none=True)
     role = ma.fields.String(required=True, validate=ma.validate.OneOf(ROLES))
@@ -85,7 +85,7 @@ class UserCreateSchema(ma.Schema):
 class UserUpdateSchema(ma.Schema):
     display_name = Text(min_length=1, max_length=100)
     phone = Text(max_length=40, allow_none=True)
-    password = ma.fields.String(validate=ma.validate.Length(min=8, max=200), load_only=True)
+    password = RawText(validate=ma.validate.Length(min=8, max=200), load_only=True)
     role = ma.fields.String(validate=ma.validate.OneOf(ROLES))
     area_code = area_code(allow_none=True)
     worker_kind = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(WORKER_KINDS))

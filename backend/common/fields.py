@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -58,8 +59,26 @@ class Geometry(ma.fields.Field):
             raise ma.ValidationError(str(error)) from error
 
 
-class Text(ma.fields.String):
-    """A string PostgreSQL can store: no NUL characters, trimmed, within a length."""
+class RawText(ma.fields.String):
+    """A string kept as sent (passwords, tokens) that UTF-8 and PostgreSQL can hold: no NUL
+    characters and no lone surrogates (JSON's "\\ud800" parses to one, and neither the driver
+    nor the JSON writer can encode it)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ma.ValidationError("NUL characters are not allowed.")
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ma.ValidationError("Lone surrogates are not allowed (not valid Unicode).") from None
+        return text
+
+
+class Text(RawText):
+    """A string PostgreSQL can store: no NUL characters or lone surrogates, trimmed, within a
+    length."""
 
     def __init__(self, *, min_length: int = 0, max_length: int = 10_000, **kwargs: Any):
         validators = list(kwargs.pop("validate", None) or [])
@@ -67,10 +86,20 @@ class Text(ma.fields.String):
         super().__init__(validate=validators, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text: str = super()._deserialize(value, attr, data, **kwargs).strip()
-        if "\x00" in text:
-            raise ma.ValidationError("NUL characters are not allowed.")
-        return text
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class Instant(ma.fields.AwareDateTime):
+    """A date and time with its UTC offset, that is also a date and time in UTC: 0001-01-01
+    at +14:00 is a year 0 in UTC, which Python's datetime cannot hold."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ma.ValidationError("Out of range: in UTC this is before year 1 or after 9999.") from None
+        return moment
 
 
 def area_code(level: str | None = None, **kwargs: Any) -> ma.fields.String:

@@ -33,10 +33,29 @@ def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> list[Any] | No
     if (
         not isinstance(key, list)
         or len(key) != len(types)
-        or not all(isinstance(v, t) for v, t in zip(key, types, strict=True))
+        or not all(_is(v, t) for v, t in zip(key, types, strict=True))
     ):
         raise _invalid_cursor()
     return key
+
+
+def _is(value: Any, kind: type) -> bool:
+    """Whether a cursor's part is of its type, and one the database takes: JSON's true is no id
+    (though Python's bool is an int), nor is a number past a bigint, nor a string with a NUL or a
+    lone surrogate."""
+    if kind is int:
+        return type(value) is int and -(2**63) <= value < 2**63
+    if kind is str:
+        return isinstance(value, str) and "\x00" not in value and _encodable(value)
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def decode_parsed_cursor(

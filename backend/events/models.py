@@ -33,6 +33,8 @@ from backend.db import Base
 STATUSES = ("reported", "accepted", "dispatched", "in_progress", "resolved", "closed", "rejected")
 CATEGORY_CODE = r"^[a-z][a-z0-9_]{0,39}\Z"
 ASSIGNMENTS = ("contains", "nearest", "manual", "unassigned")
+# The longest client file name an attachment keeps.
+FILENAME_LENGTH = 200
 
 # Closure statistics read the due events of a district or town over a window and group them by
 # any of these columns, so those two indexes cover them (index-only scans); a village's or grid's
@@ -191,7 +193,7 @@ class Attachment(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     stage: Mapped[str] = mapped_column(String(12))
-    filename: Mapped[str | None] = mapped_column(String(200))
+    filename: Mapped[str | None] = mapped_column(String(FILENAME_LENGTH))
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

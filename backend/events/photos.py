@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import logging
 import os
 import tempfile
 import uuid
@@ -11,24 +13,60 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from werkzeug.utils import secure_filename
 
 from backend.auth.service import Actor, Forbidden
 from backend.errors import DomainError, NotFound, ValidationFailed, field_error
-from backend.events.models import Attachment, Event
+from backend.events.models import FILENAME_LENGTH, Attachment, Event
 from backend.events.service import get_event
+
+log = logging.getLogger(__name__)
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 GPS_IFD = 0x8825
+# A PNG's last 12 bytes are its IEND chunk: zero length, the type, its (constant) checksum.
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
 class UnsupportedMediaType(DomainError):
     status = 415
     title = "Unsupported Media Type"
     slug = "unsupported-media-type"
+
+
+class Gone(DomainError):
+    status = 410
+    title = "Gone"
+    slug = "gone"
+
+
+class InsufficientStorage(DomainError):
+    status = 507
+    title = "Insufficient Storage"
+    slug = "insufficient-storage"
+
+
+class StorageUnavailable(DomainError):
+    status = 503
+    title = "Service Unavailable"
+    slug = "service-unavailable"
+    headers = {"Retry-After": "60"}
+
+
+def _storage_error(error: OSError, doing: str) -> DomainError | None:
+    """What a failing media folder means to the client: full is 507, read-only or forbidden is
+    503; None for any other failure (a 500)."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.error("media folder full while %s: %s", doing, error)
+        return InsufficientStorage("The photo store is full; nothing was stored. Try again later.")
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        log.error("media folder not writable while %s: %s", doing, error)
+        return StorageUnavailable("The photo store cannot be written now; nothing was stored.")
+    return None
 
 
 @dataclass(frozen=True)
@@ -40,18 +78,32 @@ class Checked:
 
 
 def check_image(data: bytes) -> Checked:
-    """Decode the whole image: only real, complete JPEG, PNG or WebP files pass."""
+    """Decode the whole image: only real, complete JPEG, PNG or WebP files pass.
+
+    Not an image, or another format: 415. A JPEG, PNG or WebP that is cut short or corrupt: 422.
+    """
     try:
         with Image.open(io.BytesIO(data)) as image:
             kind = image.format
-            if kind not in FORMATS:
-                raise UnsupportedMediaType(f"{kind or 'This'} is not a JPEG, PNG or WebP image.")
-            image.load()  # a truncated file fails here, not at open
-            width, height = image.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise UnsupportedMediaType(
-            "The file is not a complete JPEG, PNG or WebP image.",
+            "The file is not a JPEG, PNG or WebP image.",
             errors=[field_error("file", str(error)[:200], location="files")],
+        ) from error
+    if kind not in FORMATS:
+        raise UnsupportedMediaType(f"{kind or 'This'} is not a JPEG, PNG or WebP image.")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()  # the structure and checksums, which decoding alone does not read
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # every pixel: a file cut in its image data fails here
+            width, height = image.size
+        if kind == "PNG" and not data.endswith(PNG_END):
+            raise SyntaxError("the PNG does not end with its IEND chunk")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ValidationFailed(
+            f"The file is not a complete {kind} image.",
+            errors=[field_error("file", str(error)[:200] or "Incomplete image.", location="files")],
         ) from error
     return Checked(hashlib.sha256(data).hexdigest(), FORMATS[kind], width, height)
 
@@ -60,22 +112,68 @@ def media_path(media_dir: Path, sha256: str) -> Path:
     return media_dir / sha256[:2] / sha256[2:4] / sha256
 
 
-def _store(media_dir: Path, sha256: str, data: bytes) -> None:
-    """Write via a temporary file in the same folder and rename, so no reader sees half a file."""
+_STAGED = "staged_photos"
+
+
+def _stage(session: Session, media_dir: Path, sha256: str, data: bytes) -> None:
+    """Write the photo beside its place now, and move it there when the session commits (a rename,
+    so no reader sees half a file); when the transaction ends otherwise, drop it. A file is
+    thus in place only for a committed row, and a refused or failed upload leaves nothing."""
     path = media_path(media_dir, sha256)
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        mapped = _storage_error(error, "writing a photo")
+        if mapped is None:
+            raise
+        raise mapped from error
+    session.info.setdefault(_STAGED, []).append((Path(tmp), path))
+    if not sa_event.contains(session, "after_commit", _publish):
+        sa_event.listen(session, "after_commit", _publish)
+        sa_event.listen(session, "after_transaction_end", _discard)
+
+
+def _publish(session: Session) -> None:
+    staged = session.info.pop(_STAGED, [])
+    for index, (tmp, path) in enumerate(staged):
+        try:
+            os.replace(tmp, path)
+        except OSError as error:
+            for left, _ in staged[index:]:
+                left.unlink(missing_ok=True)
+            # The row is committed; the same upload again puts its file in place.
+            mapped = _storage_error(error, "publishing a photo")
+            if mapped is None:
+                raise
+            raise mapped from error
+
+
+def _discard(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        for tmp, _ in session.info.pop(_STAGED, []):
+            tmp.unlink(missing_ok=True)
+
+
+def stored_filename(filename: str | None) -> str | None:
+    """The client's file name as stored: path parts dropped, ASCII, and cut to the column's
+    length keeping its extension."""
+    name = secure_filename(filename or "")
+    if len(name) > FILENAME_LENGTH:
+        stem, dot, extension = name.rpartition(".")
+        if dot and stem and len(extension) <= 10:
+            name = f"{stem[: FILENAME_LENGTH - len(extension) - 1]}.{extension}"
+        else:
+            name = name[:FILENAME_LENGTH]
+    return name or None
 
 
 def add_photo(
@@ -104,6 +202,10 @@ def add_photo(
         select(Attachment).where(Attachment.event_id == event.id, Attachment.sha256 == checked.sha256)
     ).first()
     if existing is not None:
+        if not media_path(media_dir, checked.sha256).exists():
+            # Its row was committed but the file never reached its place (or was lost): resending
+            # the photo puts it back.
+            _stage(session, media_dir, checked.sha256, data)
         return existing, False
     # Lock the event row so two uploads cannot both pass the count check.
     session.execute(select(Event.id).where(Event.id == event.id).with_for_update())
@@ -113,7 +215,6 @@ def add_photo(
             f"An event has at most {max_photos} photos.",
             errors=[field_error("file", "Photo limit reached.", location="files")],
         )
-    _store(media_dir, checked.sha256, data)
     row = session.scalars(
         insert(Attachment)
         .values(
@@ -124,7 +225,7 @@ def add_photo(
             width=checked.width,
             height=checked.height,
             stage=stage,
-            filename=(secure_filename(filename or "") or None),
+            filename=stored_filename(filename),
             uploaded_by=actor.user_id,
         )
         .on_conflict_do_nothing(index_elements=["event_id", "sha256"])
@@ -135,6 +236,8 @@ def add_photo(
             select(Attachment).where(Attachment.event_id == event.id, Attachment.sha256 == checked.sha256)
         ).one()
         return row, False
+    if not media_path(media_dir, checked.sha256).exists():  # another event may hold the same photo
+        _stage(session, media_dir, checked.sha256, data)
     return row, True
 
 
@@ -159,7 +262,14 @@ def open_photo(session: Session, sha256: str, actor: Actor, media_dir: Path) -> 
     if not visible:
         raise NotFound("No such photo.")
     attachment = visible[0][0]
-    data = media_path(media_dir, sha256).read_bytes()
+    try:
+        data = media_path(media_dir, sha256).read_bytes()
+    except FileNotFoundError:
+        log.error("photo %s has rows but no file under %s", sha256, media_dir)
+        raise Gone("The photo's file is missing; the phone that took it can upload it again.") from None
+    except OSError as error:
+        log.error("photo %s cannot be read: %s", sha256, error)
+        raise StorageUnavailable("The photo store cannot be read now.") from error
     if any(actor.sees_personal(e) for _, e in visible):
         return data, attachment.media_type, False
     return strip_location(data), attachment.media_type, True

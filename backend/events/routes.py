@@ -175,6 +175,11 @@ class EventActions(MethodView):
 
     @blp.arguments(schemas.ActionCreateSchema)
     @blp.response(200, schemas.EventSchema)
+    @blp.problem(403, "My role may not take this action, or not on this event")
+    @blp.problem(404, "No event I may see has this id")
+    @blp.problem(409, "The action does not apply to the event's status (status_now says it)")
+    @blp.problem(412, "The version sent is not the event's (current_version says which is)")
+    @blp.problem(428, "Neither a version field nor If-Match was sent")
     def post(self, data: dict[str, Any], event_id: uuid.UUID) -> tuple[Event, int, dict[str, str]]:
         """Act on an event: accept, reject, dispatch, start, resolve, close, return, escalate, reopen"""
         session = get_session()
@@ -257,14 +262,17 @@ class EventAttachments(MethodView):
         event, rows = photos.list_photos(get_session(), event_id, current_actor())
         return {"expected": event.photos_expected, "present": len(rows), "items": rows}
 
-    @blp.arguments(schemas.UploadFormSchema, location="form")
-    @blp.arguments(schemas.UploadSchema, location="files")
+    @blp.arguments(schemas.UploadSchema, location="multipart")
     @blp.response(201, schemas.AttachmentSchema, description="The photo was stored")
     @blp.alt_response(200, schema=schemas.AttachmentSchema, description="The same photo was already there")
-    def post(self, form: dict[str, Any], files: dict[str, Any], event_id: uuid.UUID) -> tuple[Any, int]:
+    @blp.problem(413, "The file is larger than the photo limit")
+    @blp.problem(415, "The file is not a JPEG, PNG or WebP image")
+    @blp.problem(507, "The photo store is full; nothing was stored")
+    @blp.problem(503, "The photo store cannot be written now; nothing was stored (see Retry-After)")
+    def post(self, form: dict[str, Any], event_id: uuid.UUID) -> tuple[Any, int]:
         """Upload a photo (JPEG, PNG or WebP; checked by decoding) at report or resolution"""
         config = settings()
-        upload = files["file"]
+        upload = form["file"]
         data = upload.read(config.max_photo_bytes + 1)
         session = get_session()
         row, created = photos.add_photo(
@@ -291,6 +299,9 @@ IMAGE_RESPONSE = {
 @blp.route("/attachments/<string:sha256>")
 class AttachmentContent(MethodView):
     @blp.doc(responses={"200": IMAGE_RESPONSE, "304": {"description": "Not modified"}})
+    @blp.problem(404, "No photo of an event I may see has this SHA-256")
+    @blp.problem(410, "The photo's file is missing from the store; its phone can upload it again")
+    @blp.problem(503, "The photo store cannot be read now")
     def get(self, sha256: str) -> Response:
         """A photo, for those who may see an event holding it (location removed for outsiders)"""
         data, media_type, stripped = photos.open_photo(

@@ -8,7 +8,7 @@ import marshmallow as ma
 from flask_smorest.fields import Upload
 
 from backend.auth.context import PERSONAL, ScopedSchema
-from backend.common.fields import Geometry, Text, area_code
+from backend.common.fields import Geometry, Instant, Text, area_code
 from backend.common.pagination import CursorArgsSchema
 from backend.events.lifecycle import ACTIONS
 from backend.events.models import CATEGORY_CODE, STATUSES
@@ -42,8 +42,8 @@ class EventCreateSchema(ma.Schema):
     location = Geometry(("Point",), required=True)
     crs = ma.fields.String(load_default="wgs84", validate=ma.validate.OneOf(SUPPORTED_CRS))
     accuracy_m = ma.fields.Float(allow_none=True, validate=ma.validate.Range(0, 100_000))
-    occurred_at = ma.fields.AwareDateTime(allow_none=True)
-    reported_at = ma.fields.AwareDateTime(allow_none=True, metadata={"description": "Phone clock"})
+    occurred_at = Instant(allow_none=True)
+    reported_at = Instant(allow_none=True, metadata={"description": "Phone clock"})
     contacts = ma.fields.List(
         ma.fields.Nested(ContactSchema),
         validate=ma.validate.Length(max=20),
@@ -226,11 +226,12 @@ class AttachmentListSchema(ma.Schema):
 
 
 class UploadSchema(ma.Schema):
-    file = Upload(required=True)
-
-
-class UploadFormSchema(ma.Schema):
-    stage = ma.fields.String(load_default="report", validate=ma.validate.OneOf(("report", "resolution")))
+    file = Upload(required=True, metadata={"description": "The photo: JPEG, PNG or WebP"})
+    stage = ma.fields.String(
+        load_default="report",
+        validate=ma.validate.OneOf(("report", "resolution")),
+        metadata={"description": "Taken at the report or at the resolution"},
+    )
 
 
 class InboxArgsSchema(ma.Schema):
@@ -254,5 +255,5 @@ class EventQueryArgsSchema(CursorArgsSchema):
     area = area_code(metadata={"description": "Area code: events in its subtree"})
     status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
     category = ma.fields.String(validate=ma.validate.Regexp(CATEGORY_CODE))
-    from_ = ma.fields.AwareDateTime(data_key="from", metadata={"description": "Received at or after"})
-    to = ma.fields.AwareDateTime(metadata={"description": "Received before"})
+    from_ = Instant(data_key="from", metadata={"description": "Received at or after"})
+    to = Instant(metadata={"description": "Received before"})

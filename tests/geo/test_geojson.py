@@ -74,6 +74,7 @@ REJECTIONS: list[tuple[str, object, str, str]] = [
     ("NaN longitude", point([math.nan, 23.0]), "/coordinates/0", "finite"),
     ("NaN latitude", point([113.0, math.nan]), "/coordinates/1", "finite"),
     ("infinite longitude", point([math.inf, 23.0]), "/coordinates/0", "finite"),
+    ("a longitude of 401 digits", point([10**400, 23.0]), "/coordinates/0", "finite"),
     (
         "negative infinity in a ring",
         polygon([[113.0, 23.0], [113.1, 23.0], [113.1, 23.1], [113.0, -math.inf], [113.0, 23.0]]),
