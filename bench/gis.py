@@ -24,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -106,12 +107,15 @@ def prepare(url: str) -> str:
 def serve(command: list[str], env: dict[str, str], probe: str) -> Iterator[str]:
     """Run a WSGI server on a free loopback port until the block ends; yield its base URL."""
     port = free_port()
+    # The server's log goes to a file: a pipe nobody reads fills up (a line per request) and
+    # stalls the server.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [*command[:1], "-b", f"127.0.0.1:{port}", *command[1:]],
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -124,12 +128,14 @@ def serve(command: list[str], env: dict[str, str], probe: str) -> Iterator[str]:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"{command[0]} did not start: " + process.stderr.read().decode()[-3000:])
+                log.seek(0)
+                raise RuntimeError(f"{command[0]} did not start: " + log.read().decode()[-3000:])
             time.sleep(0.3)
         yield base
     finally:
         process.terminate()
         process.wait(timeout=20)
+        log.close()
 
 
 GUNICORN = ["-w", "2", "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"]
