@@ -11,7 +11,7 @@ from sqlalchemy import select, text, update
 from backend.auth.scope import Actor
 from backend.events import service as events
 from backend.events.models import Event
-from backend.org.models import EmergencyUnit
+from backend.org.models import Alert, Building, EmergencyUnit, PartyBranch, PartyGroup
 
 ME, OTHER = 9001, 9002
 GRID = "440117103001001"
@@ -110,20 +110,31 @@ def _events() -> dict[str, Event]:
     return rows
 
 
+# Every other model placed in the tree: no person reaches its rows, so grids and areas decide.
+ORG_MODELS = (PartyBranch, PartyGroup, Building, EmergencyUnit, Alert)
+
+
 @pytest.mark.parametrize("name", ACTORS)
 def test_what_each_actor_reads_and_whose_contacts(name: str) -> None:
     actor = ACTORS[name]
     rows = _events()
     assert {key for key, row in rows.items() if actor.covers(row)} == READS_EVENTS[name]
     assert {key for key, row in rows.items() if actor.sees_personal(row)} == CONTACTS[name]
-    units = {
-        place: EmergencyUnit(**{f"{k}_code": v for k, v in _codes(g).items()})
-        for place, g in PLACES.items()
-        if g
-    }
-    assert {key for key, row in units.items() if actor.covers(row)} == READS_UNITS[name]
     assert {code for code in AREAS if actor.reads_area(code)} == READS_AREAS[name]
     assert actor.sees_people == actor.sees_sensitive_text == (actor.role != "gis")
+
+
+@pytest.mark.parametrize("model", ORG_MODELS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("name", ACTORS)
+def test_what_each_actor_reads_of_every_model(name: str, model: type) -> None:
+    actor = ACTORS[name]
+    rows = {
+        place: model(**{f"{k}_code": v for k, v in _codes(g).items()}) for place, g in PLACES.items() if g
+    }
+    assert {key for key, row in rows.items() if actor.covers(row)} == READS_UNITS[name]
+    # Contacts on organisation rows (building heads, unit leaders) go to admins and supervisors.
+    contacts = READS_UNITS[name] if actor.role in ("admin", "supervisor") else set()
+    assert {key for key, row in rows.items() if actor.sees_personal(row)} == contacts
 
 
 @pytest.mark.parametrize("name", ACTORS)
