@@ -24,6 +24,7 @@ from backend.gis.registry import Collection
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
+SCHEMA_JSON = "application/schema+json"
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -168,6 +169,15 @@ def collection_document(collection: Collection, actor: Any) -> dict[str, Any]:
         "links": [
             link("self", path, JSON, "This collection"),
             link("items", path + "/items", GEOJSON, "The features"),
+            # GDAL reads `describedBy` with this media type to type the layer's fields.
+            link("describedBy", path + "/schema", SCHEMA_JSON, "The features' JSON Schema"),
+            link("http://www.opengis.net/def/rel/ogc/1.0/schema", path + "/schema", SCHEMA_JSON, "Schema"),
+            link(
+                "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                path + "/queryables",
+                SCHEMA_JSON,
+                "Queryables",
+            ),
         ],
         "extent": {
             "temporal": {"interval": [[_iso(extent.start), _iso(extent.end)]], "trs": GREGORIAN},
@@ -203,6 +213,28 @@ class CollectionView(MethodView):
         actor = context.caller(anonymous_ok=collection.anonymous)
         _check(PLAIN_PARAMETERS)
         return _json(collection_document(collection, actor))
+
+
+@route("/collections/<string:collection_id>/queryables")
+class Queryables(MethodView):
+    def get(self, collection_id: str) -> flask.Response:
+        """The collection's queryables as a JSON Schema (OGC API - Features Part 3)."""
+        collection = _collection(collection_id)
+        context.caller(anonymous_ok=collection.anonymous)
+        _check(PLAIN_PARAMETERS)
+        url = root() + f"/collections/{collection.id}/queryables"
+        return _json(openapi.queryables(collection, url), SCHEMA_JSON)
+
+
+@route("/collections/<string:collection_id>/schema")
+class FeatureSchema(MethodView):
+    def get(self, collection_id: str) -> flask.Response:
+        """The JSON Schema of the collection's features, with each property's type."""
+        collection = _collection(collection_id)
+        context.caller(anonymous_ok=collection.anonymous)
+        _check(PLAIN_PARAMETERS)
+        url = root() + f"/collections/{collection.id}/schema"
+        return _json(openapi.feature_schema(collection, url), SCHEMA_JSON)
 
 
 def _items_query(collection: Collection) -> params.ItemsQuery:

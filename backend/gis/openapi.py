@@ -54,6 +54,72 @@ def _feature_schema(collection: Collection) -> dict[str, Any]:
     }
 
 
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _json_schema_property(prop: Property) -> dict[str, Any]:
+    # One `type`, not ["string", "null"]: GDAL (3.6) only reads a single type; every property
+    # may be null, which is why none is listed as required.
+    schema: dict[str, Any] = {"title": prop.name, **JSON_TYPE[prop.type]}
+    if prop.description:
+        schema["description"] = prop.description
+    return schema
+
+
+def _id_property(collection: Collection) -> dict[str, Any]:
+    schema: dict[str, Any] = {"title": "id", "type": "string", "x-ogc-role": "id"}
+    if collection.id_type == "uuid":
+        schema["format"] = "uuid"
+    else:
+        schema["pattern"] = f"^({collection.id_pattern})$"
+    return schema
+
+
+def _geometry_property(collection: Collection) -> dict[str, Any]:
+    return {
+        "title": "geometry",
+        "format": f"geometry-{collection.geometry_type.lower()}",
+        "x-ogc-role": "primary-geometry",
+    }
+
+
+def queryables(collection: Collection, url: str) -> dict[str, Any]:
+    """The collection's queryables (OGC API - Features Part 3) as a JSON Schema, at `url`."""
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": url,
+        "type": "object",
+        "title": collection.title,
+        "properties": {
+            "id": _id_property(collection),
+            "geometry": _geometry_property(collection),
+            **{p.name: _json_schema_property(p) for p in collection.properties},
+        },
+        "additionalProperties": False,
+    }
+
+
+def feature_schema(collection: Collection, url: str) -> dict[str, Any]:
+    """A JSON Schema of the collection's GeoJSON features (its `describedBy` link), at `url`."""
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": url,
+        "title": collection.title,
+        "type": "object",
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": _id_property(collection),
+            "geometry": {**_geometry_property(collection), "type": "object"},
+            "properties": {
+                "type": "object",
+                "properties": {p.name: _json_schema_property(p) for p in collection.properties},
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
 def _collection_paths(collection: Collection) -> dict[str, Any]:
     name = collection.id
     feature = f"#/components/schemas/{name}Feature"
@@ -123,6 +189,21 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
                     **errors,
                 },
             }
+        },
+        **{
+            f"/collections/{name}/{part}": {
+                "get": {
+                    "summary": f"{summary} of {collection.title}",
+                    "operationId": f"{part}_{name}",
+                    "tags": tag,
+                    "parameters": [{"$ref": "#/components/parameters/f"}],
+                    "responses": {
+                        "200": _json({"type": "object"}, "application/schema+json", "A JSON Schema"),
+                        **errors,
+                    },
+                }
+            }
+            for part, summary in (("queryables", "Queryables"), ("schema", "The feature schema"))
         },
         f"/collections/{name}/items/{{featureId}}": {
             "get": {

@@ -125,3 +125,16 @@ def test_geojson_download_reads_in_gdal_and_passes_rfc_7946_validation(live_serv
         ).json()["features"]
     ]
     assert all(g.is_valid and all(p.exterior.is_ccw for p in g.geoms) for g in geometries)
+
+
+def test_gdal_types_fields_from_the_described_by_schema(live_server, header):
+    def fields(layer: str) -> dict[str, str]:
+        summary = gdal("ogrinfo", *header, "-ro", "-so", f"OAPIF:{live_server}/ogc", layer).stdout
+        return dict(re.findall(r"^(\w+): (\w+) \(", summary, flags=re.M))
+
+    grids = fields("grids")
+    assert grids["valid_to"] == "DateTime" and grids["valid_from"] == "DateTime"
+    assert grids["boundary_version"] == "Integer"
+    events = fields("events")
+    assert events["accuracy_m"] == "Real" and events["occurred_at"] == "DateTime"
+    assert events["rework_count"] == "Integer" and events["status"] == "String"

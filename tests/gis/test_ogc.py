@@ -373,3 +373,47 @@ def test_grid_closure_layer_counts_due_and_closed_events_in_the_period(app, acco
     assert props["below_benchmark"] is True  # even the interval's top, 0.94, is under 98%
     other = client_as(app, accounts, "other_supervisor").get(url)
     assert other.json["features"] == []  # statistics stay within the caller's scope
+
+
+SCHEMA_JSON = "application/schema+json"
+
+
+def test_queryables_and_schema_type_every_property_from_the_registry(gis):
+    for collection in registry.collections():
+        body = gis.get(f"/ogc/collections/{collection.id}").json
+        (described,) = links(body, "describedBy")
+        assert described["type"] == SCHEMA_JSON
+        (queryables_link,) = links(body, "http://www.opengis.net/def/rel/ogc/1.0/queryables")
+        response = follow(gis, queryables_link["href"])
+        assert response.status_code == 200 and response.content_type == SCHEMA_JSON
+        queryables = response.json
+        assert queryables["$id"] == queryables_link["href"]
+        assert queryables["properties"]["id"]["x-ogc-role"] == "id"
+        assert queryables["properties"]["geometry"]["x-ogc-role"] == "primary-geometry"
+        assert set(queryables["properties"]) == {"id", "geometry", *(p.name for p in collection.properties)}
+        schema = follow(gis, described["href"])
+        assert schema.status_code == 200 and schema.content_type == SCHEMA_JSON
+        typed = schema.json["properties"]["properties"]["properties"]
+        for prop in collection.properties:
+            expected = "string" if prop.type == "date-time" else prop.type
+            assert typed[prop.name]["type"] == expected == queryables["properties"][prop.name]["type"]
+            assert (typed[prop.name].get("format") == "date-time") == (prop.type == "date-time")
+    grids = gis.get("/ogc/collections/grids/queryables").json["properties"]
+    assert grids["valid_to"] == {
+        "title": "valid_to",
+        "type": "string",
+        "format": "date-time",
+        "description": "Null while the boundary is current",
+    }
+    assert (
+        gis.get("/ogc/collections/events/schema").json["properties"]["properties"]["properties"][
+            "accuracy_m"
+        ]["type"]
+        == "number"
+    )
+
+
+def test_queryables_need_the_collections_credentials(app):
+    anonymous = app.test_client()
+    assert anonymous.get("/ogc/collections/events/queryables").status_code == 401
+    assert anonymous.get("/ogc/collections/events/schema").status_code == 401
