@@ -6,6 +6,7 @@ Each collection gets its own paths, so clients (GDAL reads the document for the 
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from backend.gis import params, registry
@@ -165,7 +166,17 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
                 "parameters": [
                     *(
                         {"$ref": f"#/components/parameters/{p}"}
-                        for p in ("limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before", "f")
+                        for p in (
+                            "limit",
+                            "bbox",
+                            "bbox-crs",
+                            "datetime",
+                            "crs",
+                            "after",
+                            "before",
+                            "offset",
+                            "f",
+                        )
                     ),
                     *filters,
                 ],
@@ -279,9 +290,16 @@ PARAMETERS: dict[str, Any] = {
         "required": False,
         "style": "form",
         "explode": False,
-        "description": "An RFC 3339 date-time or an interval (start/end, `..` for open); "
-        "see each collection for what it selects",
+        "description": "An RFC 3339 date-time or date (a whole day, Beijing time) or an "
+        "interval of them (start/end, `..` for open); see each collection for what it selects",
         "schema": {"type": "string"},
+    },
+    "offset": {
+        "name": "offset",
+        "in": "query",
+        "required": False,
+        "description": "Skip this many features (the next link then pages by id)",
+        "schema": {"type": "integer", "minimum": 0, "maximum": params.MAX_OFFSET, "default": 0},
     },
     "after": {
         "name": "after",
@@ -390,6 +408,16 @@ def document(server_url: str) -> dict[str, Any]:
                 "responses": {"200": _json({"$ref": "#/components/schemas/LandingPage"}), "400": PROBLEM},
             }
         },
+        "/docs": {
+            "get": {
+                "summary": "The layers, their fields and filters, for people",
+                "operationId": "service_doc",
+                "tags": ["server"],
+                "security": public,
+                "parameters": plain,
+                "responses": {"200": _json({"type": "string"}, "text/html"), "400": PROBLEM},
+            }
+        },
         "/conformance": {
             "get": {
                 "summary": "Conformance classes",
@@ -458,3 +486,32 @@ def document(server_url: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def service_doc(server_url: str) -> str:
+    """The service-doc page: every layer's fields with their types, and its filters."""
+    parts = [
+        "<!doctype html><html lang=en><meta charset=utf-8>",
+        "<title>Wangge OGC API - Features</title><h1>Wangge (网格) OGC API - Features</h1>",
+        f"<p>Open <code>{escape(server_url)}</code> in QGIS or GDAL (<code>OAPIF:{escape(server_url)}"
+        "</code>); send an API key in X-API-Key or the api_key query parameter. The "
+        f'<a href="{escape(server_url)}/api">OpenAPI definition</a> lists every parameter.</p>',
+    ]
+    for collection in registry.collections():
+        parts.append(
+            f"<h2 id={escape(collection.id)}>{escape(collection.id)}: {escape(collection.title)}</h2>"
+        )
+        parts.append(f"<p>{escape(collection.description)}</p><p><code>datetime</code>: ")
+        parts.append(f"{escape(collection.temporal_description)}.</p><table><tr><th>field<th>type<th>")
+        for prop in collection.properties:
+            parts.append(f"<tr><td>{escape(prop.name)}<td>{prop.type}<td>{escape(prop.description)}")
+        parts.append("</table>")
+        if collection.filters:
+            parts.append("<p>Filters: ")
+            parts.append(
+                ", ".join(
+                    f"<code>{escape(f.name)}</code> ({escape(f.description)})" for f in collection.filters
+                )
+            )
+            parts.append("</p>")
+    return "".join(parts) + "\n"

@@ -109,7 +109,10 @@ def export_blueprint() -> Blueprint:
                 },
             },
         )
-        @blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
+        @blp.alt_response(
+            304,
+            description="Unchanged since the ETag sent in If-None-Match (or, without one, If-Modified-Since)",
+        )
         def get(self, args: dict[str, Any], layer: str) -> flask.Response:
             """Download a whole layer as one RFC 7946 GeoJSON file, streamed"""
             return _export(args, layer)
@@ -129,7 +132,7 @@ def _export(args: dict[str, Any], layer: str) -> flask.Response:
     headers = {"ETag": version.etag, "Cache-Control": "private, no-cache", "Vary": VARY}
     if version.last_modified is not None:
         headers["Last-Modified"] = http_date(version.last_modified)
-    if flask.request.if_none_match.contains_weak(version.etag.strip('"')):
+    if _unchanged(version):
         return flask.current_app.response_class(status=304, headers=headers)
     if crs == "gcj02":
         batches = service.stream_transformed(session, collection, selection, actor, crs)
@@ -148,6 +151,18 @@ def _export(args: dict[str, Any], layer: str) -> flask.Response:
     )
     response.call_on_close(session.close)
     return response
+
+
+def _unchanged(version: service.Version) -> bool:
+    """If-None-Match decides when sent (RFC 9110 13.2.2); otherwise If-Modified-Since."""
+    request = flask.request
+    if request.if_none_match:
+        return request.if_none_match.contains_weak(version.etag.strip('"'))
+    since = request.if_modified_since
+    if since is None or version.last_modified is None:
+        return False
+    # HTTP dates have whole seconds.
+    return version.last_modified.replace(microsecond=0) <= since
 
 
 def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:

@@ -60,6 +60,20 @@ def test_unchanged_layers_answer_304_and_a_change_moves_the_etag(gis, session):
     assert "改名社区" in changed.get_data(as_text=True)
 
 
+def test_if_modified_since_alone_answers_304(gis):
+    response, _ = download(gis, "/api/v1/exports/villages.geojson")
+    modified = response.headers["Last-Modified"]
+    unchanged = gis.get("/api/v1/exports/villages.geojson", headers={"If-Modified-Since": modified})
+    assert unchanged.status_code == 304 and unchanged.get_data() == b""
+    older = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert (
+        gis.get("/api/v1/exports/villages.geojson", headers={"If-Modified-Since": older}).status_code == 200
+    )
+    # If-None-Match decides when both are sent.
+    both = {"If-Modified-Since": modified, "If-None-Match": '"other"'}
+    assert gis.get("/api/v1/exports/villages.geojson", headers=both).status_code == 200
+
+
 def test_the_events_etag_moves_when_an_event_or_a_category_changes(gis, session, reports):
     url = "/api/v1/exports/events.geojson"
     etag = gis.get(url).headers["ETag"]

@@ -5,6 +5,7 @@ ogrinfo exits 0 even when it prints errors, so every run is also checked for ERR
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
@@ -138,3 +139,18 @@ def test_gdal_types_fields_from_the_described_by_schema(live_server, header):
     events = fields("events")
     assert events["accuracy_m"] == "Real" and events["occurred_at"] == "DateTime"
     assert events["rework_count"] == "Integer" and events["status"] == "String"
+
+
+def test_a_connection_url_chooses_the_closure_period(live_server, accounts, tmp_path: Path):
+    # QGIS and GDAL keep the query of the connection URL and send it with every request.
+    period = "2001-01-01/2001-01-31"
+    url = f"OAPIF:{live_server}/ogc?datetime={period}&api_key={accounts.gis_key}"
+    target = tmp_path / "closure.json"
+    run = gdal("ogr2ogr", "--config", "CPL_DEBUG", "ON", "-f", "GeoJSON", str(target), url, "grid_closure")
+    fetched = re.findall(r"HTTP: Fetch\((\S+)\)", run.stderr)
+    items = [u for u in fetched if "/collections/grid_closure/items" in u]
+    assert items and all(f"datetime={period}" in u.replace("%2F", "/") for u in fetched), fetched
+    features = json.loads(target.read_text())["features"]
+    # No event is due in January 2001: every grid of the key's town shows nothing due.
+    assert len(features) > 10 and all(f["properties"]["due"] == 0 for f in features)
+    assert {f["properties"]["code"][:9] for f in features} == {"440117103"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from shapely.geometry import shape
@@ -132,11 +134,15 @@ def test_default_limit_is_100_and_above_the_maximum_the_maximum_is_used(gis):
         "crs=EPSG:4326",
         "crs=http://www.opengis.net/def/crs/EPSG/0/3857",
         "datetime=yesterday",
-        "datetime=2024-01-01",
+        "datetime=2024-02-30",
+        "datetime=2024-01-01T00:00:00",
         "datetime=../..",
         "datetime=2025-01-01T00:00:00Z/2024-01-01T00:00:00Z",
         "after=abc",
         "after=440117103001001&before=440117103001009",
+        "offset=-1",
+        "offset=x",
+        "offset=2&after=440117103001001",
         "kind=big",
         "parent=12",
         "f=xml",
@@ -159,10 +165,72 @@ def test_other_resources_refuse_unknown_parameters(gis):
         "/ogc?x=1",
         "/ogc/conformance?x=1",
         "/ogc/collections?x=1",
-        "/ogc/collections/grids?limit=3",
-        "/ogc/collections/grids/items/440117103001001?limit=1",
+        "/ogc/collections/grids?x=3",
+        "/ogc/collections/grids/items/440117103001001?x=1",
     ):
         assert gis.get(path).status_code == 400, path
+
+
+def test_other_resources_ignore_the_items_parameters_of_a_connection_url(gis):
+    # GDAL repeats the query of `OAPIF:http://.../ogc?datetime=...` on every request.
+    query = "datetime=2026-10-01&crs=" + EPSG_4490 + "&limit=1000&area=440117103&offset=0"
+    for path in (
+        "/ogc",
+        "/ogc/conformance",
+        "/ogc/api",
+        "/ogc/collections",
+        "/ogc/collections/grid_closure",
+        "/ogc/collections/grids/queryables",
+        "/ogc/collections/grids/items/440117103001001",
+    ):
+        assert gis.get(f"{path}?{query}").status_code == 200, path
+    # The period is carried into the items links, for clients that do not repeat the query.
+    body = gis.get("/ogc/collections?datetime=2026-10-01/2026-10-31").json
+    for collection in body["collections"]:
+        (items,) = links(collection, "items")
+        assert parse_qs(urlsplit(items["href"]).query)["datetime"] == ["2026-10-01/2026-10-31"]
+
+
+def test_a_date_alone_is_the_whole_local_day(gis, reports, session):
+    received = session.scalar(text("SELECT received_at FROM events WHERE id = :id"), {"id": reports.plain})
+    day = received.astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+    def ids(value: str) -> set[str]:
+        response = gis.get(f"/ogc/collections/events/items?datetime={value}&limit=10000")
+        assert response.status_code == 200, value
+        return {f["id"] for f in response.json["features"]}
+
+    assert reports.plain in ids(day.isoformat())
+    assert reports.plain not in ids((day - timedelta(days=1)).isoformat())
+    assert reports.plain in ids(f"{day - timedelta(days=3)}/{day}")
+    assert reports.plain not in ids(f"{day + timedelta(days=1)}/..")
+    # The day's bounds, in Beijing time (UTC+8).
+    start = datetime.combine(day, time(), ZoneInfo("Asia/Shanghai")).astimezone(UTC)
+    exact = f"{start:%Y-%m-%dT%H:%M:%SZ}/{start + timedelta(days=1, microseconds=-1):%Y-%m-%dT%H:%M:%S.%fZ}"
+    assert ids(day.isoformat()) == ids(exact)
+    assert gis.get("/ogc/collections/grids/items?datetime=2026-10-01").status_code == 200
+
+
+def test_offset_pages_like_the_cursor(gis):
+    whole = [f["id"] for f in gis.get("/ogc/collections/grids/items?limit=6").json["features"]]
+    page = gis.get("/ogc/collections/grids/items?limit=2&offset=2").json
+    assert [f["id"] for f in page["features"]] == whole[2:4]
+    (next_link,) = links(page, "next")
+    assert "offset" not in parse_qs(urlsplit(next_link["href"]).query)
+    assert [f["id"] for f in follow(gis, next_link["href"]).json["features"]] == whole[4:6]
+    (prev_link,) = links(page, "prev")
+    assert [f["id"] for f in follow(gis, prev_link["href"]).json["features"]] == whole[0:2]
+    assert not links(gis.get("/ogc/collections/grids/items?limit=2&offset=0").json, "prev")
+
+
+def test_the_landing_page_links_a_service_doc(gis):
+    (doc,) = links(gis.get("/ogc").json, "service-doc")
+    assert doc["type"] == "text/html"
+    page = follow(gis, doc["href"])
+    assert page.status_code == 200 and page.content_type.startswith("text/html")
+    text_ = page.get_data(as_text=True)
+    assert all(f"<h2 id={c.id}>" in text_ for c in registry.collections())
+    assert "accuracy_m<td>number" in text_
 
 
 def test_bbox_selects_intersecting_grids_in_either_axis_order(gis, session):
