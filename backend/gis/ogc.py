@@ -302,7 +302,6 @@ class Items(MethodView):
             offset=query.offset,
             lat_lon=lat_lon,
         )
-        matched = service.count(session, collection, query.selection, actor)
         self_query = [(n, v) for n, v in flask.request.args.items(multi=True) if n != context.QUERY_KEY]
         links = [
             link("self", f"/collections/{collection.id}/items", GEOJSON, "This page", self_query),
@@ -312,13 +311,12 @@ class Items(MethodView):
             links.append(_page_link("next", "Next page", collection, "after", page.last_id))
         if page.has_previous and page.first_id is not None:
             links.append(_page_link("prev", "Previous page", collection, "before", page.first_id))
-        head = {
-            "type": "FeatureCollection",
-            "numberMatched": matched,
-            "numberReturned": len(page.features),
-            "timeStamp": _iso(datetime.now(UTC)),
-            "links": links,
-        }
+        head: dict[str, Any] = {"type": "FeatureCollection"}
+        # Counting costs more than a page: only the first page says how many match (GDAL
+        # reads it there), later ones leave numberMatched out, as Part 1 allows.
+        if query.after is None and query.before is None and not query.offset:
+            head["numberMatched"] = service.count(session, collection, query.selection, actor)
+        head.update(numberReturned=len(page.features), timeStamp=_iso(datetime.now(UTC)), links=links)
         # The features are already JSON text from the database: splice them in.
         text = flask.json.dumps(head)[:-1] + ',"features":[' + ",\n".join(page.features) + "]}"
         return flask.current_app.response_class(

@@ -22,6 +22,9 @@ JSON_TYPE = {
 }
 
 
+ITEMS_PARAMETERS = ("limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before", "offset", "f")
+
+
 def _json(
     schema: dict[str, Any], media_type: str = "application/json", description: str = "OK"
 ) -> dict[str, Any]:
@@ -164,20 +167,7 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
                 "description": collection.description,
                 "tags": tag,
                 "parameters": [
-                    *(
-                        {"$ref": f"#/components/parameters/{p}"}
-                        for p in (
-                            "limit",
-                            "bbox",
-                            "bbox-crs",
-                            "datetime",
-                            "crs",
-                            "after",
-                            "before",
-                            "offset",
-                            "f",
-                        )
-                    ),
+                    *({"$ref": f"#/components/parameters/{p}"} for p in ITEMS_PARAMETERS),
                     *filters,
                 ],
                 "responses": {
@@ -190,7 +180,11 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
                                 "features": {"type": "array", "items": {"$ref": feature}},
                                 "links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}},
                                 "timeStamp": {"type": "string", "format": "date-time"},
-                                "numberMatched": {"type": "integer", "minimum": 0},
+                                "numberMatched": {
+                                    "type": "integer",
+                                    "minimum": 0,
+                                    "description": "On the first page only (without after, before or offset)",
+                                },
                                 "numberReturned": {"type": "integer", "minimum": 0},
                             },
                         },
@@ -242,7 +236,8 @@ PARAMETERS: dict[str, Any] = {
         "required": False,
         "style": "form",
         "explode": False,
-        "description": f"Features per page; above {params.MAX_LIMIT} the maximum is used",
+        "description": f"Features per page, {params.DEFAULT_LIMIT} unless given; above "
+        f"{params.MAX_LIMIT} the maximum is used",
         "schema": {
             "type": "integer",
             "minimum": 1,
@@ -454,6 +449,29 @@ def document(server_url: str) -> dict[str, Any]:
                 },
             }
         },
+    }
+    # The generic items path too: GDAL reads the limit's default and maximum there.
+    paths["/collections/{collectionId}/items"] = {
+        "get": {
+            "summary": "Features of a collection",
+            "operationId": "items",
+            "tags": ["server"],
+            "parameters": [
+                {
+                    "name": "collectionId",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "enum": [c.id for c in collections]},
+                },
+                *({"$ref": f"#/components/parameters/{p}"} for p in ITEMS_PARAMETERS),
+            ],
+            "responses": {
+                "200": _json({"type": "object"}, "application/geo+json", "The features"),
+                "400": PROBLEM,
+                "401": PROBLEM,
+                "404": PROBLEM,
+            },
+        }
     }
     schemas = dict(SCHEMAS)
     for collection in collections:

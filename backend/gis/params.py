@@ -25,7 +25,7 @@ EPSG_4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
 SUPPORTED_CRS = (CRS84, EPSG_4490, EPSG_4326)
 LAT_LON = frozenset({EPSG_4490, EPSG_4326})
 
-DEFAULT_LIMIT = 100
+DEFAULT_LIMIT = 1_000
 MAX_LIMIT = 10_000
 
 BBox = tuple[float, float, float, float]
