@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -14,7 +18,8 @@ from werkzeug.http import http_date
 from backend.auth import context
 from backend.auth.context import current_actor
 from backend.common.blueprint import Blueprint
-from backend.db import detach_session, get_session
+from backend.config import settings
+from backend.db import get_session
 from backend.errors import NotFound, ValidationFailed, field_error
 from backend.gis import registry, schemas, service
 from backend.gis.ogc import InvalidParameter, route_on
@@ -41,7 +46,7 @@ def _selection(collection: Collection, args: dict[str, Any]) -> Selection:
     filters = {}
     errors = []
     for name, value in args.items():
-        if name in ("bbox", "datetime", "crs"):
+        if name in ("bbox", "datetime", "crs", "api_key"):
             continue
         definition = collection.filter(name)
         problem = (
@@ -109,12 +114,13 @@ def export_blueprint() -> Blueprint:
                 },
             },
         )
+        @blp.alt_response(206, description="The byte range asked for in Range")
         @blp.alt_response(
             304,
             description="Unchanged since the ETag sent in If-None-Match (or, without one, If-Modified-Since)",
         )
         def get(self, args: dict[str, Any], layer: str) -> flask.Response:
-            """Download a whole layer as one RFC 7946 GeoJSON file, streamed"""
+            """Download a whole layer as one RFC 7946 GeoJSON file, by ranges too"""
             return _export(args, layer)
 
     return blp
@@ -134,23 +140,67 @@ def _export(args: dict[str, Any], layer: str) -> flask.Response:
         headers["Last-Modified"] = http_date(version.last_modified)
     if _unchanged(version):
         return flask.current_app.response_class(status=304, headers=headers)
-    if crs == "gcj02":
-        batches = service.stream_transformed(session, collection, selection, actor, crs)
-    else:
-        batches = service.stream(session, collection, selection, actor)
-    # Run the query before answering, so a failure is an error response, not a cut file.
-    first = next(batches, [])
-    # The stream outlives the request's teardown: it takes the session, and the server
-    # closes it with the response (also after a HEAD or a client that went away).
-    detach_session()
-    headers["Content-Disposition"] = f'attachment; filename="{collection.id}.geojson"'
-    response = flask.current_app.response_class(
-        flask.stream_with_context(_feature_collection(collection.id, _prepend(first, batches))),
+    path = _file(version, lambda: _batches(session, collection, selection, actor, crs), collection.id)
+    # A whole file, so the answer has a Content-Length and serves byte ranges (206): GDAL's
+    # /vsicurl/ and QGIS read a remote file by ranges.
+    response = flask.send_file(
+        path,
         mimetype=GEOJSON,
-        headers=headers,
+        as_attachment=True,
+        download_name=f"{collection.id}.geojson",
+        conditional=True,
+        etag=version.etag.strip('"'),
+        last_modified=version.last_modified,
     )
-    response.call_on_close(session.close)
+    response.headers.update(headers)
+    response.headers["Content-Disposition"] = f'attachment; filename="{collection.id}.geojson"'
     return response
+
+
+def _batches(
+    session: Any, collection: Collection, selection: Selection, actor: Any, crs: str
+) -> Iterator[list[str]]:
+    if crs == "gcj02":
+        return service.stream_transformed(session, collection, selection, actor, crs)
+    return service.stream(session, collection, selection, actor)
+
+
+# Built files are kept a while for the range requests that follow (and repeated downloads).
+KEEP_FILES_S = 600
+
+
+def _cache_dir() -> Path:
+    # Per database: the ETag names a selection's content within one database.
+    digest = hashlib.sha256(settings().database_url.encode()).hexdigest()[:16]
+    directory = Path(tempfile.gettempdir()) / f"wangge-exports-{digest}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    return directory
+
+
+def _file(version: service.Version, batches: Callable[[], Iterator[list[str]]], name: str) -> Path:
+    """The selection's GeoJSON file, named by its ETag (which covers the caller's scope, the
+    CRS and the rows); written batch by batch in constant memory when not already there."""
+    directory = _cache_dir()
+    path = directory / (version.etag.strip('"') + ".geojson")
+    now = time.time()
+    if path.exists():
+        os.utime(path)
+        return path
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=directory, delete=False) as out:
+        try:
+            for chunk in _feature_collection(name, batches()):
+                out.write(chunk)
+        except BaseException:
+            os.unlink(out.name)
+            raise
+    os.replace(out.name, path)
+    for old in directory.iterdir():
+        try:
+            if old != path and now - old.stat().st_mtime > KEEP_FILES_S:
+                old.unlink()
+        except FileNotFoundError:
+            pass
+    return path
 
 
 def _unchanged(version: service.Version) -> bool:
@@ -163,11 +213,6 @@ def _unchanged(version: service.Version) -> bool:
         return False
     # HTTP dates have whole seconds.
     return version.last_modified.replace(microsecond=0) <= since
-
-
-def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
-    yield first
-    yield from rest
 
 
 tiles_bp = flask.Blueprint("tiles", __name__, url_prefix="/tiles")

@@ -56,7 +56,8 @@ def export_args_schema() -> type[ma.Schema]:
             "datetime": _Parsed(
                 params.parse_datetime,
                 metadata={
-                    "description": "RFC 3339 date-time or interval start/end (`..` for open): boundary "
+                    "description": "RFC 3339 date-time, date, or interval start/end (`..` for open): "
+                    "boundary "
                     "versions in force then (areas), or received then (events)"
                 },
             ),
@@ -67,6 +68,13 @@ def export_args_schema() -> type[ma.Schema]:
                     "description": "wgs84 (RFC 7946, default), cgcs2000 "
                     "(the same numbers) or gcj02 for Chinese web maps"
                 },
+            ),
+            # Read by the credential parser before the arguments; named here so a URL with
+            # the key in it (GDAL's /vsicurl/, QGIS) is not refused as an unknown field.
+            "api_key": ma.fields.String(
+                load_only=True,
+                validate=ma.validate.Length(max=200),
+                metadata={"description": "An API key, for clients that cannot send headers"},
             ),
             **_filter_fields(),
         },

@@ -157,3 +157,22 @@ def test_head_answers_the_headers_without_a_body(gis):
     response = gis.head("/api/v1/exports/towns.geojson")
     assert response.status_code == 200 and response.get_data() == b""
     assert response.headers["ETag"] and response.content_type == GEOJSON
+
+
+def test_a_download_takes_the_key_in_its_url_and_serves_byte_ranges(app, accounts):
+    anonymous = app.test_client()
+    url = f"/api/v1/exports/grids.geojson?api_key={accounts.gis_key}"
+    whole = anonymous.get(url)
+    assert whole.status_code == 200 and whole.content_type == GEOJSON
+    data = whole.get_data()
+    assert int(whole.headers["Content-Length"]) == len(data) and whole.headers["Accept-Ranges"] == "bytes"
+    assert len(json.loads(data)["features"]) == 865
+    part = anonymous.get(url, headers={"Range": "bytes=10-99"})
+    assert part.status_code == 206 and part.get_data() == data[10:100]
+    assert part.headers["Content-Range"] == f"bytes 10-99/{len(data)}"
+    # A range of a file that changed since is the whole new file (If-Range).
+    stale = anonymous.get(url, headers={"Range": "bytes=10-99", "If-Range": '"other"'})
+    assert stale.status_code == 200 and stale.get_data() == data
+    head = anonymous.head(url)
+    assert head.status_code == 200 and int(head.headers["Content-Length"]) == len(data)
+    assert anonymous.get("/api/v1/exports/grids.geojson?api_key=wrong").status_code == 401

@@ -204,3 +204,11 @@ def test_gdal_copies_thousands_of_events_whole_and_in_few_pages_when_asked(
     # GDAL 3.6 asks for 10 a page whatever the API describes (it does not read /ogc/api); with
     # PAGE_SIZE (or a GDAL that reads the limit's default) the pages are few.
     assert copies["pages of 1000"][1] <= len(expected) // 1000 + 3
+
+
+def test_gdal_opens_a_download_by_url(live_server, accounts):
+    url = f"{live_server}/api/v1/exports/grids.geojson?api_key={accounts.gis_key}"
+    for source in (f"/vsicurl/{url}", url):
+        summary = gdal("ogrinfo", "-ro", "-so", "-al", source).stdout
+        assert "Feature Count: 865" in summary and "Multi Polygon" in summary, source
+        assert re.search(r"^valid_from: DateTime", summary, flags=re.M), summary
