@@ -7,15 +7,19 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import flask
 import flask_smorest
+import marshmallow as ma
 from flask.views import MethodView
 from werkzeug.http import http_date
 
 from backend.auth import context
+from backend.auth import service as auth
 from backend.auth.context import current_actor
 from backend.common.blueprint import Blueprint
 from backend.config import settings
@@ -46,7 +50,7 @@ def _selection(collection: Collection, args: dict[str, Any]) -> Selection:
     filters = {}
     errors = []
     for name, value in args.items():
-        if name in ("bbox", "datetime", "crs", "api_key"):
+        if name in ("bbox", "datetime", "crs", "api_key", "token"):
             continue
         definition = collection.filter(name)
         problem = (
@@ -123,7 +127,42 @@ def export_blueprint() -> Blueprint:
             """Download a whole layer as one RFC 7946 GeoJSON file, by ranges too"""
             return _export(args, layer)
 
+    @blp.route("/exports/links")
+    class Links(MethodView):
+        @blp.arguments(schemas.link_create_schema())
+        @blp.response(201, schemas.LinkSchema)
+        def post(self, args: dict[str, Any]) -> dict[str, Any]:
+            """Mint a signed download URL that acts as you, for one layer, until it expires"""
+            return _mint(args)
+
     return blp
+
+
+def _mint(args: dict[str, Any]) -> dict[str, Any]:
+    collection = _layer(args["layer"])
+    filters: dict[str, str] = args["filters"]
+    credentials = {"api_key", "token"} & set(filters)
+    if credentials:
+        name = sorted(credentials)[0]
+        raise ValidationFailed(
+            f"{name} is not a filter.", errors=[field_error(f"filters.{name}", "Not a filter.")]
+        )
+    try:
+        loaded = schemas.export_args_schema()().load(filters)
+    except ma.ValidationError as error:
+        messages = error.normalized_messages()
+        raise ValidationFailed(
+            "Bad filters.",
+            errors=[field_error(f"filters.{name}", "; ".join(map(str, m))) for name, m in messages.items()],
+        ) from error
+    _selection(collection, loaded)
+    path = flask.url_for("exports.Export", layer=collection.id)
+    query = sorted(filters.items())
+    token, expires = auth.sign_link(
+        get_session(), settings(), current_actor(), path, query, timedelta(seconds=args["lifetime_s"])
+    )
+    url = flask.request.url_root.rstrip("/") + path + "?" + urlencode([*query, (context.LINK_TOKEN, token)])
+    return {"url": url, "layer": collection.id, "expires_at": expires}
 
 
 def _export(args: dict[str, Any], layer: str) -> flask.Response:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
+import jwt
 import pytest
 from shapely.geometry import shape
 from sqlalchemy import text
@@ -176,3 +179,73 @@ def test_a_download_takes_the_key_in_its_url_and_serves_byte_ranges(app, account
     head = anonymous.head(url)
     assert head.status_code == 200 and int(head.headers["Content-Length"]) == len(data)
     assert anonymous.get("/api/v1/exports/grids.geojson?api_key=wrong").status_code == 401
+
+
+def _event_ids(response) -> set[str]:  # type: ignore[no-untyped-def]
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    return {f["id"] for f in json.loads(response.get_data())["features"]}
+
+
+def test_a_signed_link_downloads_one_layer_as_its_minter_until_it_expires(app, accounts, reports):
+    supervisor = client_as(app, accounts, "supervisor")
+    minted = supervisor.post(
+        "/api/v1/exports/links",
+        json={"layer": "events", "filters": {"status": "reported"}, "lifetime_s": 3600},
+    )
+    assert minted.status_code == 201, minted.json
+    url = urlsplit(minted.json["url"])
+    assert url.path == "/api/v1/exports/events.geojson" and minted.json["layer"] == "events"
+    expires = datetime.fromisoformat(minted.json["expires_at"])
+    assert timedelta(minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=1)
+    anonymous = app.test_client()
+    link = f"{url.path}?{url.query}"
+    seen = _event_ids(anonymous.get(link))
+    # The supervisor's scope: their town's events, not the other town's.
+    assert reports.plain in seen and reports.outside not in seen
+    assert seen == _event_ids(supervisor.get("/api/v1/exports/events.geojson?status=reported"))
+    assert anonymous.head(link).status_code == 200
+    token = parse_qs(url.query)["token"][0]
+    for other in (
+        f"/api/v1/exports/events.geojson?status=closed&token={token}",  # other filters
+        f"/api/v1/exports/events.geojson?token={token}",  # none
+        f"/api/v1/exports/grids.geojson?status=reported&token={token}",  # another layer
+        f"/api/v1/me?status=reported&token={token}",  # another resource
+        f"/api/v1/exports/events.geojson?status=reported&token={token[:-2]}xx",  # tampered
+    ):
+        assert anonymous.get(other).status_code == 401, other
+    # Not an access token either.
+    bearer = anonymous.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert bearer.status_code == 401
+
+
+def test_a_signed_link_expires_and_dies_with_a_sign_out(app, accounts, session, test_settings):
+    from backend.auth import service as auth
+
+    actor = auth.actor_for(session, auth.get_user(session, accounts.ids["supervisor"]))
+    path = "/api/v1/exports/grids.geojson"
+    token, _ = auth.sign_link(session, test_settings, actor, path, [], timedelta(seconds=1))
+    anonymous = app.test_client()
+    assert anonymous.get(f"{path}?token={token}").status_code == 200
+    expired = jwt.encode(
+        {**jwt.decode(token, options={"verify_signature": False}), "exp": 1},
+        auth._link_key(test_settings),
+        algorithm="HS256",
+    )
+    assert anonymous.get(f"{path}?token={expired}").status_code == 401
+    token, _ = auth.sign_link(session, test_settings, actor, path, [], timedelta(days=1))
+    auth.revoke_user_tokens(session, auth.get_user(session, accounts.ids["supervisor"]))
+    session.commit()
+    assert anonymous.get(f"{path}?token={token}").status_code == 401
+
+
+def test_a_gis_key_cannot_mint_a_link_and_a_link_lives_at_most_a_week(app, accounts, gis):
+    assert gis.post("/api/v1/exports/links", json={"layer": "events"}).status_code == 403
+    admin = client_as(app, accounts, "admin")
+    week = 7 * 86_400
+    assert admin.post("/api/v1/exports/links", json={"layer": "grids", "lifetime_s": week}).status_code == 201
+    too_long = admin.post("/api/v1/exports/links", json={"layer": "grids", "lifetime_s": week + 1})
+    assert too_long.status_code == 422
+    for filters in ({"kind": "big"}, {"status": "reported"}, {"api_key": "x"}, {"bbox": "1,2"}):
+        bad = admin.post("/api/v1/exports/links", json={"layer": "grids", "filters": filters})
+        assert bad.status_code == 422, filters
+    assert admin.post("/api/v1/exports/links", json={"layer": "nothing"}).status_code == 422
