@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import tempfile
@@ -287,6 +288,36 @@ class Tile(MethodView):
         return flask.current_app.response_class(data, mimetype=MVT, headers=headers)
 
 
+COMPRESSED_TYPES = frozenset(
+    {"application/json", GEOJSON, "application/schema+json", "application/vnd.oai.openapi+json", MVT}
+)
+# Smaller bodies gain less than the header costs.
+COMPRESS_ABOVE = 1024
+
+
+def _compress(response: flask.Response) -> flask.Response:
+    """gzip /ogc and /tiles answers held in memory, when the client takes gzip (downloads are
+    files served by ranges, left plain)."""
+    request = flask.request
+    if not request.path.startswith(("/ogc", "/tiles")) or response.status_code != 200:
+        return response
+    if response.direct_passthrough or response.is_streamed or "Content-Encoding" in response.headers:
+        return response
+    response.vary.add("Accept-Encoding")
+    if response.mimetype not in COMPRESSED_TYPES or not request.accept_encodings["gzip"]:
+        return response
+    data = response.get_data()
+    if len(data) <= COMPRESS_ABOVE:
+        return response
+    response.set_data(gzip.compress(data, compresslevel=4))
+    response.headers["Content-Encoding"] = "gzip"
+    # The same content in another encoding: the validator becomes weak (RFC 9110 8.8.1).
+    etag, weak = response.get_etag()
+    if etag and not weak:
+        response.set_etag(etag, weak=True)
+    return response
+
+
 def register(api: flask_smorest.Api) -> None:
     """The downloads in the main OpenAPI document; /ogc and /tiles outside it."""
     from backend.gis.ogc import bp as ogc_bp
@@ -295,3 +326,4 @@ def register(api: flask_smorest.Api) -> None:
     app = api._app
     app.register_blueprint(ogc_bp)
     app.register_blueprint(tiles_bp)
+    app.after_request(_compress)
