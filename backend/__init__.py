@@ -9,7 +9,7 @@ from sqlalchemy.orm import sessionmaker
 from werkzeug.routing import IntegerConverter
 
 from backend import config as config_module
-from backend import db
+from backend import cors, db
 from backend.common.json_provider import OrjsonProvider
 
 
@@ -57,6 +57,8 @@ def create_app(
 
     # First, so that the request's time and log line include signing in.
     requestlog.init_app(app)
+    # Preflights before signing in: browsers send them without credentials.
+    cors.init_app(app)
     app.before_request(authenticate_request)
     load.init_app(app)
     register_commands(app)

@@ -37,6 +37,9 @@ class Settings:
     max_photos_per_event: int = 9
     # Serve the area collections and tiles of /ogc and /tiles to callers without credentials.
     ogc_anonymous_areas: bool = False
+    # Origins whose browser pages may call the API (WANGGE_CORS_ORIGINS, comma-separated; "*"
+    # for any); none by default.
+    cors_origins: tuple[str, ...] = ()
     # Statement and lock timeouts of ordinary requests; commands run unbounded.
     statement_timeout_ms: int = 15_000
     lock_timeout_ms: int = 5_000
@@ -92,6 +95,7 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         max_photo_bytes=int(env.get("WANGGE_MAX_PHOTO_BYTES", defaults.max_photo_bytes)),
         max_photos_per_event=int(env.get("WANGGE_MAX_PHOTOS", defaults.max_photos_per_event)),
         ogc_anonymous_areas=_flag(env.get("WANGGE_OGC_ANONYMOUS_AREAS")),
+        cors_origins=tuple(o.strip() for o in env.get("WANGGE_CORS_ORIGINS", "").split(",") if o.strip()),
         statement_timeout_ms=int(env.get("WANGGE_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms)),
         lock_timeout_ms=int(env.get("WANGGE_LOCK_TIMEOUT_MS", defaults.lock_timeout_ms)),
         expensive_slots=int(env.get("WANGGE_EXPENSIVE_SLOTS", defaults.expensive_slots)),

@@ -231,6 +231,15 @@ TABLE: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/exports/{layer}.geojson"): Case(
         get(lambda w, s: "/api/v1/exports/events.geojson?area=" + w.area[s][:9]), same(200)
     ),
+    # Users mint links acting as themselves (so within their scope); a GIS key may not.
+    ("POST", "/api/v1/exports/links"): Case(
+        lambda w, s: (
+            "POST",
+            "/api/v1/exports/links",
+            {"layer": "events", "filters": {"area": w.area[s][:9]}},
+        ),
+        same(201, gis=(403, 403)),
+    ),
 }
 TABLE.update({op: Case(request, expect) for op, (request, expect) in ORG_CASES.items()})
 

@@ -21,6 +21,8 @@ from backend.db import get_session
 
 T = TypeVar("T")
 QUERY_KEY = "api_key"
+# A signed link's token (auth.service.sign_link), in the query of the one URL it signs.
+LINK_TOKEN = "token"
 SIGN_IN = (
     "Sign in: send `Authorization: Bearer <access token>`, or an API key (X-API-Key header, "
     "Authorization: ApiKey ..., or the api_key query parameter)."
@@ -34,11 +36,15 @@ def public(view_class: T) -> T:
 
 
 def _credential(request: flask.Request) -> tuple[str, str] | None:
-    """("bearer", token) or ("key", key), or None when the request carries neither."""
+    """("bearer", token), ("key", key) or ("link", signed link token), or None when the
+    request carries none."""
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer" and value:
         return "bearer", value
+    link = request.args.get(LINK_TOKEN, "").strip()
+    if link:
+        return "link", link
     key = (
         (value if scheme.lower() == "apikey" else "")
         or request.headers.get("X-API-Key", "").strip()
@@ -58,6 +64,12 @@ def caller(*, anonymous_ok: bool = False) -> Actor | None:
     kind, value = credential
     if kind == "bearer":
         actor = service.actor_from_access_token(get_session(), settings(), value)
+    elif kind == "link":
+        request = flask.request
+        query = [(n, v) for n, v in request.args.items(multi=True) if n != LINK_TOKEN]
+        actor = service.actor_from_signed_link(
+            get_session(), settings(), value, request.method, request.path, query
+        )
     else:
         actor = service.actor_from_api_key(get_session(), value)
     # The request's actor, whichever route asked: the request log names it by id.

@@ -237,6 +237,80 @@ def actor_from_access_token(session: Session, settings: Settings, token: str) ->
     )
 
 
+# --- signed links ---------------------------------------------------------------------------
+# A signed link is one GET URL (path and query) that acts as the user who minted it until it
+# expires: for clients that must keep a credential in a URL (QGIS project files). Its key is
+# derived from SECRET_KEY, so a link is never an access token, nor an access token a link.
+SIGNED_LINK_MAX = timedelta(days=7)
+
+
+def _link_key(settings: Settings) -> bytes:
+    return hmac.new(settings.secret_key.encode(), b"wangge signed links", hashlib.sha256).digest()
+
+
+def _canonical(query: list[tuple[str, str]]) -> list[list[str]]:
+    return sorted([name, value] for name, value in query)
+
+
+def sign_link(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    path: str,
+    query: list[tuple[str, str]],
+    lifetime: timedelta,
+) -> tuple[str, datetime]:
+    """A token for GET `path?query` as `actor` (a user) until now + lifetime (at most 7 days)."""
+    if actor.user_id is None:
+        raise Forbidden("Only signed-in users mint links; an API key is already a URL credential.")
+    if not timedelta(0) < lifetime <= SIGNED_LINK_MAX:
+        raise ValidationFailed(
+            "A link lives at most 7 days.", errors=[field_error("lifetime_s", "At most 604800.")]
+        )
+    row = next(iter(driver_rows(session, _ACTOR, {"id": actor.user_id})), None)
+    if row is None or row.disabled:
+        raise Unauthorized("The user is disabled.")
+    expires = (_now() + lifetime).replace(microsecond=0)
+    claims = {
+        "sub": str(actor.user_id),
+        # Signing out everywhere (a new epoch) revokes the user's links too.
+        "epoch": row.token_epoch,
+        "exp": int(expires.timestamp()),
+        "path": path,
+        "query": _canonical(query),
+    }
+    return jwt.encode(claims, _link_key(settings), algorithm=ALGORITHM), expires
+
+
+def actor_from_signed_link(
+    session: Session, settings: Settings, token: str, method: str, path: str, query: list[tuple[str, str]]
+) -> Actor:
+    """The minting user's actor, as of now, when `token` signs exactly this GET; else 401."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, _link_key(settings), algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+        )
+        user_id = int(claims["sub"])
+    except (jwt.PyJWTError, ValueError, TypeError) as error:
+        raise Unauthorized("The link is invalid or has expired.") from error
+    if (
+        method not in ("GET", "HEAD")
+        or claims.get("path") != path
+        or claims.get("query") != _canonical(query)
+    ):
+        raise Unauthorized("The link signs another request.")
+    row = next(iter(driver_rows(session, _ACTOR, {"id": user_id})), None)
+    if row is None or row.disabled or claims.get("epoch") != row.token_epoch:
+        raise Unauthorized("The link has been revoked.")
+    return Actor(
+        role=row.role,
+        user_id=user_id,
+        username=row.username,
+        area_code=row.area_code,
+        grid_codes=tuple(row.grids),
+    )
+
+
 def actor_for(session: Session, user: User) -> Actor:
     grids = tuple(user_grids(session, user.id))
     return Actor(

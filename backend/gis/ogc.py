@@ -24,6 +24,8 @@ from backend.gis.registry import Collection
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
+SCHEMA_JSON = "application/schema+json"
+HTML = "text/html"
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -64,9 +66,21 @@ class InvalidParameter(DomainError):
         super().__init__(detail, code="InvalidParameterValue", description=detail, parameter=name)
 
 
+def _connection_parameters() -> set[str]:
+    """What a client may have put in its connection URL for the items (GDAL repeats the
+    query of `OAPIF:url?...` on every request): accepted and ignored on the other resources."""
+    return {*params.ITEMS_PARAMETERS, *(f.name for c in registry.collections() for f in c.filters)}
+
+
 def _check(allowed: Iterable[str]) -> dict[str, str]:
+    allowed = set(allowed)
+    args = {
+        name: values
+        for name, values in flask.request.args.to_dict(flat=False).items()
+        if name in allowed or name not in _connection_parameters()
+    }
     try:
-        values = params.single_values(flask.request.args.to_dict(flat=False), allowed)
+        values = params.single_values(args, allowed)
     except params.ParameterError as error:
         raise InvalidParameter(error.name, str(error)) from error
     if values.get("f", "json") not in params.FORMATS:
@@ -121,6 +135,7 @@ class Landing(MethodView):
                 "links": [
                     link("self", "", JSON, "This document"),
                     link("service-desc", "/api", OPENAPI_JSON, "The API definition (OpenAPI 3.0)"),
+                    link("service-doc", "/docs", HTML, "The layers, their fields and filters"),
                     link("conformance", "/conformance", JSON, "Conformance classes"),
                     link(
                         "http://www.opengis.net/def/rel/ogc/1.0/conformance",
@@ -135,6 +150,14 @@ class Landing(MethodView):
                 ],
             }
         )
+
+
+@route("/docs")
+class ServiceDoc(MethodView):
+    def get(self) -> flask.Response:
+        """A page for people: each layer with its fields, their types and its filters."""
+        _check(PLAIN_PARAMETERS)
+        return flask.current_app.response_class(openapi.service_doc(root()), mimetype=HTML)
 
 
 @route("/conformance")
@@ -157,6 +180,13 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
+def _carried() -> list[tuple[str, str]]:
+    """The connection URL's `datetime`, carried into the items links (it chooses the period of
+    layers such as grid_closure, also for clients that do not repeat the URL's query)."""
+    value = flask.request.args.get("datetime")
+    return [("datetime", value)] if value else []
+
+
 def collection_document(collection: Collection, actor: Any) -> dict[str, Any]:
     extent = service.extent(get_session(), collection, actor)
     path = f"/collections/{collection.id}"
@@ -167,7 +197,16 @@ def collection_document(collection: Collection, actor: Any) -> dict[str, Any]:
         "itemType": "feature",
         "links": [
             link("self", path, JSON, "This collection"),
-            link("items", path + "/items", GEOJSON, "The features"),
+            link("items", path + "/items", GEOJSON, "The features", _carried()),
+            # GDAL reads `describedBy` with this media type to type the layer's fields.
+            link("describedBy", path + "/schema", SCHEMA_JSON, "The features' JSON Schema"),
+            link("http://www.opengis.net/def/rel/ogc/1.0/schema", path + "/schema", SCHEMA_JSON, "Schema"),
+            link(
+                "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                path + "/queryables",
+                SCHEMA_JSON,
+                "Queryables",
+            ),
         ],
         "extent": {
             "temporal": {"interval": [[_iso(extent.start), _iso(extent.end)]], "trs": GREGORIAN},
@@ -205,6 +244,28 @@ class CollectionView(MethodView):
         return _json(collection_document(collection, actor))
 
 
+@route("/collections/<string:collection_id>/queryables")
+class Queryables(MethodView):
+    def get(self, collection_id: str) -> flask.Response:
+        """The collection's queryables as a JSON Schema (OGC API - Features Part 3)."""
+        collection = _collection(collection_id)
+        context.caller(anonymous_ok=collection.anonymous)
+        _check(PLAIN_PARAMETERS)
+        url = root() + f"/collections/{collection.id}/queryables"
+        return _json(openapi.queryables(collection, url), SCHEMA_JSON)
+
+
+@route("/collections/<string:collection_id>/schema")
+class FeatureSchema(MethodView):
+    def get(self, collection_id: str) -> flask.Response:
+        """The JSON Schema of the collection's features, with each property's type."""
+        collection = _collection(collection_id)
+        context.caller(anonymous_ok=collection.anonymous)
+        _check(PLAIN_PARAMETERS)
+        url = root() + f"/collections/{collection.id}/schema"
+        return _json(openapi.feature_schema(collection, url), SCHEMA_JSON)
+
+
 def _items_query(collection: Collection) -> params.ItemsQuery:
     try:
         return params.items_query(collection, flask.request.args.to_dict(flat=False))
@@ -216,7 +277,7 @@ def _page_link(rel: str, title: str, collection: Collection, key: str, value: st
     query = [
         (name, v)
         for name, v in flask.request.args.items(multi=True)
-        if name not in ("after", "before", context.QUERY_KEY)
+        if name not in ("after", "before", "offset", context.QUERY_KEY)
     ]
     return link(rel, f"/collections/{collection.id}/items", GEOJSON, title, [*query, (key, value)])
 
@@ -238,9 +299,9 @@ class Items(MethodView):
             limit=query.limit,
             after=query.after,
             before=query.before,
+            offset=query.offset,
             lat_lon=lat_lon,
         )
-        matched = service.count(session, collection, query.selection, actor)
         self_query = [(n, v) for n, v in flask.request.args.items(multi=True) if n != context.QUERY_KEY]
         links = [
             link("self", f"/collections/{collection.id}/items", GEOJSON, "This page", self_query),
@@ -250,13 +311,12 @@ class Items(MethodView):
             links.append(_page_link("next", "Next page", collection, "after", page.last_id))
         if page.has_previous and page.first_id is not None:
             links.append(_page_link("prev", "Previous page", collection, "before", page.first_id))
-        head = {
-            "type": "FeatureCollection",
-            "numberMatched": matched,
-            "numberReturned": len(page.features),
-            "timeStamp": _iso(datetime.now(UTC)),
-            "links": links,
-        }
+        head: dict[str, Any] = {"type": "FeatureCollection"}
+        # Counting costs more than a page: only the first page says how many match (GDAL
+        # reads it there), later ones leave numberMatched out, as Part 1 allows.
+        if query.after is None and query.before is None and not query.offset:
+            head["numberMatched"] = service.count(session, collection, query.selection, actor)
+        head.update(numberReturned=len(page.features), timeStamp=_iso(datetime.now(UTC)), links=links)
         # The features are already JSON text from the database: splice them in.
         text = flask.json.dumps(head)[:-1] + ',"features":[' + ",\n".join(page.features) + "]}"
         return flask.current_app.response_class(

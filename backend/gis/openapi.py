@@ -6,6 +6,7 @@ Each collection gets its own paths, so clients (GDAL reads the document for the 
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from backend.gis import params, registry
@@ -19,6 +20,9 @@ JSON_TYPE = {
     "boolean": {"type": "boolean"},
     "date-time": {"type": "string", "format": "date-time"},
 }
+
+
+ITEMS_PARAMETERS = ("limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before", "offset", "f")
 
 
 def _json(
@@ -50,6 +54,72 @@ def _feature_schema(collection: Collection) -> dict[str, Any]:
                 "properties": {p.name: _property(p) for p in collection.properties},
             },
             "links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}},
+        },
+    }
+
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _json_schema_property(prop: Property) -> dict[str, Any]:
+    # One `type`, not ["string", "null"]: GDAL (3.6) only reads a single type; every property
+    # may be null, which is why none is listed as required.
+    schema: dict[str, Any] = {"title": prop.name, **JSON_TYPE[prop.type]}
+    if prop.description:
+        schema["description"] = prop.description
+    return schema
+
+
+def _id_property(collection: Collection) -> dict[str, Any]:
+    schema: dict[str, Any] = {"title": "id", "type": "string", "x-ogc-role": "id"}
+    if collection.id_type == "uuid":
+        schema["format"] = "uuid"
+    else:
+        schema["pattern"] = f"^({collection.id_pattern})$"
+    return schema
+
+
+def _geometry_property(collection: Collection) -> dict[str, Any]:
+    return {
+        "title": "geometry",
+        "format": f"geometry-{collection.geometry_type.lower()}",
+        "x-ogc-role": "primary-geometry",
+    }
+
+
+def queryables(collection: Collection, url: str) -> dict[str, Any]:
+    """The collection's queryables (OGC API - Features Part 3) as a JSON Schema, at `url`."""
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": url,
+        "type": "object",
+        "title": collection.title,
+        "properties": {
+            "id": _id_property(collection),
+            "geometry": _geometry_property(collection),
+            **{p.name: _json_schema_property(p) for p in collection.properties},
+        },
+        "additionalProperties": False,
+    }
+
+
+def feature_schema(collection: Collection, url: str) -> dict[str, Any]:
+    """A JSON Schema of the collection's GeoJSON features (its `describedBy` link), at `url`."""
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": url,
+        "title": collection.title,
+        "type": "object",
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": _id_property(collection),
+            "geometry": {**_geometry_property(collection), "type": "object"},
+            "properties": {
+                "type": "object",
+                "properties": {p.name: _json_schema_property(p) for p in collection.properties},
+                "additionalProperties": False,
+            },
         },
     }
 
@@ -97,10 +167,7 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
                 "description": collection.description,
                 "tags": tag,
                 "parameters": [
-                    *(
-                        {"$ref": f"#/components/parameters/{p}"}
-                        for p in ("limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before", "f")
-                    ),
+                    *({"$ref": f"#/components/parameters/{p}"} for p in ITEMS_PARAMETERS),
                     *filters,
                 ],
                 "responses": {
@@ -113,7 +180,11 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
                                 "features": {"type": "array", "items": {"$ref": feature}},
                                 "links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}},
                                 "timeStamp": {"type": "string", "format": "date-time"},
-                                "numberMatched": {"type": "integer", "minimum": 0},
+                                "numberMatched": {
+                                    "type": "integer",
+                                    "minimum": 0,
+                                    "description": "On the first page only (without after, before or offset)",
+                                },
                                 "numberReturned": {"type": "integer", "minimum": 0},
                             },
                         },
@@ -123,6 +194,21 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
                     **errors,
                 },
             }
+        },
+        **{
+            f"/collections/{name}/{part}": {
+                "get": {
+                    "summary": f"{summary} of {collection.title}",
+                    "operationId": f"{part}_{name}",
+                    "tags": tag,
+                    "parameters": [{"$ref": "#/components/parameters/f"}],
+                    "responses": {
+                        "200": _json({"type": "object"}, "application/schema+json", "A JSON Schema"),
+                        **errors,
+                    },
+                }
+            }
+            for part, summary in (("queryables", "Queryables"), ("schema", "The feature schema"))
         },
         f"/collections/{name}/items/{{featureId}}": {
             "get": {
@@ -150,7 +236,8 @@ PARAMETERS: dict[str, Any] = {
         "required": False,
         "style": "form",
         "explode": False,
-        "description": f"Features per page; above {params.MAX_LIMIT} the maximum is used",
+        "description": f"Features per page, {params.DEFAULT_LIMIT} unless given; above "
+        f"{params.MAX_LIMIT} the maximum is used",
         "schema": {
             "type": "integer",
             "minimum": 1,
@@ -198,9 +285,16 @@ PARAMETERS: dict[str, Any] = {
         "required": False,
         "style": "form",
         "explode": False,
-        "description": "An RFC 3339 date-time or an interval (start/end, `..` for open); "
-        "see each collection for what it selects",
+        "description": "An RFC 3339 date-time or date (a whole day, Beijing time) or an "
+        "interval of them (start/end, `..` for open); see each collection for what it selects",
         "schema": {"type": "string"},
+    },
+    "offset": {
+        "name": "offset",
+        "in": "query",
+        "required": False,
+        "description": "Skip this many features (the next link then pages by id)",
+        "schema": {"type": "integer", "minimum": 0, "maximum": params.MAX_OFFSET, "default": 0},
     },
     "after": {
         "name": "after",
@@ -309,6 +403,16 @@ def document(server_url: str) -> dict[str, Any]:
                 "responses": {"200": _json({"$ref": "#/components/schemas/LandingPage"}), "400": PROBLEM},
             }
         },
+        "/docs": {
+            "get": {
+                "summary": "The layers, their fields and filters, for people",
+                "operationId": "service_doc",
+                "tags": ["server"],
+                "security": public,
+                "parameters": plain,
+                "responses": {"200": _json({"type": "string"}, "text/html"), "400": PROBLEM},
+            }
+        },
         "/conformance": {
             "get": {
                 "summary": "Conformance classes",
@@ -346,6 +450,29 @@ def document(server_url: str) -> dict[str, Any]:
             }
         },
     }
+    # The generic items path too: GDAL reads the limit's default and maximum there.
+    paths["/collections/{collectionId}/items"] = {
+        "get": {
+            "summary": "Features of a collection",
+            "operationId": "items",
+            "tags": ["server"],
+            "parameters": [
+                {
+                    "name": "collectionId",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "enum": [c.id for c in collections]},
+                },
+                *({"$ref": f"#/components/parameters/{p}"} for p in ITEMS_PARAMETERS),
+            ],
+            "responses": {
+                "200": _json({"type": "object"}, "application/geo+json", "The features"),
+                "400": PROBLEM,
+                "401": PROBLEM,
+                "404": PROBLEM,
+            },
+        }
+    }
     schemas = dict(SCHEMAS)
     for collection in collections:
         paths.update(_collection_paths(collection))
@@ -377,3 +504,32 @@ def document(server_url: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def service_doc(server_url: str) -> str:
+    """The service-doc page: every layer's fields with their types, and its filters."""
+    parts = [
+        "<!doctype html><html lang=en><meta charset=utf-8>",
+        "<title>Wangge OGC API - Features</title><h1>Wangge (网格) OGC API - Features</h1>",
+        f"<p>Open <code>{escape(server_url)}</code> in QGIS or GDAL (<code>OAPIF:{escape(server_url)}"
+        "</code>); send an API key in X-API-Key or the api_key query parameter. The "
+        f'<a href="{escape(server_url)}/api">OpenAPI definition</a> lists every parameter.</p>',
+    ]
+    for collection in registry.collections():
+        parts.append(
+            f"<h2 id={escape(collection.id)}>{escape(collection.id)}: {escape(collection.title)}</h2>"
+        )
+        parts.append(f"<p>{escape(collection.description)}</p><p><code>datetime</code>: ")
+        parts.append(f"{escape(collection.temporal_description)}.</p><table><tr><th>field<th>type<th>")
+        for prop in collection.properties:
+            parts.append(f"<tr><td>{escape(prop.name)}<td>{prop.type}<td>{escape(prop.description)}")
+        parts.append("</table>")
+        if collection.filters:
+            parts.append("<p>Filters: ")
+            parts.append(
+                ", ".join(
+                    f"<code>{escape(f.name)}</code> ({escape(f.description)})" for f in collection.filters
+                )
+            )
+            parts.append("</p>")
+    return "".join(parts) + "\n"

@@ -11,9 +11,11 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from backend.gis.registry import Collection, Interval
+from backend.stats import LOCAL_TZ
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
@@ -23,7 +25,7 @@ EPSG_4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
 SUPPORTED_CRS = (CRS84, EPSG_4490, EPSG_4326)
 LAT_LON = frozenset({EPSG_4490, EPSG_4326})
 
-DEFAULT_LIMIT = 100
+DEFAULT_LIMIT = 1_000
 MAX_LIMIT = 10_000
 
 BBox = tuple[float, float, float, float]
@@ -78,9 +80,35 @@ def parse_bbox(value: str, crs: str = CRS84) -> BBox:
     return min_lon, min_lat, max_lon, max_lat
 
 
-def _moment(text: str) -> datetime | None:
+def _day(text: str) -> date | None:
+    """A date without a time (RFC 3339 full-date), or None when `text` is something else."""
+    if not re.fullmatch(r"\d{4}-\d\d-\d\d", text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not a valid date.") from error
+
+
+def _day_start(day: date) -> datetime:
+    # A date is a local day, as the grid offices count them (backend.stats.LOCAL_TZ).
+    return datetime.combine(day, time(), ZoneInfo(LOCAL_TZ))
+
+
+def _day_end(day: date) -> datetime:
+    return _day_start(day) + timedelta(days=1) - timedelta(microseconds=1)
+
+
+def _moment(text: str, end: bool = False) -> datetime | None:
+    """A date-time; a date alone stands for its first (or, as an end, its last) microsecond."""
     if text in ("", ".."):
         return None
+    day = _day(text)
+    if day is not None:
+        try:
+            return _day_end(day) if end else _day_start(day)
+        except OverflowError as error:
+            raise ValueError(f"{text!r} is out of range.") from error
     if not re.fullmatch(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", text):
         raise ValueError(f"{text!r} is not an RFC 3339 date-time with a time zone.")
     try:
@@ -90,14 +118,15 @@ def _moment(text: str) -> datetime | None:
 
 
 def parse_datetime(value: str) -> Interval:
-    """An instant, or an interval `start/end` where either end may be `..` or empty."""
+    """An instant, a date (the whole local day), or an interval `start/end` of either where
+    either end may be `..` or empty."""
     if "/" not in value:
         moment = _moment(value)
         if moment is None:
-            raise ValueError("datetime must be a date-time or an interval.")
-        return Interval(moment, moment)
+            raise ValueError("datetime must be a date-time, a date or an interval.")
+        return Interval(moment, _moment(value, end=True))
     start_text, _, end_text = value.partition("/")
-    start, end = _moment(start_text), _moment(end_text)
+    start, end = _moment(start_text), _moment(end_text, end=True)
     if start is None and end is None:
         raise ValueError("datetime interval needs at least one end.")
     if start is not None and end is not None and start > end:
@@ -148,9 +177,30 @@ class ItemsQuery:
     crs: str
     after: str | uuid.UUID | None
     before: str | uuid.UUID | None
+    offset: int = 0
 
 
-ITEMS_PARAMETERS = ("limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before", "f", "api_key")
+ITEMS_PARAMETERS = (
+    "limit",
+    "bbox",
+    "bbox-crs",
+    "datetime",
+    "crs",
+    "after",
+    "before",
+    "offset",
+    "f",
+    "api_key",
+)
+MAX_OFFSET = 1_000_000
+
+
+def parse_offset(value: str) -> int:
+    if not re.fullmatch(r"\d{1,7}", value) or int(value) > MAX_OFFSET:
+        raise ValueError(f"offset must be a whole number from 0 to {MAX_OFFSET}.")
+    return int(value)
+
+
 FORMATS = ("json", "geojson")
 
 
@@ -183,6 +233,9 @@ def items_query(collection: Collection, args: Mapping[str, Iterable[str]]) -> It
             keys[name] = key
     if len(keys) == 2:
         raise ParameterError("before", "Give after or before, not both.")
+    offset = read("offset", parse_offset) if "offset" in values else 0
+    if offset and keys:
+        raise ParameterError("offset", "Give offset or a cursor (after, before), not both.")
     filters = {}
     for definition in collection.filters:
         if definition.name in values:
@@ -196,4 +249,5 @@ def items_query(collection: Collection, args: Mapping[str, Iterable[str]]) -> It
         crs=crs,
         after=keys.get("after"),
         before=keys.get("before"),
+        offset=offset,
     )

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-from collections.abc import Iterator
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import flask
 import flask_smorest
+import marshmallow as ma
 from flask.views import MethodView
 from werkzeug.http import http_date
 
 from backend.auth import context
+from backend.auth import service as auth
 from backend.auth.context import current_actor
 from backend.common.blueprint import Blueprint
-from backend.db import detach_session, get_session
+from backend.config import settings
+from backend.db import get_session
 from backend.errors import NotFound, ValidationFailed, field_error
 from backend.gis import registry, schemas, service
 from backend.gis.ogc import InvalidParameter, route_on
@@ -41,7 +51,7 @@ def _selection(collection: Collection, args: dict[str, Any]) -> Selection:
     filters = {}
     errors = []
     for name, value in args.items():
-        if name in ("bbox", "datetime", "crs"):
+        if name in ("bbox", "datetime", "crs", "api_key", "token"):
             continue
         definition = collection.filter(name)
         problem = (
@@ -109,12 +119,51 @@ def export_blueprint() -> Blueprint:
                 },
             },
         )
-        @blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
+        @blp.alt_response(206, description="The byte range asked for in Range")
+        @blp.alt_response(
+            304,
+            description="Unchanged since the ETag sent in If-None-Match (or, without one, If-Modified-Since)",
+        )
         def get(self, args: dict[str, Any], layer: str) -> flask.Response:
-            """Download a whole layer as one RFC 7946 GeoJSON file, streamed"""
+            """Download a whole layer as one RFC 7946 GeoJSON file, by ranges too"""
             return _export(args, layer)
 
+    @blp.route("/exports/links")
+    class Links(MethodView):
+        @blp.arguments(schemas.link_create_schema())
+        @blp.response(201, schemas.LinkSchema)
+        def post(self, args: dict[str, Any]) -> dict[str, Any]:
+            """Mint a signed download URL that acts as you, for one layer, until it expires"""
+            return _mint(args)
+
     return blp
+
+
+def _mint(args: dict[str, Any]) -> dict[str, Any]:
+    collection = _layer(args["layer"])
+    filters: dict[str, str] = args["filters"]
+    credentials = {"api_key", "token"} & set(filters)
+    if credentials:
+        name = sorted(credentials)[0]
+        raise ValidationFailed(
+            f"{name} is not a filter.", errors=[field_error(f"filters.{name}", "Not a filter.")]
+        )
+    try:
+        loaded = schemas.export_args_schema()().load(filters)
+    except ma.ValidationError as error:
+        messages = error.normalized_messages()
+        raise ValidationFailed(
+            "Bad filters.",
+            errors=[field_error(f"filters.{name}", "; ".join(map(str, m))) for name, m in messages.items()],
+        ) from error
+    _selection(collection, loaded)
+    path = flask.url_for("exports.Export", layer=collection.id)
+    query = sorted(filters.items())
+    token, expires = auth.sign_link(
+        get_session(), settings(), current_actor(), path, query, timedelta(seconds=args["lifetime_s"])
+    )
+    url = flask.request.url_root.rstrip("/") + path + "?" + urlencode([*query, (context.LINK_TOKEN, token)])
+    return {"url": url, "layer": collection.id, "expires_at": expires}
 
 
 def _export(args: dict[str, Any], layer: str) -> flask.Response:
@@ -129,30 +178,81 @@ def _export(args: dict[str, Any], layer: str) -> flask.Response:
     headers = {"ETag": version.etag, "Cache-Control": "private, no-cache", "Vary": VARY}
     if version.last_modified is not None:
         headers["Last-Modified"] = http_date(version.last_modified)
-    if flask.request.if_none_match.contains_weak(version.etag.strip('"')):
+    if _unchanged(version):
         return flask.current_app.response_class(status=304, headers=headers)
-    if crs == "gcj02":
-        batches = service.stream_transformed(session, collection, selection, actor, crs)
-    else:
-        batches = service.stream(session, collection, selection, actor)
-    # Run the query before answering, so a failure is an error response, not a cut file.
-    first = next(batches, [])
-    # The stream outlives the request's teardown: it takes the session, and the server
-    # closes it with the response (also after a HEAD or a client that went away).
-    detach_session()
-    headers["Content-Disposition"] = f'attachment; filename="{collection.id}.geojson"'
-    response = flask.current_app.response_class(
-        flask.stream_with_context(_feature_collection(collection.id, _prepend(first, batches))),
+    path = _file(version, lambda: _batches(session, collection, selection, actor, crs), collection.id)
+    # A whole file, so the answer has a Content-Length and serves byte ranges (206): GDAL's
+    # /vsicurl/ and QGIS read a remote file by ranges.
+    response = flask.send_file(
+        path,
         mimetype=GEOJSON,
-        headers=headers,
+        as_attachment=True,
+        download_name=f"{collection.id}.geojson",
+        conditional=True,
+        etag=version.etag.strip('"'),
+        last_modified=version.last_modified,
     )
-    response.call_on_close(session.close)
+    response.headers.update(headers)
+    response.headers["Content-Disposition"] = f'attachment; filename="{collection.id}.geojson"'
     return response
 
 
-def _prepend(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
-    yield first
-    yield from rest
+def _batches(
+    session: Any, collection: Collection, selection: Selection, actor: Any, crs: str
+) -> Iterator[list[str]]:
+    if crs == "gcj02":
+        return service.stream_transformed(session, collection, selection, actor, crs)
+    return service.stream(session, collection, selection, actor)
+
+
+# Built files are kept a while for the range requests that follow (and repeated downloads).
+KEEP_FILES_S = 600
+
+
+def _cache_dir() -> Path:
+    # Per database: the ETag names a selection's content within one database.
+    digest = hashlib.sha256(settings().database_url.encode()).hexdigest()[:16]
+    directory = Path(tempfile.gettempdir()) / f"wangge-exports-{digest}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    return directory
+
+
+def _file(version: service.Version, batches: Callable[[], Iterator[list[str]]], name: str) -> Path:
+    """The selection's GeoJSON file, named by its ETag (which covers the caller's scope, the
+    CRS and the rows); written batch by batch in constant memory when not already there."""
+    directory = _cache_dir()
+    path = directory / (version.etag.strip('"') + ".geojson")
+    now = time.time()
+    if path.exists():
+        os.utime(path)
+        return path
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=directory, delete=False) as out:
+        try:
+            for chunk in _feature_collection(name, batches()):
+                out.write(chunk)
+        except BaseException:
+            os.unlink(out.name)
+            raise
+    os.replace(out.name, path)
+    for old in directory.iterdir():
+        try:
+            if old != path and now - old.stat().st_mtime > KEEP_FILES_S:
+                old.unlink()
+        except FileNotFoundError:
+            pass
+    return path
+
+
+def _unchanged(version: service.Version) -> bool:
+    """If-None-Match decides when sent (RFC 9110 13.2.2); otherwise If-Modified-Since."""
+    request = flask.request
+    if request.if_none_match:
+        return request.if_none_match.contains_weak(version.etag.strip('"'))
+    since = request.if_modified_since
+    if since is None or version.last_modified is None:
+        return False
+    # HTTP dates have whole seconds.
+    return version.last_modified.replace(microsecond=0) <= since
 
 
 tiles_bp = flask.Blueprint("tiles", __name__, url_prefix="/tiles")
@@ -188,6 +288,36 @@ class Tile(MethodView):
         return flask.current_app.response_class(data, mimetype=MVT, headers=headers)
 
 
+COMPRESSED_TYPES = frozenset(
+    {"application/json", GEOJSON, "application/schema+json", "application/vnd.oai.openapi+json", MVT}
+)
+# Smaller bodies gain less than the header costs.
+COMPRESS_ABOVE = 1024
+
+
+def _compress(response: flask.Response) -> flask.Response:
+    """gzip /ogc and /tiles answers held in memory, when the client takes gzip (downloads are
+    files served by ranges, left plain)."""
+    request = flask.request
+    if not request.path.startswith(("/ogc", "/tiles")) or response.status_code != 200:
+        return response
+    if response.direct_passthrough or response.is_streamed or "Content-Encoding" in response.headers:
+        return response
+    response.vary.add("Accept-Encoding")
+    if response.mimetype not in COMPRESSED_TYPES or not request.accept_encodings["gzip"]:
+        return response
+    data = response.get_data()
+    if len(data) <= COMPRESS_ABOVE:
+        return response
+    response.set_data(gzip.compress(data, compresslevel=4))
+    response.headers["Content-Encoding"] = "gzip"
+    # The same content in another encoding: the validator becomes weak (RFC 9110 8.8.1).
+    etag, weak = response.get_etag()
+    if etag and not weak:
+        response.set_etag(etag, weak=True)
+    return response
+
+
 def register(api: flask_smorest.Api) -> None:
     """The downloads in the main OpenAPI document; /ogc and /tiles outside it."""
     from backend.gis.ogc import bp as ogc_bp
@@ -196,3 +326,4 @@ def register(api: flask_smorest.Api) -> None:
     app = api._app
     app.register_blueprint(ogc_bp)
     app.register_blueprint(tiles_bp)
+    app.after_request(_compress)

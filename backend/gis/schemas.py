@@ -56,7 +56,8 @@ def export_args_schema() -> type[ma.Schema]:
             "datetime": _Parsed(
                 params.parse_datetime,
                 metadata={
-                    "description": "RFC 3339 date-time or interval start/end (`..` for open): boundary "
+                    "description": "RFC 3339 date-time, date, or interval start/end (`..` for open): "
+                    "boundary "
                     "versions in force then (areas), or received then (events)"
                 },
             ),
@@ -67,6 +68,18 @@ def export_args_schema() -> type[ma.Schema]:
                     "description": "wgs84 (RFC 7946, default), cgcs2000 "
                     "(the same numbers) or gcj02 for Chinese web maps"
                 },
+            ),
+            # Read by the credential parser before the arguments; named here so a URL with
+            # the key in it (GDAL's /vsicurl/, QGIS) is not refused as an unknown field.
+            "api_key": ma.fields.String(
+                load_only=True,
+                validate=ma.validate.Length(max=200),
+                metadata={"description": "An API key, for clients that cannot send headers"},
+            ),
+            "token": ma.fields.String(
+                load_only=True,
+                validate=ma.validate.Length(max=4000),
+                metadata={"description": "A signed link's token (POST /api/v1/exports/links)"},
             ),
             **_filter_fields(),
         },
@@ -87,3 +100,32 @@ class ExportSchema(ma.Schema):
     type = ma.fields.Constant("FeatureCollection")
     name = ma.fields.String(metadata={"description": "The layer"})
     features = ma.fields.List(ma.fields.Nested(ExportFeatureSchema))
+
+
+def link_create_schema() -> type[ma.Schema]:
+    """What a signed layer link is minted for, with the layers registered by now."""
+    return ma.Schema.from_dict(
+        {
+            "layer": ma.fields.String(
+                required=True, validate=ma.validate.OneOf([c.id for c in registry.collections()])
+            ),
+            "filters": ma.fields.Dict(
+                keys=ma.fields.String(validate=ma.validate.Length(max=50)),
+                values=ma.fields.String(validate=ma.validate.Length(max=200)),
+                load_default=dict,
+                metadata={"description": "The download's query parameters (bbox, datetime, crs, filters)"},
+            ),
+            "lifetime_s": ma.fields.Integer(
+                load_default=86_400,
+                validate=ma.validate.Range(min=60, max=7 * 86_400),
+                metadata={"description": "Seconds the link works: a minute to 7 days"},
+            ),
+        },
+        name="LinkCreate",
+    )
+
+
+class LinkSchema(ma.Schema):
+    url = ma.fields.String(metadata={"description": "The download, signed: no key needed"})
+    layer = ma.fields.String()
+    expires_at = ma.fields.DateTime()

@@ -140,9 +140,11 @@ def page(
     limit: int,
     after: Any = None,
     before: Any = None,
+    offset: int = 0,
     lat_lon: bool = False,
 ) -> Page:
-    """One page in id order, by keyset: rows after `after` (or just before `before`)."""
+    """One page in id order, by keyset: rows after `after` (or just before `before`), or by
+    skipping `offset` rows."""
     collection = collection.at(selection.interval)
     key = collection.id_column
     query = _query(
@@ -157,7 +159,7 @@ def page(
     else:
         if after is not None:
             query = query.where(key > after)
-        query = query.order_by(key)
+        query = query.order_by(key).offset(offset or None)
     rows = list(session.execute(query.limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -176,7 +178,7 @@ def page(
         has_previous, has_next = more, any_beyond(key > _typed(collection, last))
     else:
         has_next = more
-        has_previous = after is not None and any_beyond(key < _typed(collection, first))
+        has_previous = offset > 0 or (after is not None and any_beyond(key < _typed(collection, first)))
     return Page([row.feature for row in rows], first, last, has_previous, has_next)
 
 

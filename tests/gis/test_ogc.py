@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from shapely.geometry import shape
@@ -10,7 +12,7 @@ from sqlalchemy import text
 
 from backend.areas import service as areas
 from backend.gis import registry
-from backend.gis.params import CRS84, EPSG_4326, EPSG_4490, MAX_LIMIT
+from backend.gis.params import CRS84, DEFAULT_LIMIT, EPSG_4326, EPSG_4490, MAX_LIMIT
 from backend.stats.queries import wilson_interval
 from tests.conftest import client_as
 
@@ -57,7 +59,10 @@ def test_api_definition_is_openapi_30_with_every_collection(gis):
     doc = response.json
     assert doc["openapi"].startswith("3.0") and doc["servers"] == [{"url": "http://localhost/ogc"}]
     limit = doc["components"]["parameters"]["limit"]["schema"]
-    assert (limit["maximum"], limit["default"]) == (MAX_LIMIT, 100)
+    assert (limit["maximum"], limit["default"]) == (MAX_LIMIT, 1000) == (10_000, DEFAULT_LIMIT)
+    # GDAL looks for the limit on the generic items path.
+    generic = doc["paths"]["/collections/{collectionId}/items"]["get"]["parameters"]
+    assert {"$ref": "#/components/parameters/limit"} in generic
     for collection in registry.collections():
         items = doc["paths"][f"/collections/{collection.id}/items"]["get"]
         names = {p.get("name") or p["$ref"].rsplit("/", 1)[1] for p in items["parameters"]}
@@ -90,7 +95,8 @@ def test_grids_page_through_every_grid_once_by_next_links(gis, session):
         assert response.status_code == 200 and response.content_type == GEOJSON
         assert response.headers["Content-Crs"] == f"<{CRS84}>"
         body = response.json
-        assert body["numberMatched"] == len(expected)
+        assert body.get("numberMatched", len(expected)) == len(expected)
+        assert ("numberMatched" in body) == (pages == 0)
         assert body["numberReturned"] == len(body["features"]) <= 300
         seen += [f["id"] for f in body["features"]]
         nxt = links(body, "next")
@@ -112,8 +118,8 @@ def test_prev_link_returns_the_page_before(gis):
     assert not links(last, "next")
 
 
-def test_default_limit_is_100_and_above_the_maximum_the_maximum_is_used(gis):
-    assert gis.get("/ogc/collections/grids/items").json["numberReturned"] == 100
+def test_default_limit_is_1000_and_above_the_maximum_the_maximum_is_used(gis):
+    assert gis.get("/ogc/collections/grids/items").json["numberReturned"] == 865
     body = gis.get(f"/ogc/collections/grids/items?limit={MAX_LIMIT + 1}").json
     assert body["numberReturned"] == 865 and not links(body, "next")
 
@@ -132,11 +138,15 @@ def test_default_limit_is_100_and_above_the_maximum_the_maximum_is_used(gis):
         "crs=EPSG:4326",
         "crs=http://www.opengis.net/def/crs/EPSG/0/3857",
         "datetime=yesterday",
-        "datetime=2024-01-01",
+        "datetime=2024-02-30",
+        "datetime=2024-01-01T00:00:00",
         "datetime=../..",
         "datetime=2025-01-01T00:00:00Z/2024-01-01T00:00:00Z",
         "after=abc",
         "after=440117103001001&before=440117103001009",
+        "offset=-1",
+        "offset=x",
+        "offset=2&after=440117103001001",
         "kind=big",
         "parent=12",
         "f=xml",
@@ -159,10 +169,72 @@ def test_other_resources_refuse_unknown_parameters(gis):
         "/ogc?x=1",
         "/ogc/conformance?x=1",
         "/ogc/collections?x=1",
-        "/ogc/collections/grids?limit=3",
-        "/ogc/collections/grids/items/440117103001001?limit=1",
+        "/ogc/collections/grids?x=3",
+        "/ogc/collections/grids/items/440117103001001?x=1",
     ):
         assert gis.get(path).status_code == 400, path
+
+
+def test_other_resources_ignore_the_items_parameters_of_a_connection_url(gis):
+    # GDAL repeats the query of `OAPIF:http://.../ogc?datetime=...` on every request.
+    query = "datetime=2026-10-01&crs=" + EPSG_4490 + "&limit=1000&area=440117103&offset=0"
+    for path in (
+        "/ogc",
+        "/ogc/conformance",
+        "/ogc/api",
+        "/ogc/collections",
+        "/ogc/collections/grid_closure",
+        "/ogc/collections/grids/queryables",
+        "/ogc/collections/grids/items/440117103001001",
+    ):
+        assert gis.get(f"{path}?{query}").status_code == 200, path
+    # The period is carried into the items links, for clients that do not repeat the query.
+    body = gis.get("/ogc/collections?datetime=2026-10-01/2026-10-31").json
+    for collection in body["collections"]:
+        (items,) = links(collection, "items")
+        assert parse_qs(urlsplit(items["href"]).query)["datetime"] == ["2026-10-01/2026-10-31"]
+
+
+def test_a_date_alone_is_the_whole_local_day(gis, reports, session):
+    received = session.scalar(text("SELECT received_at FROM events WHERE id = :id"), {"id": reports.plain})
+    day = received.astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+    def ids(value: str) -> set[str]:
+        response = gis.get(f"/ogc/collections/events/items?datetime={value}&limit=10000")
+        assert response.status_code == 200, value
+        return {f["id"] for f in response.json["features"]}
+
+    assert reports.plain in ids(day.isoformat())
+    assert reports.plain not in ids((day - timedelta(days=1)).isoformat())
+    assert reports.plain in ids(f"{day - timedelta(days=3)}/{day}")
+    assert reports.plain not in ids(f"{day + timedelta(days=1)}/..")
+    # The day's bounds, in Beijing time (UTC+8).
+    start = datetime.combine(day, time(), ZoneInfo("Asia/Shanghai")).astimezone(UTC)
+    exact = f"{start:%Y-%m-%dT%H:%M:%SZ}/{start + timedelta(days=1, microseconds=-1):%Y-%m-%dT%H:%M:%S.%fZ}"
+    assert ids(day.isoformat()) == ids(exact)
+    assert gis.get("/ogc/collections/grids/items?datetime=2026-10-01").status_code == 200
+
+
+def test_offset_pages_like_the_cursor(gis):
+    whole = [f["id"] for f in gis.get("/ogc/collections/grids/items?limit=6").json["features"]]
+    page = gis.get("/ogc/collections/grids/items?limit=2&offset=2").json
+    assert [f["id"] for f in page["features"]] == whole[2:4]
+    (next_link,) = links(page, "next")
+    assert "offset" not in parse_qs(urlsplit(next_link["href"]).query)
+    assert [f["id"] for f in follow(gis, next_link["href"]).json["features"]] == whole[4:6]
+    (prev_link,) = links(page, "prev")
+    assert [f["id"] for f in follow(gis, prev_link["href"]).json["features"]] == whole[0:2]
+    assert not links(gis.get("/ogc/collections/grids/items?limit=2&offset=0").json, "prev")
+
+
+def test_the_landing_page_links_a_service_doc(gis):
+    (doc,) = links(gis.get("/ogc").json, "service-doc")
+    assert doc["type"] == "text/html"
+    page = follow(gis, doc["href"])
+    assert page.status_code == 200 and page.content_type.startswith("text/html")
+    text_ = page.get_data(as_text=True)
+    assert all(f"<h2 id={c.id}>" in text_ for c in registry.collections())
+    assert "accuracy_m<td>number" in text_
 
 
 def test_bbox_selects_intersecting_grids_in_either_axis_order(gis, session):
@@ -373,3 +445,58 @@ def test_grid_closure_layer_counts_due_and_closed_events_in_the_period(app, acco
     assert props["below_benchmark"] is True  # even the interval's top, 0.94, is under 98%
     other = client_as(app, accounts, "other_supervisor").get(url)
     assert other.json["features"] == []  # statistics stay within the caller's scope
+
+
+SCHEMA_JSON = "application/schema+json"
+
+
+def test_queryables_and_schema_type_every_property_from_the_registry(gis):
+    for collection in registry.collections():
+        body = gis.get(f"/ogc/collections/{collection.id}").json
+        (described,) = links(body, "describedBy")
+        assert described["type"] == SCHEMA_JSON
+        (queryables_link,) = links(body, "http://www.opengis.net/def/rel/ogc/1.0/queryables")
+        response = follow(gis, queryables_link["href"])
+        assert response.status_code == 200 and response.content_type == SCHEMA_JSON
+        queryables = response.json
+        assert queryables["$id"] == queryables_link["href"]
+        assert queryables["properties"]["id"]["x-ogc-role"] == "id"
+        assert queryables["properties"]["geometry"]["x-ogc-role"] == "primary-geometry"
+        assert set(queryables["properties"]) == {"id", "geometry", *(p.name for p in collection.properties)}
+        schema = follow(gis, described["href"])
+        assert schema.status_code == 200 and schema.content_type == SCHEMA_JSON
+        typed = schema.json["properties"]["properties"]["properties"]
+        for prop in collection.properties:
+            expected = "string" if prop.type == "date-time" else prop.type
+            assert typed[prop.name]["type"] == expected == queryables["properties"][prop.name]["type"]
+            assert (typed[prop.name].get("format") == "date-time") == (prop.type == "date-time")
+    grids = gis.get("/ogc/collections/grids/queryables").json["properties"]
+    assert grids["valid_to"] == {
+        "title": "valid_to",
+        "type": "string",
+        "format": "date-time",
+        "description": "Null while the boundary is current",
+    }
+    assert (
+        gis.get("/ogc/collections/events/schema").json["properties"]["properties"]["properties"][
+            "accuracy_m"
+        ]["type"]
+        == "number"
+    )
+
+
+def test_queryables_need_the_collections_credentials(app):
+    anonymous = app.test_client()
+    assert anonymous.get("/ogc/collections/events/queryables").status_code == 401
+    assert anonymous.get("/ogc/collections/events/schema").status_code == 401
+
+
+def test_only_the_first_page_counts_the_matches(gis):
+    first = gis.get("/ogc/collections/grids/items?limit=300").json
+    assert first["numberMatched"] == 865 and first["numberReturned"] == 300
+    second = follow(gis, links(first, "next")[0]["href"]).json
+    assert "numberMatched" not in second and second["numberReturned"] == 300
+    assert "numberMatched" not in gis.get("/ogc/collections/grids/items?limit=300&offset=300").json
+    # 865 grids: one page by default.
+    whole = gis.get("/ogc/collections/grids/items").json
+    assert whole["numberReturned"] == 865 < DEFAULT_LIMIT and not links(whole, "next")
