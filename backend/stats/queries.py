@@ -1,13 +1,16 @@
-"""Closure statistics (结案率) and overdue events: read-only SQL over the events table.
+"""Closure statistics (结案率) and overdue events: read-only SQL over the events and their trail.
 
 For a scope (an area code: events whose district, town, village or grid column, chosen by the
-code's length, equals it), a window [from, to) and an as-of time:
+code's length, equals it), a window [from, to) and an as-of time, every figure is what stood at
+the as-of time:
 
-- due (应结案数): events in scope, not rejected, with due_at in the window;
-- closed (结案数): of those, closed_at <= as_of;
+- due (应结案数): events in scope, accepted and not rejected by as_of, with due_at in the window;
+- closed (结案数): of those, closed at as_of: the last of their close and reopen actions taken by
+  then is a close (closed_at below is the time of that close);
 - closed_on_time (按期结案数): of the closed, closed_at <= due_at;
 - closure_rate = closed / due, on_time_rate = closed_on_time / due (null when due = 0);
-- rework_rate (返工率) = closed events with rework_count >= 1 / closed (null when closed = 0);
+- rework_rate (返工率) = closed events returned or reopened at least once by as_of / closed
+  (null when closed = 0);
 - hours to close = closed_at - accepted_at over the closed events: the median and the 90th
   percentile, interpolated (percentile_cont; null when none has both times);
 - overdue_open: due events not closed as of as_of whose due_at is before as_of;
@@ -16,10 +19,19 @@ code's length, equals it), a window [from, to) and an as-of time:
   is flagged only when even its interval's upper end misses the benchmark. (False / null when
   due = 0.)
 
-Simplifications, both because events keep their current state rather than a history of it:
-`closed_at` is the latest closing and is cleared when an event is reopened, so an event closed
-before as_of and reopened after it counts as not closed; `status` (rejected or not) and
-`rework_count` are read as they are now, whatever as_of says.
+As of a past moment the figures come from the append-only trail (event_actions, by created_at),
+so an event closed then and reopened since still counts as closed then, and last month's figures
+stay what they were. The events'
+own columns (status, closed_at, rework_count) hold the latest state: when no action that sets them
+was taken after as_of (as of now, the default), they are what the trail says and are read as
+they are (the fast path); otherwise they are still read for the events they answer for (closed
+by as_of and not reopened since; never returned or reopened), and the trail for the few others
+(see `due_events_sql`). due_at and accepted_at are set once, on acceptance; no later action
+changes them. A property test holds the SQL to a reference that reads only the trail.
+
+What remains simplified: an action is dated by its transaction's start (now()), so one committed
+after a figure was read but dated at or before its as_of (its transaction was open across that
+moment) changes that figure; groups are named with the areas' current names.
 
 Every figure is computed in one SQL statement per request (FILTER clauses, percentile_cont and
 GROUPING SETS for the totals); only the per-group counts come back to Python, where the rates and
@@ -66,7 +78,7 @@ from backend.areas.models import CODE_LENGTH
 from backend.auth.service import Actor, Forbidden
 from backend.db import driver_rows
 from backend.errors import NotFound, ValidationFailed, field_error
-from backend.events.models import Event
+from backend.events.models import STATISTICS_ACTIONS, Event
 from backend.stats import LOCAL_TZ
 from backend.stats.validation import Limits, query_errors, refuse
 
@@ -253,20 +265,60 @@ def check_reader(actor: Actor, area: str, group_by: Sequence[str] = ()) -> None:
 # --- the closure definition, shared with the grid_closure layer --------------------------------
 
 
+# What an event stood at as of :as_of, from its trail (event_actions): closed when more of its
+# close actions than reopen actions were taken by then (the two alternate: only a closed event is
+# reopened, and only reopening leaves closed), at the last of those closes; reworked as many
+# times as it was returned or reopened by then; rejected when it was rejected by then.
+_TRAIL_CLOSED_AT = """(SELECT CASE
+        WHEN count(*) FILTER (WHERE x.action = 'close') > count(*) FILTER (WHERE x.action = 'reopen')
+        THEN max(x.created_at) FILTER (WHERE x.action = 'close') END
+    FROM event_actions x
+    WHERE x.event_id = e.id AND x.created_at <= :as_of AND x.action IN ('close', 'reopen'))"""
+_TRAIL_REWORKS = """(SELECT count(*) FROM event_actions x
+    WHERE x.event_id = e.id AND x.created_at <= :as_of AND x.action IN ('return', 'reopen'))"""
+_TRAIL_REJECTED = """EXISTS (SELECT FROM event_actions x
+    WHERE x.event_id = e.id AND x.created_at <= :as_of AND x.action = 'reject')"""
+# Whether a statistics action was taken after :as_of; if not, the events' columns are what the
+# trail says stood then. The latest one is read off ix_event_actions_statistics_since, whatever
+# the plan: an EXISTS with the bound :as_of inside would, under a generic plan, scan the whole
+# trail to find none after now.
+_CHANGED_SINCE = f"""COALESCE((SELECT max(created_at) FROM event_actions
+    WHERE {STATISTICS_ACTIONS}) > :as_of, false)"""
+# Which events need their trail read: the columns already say what stood at :as_of for an event
+# closed by then (nothing follows a close but a reopen, so nothing happened to it since), and
+# for one never returned or reopened (closed at most once: at closed_at, or never). The others,
+# a few in a hundred, are read from the trail.
+_NEEDS_TRAIL = f"{_CHANGED_SINCE} AND e.rework_count > 0 AND NOT COALESCE(e.closed_at <= :as_of, false)"
+
+
 def due_events_sql(columns: Sequence[str], where: str) -> str:
-    """The due events (应结案) of the window [:window_from, :window_to): the events `e` in
-    `where`, not rejected, due in the window, each with `columns` and, as of :as_of, whether it
-    is closed (结案, `closed`) and closed by its due time (按期结案, `closed_on_time`).
+    """The due events (应结案) of the window [:window_from, :window_to) as they stood at
+    :as_of: the events `e` in `where`, accepted by then and not rejected by then, due in the
+    window, each with `columns` and its due_at, accepted_at, closed_at and rework_count as of
+    :as_of, whether it was closed then (结案, `closed`) and closed by its due time (按期结案,
+    `closed_on_time`).
+
+    As of now (no statistics action taken after :as_of) these are the events' own columns; as
+    of a past moment, what the trail says for the events it may differ on. due_at and
+    accepted_at are set once, on acceptance, and no later action changes them.
 
     `columns` and `where` are SQL built from whitelisted identifiers; every value is bound.
     """
     return f"""
-        SELECT {"".join(f"{column}, " for column in columns)}
-            e.closed_at <= :as_of AS closed,
-            e.closed_at <= :as_of AND e.closed_at <= e.due_at AS closed_on_time
-        FROM events e
-        WHERE {where} AND e.status <> 'rejected'
-            AND e.due_at >= :window_from AND e.due_at < :window_to
+        SELECT d.*, d.closed_at IS NOT NULL AS closed, d.closed_at <= d.due_at AS closed_on_time
+        FROM (
+            SELECT {"".join(f"{column}, " for column in columns)}e.due_at, e.accepted_at,
+                CASE WHEN {_NEEDS_TRAIL} THEN {_TRAIL_CLOSED_AT}
+                    WHEN e.closed_at <= :as_of THEN e.closed_at END AS closed_at,
+                CASE WHEN {_NEEDS_TRAIL} THEN {_TRAIL_REWORKS} ELSE e.rework_count END AS rework_count
+            FROM events e
+            WHERE {where} AND e.due_at >= :window_from AND e.due_at < :window_to
+                AND CASE WHEN {_CHANGED_SINCE}
+                    THEN e.accepted_at <= :as_of AND NOT (e.status = 'rejected' AND {_TRAIL_REJECTED})
+                    ELSE e.status <> 'rejected' END
+            -- computed once per event, not once per use of closed_at above
+            OFFSET 0
+        ) d
     """
 
 
@@ -345,10 +397,7 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
             names.append(f", c{i}.name_zh AS k{i}_name_zh, c{i}.name_en AS k{i}_name_en")
             joins.append(f"LEFT JOIN categories c{i} ON c{i}.code = g.k{i}")
     order = ", ".join(["g.rollup DESC", *(f"g.k{i} NULLS LAST" for i in range(len(group_by)))])
-    due_events = due_events_sql(
-        [*keys, "e.due_at", "e.closed_at", "e.accepted_at", "e.rework_count"],
-        f"e.{scope_column} = :area",
-    )
+    due_events = due_events_sql(keys, f"e.{scope_column} = :area")
     sql = f"""
         WITH g AS (
             SELECT {"".join(f"{k}, " for k in key_names)}{grouping} AS rollup,
