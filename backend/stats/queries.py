@@ -21,7 +21,7 @@ the as-of time:
 
 As of a past moment the figures come from the append-only trail (event_actions, by created_at),
 so an event closed then and reopened since still counts as closed then, and last month's figures
-stay what they were. The events'
+stay what they were (an assessment, 考核, keeps them: backend.stats.assessments). The events'
 own columns (status, closed_at, rework_count) hold the latest state: when no action that sets them
 was taken after as_of (as of now, the default), they are what the trail says and are read as
 they are (the fast path); otherwise they are still read for the events they answer for (closed

@@ -84,6 +84,47 @@ class Ev:
         return steps
 
 
+# Where each lifecycle action leads (escalate keeps the status).
+TARGET = {
+    "accept": "accepted",
+    "reject": "rejected",
+    "dispatch": "dispatched",
+    "start": "in_progress",
+    "resolve": "resolved",
+    "close": "closed",
+    "return": "in_progress",
+    "reopen": "in_progress",
+}
+
+
+def lived(grid: str, actions: list[tuple[str, datetime]], *, sla: timedelta, **columns: Any) -> Ev:
+    """An event whose trail is these actions at these times (the first a report), with the
+    columns they set: accepted_at and due_at (= accepted_at + sla), status, closed_at and
+    rework_count."""
+    status, steps = "reported", []
+    accepted_at = closed_at = None
+    for action, at in actions:
+        status = "reported" if action == "report" else TARGET.get(action, status)
+        steps.append(Step(action, at, status))
+        if action == "accept":
+            accepted_at = at
+        elif action == "close":
+            closed_at = at
+        elif action == "reopen":
+            closed_at = None
+    reworks = sum(1 for action, _ in actions if action in ("return", "reopen"))
+    return Ev(
+        grid=grid,
+        status=status,
+        due_at=accepted_at + sla if accepted_at is not None else None,
+        accepted_at=accepted_at,
+        closed_at=closed_at,
+        rework_count=reworks,
+        steps=steps,
+        **columns,
+    )
+
+
 @dataclass(frozen=True)
 class AsOf:
     """What the trail says an event stood at, at a moment."""

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from backend.stats import queries
 from tests import factories
 from tests.stats import reference
-from tests.stats.reference import Ev, Step
+from tests.stats.reference import TARGET, Ev, Step
 
 # Monday 1 September 2025, midnight in Beijing: a day, a week and a month begin at once, in local
 # time (in UTC it is still Sunday 31 August).
@@ -67,16 +67,6 @@ NEXT = {
     "in_progress": ["resolve"] * 3 + ["escalate"],
     "resolved": ["close"] * 3 + ["return"],
     "closed": ["reopen"],
-}
-TARGET = {
-    "accept": "accepted",
-    "reject": "rejected",
-    "dispatch": "dispatched",
-    "start": "in_progress",
-    "resolve": "resolved",
-    "close": "closed",
-    "return": "in_progress",
-    "reopen": "in_progress",
 }
 
 
@@ -223,24 +213,9 @@ CLOSED_LATE = [
 
 def walked(*actions: tuple[str, int], sla: int = 40) -> Ev:
     """An event of GRIDS[3] whose trail is these actions at these moments (due `sla` quarter
-    hours after acceptance); its columns as the actions set them."""
-    status, steps, accepted_at, closed_at, reworks = "reported", [], None, None, 0
-    for action, quarter in actions:
-        status = "reported" if action == "report" else TARGET.get(action, status)
-        steps.append(Step(action, moment(quarter), status))
-        if action == "accept":
-            accepted_at = moment(quarter)
-        closed_at = moment(quarter) if action == "close" else None if action == "reopen" else closed_at
-        reworks += action in ("return", "reopen")
-    due_at = accepted_at + timedelta(minutes=15 * sla) if accepted_at else None
-    return Ev(
-        grid=GRIDS[3],
-        status=status,
-        due_at=due_at,
-        accepted_at=accepted_at,
-        closed_at=closed_at,
-        rework_count=reworks,
-        steps=steps,
+    hours after acceptance)."""
+    return reference.lived(
+        GRIDS[3], [(action, moment(q)) for action, q in actions], sla=timedelta(minutes=15 * sla)
     )
 
 
