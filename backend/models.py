@@ -19,10 +19,13 @@ from backend.org.models import (
     PartyBranch,
     PartyGroup,
 )
+from backend.stats.models import Assessment, AssessmentFigures
 
 __all__ = [
     "ApiKey",
     "Area",
+    "Assessment",
+    "AssessmentFigures",
     "Attachment",
     "Base",
     "Category",

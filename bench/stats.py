@@ -7,8 +7,9 @@ million. Each is built once (areas, then the history by backend.history with COP
 while it holds that history. For the district with the most events, it times district-wide
 closure statistics grouped by grid over the last year and over all ten (p50 and p95 of repeated
 calls), with and without the statistics indexes, against a naive single GROUP BY over the raw
-events table; then the cost of reporting an event (backend.events.service.report_event) and of
-accepting one (the update that sets due_at) with and without those indexes.
+events table, and the same windows a month earlier as of their end (read from the trail for the
+events handled since); then the cost of reporting an event (backend.events.service.report_event)
+and of accepting one (the update that sets due_at) with and without those indexes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ STATS_INDEXES = ("ix_events_district_due", "ix_events_town_due", "ix_events_open
 GOAL_P95_MS = 300.0
 GOAL_REPORT_SLOWDOWN = 0.20
 NAIVE_LABEL = "naive GROUP BY grid (counts only)"
+# As of the end of the history (nothing happened since: the events' columns answer), and as of
+# a month earlier (the trail answers for the events handled since).
+PAST = timedelta(days=30)
+NOW_LABEL = "now"
+PAST_LABEL = "30 days ago"
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,11 @@ def prepare(dataset: Dataset) -> Engine:
         start=END - timedelta(days=round(365.25 * YEARS)), end=END, events=dataset.events, seed=dataset.seed
     )
     with Session(engine) as session:
-        # The people the history names: two workers per grid, a supervisor per centre.
-        demo.load_staff(session, Settings(database_url=url))
+        # The people the history names: two workers per grid, a supervisor per centre. The demo
+        # logins among them belong to Conghua's towns, so the Guangzhou-scale tree's history
+        # names nobody (the figures timed here are per area, not per person).
+        if dataset.name == "Conghua":
+            demo.load_staff(session, Settings(database_url=url))
         summary = history.load_history(session, plan, points_per_grid=dataset.points_per_grid, analyze=False)
         session.commit()
     log(
@@ -151,6 +160,10 @@ NAIVE = text(
 )
 
 
+def _figures(stats: object, ms: list[float]) -> list[object]:
+    return [stats.totals.due, len(stats.groups), percentile(ms, 0.5), percentile(ms, 0.95)]  # type: ignore[attr-defined]
+
+
 def busiest_district(session: Session) -> str:
     return session.execute(
         text(
@@ -178,9 +191,9 @@ def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[obje
             f"{YEARS} years": END - timedelta(days=round(365.25 * YEARS)),
         }
 
-        def stats_call(start: datetime) -> Callable[[], object]:
+        def stats_call(start: datetime, end: datetime = END) -> Callable[[], object]:
             return lambda: queries.closure_stats(
-                session, area=district, window_from=start, window_to=END, as_of=END, group_by=("grid",)
+                session, area=district, window_from=start, window_to=end, as_of=end, group_by=("grid",)
             )
 
         def naive_call(start: datetime) -> Callable[[], object]:
@@ -194,12 +207,12 @@ def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[obje
         client = app.test_client()
         headers = {"Authorization": f"Bearer {bench_access_token(url)}"}
 
-        def http_call(start: datetime) -> Callable[[], object]:
+        def http_call(start: datetime, end: datetime = END) -> Callable[[], object]:
             query = {
                 "area": district,
                 "from": start.isoformat(),
-                "to": END.isoformat(),
-                "as_of": END.isoformat(),
+                "to": end.isoformat(),
+                "as_of": end.isoformat(),
                 "group_by": "grid",
             }
 
@@ -222,36 +235,24 @@ def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[obje
                 (NAIVE_LABEL, naive_call(start)),
             ):
                 ms = timed(call, n)
-                rows.append(
-                    [
-                        dataset.name,
-                        what,
-                        "stats indexes",
-                        label,
-                        due.totals.due,
-                        len(due.groups),
-                        percentile(ms, 0.5),
-                        percentile(ms, 0.95),
-                    ]
-                )
+                rows.append([dataset.name, what, "stats indexes", label, NOW_LABEL, *_figures(due, ms)])
+            # The same window a month earlier, as of its end: events handled since then are
+            # read from their trail.
+            past = stats_call(start - PAST, END - PAST)()
+            assert isinstance(past, queries.ClosureStats)
+            for what, call in (
+                ("closure_stats by grid", stats_call(start - PAST, END - PAST)),
+                ("GET /stats/closure?group_by=grid", http_call(start - PAST, END - PAST)),
+            ):
+                ms = timed(call, n)
+                rows.append([dataset.name, what, "stats indexes", label, PAST_LABEL, *_figures(past, ms)])
             with without_stats_indexes(session):
                 for what, call in (
                     ("closure_stats by grid", stats_call(start)),
                     (NAIVE_LABEL, naive_call(start)),
                 ):
                     ms = timed(call, max(3, n // 3), warmup=1)
-                    rows.append(
-                        [
-                            dataset.name,
-                            what,
-                            "none (baseline)",
-                            label,
-                            due.totals.due,
-                            len(due.groups),
-                            percentile(ms, 0.5),
-                            percentile(ms, 0.95),
-                        ]
-                    )
+                    rows.append([dataset.name, what, "none (baseline)", label, NOW_LABEL, *_figures(due, ms)])
     return rows
 
 
@@ -352,7 +353,8 @@ def main(argv: list[str] | None = None) -> None:
     log("District-wide closure statistics grouped by grid (ms per call; as_of = window end)")
     log(
         format_table(
-            ["dataset", "query", "indexes", "window", "due", "groups", "p50 ms", "p95 ms"], query_table
+            ["dataset", "query", "indexes", "window", "as of", "due", "groups", "p50 ms", "p95 ms"],
+            query_table,
         )
     )
     log("")
@@ -363,10 +365,10 @@ def main(argv: list[str] | None = None) -> None:
         r for r in query_table if r[1] != NAIVE_LABEL and r[2] == "stats indexes" and r[3] == "1 year"
     ]
     for row in one_year:
-        verdict = "met" if float(row[7]) < GOAL_P95_MS else "MISSED"  # type: ignore[arg-type]
+        verdict = "met" if float(row[8]) < GOAL_P95_MS else "MISSED"  # type: ignore[arg-type]
         log(
-            f"goal {row[0]} district-by-grid, 1 year, p95 < {GOAL_P95_MS:.0f} ms, {row[1]}: "
-            f"{verdict} ({float(row[7]):.0f} ms)"
+            f"goal {row[0]} district-by-grid, 1 year, as of {row[4]}, p95 < {GOAL_P95_MS:.0f} ms, "
+            f"{row[1]}: {verdict} ({float(row[8]):.0f} ms)"
         )  # type: ignore[arg-type]
     for row in write_table:
         if row[1] == "report_event":

@@ -6,6 +6,7 @@ who may call it fails `test_every_documented_operation_has_an_entry`.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import io
 import time
@@ -23,6 +24,7 @@ from backend import openapi_doc
 from backend.auth import service as auth
 from backend.events import photos
 from backend.events import service as events
+from backend.stats import assessments
 from tests.conftest import client_as
 from tests.factories import polygon, report
 from tests.org.access_cases import ORG_CASES
@@ -45,11 +47,17 @@ class World:
     refresh_token: str
     photo: dict[str, str]
     make_org: Callable[[], OrgWorld]
+    make_assessments: Callable[[], dict[str, int]]
 
     @functools.cached_property
     def org(self) -> OrgWorld:
         """Organisation rows, made only for the operations that use them."""
         return self.make_org()
+
+    @functools.cached_property
+    def assessment(self) -> dict[str, int]:
+        """An assessment of each town, made only for the operations that read them."""
+        return self.make_assessments()
 
 
 class Multipart(dict):  # type: ignore[type-arg]
@@ -227,6 +235,20 @@ TABLE: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/stats/overdue"): Case(
         get(lambda w, s: f"/api/v1/stats/overdue?area={w.area[s][:9]}"), STATS
     ),
+    ("GET", "/api/v1/stats/assessments"): Case(
+        get(lambda w, s: f"/api/v1/stats/assessments?area={w.area[s][:9]}"), STATS
+    ),
+    # Freezing a month: admins, and supervisors in their scope; a worker or a GIS key never.
+    ("POST", "/api/v1/stats/assessments"): Case(
+        lambda w, s: ("POST", "/api/v1/stats/assessments", {"area": w.area[s][:9], "month": "2025-10"}),
+        {"admin": (201, 201), "supervisor": (201, 404), "worker": (403, 403), "gis": (403, 403)},
+    ),
+    ("GET", "/api/v1/stats/assessments/{assessment_id}"): Case(
+        get(lambda w, s: f"/api/v1/stats/assessments/{w.assessment[s]}"), STATS
+    ),
+    ("GET", "/api/v1/stats/assessments/{assessment_id}.csv"): Case(
+        get(lambda w, s: f"/api/v1/stats/assessments/{w.assessment[s]}.csv"), STATS
+    ),
     # Every caller downloads layers; events are filtered to what each may see (tests/gis).
     ("GET", "/api/v1/exports/{layer}.geojson"): Case(
         get(lambda w, s: "/api/v1/exports/events.geojson?area=" + w.area[s][:9]), same(200)
@@ -301,6 +323,15 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
         session.commit()
         return org
 
+    def make_assessments() -> dict[str, int]:
+        admin = auth.actor_for(session, auth.get_user(session, accounts.ids["admin"]))
+        made = {
+            scope: assessments.freeze(session, actor=admin, area=town, month=datetime.date(2025, 9, 1)).id
+            for scope, town in ((IN, "440117103"), (OUT, "440117104"))
+        }
+        session.commit()
+        return made
+
     return World(
         event=made,
         area={IN: "440117103001", OUT: "440117104001"},
@@ -310,6 +341,7 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
         refresh_token=pair.refresh_token,
         photo=photo,
         make_org=make_org,
+        make_assessments=make_assessments,
     )
 
 

@@ -2,7 +2,8 @@
 
 The world is made through the API, as the field makes it: a sensitive dispute with the people
 involved, a trail with notes and a dispatch, a photo, a branch with its secretary, a group with
-its leader, a building with its head, a unit with its leader, a check-in and an alert. Each
+its leader, a building with its head, a unit with its leader, a check-in, an alert and an
+assessment. Each
 personal value carries a marker; no answer to the GIS key may carry a marker or a person-id
 field. New routes join the walk by being documented.
 """
@@ -146,7 +147,12 @@ def walk(app, accounts, session) -> Walk:  # type: ignore[no-untyped-def]
             json={"location": location, "kind": "fire", "radius_m": 1000, "count": 3, "description": "起火"},
         )
     )
+    # Last month of the GIS key's town, frozen by its supervisor (who is named in it).
+    assessment = _ok(
+        supervisor.post("/api/v1/stats/assessments", json={"area": TOWN, "month": "2025-10"}), 201
+    )
     values = {
+        "assessment_id": str(assessment["id"]),
         "event_id": event["id"],
         "sha256": photo["sha256"],
         "branch_id": str(branch["id"]),

@@ -1,13 +1,16 @@
-"""Closure statistics (结案率) and overdue events: read-only SQL over the events table.
+"""Closure statistics (结案率) and overdue events: read-only SQL over the events and their trail.
 
 For a scope (an area code: events whose district, town, village or grid column, chosen by the
-code's length, equals it), a window [from, to) and an as-of time:
+code's length, equals it), a window [from, to) and an as-of time, every figure is what stood at
+the as-of time:
 
-- due (应结案数): events in scope, not rejected, with due_at in the window;
-- closed (结案数): of those, closed_at <= as_of;
+- due (应结案数): events in scope, accepted and not rejected by as_of, with due_at in the window;
+- closed (结案数): of those, closed at as_of: the last of their close and reopen actions taken by
+  then is a close (closed_at below is the time of that close);
 - closed_on_time (按期结案数): of the closed, closed_at <= due_at;
 - closure_rate = closed / due, on_time_rate = closed_on_time / due (null when due = 0);
-- rework_rate (返工率) = closed events with rework_count >= 1 / closed (null when closed = 0);
+- rework_rate (返工率) = closed events returned or reopened at least once by as_of / closed
+  (null when closed = 0);
 - hours to close = closed_at - accepted_at over the closed events: the median and the 90th
   percentile, interpolated (percentile_cont; null when none has both times);
 - overdue_open: due events not closed as of as_of whose due_at is before as_of;
@@ -16,10 +19,20 @@ code's length, equals it), a window [from, to) and an as-of time:
   is flagged only when even its interval's upper end misses the benchmark. (False / null when
   due = 0.)
 
-Simplifications, both because events keep their current state rather than a history of it:
-`closed_at` is the latest closing and is cleared when an event is reopened, so an event closed
-before as_of and reopened after it counts as not closed; `status` (rejected or not) and
-`rework_count` are read as they are now, whatever as_of says.
+As of a past moment the figures come from the append-only trail (event_actions, by created_at),
+so an event closed then and reopened since still counts as closed then, and last month's figures
+stay what they were (an assessment, 考核, keeps them: backend.stats.assessments). The events'
+own columns (status, closed_at, rework_count) hold the latest state: when no action that sets them
+was taken after as_of (as of now, the default), they are what the trail says and are read as
+they are (the fast path, which checks that itself, in the same statement); otherwise a second
+statement still reads them for the events they answer for (closed by as_of and not reopened
+since; never returned or reopened) and the trail for the few others (see `due_events_sql`).
+due_at and accepted_at are set once, on acceptance; no later action changes them. A property
+test holds both statements to a reference that reads only the trail.
+
+What remains simplified: an action is dated by its transaction's start (now()), so one committed
+after a figure was read but dated at or before its as_of (its transaction was open across that
+moment) changes that figure; groups are named with the areas' current names.
 
 Every figure is computed in one SQL statement per request (FILTER clauses, percentile_cont and
 GROUPING SETS for the totals); only the per-group counts come back to Python, where the rates and
@@ -66,7 +79,7 @@ from backend.areas.models import CODE_LENGTH
 from backend.auth.service import Actor, Forbidden
 from backend.db import driver_rows
 from backend.errors import NotFound, ValidationFailed, field_error
-from backend.events.models import Event
+from backend.events.models import STATISTICS_ACTIONS, Event
 from backend.stats import LOCAL_TZ
 from backend.stats.validation import Limits, query_errors, refuse
 
@@ -253,20 +266,70 @@ def check_reader(actor: Actor, area: str, group_by: Sequence[str] = ()) -> None:
 # --- the closure definition, shared with the grid_closure layer --------------------------------
 
 
-def due_events_sql(columns: Sequence[str], where: str) -> str:
-    """The due events (应结案) of the window [:window_from, :window_to): the events `e` in
-    `where`, not rejected, due in the window, each with `columns` and, as of :as_of, whether it
-    is closed (结案, `closed`) and closed by its due time (按期结案, `closed_on_time`).
+# What an event stood at as of :as_of, from its trail (event_actions): closed when more of its
+# close actions than reopen actions were taken by then (the two alternate: only a closed event is
+# reopened, and only reopening leaves closed), at the last of those closes; reworked as many
+# times as it was returned or reopened by then; rejected when it was rejected by then (rejecting
+# is final, and done once). Scalar subqueries, each an index probe per event that needs it.
+_TRAIL_CLOSED_AT = """(SELECT CASE
+        WHEN count(*) FILTER (WHERE x.action = 'close') > count(*) FILTER (WHERE x.action = 'reopen')
+        THEN max(x.created_at) FILTER (WHERE x.action = 'close') END
+    FROM event_actions x
+    WHERE x.event_id = e.id AND x.created_at <= :as_of AND x.action IN ('close', 'reopen'))"""
+_TRAIL_REWORKS = """(SELECT count(*) FROM event_actions x
+    WHERE x.event_id = e.id AND x.created_at <= :as_of AND x.action IN ('return', 'reopen'))"""
+_TRAIL_REJECTED_AT = """(SELECT min(x.created_at) FROM event_actions x
+    WHERE x.event_id = e.id AND x.action = 'reject')"""
+# The columns already say what stood at :as_of for an event closed by then (nothing follows a
+# close but a reopen, so nothing happened to it since) and for one never returned or reopened
+# (closed at most once: at closed_at, or never); the trail is read for the others, a few in a
+# hundred.
+_CLOSED_AT = f"""CASE WHEN e.closed_at <= :as_of THEN e.closed_at
+    WHEN e.rework_count > 0 THEN {_TRAIL_CLOSED_AT} END"""
+_REWORKS = f"""CASE WHEN e.rework_count = 0 OR e.closed_at <= :as_of THEN e.rework_count
+    ELSE {_TRAIL_REWORKS} END"""
+# Whether no statistics action was taken after :as_of, so that the events' columns are what the
+# trail says stood then. The latest one is read off ix_event_actions_statistics_since, whatever
+# the plan (an EXISTS with :as_of inside would, under a generic plan, scan the whole trail to
+# find none after now).
+UNCHANGED_SQL = f"""COALESCE((SELECT max(created_at) FROM event_actions
+    WHERE {STATISTICS_ACTIONS}) <= :as_of, true)"""
+
+
+def due_events_sql(columns: Sequence[str], where: str, *, from_trail: bool = True) -> str:
+    """The due events (应结案) of the window [:window_from, :window_to) as they stood at
+    :as_of: the events `e` in `where`, accepted and not rejected by then, due in the window,
+    each with `columns`, its due_at and accepted_at (set once, on acceptance; an event written
+    with a due time but without its acceptance time, by hand or by an import, counts as
+    accepted), its closed_at and rework_count as of :as_of, whether it was closed then (结案,
+    `closed`) and closed by its due time (按期结案, `closed_on_time`).
+
+    From the trail where it may differ from the events' columns, or (`from_trail=False`, the
+    fast path) from the columns alone: then no row comes out unless UNCHANGED_SQL holds, and
+    the caller must read the trail when it does not.
 
     `columns` and `where` are SQL built from whitelisted identifiers; every value is bound.
     """
+    selected = "".join(f"{column}, " for column in columns)
+    if not from_trail:
+        return f"""
+            SELECT {selected}e.due_at, e.accepted_at, e.closed_at, e.rework_count,
+                e.closed_at <= :as_of AS closed,
+                e.closed_at <= :as_of AND e.closed_at <= e.due_at AS closed_on_time
+            FROM events e
+            WHERE {where} AND e.status <> 'rejected'
+                AND e.due_at >= :window_from AND e.due_at < :window_to
+                AND {UNCHANGED_SQL}
+        """
     return f"""
-        SELECT {"".join(f"{column}, " for column in columns)}
-            e.closed_at <= :as_of AS closed,
-            e.closed_at <= :as_of AND e.closed_at <= e.due_at AS closed_on_time
+        SELECT {selected}e.due_at, e.accepted_at, {_CLOSED_AT} AS closed_at,
+            {_REWORKS} AS rework_count,
+            ({_CLOSED_AT}) IS NOT NULL AS closed,
+            ({_CLOSED_AT}) <= e.due_at AS closed_on_time
         FROM events e
-        WHERE {where} AND e.status <> 'rejected'
-            AND e.due_at >= :window_from AND e.due_at < :window_to
+        WHERE {where} AND e.due_at >= :window_from AND e.due_at < :window_to
+            AND (e.accepted_at <= :as_of OR e.accepted_at IS NULL)
+            AND (e.status <> 'rejected' OR {_TRAIL_REJECTED_AT} > :as_of)
     """
 
 
@@ -278,7 +341,11 @@ COUNTS_SQL = """count(*) AS due,
 
 def closure_by_grid(*, window_from: datetime, window_to: datetime, as_of: datetime) -> Subquery:
     """Due, closed and closed on time per grid: closure_stats' counts grouped by grid, as a
-    subquery (columns grid_code, due, closed, closed_on_time) to join grids to."""
+    subquery (columns grid_code, due, closed, closed_on_time) to join grids to.
+
+    One statement, from the trail: as of now that reads it only for the few rejected or
+    reworked events still open.
+    """
     statement = text(f"""
         SELECT s.grid_code, {COUNTS_SQL}
         FROM ({due_events_sql(["e.grid_code"], "e.grid_code IS NOT NULL")}) s
@@ -324,9 +391,10 @@ def benchmark_sql(
 
 
 @lru_cache(maxsize=256)
-def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
+def _closure_sql(scope_column: str, group_by: tuple[str, ...], from_trail: bool) -> str:
     """One statement: the due events of the scope, counted per group and in total; made once
-    per scope level and grouping.
+    per scope level, grouping and path. Its column `unchanged` says whether the fast path
+    (from the columns) held; when it did not, its counts are empty.
 
     The groups are hashed, not sorted: an ordered-set aggregate such as percentile_cont would
     force sorting every due event by its key. Instead each group collects its closed events'
@@ -345,10 +413,7 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
             names.append(f", c{i}.name_zh AS k{i}_name_zh, c{i}.name_en AS k{i}_name_en")
             joins.append(f"LEFT JOIN categories c{i} ON c{i}.code = g.k{i}")
     order = ", ".join(["g.rollup DESC", *(f"g.k{i} NULLS LAST" for i in range(len(group_by)))])
-    due_events = due_events_sql(
-        [*keys, "e.due_at", "e.closed_at", "e.accepted_at", "e.rework_count"],
-        f"e.{scope_column} = :area",
-    )
+    due_events = due_events_sql(keys, f"e.{scope_column} = :area", from_trail=from_trail)
     sql = f"""
         WITH g AS (
             SELECT {"".join(f"{k}, " for k in key_names)}{grouping} AS rollup,
@@ -362,6 +427,7 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
         )
         SELECT {"".join(f"g.k{i}, " for i in range(len(group_by)))}g.rollup, g.due, g.closed,
             g.closed_on_time, g.reworked, g.overdue_open,
+            {"true" if from_trail else UNCHANGED_SQL} AS unchanged,
             (SELECT percentile_cont(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY h)
              FROM unnest(g.hours) h) AS hours
             {"".join(names)}
@@ -401,17 +467,19 @@ def closure_stats(
     # memory for each group's array of hours and so sorts a district's grids; they take about
     # 1 kB (5 MB for 5,000 grids over a year), and hashing them takes two thirds of the time.
     driver_rows(session, _HASH_MEMORY_SQL, HASH_MEMORY)
-    rows = driver_rows(  # SQLAlchemy's result handling of thousands of groups costs more
-        session,
-        _closure_sql(_scope_column(area), group_by),
-        {
-            "area": area,
-            "window_from": window_from,
-            "window_to": window_to,
-            "as_of": as_of,
-            "time_zone": LOCAL_TZ,
-        },
-    )
+    params = {
+        "area": area,
+        "window_from": window_from,
+        "window_to": window_to,
+        "as_of": as_of,
+        "time_zone": LOCAL_TZ,
+    }
+    scope = _scope_column(area)
+    # SQLAlchemy's result handling of thousands of groups costs more than the driver's. First
+    # the events' columns (as of now), then, if an action was taken since as_of, the trail.
+    rows = driver_rows(session, _closure_sql(scope, group_by, False), params)
+    if not rows or not rows[0].unchanged:
+        rows = driver_rows(session, _closure_sql(scope, group_by, True), params)
     totals = empty_figures(benchmark)
     groups = []
     for row in rows:

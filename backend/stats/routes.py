@@ -1,5 +1,5 @@
-"""HTTP routes for closure statistics (JSON, CSV, GeoJSON), the overdue list, check-in rates
-and alert responses."""
+"""HTTP routes for closure statistics (JSON, CSV, GeoJSON), assessments (frozen months), the
+overdue list, check-in rates and alert responses."""
 
 from __future__ import annotations
 
@@ -8,23 +8,25 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import flask
+from flask import url_for
 from flask.views import MethodView
 
 from backend.auth.context import current_actor
 from backend.common.blueprint import Blueprint
 from backend.common.json_provider import json_bytes
-from backend.common.pagination import decode_parsed_cursor, encode_cursor
+from backend.common.pagination import decode_cursor, decode_parsed_cursor, encode_cursor
 from backend.db import get_session
 from backend.events.schemas import EventListSchema
 from backend.load import expensive
-from backend.stats import check_ins, export, queries, responses, schemas
+from backend.stats import assessments, check_ins, export, queries, responses, schemas
 
 blp = Blueprint(
     "stats",
     __name__,
     url_prefix="/api/v1/stats",
-    description="Statistics: closure rates against the 98% benchmark (结案率), overdue events, "
-    "check-in rates of emergency units (报岗率) and how fast they answer calls",
+    description="Statistics: closure rates against the 98% benchmark (结案率), months frozen as "
+    "assessments (考核), overdue events, check-in rates of emergency units (报岗率) and how fast "
+    "they answer calls",
 )
 
 JSON = "application/json"
@@ -150,6 +152,115 @@ class ClosureGeoJson(MethodView):
         current area of that level in scope is a feature, those without due events too.
         """
         return _geojson_response(args)
+
+
+ASSESSMENT_CSV_HEADERS = {
+    "Content-Disposition": {
+        "description": "attachment; filename=assessment_<area>_<month>_<grouping>.csv",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _assessment_document(summary: assessments.Summary, stats: queries.ClosureStats) -> dict[str, Any]:
+    """The JSON body: the assessment (through its scoped schema: who froze it is personal) and
+    its frozen figures as the closure statistics' JSON gives them."""
+    return {**schemas.AssessmentSummarySchema().dump(summary), **_document(stats)}
+
+
+@blp.route("/assessments")
+class Assessments(MethodView):
+    @blp.arguments(schemas.AssessmentListArgsSchema, location="query")
+    @blp.response(200, schemas.AssessmentListSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List the assessments you may read, newest first"""
+        after = decode_cursor(args.get("cursor"), (int,))
+        limit = args["limit"]
+        items = assessments.list_assessments(
+            get_session(),
+            actor=current_actor(),
+            area=args.get("area"),
+            month=args.get("month"),
+            before=after[0] if after else None,
+            limit=limit,
+        )
+        next_cursor = encode_cursor([items[-1].id]) if len(items) == limit else None
+        return {"items": items, "next_cursor": next_cursor}
+
+    @blp.arguments(schemas.AssessmentCreateSchema)
+    @blp.response(201, schemas.AssessmentSchema, headers={"Location": {"schema": {"type": "string"}}})
+    def post(self, data: dict[str, Any]) -> Any:
+        """Freeze an area's month as an assessment (考核): its closure figures as they stood at
+        the month's end
+
+        Counts the events due in the local month (Beijing time) in the area's subtree, as of the
+        month's end, in total and by every level below the area down to the grids, and keeps
+        them: later changes to the events never alter them. Admins, and supervisors for areas in
+        their scope; a month once, after it has ended (409 for a second time).
+        """
+        session = get_session()
+        assessment = assessments.freeze(
+            session,
+            actor=current_actor(),
+            area=data["area"],
+            month=data["month"],
+            benchmark=data["benchmark"],
+        )
+        body = _assessment_body(assessment, {})
+        session.commit()
+        location = url_for("stats.AssessmentById", assessment_id=assessment.id)
+        return _json_response(body, JSON), 201, {"Location": location}
+
+
+def _assessment_body(assessment: assessments.Assessment, args: dict[str, Any]) -> dict[str, Any]:
+    return _assessment_document(*_frozen_figures(assessment, args))
+
+
+def _frozen_figures(
+    assessment: assessments.Assessment, args: dict[str, Any]
+) -> tuple[assessments.Summary, queries.ClosureStats]:
+    session = get_session()
+    level = args.get("group_by") or ("grid" if assessments.levels_below(assessment.area_code) else None)
+    return assessments.summary(session, assessment), assessments.frozen_stats(session, assessment, level)
+
+
+def _readable(assessment_id: int) -> assessments.Assessment:
+    return assessments.get_assessment(get_session(), assessment_id, current_actor())
+
+
+@blp.route("/assessments/<int:assessment_id>")
+class AssessmentById(MethodView):
+    @blp.arguments(schemas.AssessmentArgsSchema, location="query")
+    @blp.response(200, schemas.AssessmentSchema)
+    def get(self, args: dict[str, Any], assessment_id: int) -> flask.Response:
+        """An assessment's frozen figures, in total and by one level below its area
+
+        The shape of the closure statistics' JSON for the assessment's window and as_of, which
+        give the same figures as long as the trail says what it said then.
+        """
+        return _json_response(_assessment_body(_readable(assessment_id), args), JSON)
+
+
+@blp.route("/assessments/<int:assessment_id>.csv")
+class AssessmentCsv(MethodView):
+    @blp.arguments(schemas.AssessmentArgsSchema, location="query")
+    @blp.response(
+        200,
+        schemas.CSV_SCHEMA,
+        content_type=CSV,
+        headers=ASSESSMENT_CSV_HEADERS,
+        description="One row per area of the level, for Excel",
+    )
+    def get(self, args: dict[str, Any], assessment_id: int) -> flask.Response:
+        """An assessment's frozen figures as CSV (UTF-8 with a BOM, bilingual header), as
+        /stats/closure.csv gives figures"""
+        summary, stats = _frozen_figures(_readable(assessment_id), args)
+        response = flask.Response(export.closure_csv(stats), mimetype=CSV)
+        response.headers["Content-Type"] = f"{CSV}; charset=utf-8; header=present"
+        grouping = "-".join(stats.group_by) or "total"
+        filename = f"assessment_{summary.area}_{summary.month}_{grouping}.csv"
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
 
 
 @blp.route("/overdue")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Any
 
 import marshmallow as ma
 from webargs.fields import DelimitedList
 
+from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, area_code
 from backend.common.pagination import CursorArgsSchema
 from backend.stats import days, queries
@@ -172,6 +174,98 @@ class ClosureFeatureCollectionSchema(ma.Schema):
     benchmark = ma.fields.Float()
     group_by = ma.fields.List(ma.fields.String())
     totals = ma.fields.Nested(FiguresSchema)
+
+
+# --- assessments (考核): a month's closure figures, frozen ---------------------------------------
+
+ASSESSED_LEVELS = queries.AREA_LEVELS[1:]
+
+
+MONTH = re.compile(r"(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])")
+
+
+class MonthField(ma.fields.String):
+    """A local month (Asia/Shanghai) as YYYY-MM, loaded as its first day."""
+
+    default_error_messages = {"month": "Must be a month YYYY-MM, 1970 or later."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not MONTH.fullmatch(text):
+            raise self.make_error("month")
+        return date(int(text[:4]), int(text[5:7]), 1)
+
+
+def month_field(**kwargs: Any) -> MonthField:
+    metadata = {"example": "2026-10", "pattern": f"^{MONTH.pattern}$", **kwargs.pop("metadata", {})}
+    return MonthField(metadata=metadata, **kwargs)
+
+
+class AssessmentCreateSchema(ma.Schema):
+    area = area_code(required=True, metadata={"description": "The area whose subtree's figures are frozen"})
+    month = month_field(
+        required=True,
+        metadata={
+            "description": "The local month (Beijing time) whose due events are counted; it must have ended"
+        },
+    )
+    benchmark = benchmark_field("The closure rate to meet")
+
+
+class AssessmentListArgsSchema(CursorArgsSchema):
+    area = area_code(metadata={"description": "Assessments of this area and of the areas below it"})
+    month = month_field(metadata={"description": "Assessments of this local month"})
+
+
+class AssessmentArgsSchema(ma.Schema):
+    group_by = ma.fields.String(
+        validate=ma.validate.OneOf(ASSESSED_LEVELS),
+        metadata={
+            "description": "The level below the area to list the frozen groups of (default: grid; "
+            "none for a grid's assessment, which holds its totals only)"
+        },
+    )
+
+
+class AssessmentSummarySchema(ScopedSchema):
+    id = ma.fields.Integer()
+    area = ma.fields.String()
+    area_name = ma.fields.String(allow_none=True, metadata={"description": "Its name when frozen"})
+    month = ma.fields.String(metadata={"description": "YYYY-MM, Beijing time"})
+    from_ = ma.fields.AwareDateTime(
+        data_key="from", attribute="window_from", metadata={"description": "The month's start"}
+    )
+    to = ma.fields.AwareDateTime(attribute="window_to", metadata={"description": "The month's end"})
+    as_of = ma.fields.AwareDateTime(
+        metadata={"description": "The figures stood as at this time: the month's end"}
+    )
+    benchmark = ma.fields.Float()
+    levels = ma.fields.List(
+        ma.fields.String(), metadata={"description": "The levels frozen below the area (group_by)"}
+    )
+    created_at = ma.fields.AwareDateTime(metadata={"description": "When it was frozen"})
+    created_by = ma.fields.Integer(
+        allow_none=True,
+        metadata={PERSONAL: "people", "description": "Who froze it (user id); absent for GIS keys"},
+    )
+    totals = ma.fields.Nested(FiguresSchema, metadata={"description": "The whole area"})
+
+
+class AssessmentSchema(AssessmentSummarySchema):
+    """An assessment's frozen figures, as closure statistics give them for its window and as_of."""
+
+    group_by = ma.fields.List(ma.fields.String())
+    groups = ma.fields.List(
+        ma.fields.Nested(ClosureGroupSchema),
+        metadata={"description": "The areas of the group_by level with due events, ordered by code"},
+    )
+
+
+class AssessmentListSchema(ma.Schema):
+    items = ma.fields.List(
+        ma.fields.Nested(AssessmentSummarySchema), metadata={"description": "Newest first"}
+    )
+    next_cursor = ma.fields.String(allow_none=True)
 
 
 # --- check-in rates and alert responses: local days ------------------------------------------
