@@ -225,9 +225,15 @@ def actor_from_access_token(session: Session, settings: Settings, token: str) ->
         user_id = int(claims["sub"])
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise Unauthorized("The access token is invalid or has expired.") from error
+    return _actor_of_user(session, user_id, claims.get("epoch"), "The access token has been revoked.")
+
+
+def _actor_of_user(session: Session, user_id: int, epoch: object, revoked: str) -> Actor:
+    """The actor a token speaks for, as of now: refused when the user is gone or disabled, or
+    their logins ended after the token was made (`epoch`)."""
     row = next(iter(driver_rows(session, _ACTOR, {"id": user_id})), None)
-    if row is None or row.disabled or claims.get("epoch") != row.token_epoch:
-        raise Unauthorized("The access token has been revoked.")
+    if row is None or row.disabled or epoch != row.token_epoch:
+        raise Unauthorized(revoked)
     return Actor(
         role=row.role,
         user_id=user_id,
@@ -299,16 +305,7 @@ def actor_from_signed_link(
         or claims.get("query") != _canonical(query)
     ):
         raise Unauthorized("The link signs another request.")
-    row = next(iter(driver_rows(session, _ACTOR, {"id": user_id})), None)
-    if row is None or row.disabled or claims.get("epoch") != row.token_epoch:
-        raise Unauthorized("The link has been revoked.")
-    return Actor(
-        role=row.role,
-        user_id=user_id,
-        username=row.username,
-        area_code=row.area_code,
-        grid_codes=tuple(row.grids),
-    )
+    return _actor_of_user(session, user_id, claims.get("epoch"), "The link has been revoked.")
 
 
 def actor_for(session: Session, user: User) -> Actor:
