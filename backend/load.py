@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import flask
 from sqlalchemy import text
 
+from backend.auth.scope import Actor
 from backend.config import settings
 from backend.db import get_session
 from backend.errors import DomainError, ServiceUnavailable
@@ -62,12 +63,10 @@ _CLAIM = text(
 )
 
 
-def _caller_key() -> int | None:
-    actor = flask.g.get("actor")
-    if actor is None:
-        return None
+def caller_key(actor: Actor) -> int:
+    """The first of a caller's advisory-lock keys (its slots follow it)."""
     who = f"{actor.role}:{actor.user_id}:{actor.api_key_id}"
-    # Room for the slots of each caller below the next caller's key.
+    # Room for the slots of each caller below the next caller's key, within a PostgreSQL int.
     return (zlib.crc32(who.encode()) % (2**26)) * 16
 
 
@@ -83,9 +82,13 @@ def limit_expensive() -> None:
         raise ServiceUnavailable("Too many statistics and downloads are running; retry shortly.")
     flask.g.expensive_slot = slots
     session = get_session()
-    key = _caller_key()
-    if key is not None:
-        params = {"namespace": LOCK_NAMESPACE, "key": key, "slots": min(config.expensive_per_caller, 16)}
+    actor = flask.g.get("actor")
+    if actor is not None:
+        params = {
+            "namespace": LOCK_NAMESPACE,
+            "key": caller_key(actor),
+            "slots": min(config.expensive_per_caller, 16),
+        }
         if session.execute(_CLAIM, params).first() is None:
             raise TooManyRequests(
                 f"You already have {config.expensive_per_caller} statistics or downloads running; "

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from backend import load
+from backend.auth.scope import Actor
 from tests.conftest import client_as
 
 EXPORT = "/api/v1/exports/grids.geojson"
@@ -48,10 +49,7 @@ def test_an_expensive_request_waits_briefly_for_a_slot_then_gets_503(app, accoun
 def test_a_caller_runs_only_so_many_expensive_requests_at_once(app, accounts, tight, engine) -> None:  # type: ignore[no-untyped-def]
     supervisor = client_as(app, accounts, "supervisor")
     me = supervisor.get("/api/v1/me").get_json()
-    who = f"supervisor:{me['id']}:None"
-    import zlib
-
-    key = (zlib.crc32(who.encode()) % (2**26)) * 16
+    key = load.caller_key(Actor(role="supervisor", user_id=me["id"]))
     held = threading.Event()
     done = threading.Event()
 

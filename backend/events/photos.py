@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from werkzeug.utils import secure_filename
 
 from backend.auth.service import Actor, Forbidden
-from backend.errors import DomainError, NotFound, ValidationFailed, field_error
+from backend.errors import DomainError, NotFound, ServiceUnavailable, ValidationFailed, field_error
 from backend.events.models import FILENAME_LENGTH, Attachment, Event
 from backend.events.service import get_event
 
@@ -50,10 +50,9 @@ class InsufficientStorage(DomainError):
     slug = "insufficient-storage"
 
 
-class StorageUnavailable(DomainError):
-    status = 503
-    title = "Service Unavailable"
-    slug = "service-unavailable"
+class StorageUnavailable(ServiceUnavailable):
+    """The photo store is read-only or forbidden: an operator's fix, so retry later."""
+
     headers = {"Retry-After": "60"}
 
 
