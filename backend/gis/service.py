@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from backend.auth.service import Actor
+from backend.gis import cql2
 from backend.gis.params import Selection
 from backend.gis.registry import Collection
 from geo.crs import transform_geometry
@@ -61,6 +62,8 @@ def conditions(
         if definition is None:
             raise KeyError(name)
         out.append(definition.condition(value))
+    if selection.cql is not None:
+        out.append(cql2.to_sql(selection.cql, collection))
     return out
 
 
