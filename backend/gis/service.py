@@ -321,7 +321,7 @@ def tile_id(collection: Collection) -> ColumnElement[int]:
     63 bits (collisions among a million events: about one chance in 10^7)."""
     if collection.id_type != "uuid":
         return cast(collection.id_column, BigInteger)
-    hex16 = func.translate(func.left(cast(collection.id_column, Text), 18), _text("-"), _text(""))
+    hex16 = func.left(func.replace(cast(collection.id_column, Text), _text("-"), _text("")), 16)
     return cast(cast(_text("x").concat(hex16), BIT(64)), BigInteger).op("&")(MAX_ID)
 
 
