@@ -312,3 +312,20 @@ def test_gdal_opens_a_download_by_url(live_server, accounts):
         summary = gdal("ogrinfo", "-ro", "-so", "-al", source).stdout
         assert "Feature Count: 865" in summary and "Multi Polygon" in summary, source
         assert re.search(r"^valid_from: DateTime", summary, flags=re.M), summary
+
+
+def test_gdal_reads_a_signed_events_link_by_vsicurl(live_server, accounts, events_committed, engine):
+    minted = requests.post(
+        f"{live_server}/api/v1/exports/links",
+        json={"layer": "events", "filters": {"area": "440117103"}, "lifetime_s": 600},
+        headers=accounts.headers("supervisor"),
+        timeout=60,
+    )
+    assert minted.status_code == 201, minted.text
+    url = minted.json()["url"]
+    assert "api_key" not in url and "token=" in url
+    summary = gdal("ogrinfo", "-ro", "-so", "-al", f"/vsicurl/{url}").stdout
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM events WHERE town_code = '440117103'")).scalar()
+    assert f"Feature Count: {count}" in summary and "Point" in summary, summary
+    assert re.search(r"^received_at: DateTime", summary, flags=re.M), summary
