@@ -22,20 +22,8 @@ JSON_TYPE = {
 }
 
 
-ITEMS_PARAMETERS = (
-    "limit",
-    "bbox",
-    "bbox-crs",
-    "datetime",
-    "crs",
-    "after",
-    "before",
-    "offset",
-    "filter",
-    "filter-lang",
-    "filter-crs",
-    "f",
-)
+# The items' own parameters, each described in PARAMETERS (the key is a security scheme).
+ITEMS_PARAMETERS = tuple(p for p in params.ITEMS_PARAMETERS if p != "api_key")
 
 
 def _json(
@@ -216,7 +204,18 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
                     "tags": tag,
                     "parameters": [{"$ref": "#/components/parameters/f"}],
                     "responses": {
-                        "200": _json({"type": "object"}, "application/schema+json", "A JSON Schema"),
+                        "200": {
+                            "description": "A JSON Schema; the queryables also as application/json "
+                            "with the draft's `queryables` list, to clients asking for that",
+                            "content": {
+                                media_type: {"schema": {"type": "object"}}
+                                for media_type in (
+                                    ("application/schema+json", "application/json")
+                                    if part == "queryables"
+                                    else ("application/schema+json",)
+                                )
+                            },
+                        },
                         **errors,
                     },
                 }
