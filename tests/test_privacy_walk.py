@@ -21,6 +21,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from backend import openapi_doc
+from geo.tiles import tile_of
 from tests.conftest import client_as
 
 MARK = "MARKPII"
@@ -198,6 +199,12 @@ def _urls(spec: dict[str, Any], walk: Walk) -> list[str]:
                 urls.append(_with_query(url, {**base, "group_by": key}))
     for collection in registry.collections():
         urls.append(f"/ogc/collections/{collection.id}/items?limit=1000")
+        # /ogc and /tiles are outside the main document: their GETs with data, by hand.
+        urls.append(f"/ogc/collections/{collection.id}/queryables")
+        urls.append(f"/tiles/{collection.id}.json")
+        for zoom in (10, 15):
+            x, y = tile_of(*walk.point, zoom)
+            urls.append(f"/tiles/{collection.id}/{zoom}/{x}/{y}.mvt")
     return urls
 
 

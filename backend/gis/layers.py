@@ -47,6 +47,10 @@ LEVEL_TITLES = {
 }
 
 
+# A city's grids (Guangzhou: 19,660) fit a light tile from zoom 10, its villages from 8.
+AREA_TILE_MINZOOM = {"district": 0, "town": 0, "village": 8, "grid": 10}
+
+
 def _xmin_sum(table: str) -> ColumnElement[Any]:
     # A row's xmin changes whenever the row is written, so the sum moves with any update.
     return func.sum(cast(cast(literal_column(f"{table}.xmin"), Text), BigInteger))
@@ -123,6 +127,7 @@ def area_collection(level: str) -> Collection:
         last_modified=func.greatest(func.max(Area.valid_from), func.max(Area.valid_to)),
         scope=_everyone,
         anonymous=True,
+        tile_minzoom=AREA_TILE_MINZOOM[level],
     )
 
 

@@ -32,6 +32,14 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
 ]
 GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 PLAIN_PARAMETERS = ("f", "api_key")
@@ -62,8 +70,9 @@ class InvalidParameter(DomainError):
     title = "Invalid parameter"
     slug = "invalid-parameter"
 
-    def __init__(self, name: str, detail: str):
-        super().__init__(detail, code="InvalidParameterValue", description=detail, parameter=name)
+    def __init__(self, name: str, detail: str, position: int | None = None):
+        where: dict[str, Any] = {} if position is None else {"position": position}
+        super().__init__(detail, code="InvalidParameterValue", description=detail, parameter=name, **where)
 
 
 def _connection_parameters() -> set[str]:
@@ -207,6 +216,9 @@ def collection_document(collection: Collection, actor: Any) -> dict[str, Any]:
                 SCHEMA_JSON,
                 "Queryables",
             ),
+            # The draft's name and media type, which GDAL 3.6 looks for before filtering on
+            # the server.
+            link("queryables", path + "/queryables", JSON, "Queryables"),
         ],
         "extent": {
             "temporal": {"interval": [[_iso(extent.start), _iso(extent.end)]], "trs": GREGORIAN},
@@ -252,7 +264,14 @@ class Queryables(MethodView):
         context.caller(anonymous_ok=collection.anonymous)
         _check(PLAIN_PARAMETERS)
         url = root() + f"/collections/{collection.id}/queryables"
-        return _json(openapi.queryables(collection, url), SCHEMA_JSON)
+        body = openapi.queryables(collection, url)
+        # Clients of the draft (GDAL 3.6) ask for application/json and read a `queryables` list.
+        media_type = flask.request.accept_mimetypes.best_match([SCHEMA_JSON, JSON], default=SCHEMA_JSON)
+        if media_type == JSON:
+            body["queryables"] = [{"id": name} for name in body["properties"]]
+        response = _json(body, media_type)
+        response.vary.add("Accept")
+        return response
 
 
 @route("/collections/<string:collection_id>/schema")
@@ -270,15 +289,22 @@ def _items_query(collection: Collection) -> params.ItemsQuery:
     try:
         return params.items_query(collection, flask.request.args.to_dict(flat=False))
     except params.ParameterError as error:
-        raise InvalidParameter(error.name, str(error)) from error
+        raise InvalidParameter(error.name, str(error), error.position) from error
 
 
-def _page_link(rel: str, title: str, collection: Collection, key: str, value: str) -> dict[str, str]:
-    query = [
-        (name, v)
-        for name, v in flask.request.args.items(multi=True)
-        if name not in ("after", "before", "offset", context.QUERY_KEY)
-    ]
+# Each `next` link asks for a page this many times larger (up to the maximum): a client that
+# starts small walks a whole layer in few requests. GDAL 3.6 always asks for 10 a page and
+# reads no limit from the API definition, but it follows `next` links as they are.
+PAGE_GROWTH = 10
+
+
+def _page_link(
+    rel: str, title: str, collection: Collection, key: str, value: str, limit: int | None = None
+) -> dict[str, str]:
+    dropped = {"after", "before", "offset", context.QUERY_KEY, *(["limit"] if limit else [])}
+    query = [(name, v) for name, v in flask.request.args.items(multi=True) if name not in dropped]
+    if limit:
+        query.append(("limit", str(limit)))
     return link(rel, f"/collections/{collection.id}/items", GEOJSON, title, [*query, (key, value)])
 
 
@@ -308,7 +334,8 @@ class Items(MethodView):
             link("collection", f"/collections/{collection.id}", JSON, "The collection"),
         ]
         if page.has_next and page.last_id is not None:
-            links.append(_page_link("next", "Next page", collection, "after", page.last_id))
+            larger = min(params.MAX_LIMIT, query.limit * PAGE_GROWTH)
+            links.append(_page_link("next", "Next page", collection, "after", page.last_id, larger))
         if page.has_previous and page.first_id is not None:
             links.append(_page_link("prev", "Previous page", collection, "before", page.first_id))
         head: dict[str, Any] = {"type": "FeatureCollection"}

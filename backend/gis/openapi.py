@@ -22,7 +22,8 @@ JSON_TYPE = {
 }
 
 
-ITEMS_PARAMETERS = ("limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before", "offset", "f")
+# The items' own parameters, each described in PARAMETERS (the key is a security scheme).
+ITEMS_PARAMETERS = tuple(p for p in params.ITEMS_PARAMETERS if p != "api_key")
 
 
 def _json(
@@ -203,7 +204,18 @@ def _collection_paths(collection: Collection) -> dict[str, Any]:
                     "tags": tag,
                     "parameters": [{"$ref": "#/components/parameters/f"}],
                     "responses": {
-                        "200": _json({"type": "object"}, "application/schema+json", "A JSON Schema"),
+                        "200": {
+                            "description": "A JSON Schema; the queryables also as application/json "
+                            "with the draft's `queryables` list, to clients asking for that",
+                            "content": {
+                                media_type: {"schema": {"type": "object"}}
+                                for media_type in (
+                                    ("application/schema+json", "application/json")
+                                    if part == "queryables"
+                                    else ("application/schema+json",)
+                                )
+                            },
+                        },
                         **errors,
                     },
                 }
@@ -309,6 +321,34 @@ PARAMETERS: dict[str, Any] = {
         "required": False,
         "description": "Features before this id (the prev link sets it)",
         "schema": {"type": "string"},
+    },
+    "filter": {
+        "name": "filter",
+        "in": "query",
+        "required": False,
+        "description": "A CQL2 text filter on the collection's queryables: comparisons, LIKE, "
+        "BETWEEN, IN, IS NULL, AND/OR/NOT and S_INTERSECTS(geometry, BBOX(...) or WKT), e.g. "
+        "`status = 'closed' AND received_at >= TIMESTAMP('2026-01-01T00:00:00Z')`",
+        "schema": {"type": "string", "maxLength": 4000},
+    },
+    "filter-lang": {
+        "name": "filter-lang",
+        "in": "query",
+        "required": False,
+        "description": "cql2-text; cql-text (its draft name, which GDAL 3.6 sends) reads the same",
+        "schema": {"type": "string", "enum": list(params.FILTER_LANGUAGES), "default": "cql2-text"},
+    },
+    "filter-crs": {
+        "name": "filter-crs",
+        "in": "query",
+        "required": False,
+        "description": "The CRS of the filter's coordinates; EPSG:4490 and EPSG:4326 put latitude first",
+        "schema": {
+            "type": "string",
+            "format": "uri",
+            "enum": list(params.SUPPORTED_CRS),
+            "default": params.CRS84,
+        },
     },
     "f": {
         "name": "f",

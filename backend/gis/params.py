@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from backend.gis import cql2
 from backend.gis.registry import Collection, Interval
 from backend.stats import LOCAL_TZ
 
@@ -38,6 +39,8 @@ class Selection:
     bbox: BBox | None = None
     interval: Interval | None = None
     filters: Mapping[str, str] = field(default_factory=dict)
+    # A CQL2 filter (`filter`), already checked against the collection's queryables.
+    cql: cql2.Filter | None = None
 
     def key(self) -> str:
         """A canonical text of the selection, for cache validators."""
@@ -49,7 +52,8 @@ class Selection:
             if self.interval
             else None
         )
-        return repr((self.bbox, interval, sorted(self.filters.items())))
+        cql = (self.cql.text, self.cql.lat_lon) if self.cql else None
+        return repr((self.bbox, interval, sorted(self.filters.items()), cql))
 
 
 def parse_crs(value: str) -> str:
@@ -149,9 +153,11 @@ def parse_feature_id(collection: Collection, value: str) -> str | uuid.UUID | No
 
 
 class ParameterError(ValueError):
-    def __init__(self, name: str, message: str):
+    def __init__(self, name: str, message: str, position: int | None = None):
         super().__init__(message)
         self.name = name
+        # Where in the value the problem lies (1-based), for filters.
+        self.position = position
 
 
 def single_values(args: Mapping[str, Iterable[str]], allowed: Iterable[str]) -> dict[str, str]:
@@ -189,9 +195,14 @@ ITEMS_PARAMETERS = (
     "after",
     "before",
     "offset",
+    "filter",
+    "filter-lang",
+    "filter-crs",
     "f",
     "api_key",
 )
+# GDAL 3.6 asks for `cql-text`, CQL2's draft name, and writes what CQL2 text reads.
+FILTER_LANGUAGES = ("cql2-text", "cql-text")
 MAX_OFFSET = 1_000_000
 
 
@@ -244,10 +255,32 @@ def items_query(collection: Collection, args: Mapping[str, Iterable[str]]) -> It
                 raise ParameterError(definition.name, problem)
             filters[definition.name] = values[definition.name]
     return ItemsQuery(
-        selection=Selection(bbox=bbox, interval=interval, filters=filters),
+        selection=Selection(bbox=bbox, interval=interval, filters=filters, cql=_filter(collection, values)),
         limit=limit,
         crs=crs,
         after=keys.get("after"),
         before=keys.get("before"),
         offset=offset,
     )
+
+
+def _filter(collection: Collection, values: Mapping[str, str]) -> cql2.Filter | None:
+    """The `filter` parameter, read and checked against the collection's queryables."""
+    for name in ("filter-lang", "filter-crs"):
+        if name in values and "filter" not in values:
+            raise ParameterError(name, f"{name} needs a filter.")
+    if "filter" not in values:
+        return None
+    language = values.get("filter-lang", "cql2-text")
+    if language not in FILTER_LANGUAGES:
+        raise ParameterError("filter-lang", f"filter-lang must be one of {', '.join(FILTER_LANGUAGES)}.")
+    try:
+        crs = parse_crs(values.get("filter-crs", CRS84))
+    except ValueError as error:
+        raise ParameterError("filter-crs", str(error)) from error
+    try:
+        parsed = cql2.parse(values["filter"], lat_lon=crs in LAT_LON)
+        cql2.check(parsed, collection)
+    except cql2.FilterError as error:
+        raise ParameterError("filter", f"Bad filter: {error}", error.position) from error
+    return parsed

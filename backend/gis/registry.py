@@ -104,6 +104,9 @@ class Collection:
     # Columns of the source that hold personal data: no property may read them.
     personal: frozenset[str] = frozenset()
     tiles: bool = True
+    # Below this zoom the layer's tiles are empty (TileJSON says so): e.g. 19,660 grids would
+    # not fit a light tile at zoom 8.
+    tile_minzoom: int = 0
     # For layers whose rows depend on the period asked for (closure rates over `datetime`):
     # called with the request's interval, it returns the concrete collection to query.
     for_period: Callable[[Interval | None], Collection] | None = None

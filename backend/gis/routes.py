@@ -258,24 +258,89 @@ def _unchanged(version: service.Version) -> bool:
 tiles_bp = flask.Blueprint("tiles", __name__, url_prefix="/tiles")
 
 
+def _tile_layer(layer: str) -> tuple[Collection, auth.Actor | None]:
+    """The tile layer and its caller (tiles take no parameters but the key)."""
+    collection = registry.get(layer)
+    if collection is None or not collection.tiles:
+        raise NotFound(f"No tile layer {layer}.")
+    actor = context.caller(anonymous_ok=collection.anonymous)
+    unknown = set(flask.request.args) - {context.QUERY_KEY}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidParameter(name, f"Unknown parameter {name!r}.")
+    return collection, actor
+
+
+def _tile_cache(actor: auth.Actor | None) -> str:
+    return ("public" if actor is None else "private") + ", max-age=60"
+
+
+TILE_FIELD_TYPES = {"integer": "Number", "number": "Number", "boolean": "Boolean"}
+
+
+@route_on(tiles_bp, "/<string:layer>.json")
+class TileJson(MethodView):
+    def get(self, layer: str) -> flask.Response:
+        """TileJSON 3.0 of a tile layer: its URL template, zooms, bounds and fields."""
+        collection, actor = _tile_layer(layer)
+        extent = service.extent(get_session(), collection, actor)
+        base = flask.request.url_root.rstrip("/")
+        key = flask.request.args.get(context.QUERY_KEY)
+        template = f"{base}/tiles/{collection.id}/{{z}}/{{x}}/{{y}}.mvt" + (
+            "?" + urlencode([(context.QUERY_KEY, key)]) if key else ""
+        )
+        fields = {"id": "String: the feature's id (as in /ogc)"}
+        for prop in collection.properties:
+            if prop.in_tiles:
+                kind = TILE_FIELD_TYPES.get(prop.type, "String")
+                fields[prop.name] = f"{kind}: {prop.description}" if prop.description else kind
+        points = collection.geometry_type == "Point"
+        if points:
+            fields["count"] = (
+                f"Number: features in the cell; cells replace single features below zoom "
+                f"{service.POINTS_FROM_ZOOM} and in tiles too full for them"
+            )
+        bounds = list(extent.bbox) if extent.bbox is not None else [-180.0, -85.0511, 180.0, 85.0511]
+        centre_zoom = max(collection.tile_minzoom, service.POINTS_FROM_ZOOM if points else 10)
+        body = {
+            "tilejson": "3.0.0",
+            "name": collection.id,
+            "description": collection.title,
+            "version": "1.0.0",
+            "scheme": "xyz",
+            "tiles": [template],
+            "minzoom": collection.tile_minzoom,
+            "maxzoom": MAX_ZOOM,
+            "bounds": bounds,
+            "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, centre_zoom],
+            "vector_layers": [
+                {
+                    "id": collection.id,
+                    "description": collection.description,
+                    "minzoom": collection.tile_minzoom,
+                    "maxzoom": MAX_ZOOM,
+                    "fields": fields,
+                }
+            ],
+        }
+        return flask.current_app.response_class(
+            flask.json.dumps(body),
+            mimetype="application/json",
+            headers={"Cache-Control": _tile_cache(actor), "Vary": VARY},
+        )
+
+
 @route_on(tiles_bp, "/<string:layer>/<int:z>/<int:x>/<int:y>.mvt")
 class Tile(MethodView):
     def get(self, layer: str, z: int, x: int, y: int) -> flask.Response:
         """A Mapbox vector tile built by PostGIS; 204 when the tile holds nothing."""
-        collection = registry.get(layer)
-        if collection is None or not collection.tiles:
-            raise NotFound(f"No tile layer {layer}.")
-        actor = context.caller(anonymous_ok=collection.anonymous)
-        unknown = set(flask.request.args) - {context.QUERY_KEY}
-        if unknown:
-            name = sorted(unknown)[0]
-            raise InvalidParameter(name, f"Unknown parameter {name!r}.")
+        collection, actor = _tile_layer(layer)
         if not (z <= MAX_ZOOM and x < (1 << z) and y < (1 << z)):
             raise NotFound(f"No tile {z}/{x}/{y}: zoom goes to {MAX_ZOOM}, x and y below 2^z.")
         data = service.tile(get_session(), collection, z, x, y, actor)
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
         headers = {
-            "Cache-Control": ("public" if actor is None else "private") + ", max-age=60",
+            "Cache-Control": _tile_cache(actor),
             "ETag": f'"{etag}"',
             "Vary": VARY,
         }

@@ -17,6 +17,7 @@ from typing import Any
 
 import shapely
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Select,
     SQLColumnExpression,
@@ -29,9 +30,11 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.orm import Session
 
 from backend.auth.service import Actor
+from backend.gis import cql2
 from backend.gis.params import Selection
 from backend.gis.registry import Collection
 from geo.crs import transform_geometry
@@ -61,6 +64,8 @@ def conditions(
         if definition is None:
             raise KeyError(name)
         out.append(definition.condition(value))
+    if selection.cql is not None:
+        out.append(cql2.to_sql(selection.cql, collection))
     return out
 
 
@@ -301,18 +306,72 @@ def extent(session: Session, collection: Collection, actor: Actor | None) -> Ext
     return Extent(bbox, row[4], row[5])
 
 
+# Tiles stay under this size (the promise is 500 kB): a point layer's tile that would exceed it
+# comes aggregated, a polygon layer's is drawn on a coarser grid.
+MAX_TILE_BYTES = 400_000
+# Below this zoom a point layer's tiles hold cells with counts, not single points.
+POINTS_FROM_ZOOM = 12
+# Cells per tile side when points are aggregated: 64 tile units each.
+CELLS_PER_SIDE = 64
+MAX_ID = (1 << 63) - 1
+
+
+def tile_id(collection: Collection) -> ColumnElement[int]:
+    """A stable, non-negative 64-bit feature id: numeric ids as they are, uuids by their first
+    63 bits (collisions among a million events: about one chance in 10^7)."""
+    if collection.id_type != "uuid":
+        return cast(collection.id_column, BigInteger)
+    hex16 = func.left(func.replace(cast(collection.id_column, Text), _text("-"), _text("")), 16)
+    return cast(cast(_text("x").concat(hex16), BIT(64)), BigInteger).op("&")(MAX_ID)
+
+
 def tile(session: Session, collection: Collection, z: int, x: int, y: int, actor: Actor | None) -> bytes:
-    """A Mapbox vector tile of the collection's features in tile z/x/y (empty: b"")."""
+    """A Mapbox vector tile of the collection's features in tile z/x/y (empty: b"").
+
+    Every feature has an id. Point layers come as cells with counts below POINTS_FROM_ZOOM,
+    and above it whenever single points would make the tile too heavy."""
     collection = collection.at(None)
-    size = 2 * WEB_MERCATOR_HALF / (1 << z)
-    envelope = func.ST_TileEnvelope(z, x, y)
-    margin = size * TILE_BUFFER / TILE_EXTENT
+    if z < collection.tile_minzoom:
+        return b""
+    # One tile is small work: a parallel worker costs more to start than it saves.
+    session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    if collection.geometry_type == "Point":
+        if z >= POINTS_FROM_ZOOM:
+            data = _features_tile(session, collection, z, x, y, actor, TILE_EXTENT)
+            if len(data) <= MAX_TILE_BYTES:
+                return data
+        return _cells_tile(session, collection, z, x, y, actor)
+    for extent in (TILE_EXTENT, TILE_EXTENT // 4, TILE_EXTENT // 16):
+        data = _features_tile(session, collection, z, x, y, actor, extent)
+        if len(data) <= MAX_TILE_BYTES:
+            break
+    return data
+
+
+def _tile_search(collection: Collection, z: int, x: int, y: int) -> ColumnElement[bool]:
     # Filter in 4326 on the GiST index; the box is widened by the tile's buffer.
-    search = func.ST_Transform(func.ST_Expand(envelope, margin), 4326)
+    size = 2 * WEB_MERCATOR_HALF / (1 << z)
+    margin = size * TILE_BUFFER / TILE_EXTENT
+    search = func.ST_Transform(func.ST_Expand(func.ST_TileEnvelope(z, x, y), margin), 4326)
+    return collection.geometry.op("&&")(search)  # type: ignore[no-any-return]
+
+
+def _mvt(session: Session, rows: Any, name: str, extent: int) -> bytes:
+    # ST_AsMVT leaves out rows whose clipped geometry is null; `fid` becomes the feature id.
+    data = session.scalar(select(func.ST_AsMVT(rows.table_valued(), name, extent, "geom", "fid")))
+    return bytes(data or b"")
+
+
+def _features_tile(
+    session: Session, collection: Collection, z: int, x: int, y: int, actor: Actor | None, extent: int
+) -> bytes:
+    envelope = func.ST_TileEnvelope(z, x, y)
+    buffer = TILE_BUFFER * extent // TILE_EXTENT
     columns = [
-        func.ST_AsMVTGeom(
-            func.ST_Transform(collection.geometry, 3857), envelope, TILE_EXTENT, TILE_BUFFER, True
-        ).label("geom"),
+        func.ST_AsMVTGeom(func.ST_Transform(collection.geometry, 3857), envelope, extent, buffer, True).label(
+            "geom"
+        ),
+        tile_id(collection).label("fid"),
         cast(collection.id_column, Text).label("id"),
     ]
     for prop in collection.properties:
@@ -322,11 +381,41 @@ def tile(session: Session, collection: Collection, z: int, x: int, y: int, actor
             columns.append(value.label(prop.name))
     rows = (
         _query(collection, Selection(), actor, *columns)
-        .where(collection.geometry.op("&&")(search))
+        .where(_tile_search(collection, z, x, y))
         .subquery("t")
     )
-    # One tile is small work: a parallel worker costs more to start than it saves.
-    session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    # ST_AsMVT leaves out rows whose clipped geometry is null.
-    data = session.scalar(select(func.ST_AsMVT(rows.table_valued(), collection.id, TILE_EXTENT, "geom")))
-    return bytes(data or b"")
+    return _mvt(session, rows, collection.id, extent)
+
+
+def _cells_tile(
+    session: Session, collection: Collection, z: int, x: int, y: int, actor: Actor | None
+) -> bytes:
+    """The tile's points counted in square cells, each drawn at its points' mean position; a
+    cell's id is its place in the zoom's grid of cells, the same in every tile showing it."""
+    cell = 2 * WEB_MERCATOR_HALF / (1 << z) / CELLS_PER_SIDE
+    mercator = func.ST_Transform(collection.geometry, 3857)
+    points = (
+        _query(
+            collection,
+            Selection(),
+            actor,
+            func.ST_X(mercator).label("x"),
+            func.ST_Y(mercator).label("y"),
+        )
+        .where(_tile_search(collection, z, x, y))
+        .subquery("p")
+    )
+    column = func.floor((points.c.x + WEB_MERCATOR_HALF) / cell)
+    row = func.floor((WEB_MERCATOR_HALF - points.c.y) / cell)
+    envelope = func.ST_TileEnvelope(z, x, y)
+    centre = func.ST_SetSRID(func.ST_MakePoint(func.avg(points.c.x), func.avg(points.c.y)), 3857)
+    cells = (
+        select(
+            func.ST_AsMVTGeom(centre, envelope, TILE_EXTENT, TILE_BUFFER, True).label("geom"),
+            cast(row * float(CELLS_PER_SIDE << z) + column, BigInteger).label("fid"),
+            func.count().label("count"),
+        )
+        .group_by(row, column)
+        .subquery("t")
+    )
+    return _mvt(session, cells, collection.id, TILE_EXTENT)

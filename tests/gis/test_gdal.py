@@ -13,12 +13,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import geojson_validator
 import pytest
 import requests
 from shapely.geometry import shape
-from sqlalchemy import text
+from sqlalchemy import Column, text
 from sqlalchemy.orm import Session
 
 from backend import demo
@@ -166,7 +167,7 @@ def _items_requests(log: Path) -> int:
     return sum(route in line for line in log.read_text().splitlines())
 
 
-def test_gdal_copies_thousands_of_events_whole_and_in_few_pages_when_asked(
+def test_gdal_copies_thousands_of_events_whole_and_in_few_pages_with_default_options(
     engine, database_url, header, tmp_path: Path
 ):
     with Session(engine) as session:
@@ -184,7 +185,7 @@ def test_gdal_copies_thousands_of_events_whole_and_in_few_pages_when_asked(
                 )
                 elapsed = time.monotonic() - started
             features = json.loads(target.read_text())["features"]
-            copies[name] = ([f["properties"]["id"] for f in features], _items_requests(log))
+            copies[name] = ([f["properties"]["id"] for f in features], _items_requests(log), elapsed)
             print(
                 f"GDAL ({name}): {len(features)} events in {elapsed:.1f} s, {copies[name][1]} items requests"
             )
@@ -199,11 +200,110 @@ def test_gdal_copies_thousands_of_events_whole_and_in_few_pages_when_asked(
                 text("DELETE FROM events WHERE content_hash LIKE :mark"), {"mark": f"synthetic:{MANY_SEED}:%"}
             )
     assert len(expected) >= 4000
-    for copied, _ in copies.values():
+    for copied, _, _ in copies.values():
         assert len(copied) == len(expected) and set(copied) == expected
-    # GDAL 3.6 asks for 10 a page whatever the API describes (it does not read /ogc/api); with
-    # PAGE_SIZE (or a GDAL that reads the limit's default) the pages are few.
+    # GDAL 3.6 asks for 10 a page (it reads no limit from /ogc/api) but follows the next links,
+    # which ask for ten times more each: 10, 100, 1000, 10000, after the 10 it samples first.
+    assert copies["default"][1] <= 6
     assert copies["pages of 1000"][1] <= len(expected) // 1000 + 3
+    # A few thousand events: well inside the minute that 200,000 take (bench/gis.py).
+    assert copies["default"][2] < 60
+
+
+def _ogr_types(url: str, layer: str, header: list[str]) -> dict[str, str]:
+    summary = gdal("ogrinfo", *header, "-ro", "-so", url, layer).stdout
+    return dict(re.findall(r"^(\w+): (\w+)(?:\(\w+\))? \(", summary, flags=re.M))
+
+
+# How GDAL types each PostgreSQL column type (what ogr2ogr from PostGIS itself gives).
+OGR_TYPE = {
+    "timestamp with time zone": "DateTime",
+    "double precision": "Real",
+    "integer": "Integer",
+    "smallint": "Integer",
+    "bigint": "Integer64",
+    "boolean": "Integer",  # OFTInteger with the Boolean subtype
+    "character varying": "String",
+    "text": "String",
+    "uuid": "String",
+}
+
+
+def test_gdal_field_types_match_the_database_columns(live_server, header, engine):
+    """Every property that is one column of the table is typed by GDAL as the column is."""
+    checked = 0
+    with engine.connect() as conn:
+        for layer, table in (("events", "events"), ("grids", "areas"), ("buildings", "buildings")):
+            collection = registry.get(layer)
+            assert collection is not None
+            columns = dict(
+                conn.execute(
+                    text(
+                        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = :t"
+                    ),
+                    {"t": table},
+                ).all()
+            )
+            types = _ogr_types(f"OAPIF:{live_server}/ogc", layer, header)
+            for prop in collection.properties:
+                column = getattr(prop.expr, "__clause_element__", lambda e=prop.expr: e)()
+                if not isinstance(column, Column) or column.table.name != table:
+                    continue  # computed, or from a joined table
+                expected = OGR_TYPE[columns[column.name]]
+                if expected == "Integer64":
+                    # Ids of boundary versions stay far below 2^31: JSON Schema `integer`.
+                    expected = "Integer"
+                assert types[prop.name] == expected, (
+                    layer,
+                    prop.name,
+                    columns[column.name],
+                    types[prop.name],
+                )
+                checked += 1
+    assert checked > 25
+
+
+def test_gdal_where_reaches_the_server_as_cql2(live_server, header, engine, events_committed, tmp_path: Path):
+    where = (
+        "status = 'reported' AND rework_count = 0 AND grid LIKE '440117103%' "
+        "AND received_at >= '2025/06/01 00:00:00'"
+    )
+    target = tmp_path / "where.json"
+    run = gdal(
+        "ogr2ogr",
+        *header,
+        "--config",
+        "CPL_DEBUG",
+        "ON",
+        "-where",
+        where,
+        "-f",
+        "GeoJSON",
+        str(target),
+        f"OAPIF:{live_server}/ogc",
+        "events",
+    )
+    fetched = re.findall(r"HTTP: Fetch\((\S+)\)", run.stderr)
+    items = [unquote(u) for u in fetched if "/collections/events/items" in u]
+    # The first request samples the layer; every one after it carries the whole filter.
+    filtered = [u for u in items if "filter=" in u]
+    assert filtered and all("filter-lang=cql-text" in u for u in filtered), items
+    assert "status = 'reported'" in filtered[0] and "rework_count = 0" in filtered[0]
+    assert "grid LIKE '440117103%'" in filtered[0] and "received_at >= '2025-06-01T00:00:00Z'" in filtered[0]
+    assert "evaluated on client side" not in run.stderr and "Only part of the filter" not in run.stderr
+    copied = {f["properties"]["id"] for f in json.loads(target.read_text())["features"]}
+    with engine.connect() as conn:
+        expected = {
+            str(i)
+            for i in conn.execute(
+                text(
+                    "SELECT id FROM events WHERE town_code = '440117103' AND status = 'reported' "
+                    "AND rework_count = 0 AND grid_code LIKE '440117103%' "
+                    "AND received_at >= '2025-06-01T00:00:00Z'"
+                )
+            ).scalars()
+        }
+    assert expected and copied == expected
 
 
 def test_gdal_opens_a_download_by_url(live_server, accounts):
@@ -212,3 +312,20 @@ def test_gdal_opens_a_download_by_url(live_server, accounts):
         summary = gdal("ogrinfo", "-ro", "-so", "-al", source).stdout
         assert "Feature Count: 865" in summary and "Multi Polygon" in summary, source
         assert re.search(r"^valid_from: DateTime", summary, flags=re.M), summary
+
+
+def test_gdal_reads_a_signed_events_link_by_vsicurl(live_server, accounts, events_committed, engine):
+    minted = requests.post(
+        f"{live_server}/api/v1/exports/links",
+        json={"layer": "events", "filters": {"area": "440117103"}, "lifetime_s": 600},
+        headers=accounts.headers("supervisor"),
+        timeout=60,
+    )
+    assert minted.status_code == 201, minted.text
+    url = minted.json()["url"]
+    assert "api_key" not in url and "token=" in url
+    summary = gdal("ogrinfo", "-ro", "-so", "-al", f"/vsicurl/{url}").stdout
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM events WHERE town_code = '440117103'")).scalar()
+    assert f"Feature Count: {count}" in summary and "Point" in summary, summary
+    assert re.search(r"^received_at: DateTime", summary, flags=re.M), summary
