@@ -59,6 +59,14 @@ class ClosureArgsSchema(ma.Schema):
         validate=ma.validate.OneOf(SUPPORTED_CRS),
         metadata={"description": "GeoJSON only: coordinate system of the polygons"},
     )
+    index = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Add the composite index (综合指数) and its parts, each 0-100, to every "
+            "group and the totals, with the weights of /stats/index-weights; needs `group_by` = one "
+            "area level, and then lists every current area of that level, those with nothing due too"
+        },
+    )
 
     @ma.post_load
     def _defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -108,6 +116,36 @@ class FiguresSchema(ma.Schema):
     below_benchmark = ma.fields.Boolean(
         metadata={"description": "wilson_high < benchmark: below it beyond chance"}
     )
+    # With index=true only (backend.stats.composite says how each is scaled).
+    check_in_rate = ma.fields.Float(
+        allow_none=True, metadata={"description": "index=true: the emergency units' check-in rate 报岗率"}
+    )
+    alerts_in_progress = ma.fields.Integer(
+        metadata={"description": "index=true: alerts under a day old with a called unit not yet arrived"}
+    )
+    closure_rate_score = ma.fields.Float(allow_none=True, metadata={"description": "index=true: 0-100"})
+    on_time_rate_score = ma.fields.Float(allow_none=True, metadata={"description": "index=true: 0-100"})
+    overdue_open_score = ma.fields.Float(
+        allow_none=True, metadata={"description": "index=true: 100 × (1 − overdue_open / due)"}
+    )
+    check_in_rate_score = ma.fields.Float(allow_none=True, metadata={"description": "index=true: 0-100"})
+    alerts_in_progress_score = ma.fields.Float(
+        allow_none=True, metadata={"description": "index=true: 100 / (1 + alerts_in_progress)"}
+    )
+    composite_index = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "index=true: 综合指数, the weighted mean of the scores present (0-100)"},
+    )
+
+
+class IndexWeightsSchema(ma.Schema):
+    """The composite index's weights by part (any non-negative scale: they are normalised)."""
+
+    closure_rate = ma.fields.Float(required=True, validate=ma.validate.Range(0, 100))
+    on_time_rate = ma.fields.Float(required=True, validate=ma.validate.Range(0, 100))
+    overdue_open = ma.fields.Float(required=True, validate=ma.validate.Range(0, 100))
+    check_in_rate = ma.fields.Float(required=True, validate=ma.validate.Range(0, 100))
+    alerts_in_progress = ma.fields.Float(required=True, validate=ma.validate.Range(0, 100))
 
 
 def _key_fields() -> dict[str, ma.fields.Field]:

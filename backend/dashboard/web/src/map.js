@@ -1,0 +1,140 @@
+// The map: the areas' own boundaries are the base (no outside basemap), coloured by the chosen
+// layer; overdue events as points. MapLibre GL JS from npm, served by the app.
+import * as maplibregl from '/dashboard/vendor/maplibre-gl/maplibre-gl.mjs';
+import { t } from './i18n.js';
+
+const GREY = '#d9d9d9';
+const RATE_BANDS = [[0, '#d73027'], [0.9, '#fc8d59'], [0.95, '#fee08b'], [0.98, '#1a9850']];
+// Each layer: the property it colours by, and its bands (lower bound, colour), lowest first.
+export const LAYER_STYLES = {
+  closure: { property: 'closure_rate', bands: RATE_BANDS, percent: true },
+  on_time: { property: 'on_time_rate', bands: RATE_BANDS, percent: true },
+  check_in: { property: 'check_in_rate', bands: RATE_BANDS, percent: true },
+  overdue: { property: 'overdue_open', bands: [[0, '#1a9850'], [1, '#fee08b'], [5, '#fc8d59'], [20, '#d73027']] },
+  alerts: { property: 'alerts_in_progress', bands: [[0, '#1a9850'], [1, '#fc8d59'], [2, '#d73027']] },
+  composite: { property: 'composite_index', bands: [[0, '#d73027'], [60, '#fc8d59'], [80, '#fee08b'], [90, '#1a9850']] },
+};
+
+function colour(layer) {
+  const { property, bands } = LAYER_STYLES[layer];
+  const step = ['step', ['to-number', ['get', property]], bands[0][1]];
+  for (const [bound, fill] of bands.slice(1)) step.push(bound, fill);
+  return ['case', ['==', ['get', property], null], GREY, step];
+}
+
+export class AreaMap {
+  constructor(container, { onHover, onClick }) {
+    this.hovered = null;
+    this.map = new maplibregl.Map({
+      container,
+      style: {
+        version: 8,
+        sources: {
+          areas: { type: 'geojson', data: { type: 'FeatureCollection', features: [] }, promoteId: 'code' },
+          points: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
+        },
+        layers: [
+          { id: 'background', type: 'background', paint: { 'background-color': '#f4f1ea' } },
+          { id: 'area-fill', type: 'fill', source: 'areas', paint: { 'fill-color': colour('closure'), 'fill-opacity': 0.85 } },
+          { id: 'area-line', type: 'line', source: 'areas', paint: { 'line-color': '#ffffff', 'line-width': 0.6 } },
+          {
+            id: 'area-below', type: 'line', source: 'areas', filter: ['==', ['get', 'below_benchmark'], true],
+            paint: { 'line-color': '#67000d', 'line-width': 2.5, 'line-dasharray': [2, 1] },
+          },
+          {
+            id: 'area-hover', type: 'line', source: 'areas',
+            paint: { 'line-color': '#08306b', 'line-width': ['case', ['boolean', ['feature-state', 'hover'], false], 3, 0] },
+          },
+          {
+            id: 'overdue-points', type: 'circle', source: 'points', layout: { visibility: 'none' },
+            paint: { 'circle-radius': 4, 'circle-color': '#b10026', 'circle-stroke-color': '#fff', 'circle-stroke-width': 1 },
+          },
+        ],
+      },
+      center: [113.6, 23.6],
+      zoom: 8,
+      attributionControl: false,
+      // Keep what was drawn, so that a screenshot shows it.
+      canvasContextAttributes: { preserveDrawingBuffer: true },
+    });
+    this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
+    this.loaded = new Promise((resolve) => this.map.once('load', resolve));
+    this.map.on('mousemove', 'area-fill', (e) => onHover(e.features[0]?.id ?? null));
+    this.map.on('mouseleave', 'area-fill', () => onHover(null));
+    this.map.on('click', 'area-fill', (e) => e.features[0] && onClick(String(e.features[0].id)));
+  }
+
+  /** Draw the areas (features carry `code`), coloured by `layer`; resolves once painted. */
+  async show(collection, layer) {
+    await this.loaded;
+    this.map.getSource('areas').setData(collection);
+    this.setLayer(layer);
+    const box = bounds(collection);
+    if (box) this.map.fitBounds(box, { padding: 20, animate: false });
+    await new Promise((resolve) => this.map.once('idle', resolve));
+  }
+
+  setLayer(layer) {
+    this.map.setPaintProperty('area-fill', 'fill-color', colour(layer));
+    this.map.setLayoutProperty('overdue-points', 'visibility', layer === 'overdue' ? 'visible' : 'none');
+  }
+
+  async showPoints(events) {
+    await this.loaded;
+    const features = events
+      .filter((e) => e.location)
+      .map((e) => ({ type: 'Feature', geometry: e.location, properties: { id: e.id } }));
+    this.map.getSource('points').setData({ type: 'FeatureCollection', features });
+  }
+
+  highlight(code) {
+    if (this.hovered === code) return;
+    if (this.hovered !== null) this.map.setFeatureState({ source: 'areas', id: this.hovered }, { hover: false });
+    this.hovered = code;
+    if (code !== null) this.map.setFeatureState({ source: 'areas', id: code }, { hover: true });
+  }
+
+  /** How many area features are drawn now (for tests and the benchmark). */
+  renderedCount() {
+    return this.map.queryRenderedFeatures({ layers: ['area-fill'] }).length;
+  }
+}
+
+function bounds(collection) {
+  let box = null;
+  const visit = (c) => {
+    if (typeof c[0] === 'number') {
+      box = box ? [Math.min(box[0], c[0]), Math.min(box[1], c[1]), Math.max(box[2], c[0]), Math.max(box[3], c[1])] : [c[0], c[1], c[0], c[1]];
+    } else for (const inner of c) visit(inner);
+  };
+  for (const feature of collection.features) if (feature.geometry) visit(feature.geometry.coordinates);
+  return box && [[box[0], box[1]], [box[2], box[3]]];
+}
+
+/** The legend of a layer as DOM nodes. */
+export function legend(node, layer, benchmark) {
+  const { bands, percent, property } = LAYER_STYLES[layer];
+  const label = (v) => (percent ? `${Math.round(v * 1000) / 10}%` : String(v));
+  node.replaceChildren();
+  const title = document.createElement('strong');
+  title.textContent = t(layer) + (percent ? ` (${t('benchmark')} ${label(benchmark)})` : '');
+  node.append(title);
+  bands.forEach(([bound, fill], i) => {
+    const next = bands[i + 1]?.[0];
+    const text = next === undefined ? `≥ ${label(bound)}` : `${label(bound)} – ${label(next)}`;
+    node.append(swatch(fill, property === 'alerts_in_progress' && next === bound + 1 ? label(bound) : text));
+  });
+  node.append(swatch(GREY, t('no_data')));
+  const below = swatch('transparent', t('below'));
+  below.firstChild.classList.add('below');
+  node.append(below);
+}
+
+function swatch(fill, text) {
+  const item = document.createElement('span');
+  item.className = 'swatch';
+  const box = document.createElement('i');
+  box.style.background = fill;
+  item.append(box, document.createTextNode(text));
+  return item;
+}
