@@ -36,7 +36,7 @@ IN_PROGRESS_FOR = timedelta(days=1)
 
 def weights(session: Session) -> dict[str, float]:
     """The index's weights, by part, in the parts' order."""
-    stored = dict(session.execute(select(IndexWeight.part, IndexWeight.weight)).tuples().all())
+    stored = {row.part: row.weight for row in session.execute(select(IndexWeight.part, IndexWeight.weight))}
     return {part: float(stored.get(part, 0.0)) for part in INDEX_PARTS}
 
 
