@@ -1,7 +1,16 @@
 // The side panel: the current area's overdue open events, and one event's detail with its
 // trail and photos. Only what the API gives is shown: personal fields it leaves out stay out.
 import { get } from './api.js';
-import { t } from './i18n.js';
+import { getLang, t } from './i18n.js';
+
+let categories = null;
+
+/** A category's name in the page's language (the code until the list has come). */
+async function categoryName(code) {
+  categories ??= get('/api/v1/categories').then((list) => new Map(list.map((c) => [c.code, c])));
+  const category = (await categories).get(code);
+  return category ? (getLang() === 'en' ? category.name_en : category.name_zh) : code;
+}
 
 const when = (iso) => (iso ? new Date(iso).toLocaleString('zh-CN', { timeZone: 'Asia/Shanghai', hour12: false }) : '–');
 
@@ -15,11 +24,12 @@ function el(tag, text, className) {
 export async function showOverdue(list, panel, area) {
   panel.hidden = true;
   const { items } = await get(`/api/v1/stats/overdue?area=${encodeURIComponent(area)}&limit=100`);
+  const names = await Promise.all(items.map((event) => categoryName(event.category)));
   list.replaceChildren(
     ...(items.length
-      ? items.map((event) => {
+      ? items.map((event, i) => {
           const item = el('li');
-          const button = el('button', `${event.category} · ${t('due_at')} ${when(event.due_at)}`, 'link');
+          const button = el('button', `${names[i]} · ${t('due_at')} ${when(event.due_at)}`, 'link');
           button.type = 'button';
           button.addEventListener('click', () => showEvent(panel, event.id));
           item.append(button);
@@ -41,7 +51,7 @@ export async function showEvent(panel, id) {
   });
   const facts = el('dl');
   const fact = (label, value) => facts.append(el('dt', t(label)), el('dd', value ?? '–'));
-  fact('category', event.category);
+  fact('category', await categoryName(event.category));
   fact('status', event.status);
   fact('due_at', when(event.due_at));
   fact('description', event.description);

@@ -4,6 +4,7 @@ import * as maplibregl from '/dashboard/vendor/maplibre-gl/maplibre-gl.mjs';
 import { t } from './i18n.js';
 
 const GREY = '#d9d9d9';
+const EMPTY = { type: 'FeatureCollection', features: [] };
 const RATE_BANDS = [[0, '#d73027'], [0.9, '#fc8d59'], [0.95, '#fee08b'], [0.98, '#1a9850']];
 // Each layer: the property it colours by, and its bands (lower bound, colour), lowest first.
 export const LAYER_STYLES = {
@@ -27,11 +28,15 @@ export class AreaMap {
     this.hovered = null;
     this.map = new maplibregl.Map({
       container,
+      // No fades: a new colouring shows at once (and the map is idle as soon as it is drawn).
+      fadeDuration: 0,
       style: {
         version: 8,
+        transition: { duration: 0, delay: 0 },
         sources: {
-          areas: { type: 'geojson', data: { type: 'FeatureCollection', features: [] }, promoteId: 'code' },
-          points: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
+          areas: { type: 'geojson', data: EMPTY, promoteId: 'code', tolerance: 0.6 },
+          hover: { type: 'geojson', data: EMPTY },
+          points: { type: 'geojson', data: EMPTY },
         },
         layers: [
           { id: 'background', type: 'background', paint: { 'background-color': '#f4f1ea' } },
@@ -41,10 +46,7 @@ export class AreaMap {
             id: 'area-below', type: 'line', source: 'areas', filter: ['==', ['get', 'below_benchmark'], true],
             paint: { 'line-color': '#67000d', 'line-width': 2.5, 'line-dasharray': [2, 1] },
           },
-          {
-            id: 'area-hover', type: 'line', source: 'areas',
-            paint: { 'line-color': '#08306b', 'line-width': ['case', ['boolean', ['feature-state', 'hover'], false], 3, 0] },
-          },
+          { id: 'area-hover', type: 'line', source: 'hover', paint: { 'line-color': '#08306b', 'line-width': 3 } },
           {
             id: 'overdue-points', type: 'circle', source: 'points', layout: { visibility: 'none' },
             paint: { 'circle-radius': 4, 'circle-color': '#b10026', 'circle-stroke-color': '#fff', 'circle-stroke-width': 1 },
@@ -54,8 +56,6 @@ export class AreaMap {
       center: [113.6, 23.6],
       zoom: 8,
       attributionControl: false,
-      // Keep what was drawn, so that a screenshot shows it.
-      canvasContextAttributes: { preserveDrawingBuffer: true },
     });
     this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
     this.loaded = new Promise((resolve) => this.map.once('load', resolve));
@@ -67,10 +67,13 @@ export class AreaMap {
   /** Draw the areas (features carry `code`), coloured by `layer`; resolves once painted. */
   async show(collection, layer) {
     await this.loaded;
-    this.map.getSource('areas').setData(collection);
-    this.setLayer(layer);
+    // Move first, then load: the tiles are cut once, at the zoom they are drawn at.
     const box = bounds(collection);
     if (box) this.map.fitBounds(box, { padding: 20, animate: false });
+    this.features = new Map(collection.features.map((f) => [f.properties.code, f]));
+    this.highlight(null);
+    this.map.getSource('areas').setData(collection);
+    this.setLayer(layer);
     await new Promise((resolve) => this.map.once('idle', resolve));
   }
 
@@ -87,11 +90,12 @@ export class AreaMap {
     this.map.getSource('points').setData({ type: 'FeatureCollection', features });
   }
 
+  /** Outline one area (its own small source: the areas' layers stay as they are). */
   highlight(code) {
     if (this.hovered === code) return;
-    if (this.hovered !== null) this.map.setFeatureState({ source: 'areas', id: this.hovered }, { hover: false });
     this.hovered = code;
-    if (code !== null) this.map.setFeatureState({ source: 'areas', id: code }, { hover: true });
+    const feature = code === null ? undefined : this.features?.get(code);
+    this.map.getSource('hover').setData(feature ? { type: 'FeatureCollection', features: [feature] } : EMPTY);
   }
 
   /** How many area features are drawn now (for tests and the benchmark). */
