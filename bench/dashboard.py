@@ -33,23 +33,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from backend.db import alembic_config
-from bench.common import ROOT, database_url, format_table, gunicorn, log, machine
+from bench.common import ROOT, database_url, format_table, gunicorn, launch_chromium, log, machine
 from geo.areatree import GUANGZHOU_GRIDS
 
 CONGHUA_DATABASE = "wangge_bench_page"
 GUANGZHOU_DATABASE = "wangge_bench_page_gz"
 GUANGZHOU_EVENTS = 400_000
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 USER, PASSWORD = "page-bench", "page-bench-password"
 WORKERS = "-w 2 --worker-class gthread --threads 4 --reuse-port --preload"
 
@@ -158,38 +147,40 @@ def _last(page: Page, name: str) -> float:
     return float(page.evaluate(f"() => performance.getEntriesByName('{name}').at(-1).startTime"))
 
 
-def cold_load(browser: Browser, base: str, cookies: list[dict[str, Any]], query: str) -> dict[str, float]:
-    """One cold load (a fresh context: no cache), signed in; times from navigation start."""
+def _open(browser: Browser, base: str, cookies: list[dict[str, Any]], query: str) -> Page:
+    """A fresh context (no cache), signed in, on the page; once it is ready."""
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     context.add_cookies(cookies)
     page = context.new_page()
     page.goto(f"{base}/dashboard?{query}")
     _ready(page)
-    ready = _last(page, "wangge-ready")
-    shares = page.evaluate(SHARES, 0)
-    drawn = page.evaluate("() => window.wangge.renderedCount()")
-    rows = page.locator("#table tbody tr").count()
-    context.close()
-    return {"total": ready, **shares, "rows": rows, "drawn": drawn}
+    return page
+
+
+def _figures(page: Page, since: float) -> dict[str, float]:
+    """The time from `since` to the ready mark, the API's share, what was drawn; then close."""
+    figures = {
+        "total": _last(page, "wangge-ready") - since,
+        **page.evaluate(SHARES, since),
+        "rows": page.locator("#table tbody tr").count(),
+        "drawn": page.evaluate("() => window.wangge.renderedCount()"),
+    }
+    page.context.close()
+    return figures
+
+
+def cold_load(browser: Browser, base: str, cookies: list[dict[str, Any]], query: str) -> dict[str, float]:
+    """One cold load, timed from navigation start."""
+    return _figures(_open(browser, base, cookies, query), 0.0)
 
 
 def drill(browser: Browser, base: str, cookies: list[dict[str, Any]], query: str) -> dict[str, float]:
-    """Load the district by town, then time a click on the largest town (to its villages or grids)."""
-    context = browser.new_context(viewport={"width": 1366, "height": 768})
-    context.add_cookies(cookies)
-    page = context.new_page()
-    page.goto(f"{base}/dashboard?{query}")
-    _ready(page)
+    """Load the district by town, then time a click on the busiest town (to its villages)."""
+    page = _open(browser, base, cookies, query)
     page.locator("#table thead th[data-key='due']").click()  # the busiest town first
     page.locator("#table tbody tr").first.click()
     _ready(page)
-    start = _last(page, "wangge-load")
-    shares = page.evaluate(SHARES, start)
-    total = _last(page, "wangge-ready") - start
-    rows = page.locator("#table tbody tr").count()
-    drawn = page.evaluate("() => window.wangge.renderedCount()")
-    context.close()
-    return {"total": total, **shares, "rows": rows, "drawn": drawn}
+    return _figures(page, _last(page, "wangge-load"))
 
 
 def sign_in(base: str) -> list[dict[str, Any]]:
@@ -213,7 +204,7 @@ def run(url: str, cases: list[Case], repeats: int) -> list[list[object]]:
     rows: list[list[object]] = []
     with gunicorn(url, WORKERS) as server, sync_playwright() as driver:
         base = f"http://127.0.0.1:{server.port}"
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(driver)
         cookies = sign_in(base)
         for case in cases:
             measure = drill if case.drill else cold_load

@@ -2,8 +2,10 @@
 
 Users send `Authorization: Bearer <access token>`. Read-only GIS keys come in
 `Authorization: ApiKey <key>`, `X-API-Key: <key>` or, for desktop GIS clients that cannot set
-headers, the `api_key` query parameter. Every /api/ request is authenticated before its view
-runs; /ogc and /tiles (which may serve area layers anonymously) ask `caller` themselves.
+headers, the `api_key` query parameter. The supervisors' page (backend/dashboard) sends its
+login's access token in an HttpOnly cookie, and with its writes a CSRF token. Every /api/
+request is authenticated before its view runs; /ogc and /tiles (which may serve area layers
+anonymously) ask `caller` themselves.
 """
 
 from __future__ import annotations

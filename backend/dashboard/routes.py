@@ -48,6 +48,7 @@ CSP = "; ".join(
 # Sign-in and refresh come with this header, which a form or page of another origin cannot send
 # without a preflight that the API refuses; sign-out needs the login's own CSRF token.
 PAGE_HEADER = "X-Wangge-Page"
+SESSION_PATH = "/dashboard/session"
 
 
 def _secure(response: flask.Response) -> flask.Response:
@@ -127,9 +128,6 @@ def _no_store(response: flask.Response) -> flask.Response:
     return _secure(response)
 
 
-SESSION_PATH = "/dashboard/session"
-
-
 @blp.post(SESSION_PATH)
 def sign_in() -> flask.Response:
     """Sign in with a username and password; the login goes into HttpOnly cookies."""
@@ -189,8 +187,11 @@ def sign_out() -> flask.Response:
     except service.Unauthorized:
         _page_request()  # an expired login is signed out from the page all the same
     if refresh_token:
-        service.logout(get_session(), refresh_token)
-        get_session().commit()
+        try:
+            service.logout(get_session(), refresh_token)
+            get_session().commit()
+        except service.Unauthorized:
+            pass  # a refresh cookie that no longer works has no login left to end
     response = flask.Response(status=204)
     response.delete_cookie(context.SESSION_COOKIE, **_cookie_options("/"))
     response.delete_cookie(context.REFRESH_COOKIE, **_cookie_options(SESSION_PATH))

@@ -13,6 +13,7 @@ from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, area_code
 from backend.common.pagination import CursorArgsSchema
 from backend.stats import days, queries
+from backend.stats.models import INDEX_PARTS
 from backend.stats.validation import MAX_GROUP_BY, Limits
 from geo.crs import SUPPORTED_CRS
 
@@ -138,14 +139,11 @@ class FiguresSchema(ma.Schema):
     )
 
 
-class IndexWeightsSchema(ma.Schema):
-    """The composite index's weights by part (any non-negative scale: they are normalised)."""
-
-    closure_rate = ma.fields.Float(required=True, validate=ma.validate.Range(0, 100))
-    on_time_rate = ma.fields.Float(required=True, validate=ma.validate.Range(0, 100))
-    overdue_open = ma.fields.Float(required=True, validate=ma.validate.Range(0, 100))
-    check_in_rate = ma.fields.Float(required=True, validate=ma.validate.Range(0, 100))
-    alerts_in_progress = ma.fields.Float(required=True, validate=ma.validate.Range(0, 100))
+# The composite index's weights by part, each 0-100 (the index weighs the parts in proportion).
+IndexWeightsSchema = ma.Schema.from_dict(
+    {part: ma.fields.Float(required=True, validate=ma.validate.Range(0, 100)) for part in INDEX_PARTS},
+    name="IndexWeightsSchema",
+)
 
 
 def _key_fields() -> dict[str, ma.fields.Field]:

@@ -1,9 +1,10 @@
 """The page in a real browser: Debian's chromium driven by Playwright, against the app under
 gunicorn on its own database (committed data: a Conghua tree with three months of events).
 
-Playwright's own browsers are never downloaded: the launch names /usr/bin/chromium, which
-scripts/bootstrap.sh installs. Every request the page makes is checked to stay on the app's
-origin (anything else is aborted and fails the test), and every console error fails it too.
+Playwright's own browsers are never downloaded: bench.common.launch_chromium starts
+/usr/bin/chromium, which scripts/bootstrap.sh installs. Every request the page makes is checked
+to stay on the app's origin (anything else is aborted and fails the test), and every console
+error fails it too.
 """
 
 from __future__ import annotations
@@ -22,19 +23,9 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
 from backend.db import alembic_config
+from bench.common import launch_chromium
 from tests.conftest import FAST_AUTH_ENV, ROOT, Server, gunicorn
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = ROOT / "var" / "screenshots"
 DISTRICT = "440117"
 TOWN = "440117103"  # 温泉镇, the town supervisor's
@@ -107,7 +98,7 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    browser = launch_chromium(playwright)
     yield browser
     browser.close()
 

@@ -155,3 +155,17 @@ def test_a_tampered_cookie_is_refused_and_other_credentials_come_first(app, acco
     assert client.get("/api/v1/me", headers=accounts.headers("admin")).json["role"] == "admin"
     gis = app.test_client()
     assert gis.get("/dashboard/session", headers=accounts.headers("gis")).json["signed_in"] is False
+
+
+def test_signing_out_of_an_ended_login_still_clears_the_cookies(app):
+    client, response = sign_in(app)
+    csrf = {"X-CSRF-Token": response.json["csrf_token"]}
+    refresh = client.get_cookie(REFRESH_COOKIE, path="/dashboard/session").value
+    assert client.delete("/dashboard/session", headers=csrf).status_code == 204
+    # A second tab still holding the old cookies signs out too, from the page.
+    stale = app.test_client()
+    stale.set_cookie(REFRESH_COOKIE, refresh, path="/dashboard/session")
+    assert stale.delete("/dashboard/session").status_code == 403
+    out = stale.delete("/dashboard/session", headers=PAGE)
+    assert out.status_code == 204
+    assert stale.get_cookie(REFRESH_COOKIE, path="/dashboard/session") is None
