@@ -102,7 +102,8 @@ def make_api(app: flask.Flask) -> Api:
     app.config.setdefault("OPENAPI_URL_PREFIX", "/")
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
-    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
+    # Swagger UI from npm (backend/dashboard/web), served by the app: the docs work offline.
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/dashboard/vendor/swagger-ui/")
     app.config.setdefault("OPENAPI_REDOC_PATH", "/redoc")
     app.config.setdefault(
         "API_SPEC_OPTIONS",
@@ -142,7 +143,10 @@ def register_blueprints(api: Api) -> None:
 
 
 def register_operator_routes(app: flask.Flask) -> None:
-    """Routes for the service's operators, outside the API and its document: /metrics."""
+    """Routes outside the API and its document: /metrics for operators, and the supervisors'
+    page (/dashboard) with its files."""
+    from backend.dashboard import routes as dashboard
     from backend.ops import routes as ops
 
     app.register_blueprint(ops.blp)
+    app.register_blueprint(dashboard.blp)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembic import command
+from playwright.sync_api import Browser, Playwright
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session
 
@@ -239,6 +240,28 @@ def bench_access_token(url: str) -> str:
     finally:
         engine.dispose()
     return pair.access_token
+
+
+# --- Debian's chromium, for the page ------------------------------------------------------------
+
+# Playwright drives the chromium Debian installs (scripts/bootstrap.sh); its own browsers are
+# never downloaded. Headless, and quiet: it calls nowhere by itself.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def launch_chromium(driver: Playwright) -> Browser:
+    """Debian's chromium, from a started Playwright."""
+    return driver.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
 
 
 # --- the app under gunicorn -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from backend.auth import service as auth
 from backend.events import photos
 from backend.events import service as events
 from backend.stats import assessments
+from backend.stats.models import INDEX_PARTS
 from tests.conftest import client_as
 from tests.factories import polygon, report
 from tests.org.access_cases import ORG_CASES
@@ -231,6 +232,11 @@ TABLE: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/api/v1/stats/closure.geojson"): Case(
         get(lambda w, s: f"/api/v1/stats/closure.geojson?area={w.area[s][:9]}&group_by=village"), STATS
+    ),
+    # The composite index's weights: everyone reads them (the page states them), admins set them.
+    ("GET", "/api/v1/stats/index-weights"): Case(get(lambda w, s: "/api/v1/stats/index-weights"), same(200)),
+    ("PUT", "/api/v1/stats/index-weights"): Case(
+        lambda w, s: ("PUT", "/api/v1/stats/index-weights", dict.fromkeys(INDEX_PARTS, 20.0)), ADMIN_ONLY
     ),
     ("GET", "/api/v1/stats/overdue"): Case(
         get(lambda w, s: f"/api/v1/stats/overdue?area={w.area[s][:9]}"), STATS

@@ -2,27 +2,40 @@
 
 Users send `Authorization: Bearer <access token>`. Read-only GIS keys come in
 `Authorization: ApiKey <key>`, `X-API-Key: <key>` or, for desktop GIS clients that cannot set
-headers, the `api_key` query parameter. Every /api/ request is authenticated before its view
-runs; /ogc and /tiles (which may serve area layers anonymously) ask `caller` themselves.
+headers, the `api_key` query parameter. The supervisors' page (backend/dashboard) sends its
+login's access token in an HttpOnly cookie, and with its writes a CSRF token. Every /api/
+request is authenticated before its view runs; /ogc and /tiles (which may serve area layers
+anonymously) ask `caller` themselves.
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import Any, TypeVar
 
 import flask
 import marshmallow as ma
 
 from backend.auth import service
+from backend.auth.ratelimit import Counter, PostgresCounter, RedisCounter
 from backend.auth.scope import Actor
 from backend.auth.service import Unauthorized
 from backend.config import settings
 from backend.db import get_session
+from backend.errors import DomainError
+from backend.ops import metrics
 
 T = TypeVar("T")
 QUERY_KEY = "api_key"
 # A signed link's token (auth.service.sign_link), in the query of the one URL it signs.
 LINK_TOKEN = "token"
+# The supervisors' page signs in through cookies its scripts cannot read (backend/dashboard):
+# the access token, and the refresh token on the page's session path only. Writes made with
+# them carry the login's CSRF token in this header.
+SESSION_COOKIE = "wangge_session"
+REFRESH_COOKIE = "wangge_refresh"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 SIGN_IN = (
     "Sign in: send `Authorization: Bearer <access token>`, or an API key (X-API-Key header, "
     "Authorization: ApiKey ..., or the api_key query parameter)."
@@ -36,8 +49,8 @@ def public(view_class: T) -> T:
 
 
 def _credential(request: flask.Request) -> tuple[str, str] | None:
-    """("bearer", token), ("key", key) or ("link", signed link token), or None when the
-    request carries none."""
+    """("bearer", token), ("key", key), ("link", signed link token) or ("page", the page's
+    access token from its cookie), or None when the request carries none."""
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer" and value:
@@ -50,7 +63,10 @@ def _credential(request: flask.Request) -> tuple[str, str] | None:
         or request.headers.get("X-API-Key", "").strip()
         or request.args.get(QUERY_KEY, "").strip()
     )
-    return ("key", key) if key else None
+    if key:
+        return "key", key
+    page = request.cookies.get(SESSION_COOKIE, "").strip()
+    return ("page", page) if page else None
 
 
 def caller(*, anonymous_ok: bool = False) -> Actor | None:
@@ -70,11 +86,23 @@ def caller(*, anonymous_ok: bool = False) -> Actor | None:
         actor = service.actor_from_signed_link(
             get_session(), settings(), value, request.method, request.path, query
         )
+    elif kind == "page":
+        actor = service.actor_from_page_login(get_session(), settings(), value)
+        if flask.request.method not in SAFE_METHODS:
+            check_csrf(value)
     else:
         actor = service.actor_from_api_key(get_session(), value)
     # The request's actor, whichever route asked: the request log names it by id.
     flask.g.actor = actor
     return actor
+
+
+def check_csrf(access_token: str) -> None:
+    """A write with the page's cookie must carry its login's CSRF token, which only the page
+    itself learns (from its own origin); else 403."""
+    sent = flask.request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), service.csrf_token(settings(), access_token).encode()):
+        raise service.Forbidden(f"A write from the page needs its {CSRF_HEADER} header.")
 
 
 def authenticate_request() -> None:
@@ -94,6 +122,49 @@ def current_actor() -> Actor:
 
 def client_address() -> str:
     return flask.request.remote_addr or "unknown"
+
+
+# --- signing in -------------------------------------------------------------------------------
+
+
+class TooManyAttempts(DomainError):
+    status = 429
+    title = "Too Many Requests"
+    slug = "too-many-requests"
+
+
+def _counter() -> Counter:
+    url = settings().ratelimit_redis_url
+    return RedisCounter(url) if url else PostgresCounter(get_session())
+
+
+def _limit_login(username: str) -> None:
+    config = settings()
+    counter = _counter()
+    waits = [
+        counter.hit(f"user:{username.lower()}", config.login_limit_per_user, config.login_window_s),
+        counter.hit(f"addr:{client_address()}", config.login_limit_per_address, config.login_window_s),
+    ]
+    get_session().commit()  # the count stands whether or not the password is right
+    wait = max((w for w in waits if w is not None), default=None)
+    if wait is not None:
+        error = TooManyAttempts(f"Too many sign-in attempts; try again in {wait} s.")
+        error.headers = {"Retry-After": str(wait)}
+        raise error
+
+
+def sign_in(username: str, password: str) -> service.TokenPair:
+    """Check a username and password within the sign-in limits and open a login; the caller
+    commits. The API's token route and the page's sign-in both come here."""
+    try:
+        _limit_login(username)
+        return service.login(get_session(), settings(), username, password)
+    except TooManyAttempts:
+        metrics.count_sign_in_failure("rate_limited")
+        raise
+    except service.Unauthorized:
+        metrics.count_sign_in_failure("credentials")
+        raise
 
 
 # --- answers within the rule ----------------------------------------------------------------

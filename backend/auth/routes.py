@@ -7,44 +7,15 @@ from typing import Any
 from flask.views import MethodView
 
 from backend.auth import schemas, service
-from backend.auth.context import client_address, current_actor, public
-from backend.auth.ratelimit import Counter, PostgresCounter, RedisCounter
+from backend.auth.context import current_actor, public, sign_in
 from backend.common.blueprint import Blueprint
 from backend.common.pagination import decode_cursor, encode_cursor
 from backend.config import settings
 from backend.db import get_session
-from backend.errors import DomainError
-from backend.ops import metrics
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in, accounts and API keys")
 
 NO_AUTH: list[dict[str, list[str]]] = []
-
-
-class TooManyAttempts(DomainError):
-    status = 429
-    title = "Too Many Requests"
-    slug = "too-many-requests"
-
-
-def _counter() -> Counter:
-    url = settings().ratelimit_redis_url
-    return RedisCounter(url) if url else PostgresCounter(get_session())
-
-
-def _limit_login(username: str) -> None:
-    config = settings()
-    counter = _counter()
-    waits = [
-        counter.hit(f"user:{username.lower()}", config.login_limit_per_user, config.login_window_s),
-        counter.hit(f"addr:{client_address()}", config.login_limit_per_address, config.login_window_s),
-    ]
-    get_session().commit()  # the count stands whether or not the password is right
-    wait = max((w for w in waits if w is not None), default=None)
-    if wait is not None:
-        error = TooManyAttempts(f"Too many sign-in attempts; try again in {wait} s.")
-        error.headers = {"Retry-After": str(wait)}
-        raise error
 
 
 @public
@@ -55,17 +26,8 @@ class Token(MethodView):
     @blp.response(200, schemas.TokenSchema)
     def post(self, data: dict[str, Any]) -> service.TokenPair:
         """Sign in with a username and password"""
-        session = get_session()
-        try:
-            _limit_login(data["username"])
-            pair = service.login(session, settings(), data["username"], data["password"])
-        except TooManyAttempts:
-            metrics.count_sign_in_failure("rate_limited")
-            raise
-        except service.Unauthorized:
-            metrics.count_sign_in_failure("credentials")
-            raise
-        session.commit()
+        pair = sign_in(data["username"], data["password"])
+        get_session().commit()
         return pair
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
@@ -119,6 +119,8 @@ def _issue(session: Session, settings: Settings, user: User, family_id: uuid.UUI
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
         "jti": uuid.uuid4().hex,
+        # The login this token belongs to: signing out of the page ends it (actor_from_page_login).
+        "fam": str(family_id),
     }
     access = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
     token_id = uuid.uuid4()
@@ -226,6 +228,46 @@ def actor_from_access_token(session: Session, settings: Settings, token: str) ->
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise Unauthorized("The access token is invalid or has expired.") from error
     return _actor_of_user(session, user_id, claims.get("epoch"), "The access token has been revoked.")
+
+
+# --- the supervisors' page --------------------------------------------------------------------
+# The page keeps its login in HttpOnly cookies, never where its scripts can read it. Its access
+# token is honoured only while its login (refresh-token family) is live, so signing out ends it at
+# once; writes also carry a CSRF token derived from the login, which a page of another origin
+# cannot learn.
+_LIVE_LOGIN = text(
+    "SELECT 1 FROM refresh_tokens WHERE family_id = :family AND revoked_at IS NULL"
+    " AND expires_at > now() LIMIT 1"
+)
+
+
+def _page_claims(settings: Settings, token: str) -> dict[str, Any]:
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, settings.secret_key, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "fam"]}
+        )
+        int(claims["sub"])
+        uuid.UUID(str(claims["fam"]))
+    except (jwt.PyJWTError, ValueError, TypeError) as error:
+        raise Unauthorized("The page's sign-in is invalid or has expired.") from error
+    return claims
+
+
+def actor_from_page_login(session: Session, settings: Settings, token: str) -> Actor:
+    """The actor of the page's access token while its login is live (not signed out)."""
+    claims = _page_claims(settings, token)
+    if session.execute(_LIVE_LOGIN, {"family": claims["fam"]}).first() is None:
+        raise Unauthorized("The page's sign-in has ended; sign in again.")
+    return _actor_of_user(
+        session, int(claims["sub"]), claims.get("epoch"), "The access token has been revoked."
+    )
+
+
+def csrf_token(settings: Settings, token: str) -> str:
+    """The CSRF token of the login an access token belongs to (the same across refreshes)."""
+    family = str(_page_claims(settings, token)["fam"])
+    key = hmac.new(settings.secret_key.encode(), b"wangge page csrf", hashlib.sha256).digest()
+    return hmac.new(key, family.encode(), hashlib.sha256).hexdigest()
 
 
 def _actor_of_user(session: Session, user_id: int, epoch: object, revoked: str) -> Actor:

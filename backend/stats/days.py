@@ -43,6 +43,11 @@ def local_today() -> date:
     return datetime.now(ZoneInfo(LOCAL_TZ)).date()
 
 
+def local_date(moment: datetime) -> date:
+    """The local day (Asia/Shanghai) an instant falls on."""
+    return moment.astimezone(ZoneInfo(LOCAL_TZ)).date()
+
+
 def window(
     start: date | None,
     end: date | None,

@@ -48,6 +48,17 @@ FIGURE_HEADERS = {
     "wilson_high": "wilson_high 置信区间上限",
     "below_benchmark": "below_benchmark 显著低于基准",
 }
+# The composite index's columns (backend.stats.composite), when asked for.
+INDEX_HEADERS = {
+    "check_in_rate": "check_in_rate 报岗率",
+    "alerts_in_progress": "alerts_in_progress 处置中警情数",
+    "closure_rate_score": "closure_rate_score 结案率得分",
+    "on_time_rate_score": "on_time_rate_score 按期结案率得分",
+    "overdue_open_score": "overdue_open_score 逾期未结得分",
+    "check_in_rate_score": "check_in_rate_score 报岗率得分",
+    "alerts_in_progress_score": "alerts_in_progress_score 警情处置得分",
+    "composite_index": "composite_index 综合指数",
+}
 HOURS = ("median_hours_to_close", "p90_hours_to_close")
 # A cell starting with one of these is a formula to Excel: names typed by users must not run.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -81,11 +92,22 @@ def closure_csv(stats: ClosureStats) -> bytes:
     keys = key_columns(stats.group_by)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([KEY_HEADERS[k] for k in keys] + list(FIGURE_HEADERS.values()))
-    rows = [(group.key, group.figures) for group in stats.groups] if stats.group_by else [({}, stats.totals)]
-    for key, figures in rows:
+    extra = stats.extra_columns
+    writer.writerow(
+        [KEY_HEADERS[k] for k in keys] + list(FIGURE_HEADERS.values()) + [INDEX_HEADERS[c] for c in extra]
+    )
+    rows = (
+        [(group.key, group.figures, group.extra) for group in stats.groups]
+        if stats.group_by
+        else [({}, stats.totals, stats.totals_extra)]
+    )
+    for key, figures, more in rows:
         values = asdict(figures)
-        writer.writerow([_cell(k, key.get(k)) for k in keys] + [_cell(f, values[f]) for f in FIGURE_HEADERS])
+        writer.writerow(
+            [_cell(k, key.get(k)) for k in keys]
+            + [_cell(f, values[f]) for f in FIGURE_HEADERS]
+            + [_cell(c, more.get(c)) for c in extra]
+        )
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -107,8 +129,8 @@ def closure_features(
     for group in stats.groups:
         code = group.key.get(level)
         if code is not None:
-            by_code.setdefault(code, []).append({**group.key, **vars(group.figures)})
-    blank = asdict(empty_figures(stats.benchmark))
+            by_code.setdefault(code, []).append({**group.key, **vars(group.figures), **group.extra})
+    blank = asdict(empty_figures(stats.benchmark)) | dict.fromkeys(stats.extra_columns)
     features = []
     for shape in shapes:
         geometry = to_shape(shape.geom)

@@ -89,3 +89,23 @@ class AssessmentFigures(Base):
         UniqueConstraint("assessment_id", "level", "code"),
         CheckConstraint(f"level IN {_LEVELS}", name="level"),
     )
+
+
+# The parts of the composite index (综合指数), in the order the page and the CSV list them.
+INDEX_PARTS = ("closure_rate", "on_time_rate", "overdue_open", "check_in_rate", "alerts_in_progress")
+_PARTS_SQL = "(" + ", ".join(f"'{p}'" for p in INDEX_PARTS) + ")"
+
+
+class IndexWeight(Base):
+    """The weight of one part of the composite index; admins set them, everyone reads them."""
+
+    __tablename__ = "index_weights"
+
+    part: Mapped[str] = mapped_column(String(20), primary_key=True)
+    weight: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(f"part IN {_PARTS_SQL}", name="part"),
+        CheckConstraint("weight >= 0 AND weight <= 100", name="weight"),
+    )

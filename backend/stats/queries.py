@@ -52,7 +52,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -136,6 +136,8 @@ class Group:
 
     key: dict[str, Any]
     figures: Figures
+    # Columns beyond the closure figures (the composite index's, backend.stats.composite).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,9 @@ class ClosureStats:
     group_by: tuple[str, ...]
     totals: Figures
     groups: list[Group]
+    totals_extra: dict[str, Any] = field(default_factory=dict)
+    # The names of the extra columns each group and the totals carry, in order.
+    extra_columns: tuple[str, ...] = ()
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
@@ -542,8 +547,9 @@ class AreaShape:
     geom: Any  # WKB from the database
 
 
-def area_shapes(session: Session, *, level: str, area: str) -> list[AreaShape]:
-    """The current polygons of one level's areas within (or above) an area, by code."""
+def area_shapes(session: Session, *, level: str, area: str, geometry: bool = True) -> list[AreaShape]:
+    """The current polygons of one level's areas within (or above) an area, by code (without
+    their polygons when `geometry` is false)."""
     length = CODE_LENGTH[level]
     if length >= len(area):
         where, params = "left(code, :n) = :area", {"n": len(area), "area": area}
@@ -551,7 +557,8 @@ def area_shapes(session: Session, *, level: str, area: str) -> list[AreaShape]:
         where, params = "code = :code", {"code": area[:length]}
     rows = session.execute(
         text(
-            f"SELECT code, name, geom FROM areas WHERE level = :level AND valid_to IS NULL"
+            f"SELECT code, name, {'geom' if geometry else 'NULL AS geom'} FROM areas"
+            f" WHERE level = :level AND valid_to IS NULL"
             f" AND {where} ORDER BY code"
         ),
         {"level": level, **params},

@@ -18,7 +18,7 @@ from backend.common.pagination import decode_cursor, decode_parsed_cursor, encod
 from backend.db import get_session
 from backend.events.schemas import EventListSchema
 from backend.load import expensive
-from backend.stats import assessments, check_ins, export, queries, responses, schemas
+from backend.stats import assessments, check_ins, composite, export, queries, responses, schemas
 
 blp = Blueprint(
     "stats",
@@ -42,7 +42,7 @@ CSV_HEADERS = {
 
 def _stats(args: dict[str, Any]) -> queries.ClosureStats:
     queries.check_reader(current_actor(), args["area"], args["group_by"])
-    return queries.closure_stats(
+    stats = queries.closure_stats(
         get_session(),
         area=args["area"],
         window_from=args["from_"],
@@ -51,6 +51,7 @@ def _stats(args: dict[str, Any]) -> queries.ClosureStats:
         group_by=args["group_by"],
         benchmark=args["benchmark"],
     )
+    return composite.with_index(get_session(), current_actor(), stats) if args["index"] else stats
 
 
 def _document(stats: queries.ClosureStats) -> dict[str, Any]:
@@ -62,8 +63,8 @@ def _document(stats: queries.ClosureStats) -> dict[str, Any]:
         "as_of": stats.as_of.isoformat(),
         "benchmark": stats.benchmark,
         "group_by": list(stats.group_by),
-        "totals": dict(vars(stats.totals)),
-        "groups": [{"key": g.key, **vars(g.figures)} for g in stats.groups],
+        "totals": {**vars(stats.totals), **stats.totals_extra},
+        "groups": [{"key": g.key, **vars(g.figures), **g.extra} for g in stats.groups],
     }
 
 
@@ -261,6 +262,23 @@ class AssessmentCsv(MethodView):
         filename = f"assessment_{summary.area}_{summary.month}_{grouping}.csv"
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
+
+
+@blp.route("/index-weights")
+class IndexWeights(MethodView):
+    @blp.response(200, schemas.IndexWeightsSchema)
+    def get(self) -> dict[str, float]:
+        """The composite index's (综合指数) weights by part"""
+        return composite.weights(get_session())
+
+    @blp.arguments(schemas.IndexWeightsSchema)
+    @blp.response(200, schemas.IndexWeightsSchema)
+    def put(self, data: dict[str, float]) -> dict[str, float]:
+        """Set the composite index's weights (admins); the index weighs the parts in proportion"""
+        session = get_session()
+        weights = composite.set_weights(session, current_actor(), data)
+        session.commit()
+        return weights
 
 
 @blp.route("/overdue")

@@ -13,6 +13,7 @@ from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, area_code
 from backend.common.pagination import CursorArgsSchema
 from backend.stats import days, queries
+from backend.stats.models import INDEX_PARTS
 from backend.stats.validation import MAX_GROUP_BY, Limits
 from geo.crs import SUPPORTED_CRS
 
@@ -58,6 +59,14 @@ class ClosureArgsSchema(ma.Schema):
         load_default="wgs84",
         validate=ma.validate.OneOf(SUPPORTED_CRS),
         metadata={"description": "GeoJSON only: coordinate system of the polygons"},
+    )
+    index = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Add the composite index (综合指数) and its parts, each 0-100, to every "
+            "group and the totals, with the weights of /stats/index-weights; needs `group_by` = one "
+            "area level, and then lists every current area of that level, those with nothing due too"
+        },
     )
 
     @ma.post_load
@@ -108,6 +117,33 @@ class FiguresSchema(ma.Schema):
     below_benchmark = ma.fields.Boolean(
         metadata={"description": "wilson_high < benchmark: below it beyond chance"}
     )
+    # With index=true only (backend.stats.composite says how each is scaled).
+    check_in_rate = ma.fields.Float(
+        allow_none=True, metadata={"description": "index=true: the emergency units' check-in rate 报岗率"}
+    )
+    alerts_in_progress = ma.fields.Integer(
+        metadata={"description": "index=true: alerts under a day old with a called unit not yet arrived"}
+    )
+    closure_rate_score = ma.fields.Float(allow_none=True, metadata={"description": "index=true: 0-100"})
+    on_time_rate_score = ma.fields.Float(allow_none=True, metadata={"description": "index=true: 0-100"})
+    overdue_open_score = ma.fields.Float(
+        allow_none=True, metadata={"description": "index=true: 100 × (1 − overdue_open / due)"}
+    )
+    check_in_rate_score = ma.fields.Float(allow_none=True, metadata={"description": "index=true: 0-100"})
+    alerts_in_progress_score = ma.fields.Float(
+        allow_none=True, metadata={"description": "index=true: 100 / (1 + alerts_in_progress)"}
+    )
+    composite_index = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "index=true: 综合指数, the weighted mean of the scores present (0-100)"},
+    )
+
+
+# The composite index's weights by part, each 0-100 (the index weighs the parts in proportion).
+IndexWeightsSchema = ma.Schema.from_dict(
+    {part: ma.fields.Float(required=True, validate=ma.validate.Range(0, 100)) for part in INDEX_PARTS},
+    name="IndexWeightsSchema",
+)
 
 
 def _key_fields() -> dict[str, ma.fields.Field]:

@@ -1,0 +1,99 @@
+// The table: the same areas as the map, the same figures, sortable by each column.
+import { t } from './i18n.js';
+
+const pct = (v) => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(1)}%`);
+const num = (v) => (v === null || v === undefined ? '–' : String(v));
+const hours = (v) => (v === null || v === undefined ? '–' : v.toFixed(1));
+const score = (v) => (v === null || v === undefined ? '–' : v.toFixed(1));
+
+// key: what the column shows and sorts by; label: its heading's word.
+export const COLUMNS = [
+  { key: 'name', label: 'name', text: (p) => p.name },
+  { key: 'code', label: 'code', text: (p) => p.code },
+  { key: 'due', label: 'due', text: (p) => num(p.due) },
+  { key: 'closed', label: 'closed', text: (p) => num(p.closed) },
+  { key: 'closed_on_time', label: 'closed_on_time', text: (p) => num(p.closed_on_time) },
+  { key: 'closure_rate', label: 'closure_rate', text: (p) => pct(p.closure_rate) },
+  { key: 'on_time_rate', label: 'on_time_rate', text: (p) => pct(p.on_time_rate) },
+  { key: 'rework_rate', label: 'rework_rate', text: (p) => pct(p.rework_rate) },
+  { key: 'median_hours_to_close', label: 'median_hours_to_close', text: (p) => hours(p.median_hours_to_close) },
+  { key: 'p90_hours_to_close', label: 'p90_hours_to_close', text: (p) => hours(p.p90_hours_to_close) },
+  { key: 'overdue_open', label: 'overdue_open', text: (p) => num(p.overdue_open) },
+  { key: 'wilson_low', label: 'wilson', text: (p) => (p.wilson_low === null ? '–' : `${pct(p.wilson_low)} – ${pct(p.wilson_high)}`) },
+  { key: 'check_in_rate', label: 'check_in_rate', text: (p) => pct(p.check_in_rate) },
+  { key: 'alerts_in_progress', label: 'alerts_in_progress', text: (p) => num(p.alerts_in_progress) },
+  { key: 'composite_index', label: 'composite_index', text: (p) => score(p.composite_index) },
+];
+
+export class AreaTable {
+  constructor(table, { onHover, onClick }) {
+    this.table = table;
+    this.rows = [];
+    this.sort = { key: 'code', descending: false };
+    this.byCode = new Map();
+    table.tBodies[0].addEventListener('mouseover', (e) => onHover(e.target.closest('tr')?.dataset.code ?? null));
+    table.tBodies[0].addEventListener('mouseleave', () => onHover(null));
+    table.tBodies[0].addEventListener('click', (e) => {
+      const row = e.target.closest('tr');
+      if (row) onClick(row.dataset.code);
+    });
+    table.tHead.addEventListener('click', (e) => {
+      const key = e.target.closest('th')?.dataset.key;
+      if (!key) return;
+      this.sort = { key, descending: this.sort.key === key ? !this.sort.descending : key !== 'name' && key !== 'code' };
+      this.render();
+    });
+  }
+
+  /** Show one row per feature's properties (each with `code` and `name`). */
+  show(rows) {
+    this.rows = rows;
+    this.render();
+  }
+
+  render() {
+    const { key, descending } = this.sort;
+    const sorted = [...this.rows].sort((a, b) => compare(a[key], b[key], descending ? -1 : 1));
+    const head = this.table.tHead.rows[0];
+    head.replaceChildren(
+      ...COLUMNS.map((column) => {
+        const th = document.createElement('th');
+        th.dataset.key = column.key;
+        th.scope = 'col';
+        th.textContent = t(column.label);
+        if (column.key === key) th.setAttribute('aria-sort', descending ? 'descending' : 'ascending');
+        return th;
+      }),
+    );
+    this.byCode.clear();
+    const body = this.table.tBodies[0];
+    body.replaceChildren(
+      ...sorted.map((p) => {
+        const tr = document.createElement('tr');
+        tr.dataset.code = p.code;
+        if (p.below_benchmark) tr.classList.add('below');
+        for (const column of COLUMNS) {
+          const td = document.createElement('td');
+          td.textContent = column.text(p);
+          tr.append(td);
+        }
+        this.byCode.set(p.code, tr);
+        return tr;
+      }),
+    );
+  }
+
+  highlight(code) {
+    for (const row of this.table.querySelectorAll('tr.hover')) row.classList.remove('hover');
+    const row = code === null ? null : this.byCode.get(code);
+    if (row) row.classList.add('hover');
+  }
+}
+
+// Missing values sort last whichever the direction.
+function compare(a, b, direction) {
+  const missing = (v) => v === null || v === undefined;
+  if (missing(a) || missing(b)) return missing(a) - missing(b);
+  if (typeof a === 'string') return a.localeCompare(b, 'zh-CN') * direction;
+  return (a - b) * direction;
+}

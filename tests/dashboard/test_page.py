@@ -1,0 +1,221 @@
+"""The supervisors' page in Debian's chromium: sign in, the map and the table, sorting,
+drill-down and back, one town's supervisor, the phone layout, sign-out.
+
+Screenshots at 1366x768 and 390x844 land in var/screenshots (not committed)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import mapbox_vector_tile
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from geo.tiles import tile_of
+from tests.dashboard.conftest import (
+    DISTRICT,
+    PASSWORD,
+    TOWN,
+    open_page,
+    screenshot,
+    sign_in,
+    wait_ready,
+)
+
+
+def table_codes(page: Page) -> list[str]:
+    return page.locator("#table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.code)")
+
+
+def column(page: Page, index: int) -> list[str]:
+    return page.locator(f"#table tbody tr td:nth-child({index})").all_inner_texts()
+
+
+def state(page: Page) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
+
+
+def map_codes(page: Page) -> list[str]:
+    return page.evaluate("() => window.wangge.map.querySourceFeatures('areas').map(f => f.properties.code)")
+
+
+def test_sign_in_draws_a_coloured_map_and_fills_the_table(watched):
+    page, watch, base = watched
+    page.goto(f"{base}/dashboard")
+    expect(page.locator("#signin")).to_be_visible()
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "wrong-password")
+    page.click("button[type=submit]")
+    expect(page.locator("#signin-error")).to_have_text("用户名或密码错误")
+    watch.errors.clear()  # the 401 of the wrong password is the browser's console line
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    wait_ready(page)
+    assert state(page) == {"area": DISTRICT, "level": "town", "period": "this_month", "layer": "closure"}
+    assert len(table_codes(page)) == 8  # Conghua's towns
+    assert page.evaluate("() => window.wangge.renderedCount()") >= 8
+    assert "8" in page.locator("#status").inner_text()
+    assert "综合指数权重" in page.locator("#weights").inner_text()
+    shot = screenshot(page, "dashboard-1366x768.png")
+    # Not blank: the map's box holds the bands' colours, not one flat background.
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    crop = (
+        Image.open(shot)
+        .convert("RGB")
+        .crop((box["x"], box["y"], box["x"] + box["width"], box["y"] + box["height"]))
+    )
+    colours = crop.getcolors(maxcolors=1 << 20) or []
+    assert len([c for c in colours if c[0] > 200]) >= 4
+    # The page's cookies are out of its scripts' reach.
+    assert page.evaluate("() => document.cookie") == ""
+    assert not page.evaluate("() => Object.keys(localStorage).length + Object.keys(sessionStorage).length")
+    # A reload keeps the login and the view.
+    page.select_option("#layer", "composite")
+    page.reload()
+    wait_ready(page)
+    assert state(page)["layer"] == "composite"
+    assert all(request.startswith(base) for request in watch.requests)
+
+
+def test_sorting_by_a_column_and_back(watched):
+    page, _, base = watched
+    sign_in(page, base, "admin", "?area=440117&level=village&period=this_year&layer=closure")
+    assert len(table_codes(page)) > 100
+    assert table_codes(page) == sorted(table_codes(page))
+    header = page.locator("#table thead th[data-key='due']")
+    header.click()
+    expect(header).to_have_attribute("aria-sort", "descending")
+    due = [int(v) for v in column(page, 3)]
+    assert due == sorted(due, reverse=True) and due[0] > due[-1]
+    header.click()
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    assert [int(v) for v in column(page, 3)] == sorted(due)
+    page.locator("#table thead th[data-key='composite_index']").click()
+    scores = [float(v) for v in column(page, 15) if v != "–"]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_drill_down_to_a_grid_and_back(watched):
+    page, _, base = watched
+    sign_in(page, base, "admin")
+    path = []
+    for level in ("village", "grid", "grid"):  # district → town → village → grid
+        code = table_codes(page)[0]
+        page.locator(f"#table tbody tr[data-code='{code}']").click()
+        wait_ready(page)
+        assert (state(page)["area"], state(page)["level"]) == (code, level)
+        assert table_codes(page) and all(c.startswith(code) for c in table_codes(page))
+        path.append(code)
+    town, village, grid = path
+    assert len(town) == 9 and len(village) == 12 and len(grid) == 15
+    assert table_codes(page) == [grid] and page.evaluate("() => window.wangge.renderedCount()") >= 1
+    crumbs = page.locator("#crumbs > *").all_inner_texts()
+    assert crumbs[0] == "从化区" and len(crumbs) == 4
+    # The breadcrumb back to the district; the browser's back button forward again.
+    page.locator("#crumbs a").first.click()
+    wait_ready(page)
+    assert state(page)["area"] == DISTRICT and len(table_codes(page)) == 8
+    page.go_back()
+    wait_ready(page)
+    assert state(page)["area"] == grid
+
+
+def test_a_town_supervisor_sees_no_other_town_anywhere(browser, page_server):
+    page, watch = open_page(browser, page_server, 1366, 768)
+    # Even a shared link to the whole district opens only the supervisor's town.
+    sign_in(page, page_server, "wenquan", f"?area={DISTRICT}&level=grid&period=this_year")
+    assert state(page)["area"] == TOWN
+    page.select_option("#level", "grid")
+    wait_ready(page)
+    codes = table_codes(page)
+    assert len(codes) > 20 and all(c.startswith(TOWN) for c in codes)
+    assert set(map_codes(page)) <= set(codes) and map_codes(page)
+    assert [a.inner_text() for a in page.locator("#crumbs > *").all()] == ["温泉镇"]
+    # The CSV link gives exactly the table's areas.
+    href = page.locator("#csv").get_attribute("href")
+    assert href is not None
+    response = page.request.get(page_server + href)
+    assert response.status == 200
+    rows = list(csv.DictReader(io.StringIO(response.body().decode("utf-8-sig"))))
+    assert sorted(r["grid 网格"] for r in rows) == sorted(codes)
+    assert "composite_index 综合指数" in rows[0]
+    # Tiles of the figures over the whole district hold only the town's grids (the boundary
+    # layers, towns and grids, are public to every caller by design).
+    x, y = tile_of(113.6, 23.65, 9)
+    tile = page.request.get(f"{page_server}/tiles/grid_closure/9/{x}/{y}.mvt")
+    assert tile.status == 200
+    features = mapbox_vector_tile.decode(tile.body())["grid_closure"]["features"]
+    assert features and all(f["properties"]["code"].startswith(TOWN) for f in features)
+    # The API refuses the other towns, with the page's cookie as with a token.
+    other = page.request.get(f"{page_server}/api/v1/stats/closure.geojson?area=440117104&group_by=grid")
+    assert other.status == 404
+    screenshot(page, "dashboard-town-supervisor.png")
+    page.context.close()
+    assert watch.errors == [] and watch.foreign == []
+
+
+def test_the_phone_layout(browser, page_server):
+    page, watch = open_page(browser, page_server, 390, 844)
+    sign_in(page, page_server, "admin")
+    screenshot(page, "dashboard-390x844.png")
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390  # nothing sticks out sideways; the wide table scrolls in its own box
+    box = page.locator("#map").bounding_box()
+    assert box is not None and box["width"] >= 360 and box["height"] >= 300
+    assert page.evaluate("() => window.wangge.renderedCount()") >= 8
+    table = page.locator(".tablebox")
+    assert table.evaluate("t => t.scrollWidth > t.clientWidth")
+    # A tap on a row drills down as a click does.
+    code = table_codes(page)[0]
+    page.locator(f"#table tbody tr[data-code='{code}']").click()
+    wait_ready(page)
+    assert state(page)["area"] == code
+    page.context.close()
+    assert watch.errors == [] and watch.foreign == []
+
+
+def test_layers_periods_language_and_an_overdue_event(watched):
+    page, _, base = watched
+    sign_in(page, base, "admin", "?area=440117&level=town&period=last_month")
+    query = parse_qs(urlsplit(page.locator("#csv").get_attribute("href") or "").query)
+    assert query["from"][0].endswith("-01T00:00:00+08:00") and query["to"][0].endswith("-01T00:00:00+08:00")
+    for layer in ("on_time", "overdue", "check_in", "alerts", "composite"):
+        page.select_option("#layer", layer)
+        assert state(page)["layer"] == layer
+    page.select_option("#period", "custom")
+    page.fill("#from", "2026-01-01")
+    page.fill("#to", "2026-01-31")
+    page.locator("#to").dispatch_event("change")
+    wait_ready(page)
+    assert state(page)["period"] == "custom" and state(page)["to"] == "2026-01-31"
+    page.click("#lang")
+    expect(page.locator("#table thead th[data-key='composite_index']")).to_have_text(
+        re.compile("Composite index")
+    )
+    assert state(page)["lang"] == "en"
+    page.select_option("#period", "this_year")
+    wait_ready(page)
+    first = page.locator("#overdue li button").first
+    first.click()
+    expect(page.locator("#event")).to_be_visible()
+    expect(page.locator("#event h4").first).to_have_text("Trail")
+    assert page.locator("#event .trail li").count() >= 1
+
+
+def test_sign_out_ends_the_login(watched):
+    page, _, base = watched
+    sign_in(page, base, "admin")
+    cookies = page.context.cookies()
+    assert {c["name"]: c["httpOnly"] for c in cookies} == {"wangge_session": True, "wangge_refresh": True}
+    assert {c["sameSite"] for c in cookies} == {"Strict"}
+    page.click("#signout")
+    expect(page.locator("#signin")).to_be_visible()
+    assert page.context.cookies() == []
+    # The cookie taken before signing out opens nothing any more.
+    session = next(c for c in cookies if c["name"] == "wangge_session")
+    page.context.add_cookies([{"name": session["name"], "value": session["value"], "url": base}])
+    assert page.request.get(f"{base}/api/v1/me").status == 401
