@@ -1,0 +1,196 @@
+"""Daily patrol figures: one SQL statement turns a whole day's track batches into a row per
+worker (patrol_days) and a row per worker and own grid (patrol_grid_days).
+
+For each point, in time order within its patrol (batches may have come in any order):
+- flagged, and not counted: a mock location, an impossible accuracy (not above 0, or over
+  MAX_ACCURACY_M), or a jump from the previous point faster than MAX_SPEED_M_S (walking or
+  riding an e-bike stays well under it);
+- the counted points make runs, cut where two are more than MAX_GAP_S apart (a phone that
+  slept is not patrolling); each run is a line whose Z is the point's time, so cutting it by a
+  grid (GEOS interpolates Z) tells the seconds spent inside;
+- distance walked: the geodesic length of the runs; coverage of a grid: the share of its area
+  within COVER_M of the day's runs, in the grid's UTM zone; visits: buildings with rental units
+  and active emergency units of the grid within VISIT_M of the runs;
+- the longest stretch outside every one of the worker's grids is kept, and flagged when over
+  LONG_OUTSIDE_S.
+
+Every worker with grids gets a row for the day, patrolled or not, so a day without a patrol
+counts against the norm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from backend.stats import LOCAL_TZ
+
+MAX_SPEED_M_S = 12.0  # 43 km/h: beyond walking and e-bike riding
+MAX_ACCURACY_M = 200.0
+MAX_GAP_S = 300.0
+COVER_M = 30.0
+VISIT_M = 30.0
+LONG_OUTSIDE_S = 1800.0
+
+
+@dataclass(frozen=True)
+class Parameters:
+    max_speed_m_s: float = MAX_SPEED_M_S
+    max_accuracy_m: float = MAX_ACCURACY_M
+    max_gap_s: float = MAX_GAP_S
+    cover_m: float = COVER_M
+    visit_m: float = VISIT_M
+    long_outside_s: float = LONG_OUTSIDE_S
+
+
+DEFAULTS = Parameters()
+
+_CLEAR = (
+    text("DELETE FROM patrol_grid_days WHERE day = :day"),
+    text("DELETE FROM patrol_days WHERE day = :day"),
+)
+
+_DAY = text("""
+WITH raw AS (
+    SELECT p.worker_id, b.patrol_id, ST_X(d.geom) AS x, ST_Y(d.geom) AS y, ST_M(d.geom) AS t,
+           b.accuracy_m[d.path[1]] AS acc, b.mock[d.path[1]] AS mock
+    FROM patrol_batches b
+    JOIN patrols p ON p.id = b.patrol_id
+    CROSS JOIN LATERAL ST_DumpPoints(b.track) AS d
+    WHERE b.first_at < :day_end AND b.last_at >= :day_start AND d.path[1] <= b.n_points
+), ordered AS (
+    SELECT raw.*, lag(x) OVER w AS px, lag(y) OVER w AS py, lag(t) OVER w AS pt
+    FROM raw
+    WHERE t >= :start_s AND t < :end_s
+    WINDOW w AS (PARTITION BY patrol_id ORDER BY t)
+), judged AS (
+    SELECT worker_id, patrol_id, x, y, t,
+           COALESCE(mock, false) AS is_mock,
+           COALESCE(acc <= 0 OR acc > :max_accuracy, false) AS bad_accuracy,
+           COALESCE(6371008.8 * sqrt(power(radians(y - py), 2)
+                    + power(cos(radians((y + py) / 2)) * radians(x - px), 2))
+                    > :max_speed * GREATEST(t - pt, 0.5), false) AS too_fast
+    FROM ordered
+), counted AS (
+    SELECT worker_id, patrol_id, x, y, t,
+           CASE WHEN t - lag(t) OVER w <= :max_gap THEN 0 ELSE 1 END AS starts_run
+    FROM judged
+    WHERE NOT (is_mock OR bad_accuracy OR too_fast)
+    WINDOW w AS (PARTITION BY patrol_id ORDER BY t)
+), runs AS (
+    SELECT worker_id, patrol_id, x, y, t,
+           sum(starts_run) OVER (PARTITION BY patrol_id ORDER BY t) AS run
+    FROM counted
+), lines AS (
+    SELECT worker_id, ST_SetSRID(ST_MakeLine(ST_MakePoint(x, y, t) ORDER BY t), 4326) AS line,
+           max(t) - min(t) AS seconds
+    FROM runs
+    GROUP BY worker_id, patrol_id, run
+    HAVING count(*) >= 2
+), tracks AS (
+    SELECT worker_id, ST_Collect(line) AS track,
+           sum(ST_Length(geography(ST_Force2D(line)))) AS distance_m, sum(seconds) AS seconds
+    FROM lines
+    GROUP BY worker_id
+), flags AS (
+    SELECT worker_id, count(*) AS points,
+           count(*) FILTER (WHERE too_fast) AS flagged_speed,
+           count(*) FILTER (WHERE bad_accuracy) AS flagged_accuracy,
+           count(*) FILTER (WHERE is_mock) AS flagged_mock
+    FROM judged
+    GROUP BY worker_id
+), own AS (
+    SELECT ug.user_id AS worker_id, a.code, a.kind, a.geom,
+           32600 + floor((ST_X(ST_Centroid(a.geom)) + 180) / 6)::int + 1 AS utm
+    FROM user_grids ug
+    JOIN users u ON u.id = ug.user_id AND u.role = 'worker' AND NOT u.disabled
+    JOIN areas a ON a.code = ug.grid_code AND a.level = 'grid' AND a.valid_to IS NULL
+), grid_figures AS (
+    SELECT own.worker_id, own.code, own.kind,
+           COALESCE((SELECT sum(ST_Z(ST_EndPoint(part.geom)) - ST_Z(ST_StartPoint(part.geom)))
+                     FROM ST_Dump(ST_Intersection(tr.track, own.geom)) AS part
+                     WHERE GeometryType(part.geom) = 'LINESTRING'), 0) AS inside_seconds,
+           COALESCE(ST_Area(ST_Intersection(ST_Transform(own.geom, own.utm), cover.zone))
+                    / NULLIF(ST_Area(ST_Transform(own.geom, own.utm)), 0), 0) AS coverage,
+           (SELECT count(*) FROM buildings bd
+            WHERE bd.grid_code = own.code AND bd.rental_units > 0
+              AND ST_DWithin(ST_Transform(bd.location, own.utm), cover.line, :visit_m)) AS rental_visits,
+           (SELECT count(*) FROM emergency_units eu
+            WHERE eu.grid_code = own.code AND eu.active
+              AND ST_DWithin(ST_Transform(eu.location, own.utm), cover.line, :visit_m)) AS unit_visits
+    FROM own
+    LEFT JOIN tracks tr ON tr.worker_id = own.worker_id
+    LEFT JOIN LATERAL (
+        SELECT line, ST_Buffer(line, :cover_m, 'quad_segs=4') AS zone
+        FROM (SELECT ST_Simplify(ST_Transform(ST_Force2D(tr.track), own.utm), 2) AS line) AS l
+    ) AS cover ON tr.track IS NOT NULL
+), outside AS (
+    SELECT tr.worker_id,
+           COALESCE((SELECT max(ST_Z(ST_EndPoint(part.geom)) - ST_Z(ST_StartPoint(part.geom)))
+                     FROM ST_Dump(CASE WHEN g.grids IS NULL THEN tr.track
+                                       ELSE ST_Difference(tr.track, g.grids) END) AS part
+                     WHERE GeometryType(part.geom) = 'LINESTRING'), 0) AS longest
+    FROM tracks tr
+    LEFT JOIN LATERAL (SELECT ST_Union(own.geom) AS grids FROM own
+                       WHERE own.worker_id = tr.worker_id) AS g ON true
+), days AS (
+    INSERT INTO patrol_days (day, worker_id, points, flagged_speed, flagged_accuracy, flagged_mock,
+                             patrol_seconds, inside_seconds, longest_outside_seconds,
+                             long_stay_outside, distance_m)
+    SELECT CAST(:day AS date), w.worker_id, COALESCE(f.points, 0), COALESCE(f.flagged_speed, 0),
+           COALESCE(f.flagged_accuracy, 0), COALESCE(f.flagged_mock, 0),
+           COALESCE(tr.seconds, 0),
+           COALESCE((SELECT sum(g.inside_seconds) FROM grid_figures g
+                     WHERE g.worker_id = w.worker_id), 0),
+           COALESCE(o.longest, 0), COALESCE(o.longest > :long_outside, false),
+           COALESCE(tr.distance_m, 0)
+    FROM (SELECT worker_id FROM own UNION SELECT worker_id FROM flags) AS w
+    LEFT JOIN flags f ON f.worker_id = w.worker_id
+    LEFT JOIN tracks tr ON tr.worker_id = w.worker_id
+    LEFT JOIN outside o ON o.worker_id = w.worker_id
+    RETURNING worker_id
+)
+INSERT INTO patrol_grid_days (day, worker_id, grid_code, grid_kind, village_code, town_code,
+                              district_code, inside_seconds, coverage, rental_buildings_visited,
+                              emergency_units_visited)
+SELECT CAST(:day AS date), g.worker_id, g.code, g.kind, left(g.code, 12), left(g.code, 9),
+       left(g.code, 6), g.inside_seconds, g.coverage, g.rental_visits, g.unit_visits
+FROM grid_figures g
+WHERE g.worker_id IN (SELECT worker_id FROM days)
+""")
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """A local day (Asia/Shanghai) as [start, end) instants."""
+    zone = ZoneInfo(LOCAL_TZ)
+    start = datetime.combine(day, time(), zone)
+    return start, datetime.combine(day + timedelta(days=1), time(), zone)
+
+
+def compute_day(session: Session, day: date, parameters: Parameters = DEFAULTS) -> int:
+    """Compute (again) every worker's figures of a local day; the worker-days written."""
+    start, end = day_bounds(day)
+    for statement in _CLEAR:
+        session.execute(statement, {"day": day})
+    session.execute(
+        _DAY,
+        {
+            "day": day,
+            "day_start": start,
+            "day_end": end,
+            "start_s": start.timestamp(),
+            "end_s": end.timestamp(),
+            "max_accuracy": parameters.max_accuracy_m,
+            "max_speed": parameters.max_speed_m_s,
+            "max_gap": parameters.max_gap_s,
+            "cover_m": parameters.cover_m,
+            "visit_m": parameters.visit_m,
+            "long_outside": parameters.long_outside_s,
+        },
+    )
+    count = session.execute(text("SELECT count(*) FROM patrol_days WHERE day = :day"), {"day": day})
+    return int(count.scalar_one())
