@@ -101,7 +101,8 @@ def test_gcj02_points_are_stored_in_wgs84(app, accounts, session):
     assert response.status_code == 201
     row = session.execute(
         text(
-            "SELECT ST_X(ST_StartPoint(track)) AS x, ST_Y(ST_StartPoint(track)) AS y, crs FROM patrol_batches WHERE patrol_id = :p"
+            "SELECT ST_X(ST_StartPoint(track)) AS x, ST_Y(ST_StartPoint(track)) AS y, crs"
+            " FROM patrol_batches WHERE patrol_id = :p"
         ),
         {"p": patrol_id},
     ).one()
