@@ -6,8 +6,8 @@ For each point, in time order within its patrol (batches may have come in any or
   MAX_ACCURACY_M), or a jump from the previous point faster than MAX_SPEED_M_S (walking or
   riding an e-bike stays well under it);
 - the counted points make runs, cut where two are more than MAX_GAP_S apart (a phone that
-  slept is not patrolling); each run is a line whose Z is the point's time, so cutting it by a
-  grid (GEOS interpolates Z) tells the seconds spent inside;
+  slept is not patrolling); each point of a run stands for the seconds to the next one, spent
+  in the worker's grid that holds the point (or outside them all);
 - distance walked: the geodesic length of the runs; coverage of a grid: the share of its area
   within COVER_M of the day's runs, in the grid's UTM zone; visits: buildings with rental units
   and active emergency units of the grid within VISIT_M of the runs;
@@ -85,15 +85,19 @@ WITH raw AS (
     SELECT worker_id, patrol_id, x, y, t,
            sum(starts_run) OVER (PARTITION BY patrol_id ORDER BY t) AS run
     FROM counted
-), lines AS (
-    SELECT worker_id, ST_SetSRID(ST_MakeLine(ST_MakePoint(x, y, t) ORDER BY t), 4326) AS line,
-           max(t) - min(t) AS seconds
+), steps AS (
+    SELECT worker_id, patrol_id, run, x, y, t,
+           COALESCE(lead(t) OVER (PARTITION BY patrol_id, run ORDER BY t) - t, 0) AS dt
     FROM runs
+), lines AS (
+    SELECT worker_id, ST_SetSRID(ST_MakeLine(ST_MakePoint(x, y) ORDER BY t), 4326) AS line,
+           max(t) - min(t) AS seconds
+    FROM steps
     GROUP BY worker_id, patrol_id, run
     HAVING count(*) >= 2
 ), tracks AS (
     SELECT worker_id, ST_Collect(line) AS track,
-           sum(ST_Length(geography(ST_Force2D(line)))) AS distance_m, sum(seconds) AS seconds
+           sum(ST_Length(geography(line))) AS distance_m, sum(seconds) AS seconds
     FROM lines
     GROUP BY worker_id
 ), flags AS (
@@ -103,17 +107,31 @@ WITH raw AS (
            count(*) FILTER (WHERE is_mock) AS flagged_mock
     FROM judged
     GROUP BY worker_id
-), own AS (
+), own AS MATERIALIZED (
     SELECT ug.user_id AS worker_id, a.code, a.kind, a.geom,
            32600 + floor((ST_X(ST_Centroid(a.geom)) + 180) / 6)::int + 1 AS utm
     FROM user_grids ug
     JOIN users u ON u.id = ug.user_id AND u.role = 'worker' AND NOT u.disabled
     JOIN areas a ON a.code = ug.grid_code AND a.level = 'grid' AND a.valid_to IS NULL
+), placed AS (
+    -- Each step (a point and the seconds to the next of its run) in the worker's grid holding
+    -- the point, if any.
+    SELECT s.worker_id, s.patrol_id, s.run, s.t, s.dt, own.code AS grid
+    FROM steps s
+    LEFT JOIN own ON own.worker_id = s.worker_id
+                 AND ST_Intersects(own.geom, ST_SetSRID(ST_MakePoint(s.x, s.y), 4326))
+), inside AS (
+    SELECT worker_id, grid, sum(dt) AS seconds FROM placed WHERE grid IS NOT NULL GROUP BY 1, 2
+), outside AS (
+    SELECT worker_id, max(seconds) AS longest
+    FROM (SELECT worker_id, sum(dt) AS seconds
+          FROM (SELECT placed.*, count(grid) OVER (PARTITION BY patrol_id, run ORDER BY t) AS island
+                FROM placed) AS p
+          WHERE grid IS NULL
+          GROUP BY worker_id, patrol_id, run, island) AS stretches
+    GROUP BY worker_id
 ), grid_figures AS (
-    SELECT own.worker_id, own.code, own.kind,
-           COALESCE((SELECT sum(ST_Z(ST_EndPoint(part.geom)) - ST_Z(ST_StartPoint(part.geom)))
-                     FROM ST_Dump(ST_Intersection(tr.track, own.geom)) AS part
-                     WHERE GeometryType(part.geom) = 'LINESTRING'), 0) AS inside_seconds,
+    SELECT own.worker_id, own.code, own.kind, COALESCE(ins.seconds, 0) AS inside_seconds,
            COALESCE(ST_Area(ST_Intersection(ST_Transform(own.geom, own.utm), cover.zone))
                     / NULLIF(ST_Area(ST_Transform(own.geom, own.utm)), 0), 0) AS coverage,
            (SELECT count(*) FROM buildings bd
@@ -121,22 +139,15 @@ WITH raw AS (
               AND ST_DWithin(ST_Transform(bd.location, own.utm), cover.line, :visit_m)) AS rental_visits,
            (SELECT count(*) FROM emergency_units eu
             WHERE eu.grid_code = own.code AND eu.active
-              AND ST_DWithin(ST_Transform(eu.location, own.utm), cover.line, :visit_m)) AS unit_visits
+              AND ST_DWithin(ST_Transform(geometry(eu.location), own.utm), cover.line, :visit_m))
+               AS unit_visits
     FROM own
+    LEFT JOIN inside ins ON ins.worker_id = own.worker_id AND ins.grid = own.code
     LEFT JOIN tracks tr ON tr.worker_id = own.worker_id
     LEFT JOIN LATERAL (
         SELECT line, ST_Buffer(line, :cover_m, 'quad_segs=4') AS zone
-        FROM (SELECT ST_Simplify(ST_Transform(ST_Force2D(tr.track), own.utm), 2) AS line) AS l
+        FROM (SELECT ST_Simplify(ST_Transform(tr.track, own.utm), 2) AS line) AS l
     ) AS cover ON tr.track IS NOT NULL
-), outside AS (
-    SELECT tr.worker_id,
-           COALESCE((SELECT max(ST_Z(ST_EndPoint(part.geom)) - ST_Z(ST_StartPoint(part.geom)))
-                     FROM ST_Dump(CASE WHEN g.grids IS NULL THEN tr.track
-                                       ELSE ST_Difference(tr.track, g.grids) END) AS part
-                     WHERE GeometryType(part.geom) = 'LINESTRING'), 0) AS longest
-    FROM tracks tr
-    LEFT JOIN LATERAL (SELECT ST_Union(own.geom) AS grids FROM own
-                       WHERE own.worker_id = tr.worker_id) AS g ON true
 ), days AS (
     INSERT INTO patrol_days (day, worker_id, points, flagged_speed, flagged_accuracy, flagged_mock,
                              patrol_seconds, inside_seconds, longest_outside_seconds,
