@@ -80,7 +80,7 @@ class MyPatrols(MethodView):
     @blp.response(200, schemas.PatrolListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """My own patrols, newest first"""
-        return _list(args, worker=current_actor().user_id or -1)
+        return _list(args, worker=service.walker_id(current_actor()))
 
 
 @blp.route("/patrols/<uuid:patrol_id>")

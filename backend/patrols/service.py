@@ -47,7 +47,7 @@ class BatchResult:
     created: bool
 
 
-def _walker(actor: Actor) -> int:
+def walker_id(actor: Actor) -> int:
     """Only a signed-in person walks: a GIS key is refused."""
     if actor.read_only or actor.user_id is None:
         raise Forbidden("A patrol is walked by a signed-in user.")
@@ -58,7 +58,7 @@ def start_patrol(
     session: Session, actor: Actor, *, patrol_id: uuid.UUID, started_at: datetime | None
 ) -> tuple[Patrol, bool]:
     """Start a patrol under the phone's id; the same start again answers the stored patrol."""
-    worker = _walker(actor)
+    worker = walker_id(actor)
     now = session.execute(select(func.now())).scalar_one()
     started = started_at or now
     if started > now + FUTURE_SLACK:
@@ -82,7 +82,7 @@ def start_patrol(
 
 
 def _own_patrol(session: Session, actor: Actor, patrol_id: uuid.UUID, *, lock: bool = False) -> Patrol:
-    worker = _walker(actor)
+    worker = walker_id(actor)
     statement = select(Patrol).where(Patrol.id == patrol_id)
     if lock:
         statement = statement.with_for_update()
@@ -250,7 +250,7 @@ def add_batch(
         raise ValidationFailed(
             "Unknown crs.", errors=[field_error("crs", f"One of {', '.join(SUPPORTED_CRS)}.")]
         )
-    worker = _walker(actor)
+    worker = walker_id(actor)
     now = datetime.now(UTC).timestamp()
     track = check_points(points, crs=crs, max_points=max_points, now=now)
     digest = _content_hash(crs, points)
