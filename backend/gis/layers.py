@@ -11,8 +11,9 @@ registered collection. Planned entries, once their domains land:
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -35,7 +36,10 @@ from backend.auth.service import Actor
 from backend.events.models import ASSIGNMENTS, CATEGORY_CODE, STATUSES, Category, Event
 from backend.gis.registry import Collection, Filter, Interval, Property, is_empty, register
 from backend.org.models import UNIT_KINDS, Building, EmergencyUnit
+from backend.patrols import queries as patrols
+from backend.stats import LOCAL_TZ
 from backend.stats import queries as stats
+from backend.stats.days import DEFAULT_WINDOW_DAYS, local_today
 
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
@@ -411,6 +415,77 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
     )
 
 
+def _patrol_period(interval: Interval | None) -> tuple[date, date]:
+    """Local days [start, end) of the period asked for: by default the last 30 complete days."""
+    end = (
+        interval.end.astimezone(ZoneInfo(LOCAL_TZ)).date() + timedelta(days=1)
+        if interval is not None and interval.end is not None
+        else local_today()
+    )
+    if interval is not None and interval.start is not None:
+        return interval.start.astimezone(ZoneInfo(LOCAL_TZ)).date(), end
+    return end - timedelta(days=DEFAULT_WINDOW_DAYS), end
+
+
+def grid_patrol_collection(interval: Interval | None = None) -> Collection:
+    """Grids with their patrol compliance and coverage over a period: per-grid aggregates of
+    the daily patrol figures, never a worker or a track."""
+    start, end = _patrol_period(interval)
+    figures = patrols.compliance_by_grid(start=start, end=end)
+    worker_days = func.coalesce(figures.c.worker_days, 0)
+    compliant = func.coalesce(figures.c.compliant_days, 0)
+    verdict = stats.benchmark_sql(compliant, worker_days, patrols.DEFAULT_BENCHMARK)
+    benchmark = f"{patrols.DEFAULT_BENCHMARK:.0%}"
+    grids = area_collection("grid")
+    return replace(
+        grids,
+        id="grid_patrols",
+        title="Grids with patrol coverage (网格巡查覆盖)",
+        description="Current grids with their patrol figures on the working days of the period "
+        "(`datetime`; default the last 30 complete days): worker-days in grids whose kind has a "
+        "patrol norm, those meeting it, the compliance rate (巡查达标率) against the "
+        f"{benchmark} benchmark with its Wilson 95% interval, and the mean coverage (the share of "
+        "the grid within 30 m of the day's track). Per grid only; read within the caller's scope.",
+        source=Area.__table__.outerjoin(figures, figures.c.grid_code == Area.code),
+        properties=(
+            Property("code", Area.code, in_tiles=True),
+            Property("name", Area.name, in_tiles=True),
+            Property("worker_days", worker_days, "integer", "应巡查人日", in_tiles=True),
+            Property("compliant_days", compliant, "integer", "达标人日"),
+            Property("compliance_rate", verdict["rate"], "number", "巡查达标率", in_tiles=True),
+            Property(
+                "mean_coverage",
+                figures.c.mean_coverage,
+                "number",
+                "平均覆盖率: mean share covered",
+                in_tiles=True,
+            ),
+            Property("wilson_low", verdict["wilson_low"], "number", "Wilson 95% interval: low"),
+            Property("wilson_high", verdict["wilson_high"], "number", "... and high"),
+            Property(
+                "below_benchmark",
+                verdict["below_benchmark"],
+                "boolean",
+                "wilson_high < benchmark: below it beyond chance",
+                in_tiles=True,
+            ),
+        ),
+        where=(Area.level == "grid", Area.valid_to.is_(None)),
+        filters=tuple(f for f in grids.filters if f.name in ("area", "parent")),
+        temporal=lambda interval: true(),
+        temporal_description="The period whose working days are counted (default: the last 30 complete days)",
+        fingerprint=(
+            *grids.fingerprint,
+            func.sum(figures.c.worker_days),
+            func.sum(figures.c.compliant_days),
+            func.sum(figures.c.mean_coverage),
+        ),
+        scope=_closure_scope,
+        anonymous=False,
+        for_period=grid_patrol_collection,
+    )
+
+
 def register_all() -> None:
     """Fill the registry; the app factory calls this, and a second app in the process finds it filled."""
     if not is_empty():
@@ -421,3 +496,4 @@ def register_all() -> None:
     register(buildings_collection())
     register(emergency_units_collection())
     register(grid_closure_collection())
+    register(grid_patrol_collection())

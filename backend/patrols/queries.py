@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import BigInteger, Double, Subquery, Text, select, text
 from sqlalchemy.orm import Session
 
 from backend.areas.models import GRID_KINDS, LEVELS
@@ -34,6 +34,31 @@ from geo.geojson import geometry_to_geojson
 DEFAULT_BENCHMARK = 0.9
 GROUP_KEYS = (*LEVELS, "worker", "day", "week", "month")
 LIMITS = Limits(GROUP_KEYS, timedelta(days=366), "366 days")
+
+
+# A worker-day in a grid meets its kind's norm; working days are Monday to Friday.
+COMPLIANT_SQL = "d.inside_seconds >= n.min_hours * 3600 AND d.coverage >= n.min_coverage"
+WORKING_DAY_SQL = "extract(isodow FROM d.day) < 6"
+
+
+def compliance_by_grid(*, start: date, end: date) -> Subquery:
+    """Working worker-days, those meeting the norm and the mean coverage per grid over local
+    days [start, end): a subquery (grid_code, worker_days, compliant_days, mean_coverage) for
+    the coverage layer. Per grid only: no worker, no track."""
+    statement = text(f"""
+        SELECT d.grid_code, count(*) AS worker_days,
+               count(*) FILTER (WHERE {COMPLIANT_SQL}) AS compliant_days,
+               avg(d.coverage) AS mean_coverage
+        FROM patrol_grid_days d
+        JOIN patrol_norms n ON n.grid_kind = d.grid_kind
+        WHERE d.day >= :start AND d.day < :end AND {WORKING_DAY_SQL}
+        GROUP BY d.grid_code
+    """)  # noqa: S608 - constant SQL fragments
+    return (
+        statement.bindparams(start=start, end=end)
+        .columns(grid_code=Text, worker_days=BigInteger, compliant_days=BigInteger, mean_coverage=Double)
+        .subquery("patrol_compliance")
+    )
 
 
 def list_norms(session: Session) -> list[PatrolNorm]:
@@ -82,13 +107,12 @@ def compliance(
     sql = text(f"""
         SELECT {select_list}
                count(*) AS worker_days,
-               count(*) FILTER (WHERE d.inside_seconds >= n.min_hours * 3600
-                                  AND d.coverage >= n.min_coverage) AS compliant_days,
+               count(*) FILTER (WHERE {COMPLIANT_SQL}) AS compliant_days,
                avg(d.coverage) AS mean_coverage,
                avg(d.inside_seconds) / 3600 AS mean_hours
         FROM patrol_grid_days d
         JOIN patrol_norms n ON n.grid_kind = d.grid_kind
-        WHERE d.day >= :start AND d.day < :end AND extract(isodow FROM d.day) < 6 AND {where}
+        WHERE d.day >= :start AND d.day < :end AND {WORKING_DAY_SQL} AND {where}
         {group_sql} {order_sql}
     """)  # noqa: S608 - identifiers come from whitelists, values are bound
     rows = session.execute(sql, {**params, "start": start, "end": end}).all()

@@ -226,6 +226,14 @@ def test_compliance_against_the_norm(app, accounts, session, walker):
     geojson = supervisor.get(f"/api/v1/stats/patrols.geojson?{query}").json
     assert [f["id"] for f in geojson["features"]] == [GRID]
     assert client_as(app, accounts, "gis").get("/api/v1/stats/patrols?group_by=worker").status_code == 403
+    # The map layer: per-grid figures of the period, as the statistics give them.
+    layer = supervisor.get(
+        f"/ogc/collections/grid_patrols/items?area=330200&datetime={DAY}/{DAY + timedelta(days=6)}"
+    ).json
+    (feature,) = layer["features"]
+    assert feature["id"] == GRID
+    assert (feature["properties"]["worker_days"], feature["properties"]["compliant_days"]) == (3, 0)
+    assert feature["properties"]["mean_coverage"] == pytest.approx(body["groups"][0]["mean_coverage"])
 
 
 def test_raw_batches_go_after_the_retention_once_their_day_has_figures(session, walker):
