@@ -56,11 +56,14 @@ _CLEAR = (
 
 _DAY = text("""
 WITH raw AS (
+    -- The points zipped with their accuracies and flags (ROWS FROM reads each array once: a
+    -- subscript per point would read the whole array for each).
     SELECT p.worker_id, b.patrol_id, ST_X(d.geom) AS x, ST_Y(d.geom) AS y, ST_M(d.geom) AS t,
-           b.accuracy_m[d.path[1]] AS acc, b.mock[d.path[1]] AS mock
+           d.acc, d.mock
     FROM patrol_batches b
     JOIN patrols p ON p.id = b.patrol_id
-    CROSS JOIN LATERAL ST_DumpPoints(b.track) AS d
+    CROSS JOIN LATERAL ROWS FROM (ST_DumpPoints(b.track), unnest(b.accuracy_m), unnest(b.mock))
+        AS d(path, geom, acc, mock)
     WHERE b.first_at < :day_end AND b.last_at >= :day_start AND d.path[1] <= b.n_points
 ), ordered AS (
     SELECT raw.*, lag(x) OVER w AS px, lag(y) OVER w AS py, lag(t) OVER w AS pt
@@ -131,9 +134,9 @@ WITH raw AS (
           GROUP BY worker_id, patrol_id, run, island) AS stretches
     GROUP BY worker_id
 ), grid_figures AS (
-    SELECT own.worker_id, own.code, own.kind, COALESCE(ins.seconds, 0) AS inside_seconds,
-           COALESCE(ST_Area(ST_Intersection(ST_Transform(own.geom, own.utm), cover.zone))
-                    / NULLIF(ST_Area(ST_Transform(own.geom, own.utm)), 0), 0) AS coverage,
+    -- Grids of the workers who walked today; the others' grids get zeros below.
+    SELECT own.worker_id, own.code, COALESCE(ins.seconds, 0) AS inside_seconds,
+           ST_Area(ST_Intersection(cover.grid, cover.zone)) / NULLIF(ST_Area(cover.grid), 0) AS coverage,
            (SELECT count(*) FROM buildings bd
             WHERE bd.grid_code = own.code AND bd.rental_units > 0
               AND ST_DWithin(ST_Transform(bd.location, own.utm), cover.line, :visit_m)) AS rental_visits,
@@ -142,12 +145,12 @@ WITH raw AS (
               AND ST_DWithin(ST_Transform(geometry(eu.location), own.utm), cover.line, :visit_m))
                AS unit_visits
     FROM own
+    JOIN tracks tr ON tr.worker_id = own.worker_id
     LEFT JOIN inside ins ON ins.worker_id = own.worker_id AND ins.grid = own.code
-    LEFT JOIN tracks tr ON tr.worker_id = own.worker_id
-    LEFT JOIN LATERAL (
-        SELECT line, ST_Buffer(line, :cover_m, 'quad_segs=4') AS zone
+    CROSS JOIN LATERAL (
+        SELECT line, ST_Buffer(line, :cover_m, 'quad_segs=4') AS zone, ST_Transform(own.geom, own.utm) AS grid
         FROM (SELECT ST_Simplify(ST_Transform(tr.track, own.utm), 2) AS line) AS l
-    ) AS cover ON tr.track IS NOT NULL
+    ) AS cover
 ), days AS (
     INSERT INTO patrol_days (day, worker_id, points, flagged_speed, flagged_accuracy, flagged_mock,
                              patrol_seconds, inside_seconds, longest_outside_seconds,
@@ -155,8 +158,7 @@ WITH raw AS (
     SELECT CAST(:day AS date), w.worker_id, COALESCE(f.points, 0), COALESCE(f.flagged_speed, 0),
            COALESCE(f.flagged_accuracy, 0), COALESCE(f.flagged_mock, 0),
            COALESCE(tr.seconds, 0),
-           COALESCE((SELECT sum(g.inside_seconds) FROM grid_figures g
-                     WHERE g.worker_id = w.worker_id), 0),
+           COALESCE((SELECT sum(ins.seconds) FROM inside ins WHERE ins.worker_id = w.worker_id), 0),
            COALESCE(o.longest, 0), COALESCE(o.longest > :long_outside, false),
            COALESCE(tr.distance_m, 0)
     FROM (SELECT worker_id FROM own UNION SELECT worker_id FROM flags) AS w
@@ -168,10 +170,12 @@ WITH raw AS (
 INSERT INTO patrol_grid_days (day, worker_id, grid_code, grid_kind, village_code, town_code,
                               district_code, inside_seconds, coverage, rental_buildings_visited,
                               emergency_units_visited)
-SELECT CAST(:day AS date), g.worker_id, g.code, g.kind, left(g.code, 12), left(g.code, 9),
-       left(g.code, 6), g.inside_seconds, g.coverage, g.rental_visits, g.unit_visits
-FROM grid_figures g
-WHERE g.worker_id IN (SELECT worker_id FROM days)
+SELECT CAST(:day AS date), own.worker_id, own.code, own.kind, left(own.code, 12), left(own.code, 9),
+       left(own.code, 6), COALESCE(g.inside_seconds, 0), COALESCE(g.coverage, 0),
+       COALESCE(g.rental_visits, 0), COALESCE(g.unit_visits, 0)
+FROM own
+LEFT JOIN grid_figures g ON g.worker_id = own.worker_id AND g.code = own.code
+WHERE own.worker_id IN (SELECT worker_id FROM days)
 """)
 
 
@@ -185,6 +189,8 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 def compute_day(session: Session, day: date, parameters: Parameters = DEFAULTS) -> int:
     """Compute (again) every worker's figures of a local day; the worker-days written."""
     start, end = day_bounds(day)
+    # The day's points are sorted three times over; in memory rather than on disk.
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
     for statement in _CLEAR:
         session.execute(statement, {"day": day})
     session.execute(
