@@ -366,9 +366,7 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
     closed_on_time = func.coalesce(figures.c.closed_on_time, 0)
     verdict = stats.benchmark_sql(closed, due, stats.DEFAULT_BENCHMARK)
     benchmark = f"{stats.DEFAULT_BENCHMARK:.0%}"
-    grids = area_collection("grid")
-    return replace(
-        grids,
+    return _grid_figures_layer(
         id="grid_closure",
         title="Grids with closure statistics (网格结案率)",
         description="Current grids with the closure figures of events due in the period "
@@ -376,10 +374,8 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
         f"time and the closure rate (结案率) against the {benchmark} benchmark with its Wilson 95% "
         "interval, as /api/v1/stats/closure?group_by=grid gives them. Read within the "
         "caller's scope.",
-        source=Area.__table__.outerjoin(figures, figures.c.grid_code == Area.code),
+        figures=figures,
         properties=(
-            Property("code", Area.code, in_tiles=True),
-            Property("name", Area.name, in_tiles=True),
             Property("due", due, "integer", "应结案数", in_tiles=True),
             Property("closed", closed, "integer", "结案数"),
             Property("closed_on_time", closed_on_time, "integer", "按期结案数"),
@@ -387,9 +383,42 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
             Property(
                 "meets_benchmark", verdict["meets_benchmark"], "boolean", f"At least {benchmark} closed"
             ),
-            Property(
-                "wilson_low", verdict["wilson_low"], "number", "Wilson 95% interval of the closure rate: low"
-            ),
+        ),
+        verdict=verdict,
+        rate="the closure rate",
+        period="The period whose due events are counted (default: the last 365 days)",
+        fingerprint=(figures.c.due, figures.c.closed, figures.c.closed_on_time),
+        for_period=grid_closure_collection,
+    )
+
+
+def _grid_figures_layer(
+    *,
+    id: str,
+    title: str,
+    description: str,
+    figures: Any,
+    properties: tuple[Property, ...],
+    verdict: dict[str, ColumnElement[Any]],
+    rate: str,
+    period: str,
+    fingerprint: tuple[Any, ...],
+    for_period: Any,
+) -> Collection:
+    """Current grids joined to per-grid figures of a period (`figures`, keyed by grid_code),
+    with a rate's Wilson interval and benchmark verdict: the choropleth layers."""
+    grids = area_collection("grid")
+    return replace(
+        grids,
+        id=id,
+        title=title,
+        description=description,
+        source=Area.__table__.outerjoin(figures, figures.c.grid_code == Area.code),
+        properties=(
+            Property("code", Area.code, in_tiles=True),
+            Property("name", Area.name, in_tiles=True),
+            *properties,
+            Property("wilson_low", verdict["wilson_low"], "number", f"Wilson 95% interval of {rate}: low"),
             Property("wilson_high", verdict["wilson_high"], "number", "... and high"),
             Property(
                 "below_benchmark",
@@ -402,16 +431,11 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
         where=(Area.level == "grid", Area.valid_to.is_(None)),
         filters=tuple(f for f in grids.filters if f.name in ("area", "parent")),
         temporal=lambda interval: true(),
-        temporal_description="The period whose due events are counted (default: the last 365 days)",
-        fingerprint=(
-            *grids.fingerprint,
-            func.sum(figures.c.due),
-            func.sum(figures.c.closed),
-            func.sum(figures.c.closed_on_time),
-        ),
+        temporal_description=period,
+        fingerprint=(*grids.fingerprint, *(func.sum(column) for column in fingerprint)),
         scope=_closure_scope,
         anonymous=False,
-        for_period=grid_closure_collection,
+        for_period=for_period,
     )
 
 
@@ -436,9 +460,7 @@ def grid_patrol_collection(interval: Interval | None = None) -> Collection:
     compliant = func.coalesce(figures.c.compliant_days, 0)
     verdict = stats.benchmark_sql(compliant, worker_days, patrols.DEFAULT_BENCHMARK)
     benchmark = f"{patrols.DEFAULT_BENCHMARK:.0%}"
-    grids = area_collection("grid")
-    return replace(
-        grids,
+    return _grid_figures_layer(
         id="grid_patrols",
         title="Grids with patrol coverage (网格巡查覆盖)",
         description="Current grids with their patrol figures on the working days of the period "
@@ -446,10 +468,8 @@ def grid_patrol_collection(interval: Interval | None = None) -> Collection:
         "patrol norm, those meeting it, the compliance rate (巡查达标率) against the "
         f"{benchmark} benchmark with its Wilson 95% interval, and the mean coverage (the share of "
         "the grid within 30 m of the day's track). Per grid only; read within the caller's scope.",
-        source=Area.__table__.outerjoin(figures, figures.c.grid_code == Area.code),
+        figures=figures,
         properties=(
-            Property("code", Area.code, in_tiles=True),
-            Property("name", Area.name, in_tiles=True),
             Property("worker_days", worker_days, "integer", "应巡查人日", in_tiles=True),
             Property("compliant_days", compliant, "integer", "达标人日"),
             Property("compliance_rate", verdict["rate"], "number", "巡查达标率", in_tiles=True),
@@ -460,28 +480,11 @@ def grid_patrol_collection(interval: Interval | None = None) -> Collection:
                 "平均覆盖率: mean share covered",
                 in_tiles=True,
             ),
-            Property("wilson_low", verdict["wilson_low"], "number", "Wilson 95% interval: low"),
-            Property("wilson_high", verdict["wilson_high"], "number", "... and high"),
-            Property(
-                "below_benchmark",
-                verdict["below_benchmark"],
-                "boolean",
-                "wilson_high < benchmark: below it beyond chance",
-                in_tiles=True,
-            ),
         ),
-        where=(Area.level == "grid", Area.valid_to.is_(None)),
-        filters=tuple(f for f in grids.filters if f.name in ("area", "parent")),
-        temporal=lambda interval: true(),
-        temporal_description="The period whose working days are counted (default: the last 30 complete days)",
-        fingerprint=(
-            *grids.fingerprint,
-            func.sum(figures.c.worker_days),
-            func.sum(figures.c.compliant_days),
-            func.sum(figures.c.mean_coverage),
-        ),
-        scope=_closure_scope,
-        anonymous=False,
+        verdict=verdict,
+        rate="the compliance rate",
+        period="The period whose working days are counted (default: the last 30 complete days)",
+        fingerprint=(figures.c.worker_days, figures.c.compliant_days, figures.c.mean_coverage),
         for_period=grid_patrol_collection,
     )
 
