@@ -22,11 +22,13 @@ import numpy as np
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from backend.auth.models import UserGrid
 from backend.auth.scope import Actor
 from backend.auth.service import Forbidden
 from backend.db import driver_rows
 from backend.errors import Conflict, NotFound, ValidationFailed, field_error
 from backend.patrols.models import Patrol
+from backend.stats import LOCAL_TZ
 from geo.crs import SUPPORTED_CRS, transform_arrays
 
 # A point's time may run ahead of the server's clock by this much (phone clocks drift).
@@ -312,9 +314,12 @@ _TRACK = text(
     " FROM patrol_batches b CROSS JOIN LATERAL ST_DumpPoints(b.track) d"
     " WHERE b.patrol_id = :patrol AND (d.path[1] <= b.n_points)"
 )
+# By the phone's clock when it gave one: a report queued offline arrives after the patrol ended,
+# but never before it started.
 _EVENTS_DURING = text(
     "SELECT id FROM events WHERE reporter_id = :worker AND received_at >= :start"
-    " AND received_at <= COALESCE(CAST(:end AS timestamptz), now()) ORDER BY received_at LIMIT 1000"
+    " AND COALESCE(reported_at, received_at) BETWEEN :start AND COALESCE(CAST(:end AS timestamptz), now())"
+    " ORDER BY received_at LIMIT 1000"
 )
 
 
@@ -350,8 +355,6 @@ def list_patrols(
     limit: int = 100,
 ) -> list[Patrol]:
     """Patrols whose tracks the caller may read, newest first."""
-    from backend.auth.models import UserGrid
-
     statement = select(Patrol).where(actor.reads_tracks_of(Patrol.worker_id))
     if worker is not None:
         statement = statement.where(Patrol.worker_id == worker)
@@ -400,7 +403,5 @@ def close_idle_patrols(session: Session, *, minutes: int, batch: int = 5000) -> 
 def delete_old_batches(session: Session, *, days: int, batch: int = 5000) -> int:
     """Raw track batches older than `days` whose daily figures exist; what is left of a patrol
     is its row and the figures."""
-    from backend.stats import LOCAL_TZ
-
     result = session.execute(_OLD_BATCHES, {"days": days, "batch": batch, "tz": LOCAL_TZ})
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -165,17 +165,28 @@ def test_end_by_the_phone_and_the_idle_close(app, accounts, session):
 def test_reports_made_during_a_patrol_are_linked(app, accounts, session):
     worker = client_as(app, accounts, "worker")
     lon, lat = grid_point(session, accounts.worker_grids[0])
-    patrol_id = _start(worker)
-    report = worker.post(
-        "/api/v1/events",
-        json={
+    now = datetime.now(UTC)
+    patrol_id = _start(worker, started_at=(now - timedelta(hours=1)).isoformat())
+    ended = worker.post(
+        f"/api/v1/patrols/{patrol_id}/end", json={"ended_at": (now - timedelta(minutes=10)).isoformat()}
+    )
+    assert ended.status_code == 200
+
+    def report(reported_at: datetime) -> str:
+        body = {
             "category": "environment",
             "description": "路边垃圾",
             "location": {"type": "Point", "coordinates": [lon, lat]},
-        },
-    )
-    assert report.status_code == 201
-    assert worker.get(f"/api/v1/patrols/{patrol_id}").json["event_ids"] == [report.json["id"]]
+            "reported_at": reported_at.isoformat(),
+        }
+        response = worker.post("/api/v1/events", json=body)
+        assert response.status_code == 201
+        return str(response.json["id"])
+
+    # Queued offline during the patrol and sent after it ended: linked by the phone's clock.
+    during = report(now - timedelta(minutes=30))
+    report(now)  # after the end
+    assert worker.get(f"/api/v1/patrols/{patrol_id}").json["event_ids"] == [during]
 
 
 def test_tracks_reach_their_worker_and_supervisors_in_scope_only(app, accounts, session):
