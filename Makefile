@@ -1,4 +1,4 @@
-.PHONY: run test openapi bench bench-assignment bench-stats bench-alerts bench-gis bench-dashboard
+.PHONY: run test openapi bench bench-assignment bench-stats bench-alerts bench-gis bench-dashboard bench-patrols
 
 run:
 	@bash scripts/run.sh
@@ -12,7 +12,7 @@ openapi:
 	@DATABASE_URL=postgresql://unused/unused .venv/bin/python -m backend.openapi_doc write
 
 # Every benchmark in turn; each prints its table (the first run builds its datasets).
-bench: bench-assignment bench-stats bench-alerts bench-gis bench-dashboard
+bench: bench-assignment bench-stats bench-alerts bench-gis bench-dashboard bench-patrols
 
 # Point lookups and reports over HTTP at Guangzhou scale, against raw SQL.
 bench-assignment:
@@ -38,3 +38,8 @@ bench-gis:
 bench-dashboard:
 	@bash scripts/bootstrap.sh
 	@.venv/bin/python -m bench.dashboard
+
+# Patrol tracks: points/s over HTTP against COPY, a Guangzhou day's figures, storage per worker-day.
+bench-patrols:
+	@bash scripts/bootstrap.sh
+	@.venv/bin/python -m bench.patrols

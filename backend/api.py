@@ -134,9 +134,10 @@ def register_blueprints(api: Api) -> None:
     from backend.events import routes as events
     from backend.gis import routes as gis
     from backend.org import routes as org
+    from backend.patrols import routes as patrols
     from backend.stats import routes as stats
 
-    for module in (health, auth, areas, events, org, stats):
+    for module in (health, auth, areas, events, org, stats, patrols):
         api.register_blueprint(module.blp)
     # The downloads are documented from the layer registry, so their blueprint is built now.
     gis.register(api)

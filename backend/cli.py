@@ -214,6 +214,25 @@ def demo_accounts() -> None:
         click.echo(f"  {line}")
 
 
+patrols_cli = AppGroup("patrols", help="Patrols: daily figures.")
+
+
+@patrols_cli.command("figures")
+@click.option("--day", type=click.DateTime(["%Y-%m-%d"]), help="Local day (default: yesterday)")
+def patrol_figures(day: object) -> None:
+    """Compute (again) every worker's patrol figures of a local day (Asia/Shanghai)."""
+    from datetime import datetime, timedelta
+
+    from backend.patrols import figures
+    from backend.stats.days import local_today
+
+    when = day.date() if isinstance(day, datetime) else local_today() - timedelta(days=1)
+    started = time.monotonic()
+    with session_scope(_factory()) as session:
+        count = figures.compute_day(session, when)
+    click.echo(f"patrol figures of {when}: {count} worker-days in {time.monotonic() - started:.1f}s")
+
+
 users_cli = AppGroup("users", help="User accounts.")
 apikeys_cli = AppGroup("apikeys", help="Read-only GIS API keys.")
 
@@ -286,4 +305,5 @@ def register_commands(app: flask.Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(org_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(patrols_cli)
     app.cli.add_command(apikeys_cli)

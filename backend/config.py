@@ -61,6 +61,12 @@ class Settings:
     # A phone's sync cursors: none older than this, and at most this many per user.
     keep_sync_states_days: int = 30
     keep_sync_states_per_user: int = 10
+    # Patrols: an open patrol the server has not heard of for this long is closed; raw track
+    # batches are kept this many days (and until their day's figures exist); at most this many
+    # points in a batch.
+    patrol_idle_minutes: int = 60
+    patrol_keep_days: int = 30
+    patrol_max_points: int = 1000
 
 
 def settings() -> Settings:
@@ -114,6 +120,9 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         keep_sync_states_per_user=int(
             env.get("WANGGE_KEEP_SYNC_STATES_PER_USER", defaults.keep_sync_states_per_user)
         ),
+        patrol_idle_minutes=int(env.get("WANGGE_PATROL_IDLE_MINUTES", defaults.patrol_idle_minutes)),
+        patrol_keep_days=int(env.get("WANGGE_PATROL_KEEP_DAYS", defaults.patrol_keep_days)),
+        patrol_max_points=int(env.get("WANGGE_PATROL_MAX_POINTS", defaults.patrol_max_points)),
     )
 
 

@@ -19,6 +19,7 @@ from backend.org.models import (
     PartyBranch,
     PartyGroup,
 )
+from backend.patrols.models import Patrol, PatrolBatch, PatrolDay, PatrolGridDay, PatrolNorm
 from backend.stats.models import Assessment, AssessmentFigures
 
 __all__ = [
@@ -43,4 +44,9 @@ __all__ = [
     "EmergencyUnit",
     "PartyBranch",
     "PartyGroup",
+    "Patrol",
+    "PatrolBatch",
+    "PatrolDay",
+    "PatrolGridDay",
+    "PatrolNorm",
 ]

@@ -24,12 +24,14 @@ from backend import openapi_doc
 from backend.auth import service as auth
 from backend.events import photos
 from backend.events import service as events
+from backend.patrols import service as patrols
 from backend.stats import assessments
 from backend.stats.models import INDEX_PARTS
 from tests.conftest import client_as
 from tests.factories import polygon, report
 from tests.org.access_cases import ORG_CASES
 from tests.org.factories import OrgWorld, make_org_world
+from tests.patrols.access_cases import PATROL_CASES
 
 ROLES = ("admin", "supervisor", "worker", "gis")
 BROKEN = ("no_token", "expired_token", "tampered_token", "disabled_user")
@@ -49,6 +51,7 @@ class World:
     photo: dict[str, str]
     make_org: Callable[[], OrgWorld]
     make_assessments: Callable[[], dict[str, int]]
+    patrol: dict[str, str]
 
     @functools.cached_property
     def org(self) -> OrgWorld:
@@ -270,6 +273,7 @@ TABLE: dict[tuple[str, str], Case] = {
     ),
 }
 TABLE.update({op: Case(request, expect) for op, (request, expect) in ORG_CASES.items()})
+TABLE.update({op: Case(request, expect) for op, (request, expect) in PATROL_CASES.items()})
 
 
 def documented_operations() -> set[tuple[str, str]]:
@@ -322,6 +326,10 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
             max_photos=9,
         )
         photo[scope] = row.sha256
+    patrol = {}
+    for scope, actor in ((IN, worker), (OUT, other)):
+        started, _ = patrols.start_patrol(session, actor, patrol_id=uuid.uuid4(), started_at=None)
+        patrol[scope] = str(started.id)
     session.commit()
 
     def make_org() -> OrgWorld:
@@ -348,6 +356,7 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
         photo=photo,
         make_org=make_org,
         make_assessments=make_assessments,
+        patrol=patrol,
     )
 
 

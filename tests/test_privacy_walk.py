@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,8 @@ from PIL import Image
 from sqlalchemy import text
 
 from backend import openapi_doc
+from backend.patrols import figures
+from backend.stats.days import local_today
 from geo.tiles import tile_of
 from tests.conftest import client_as
 
@@ -46,6 +50,8 @@ PERSON_KEYS = {
     "head",
     "note",
     "phone",
+    "worker_id",
+    "track",
 }
 
 _POINT_IN = text(
@@ -152,7 +158,14 @@ def walk(app, accounts, session) -> Walk:  # type: ignore[no-untyped-def]
     assessment = _ok(
         supervisor.post("/api/v1/stats/assessments", json={"area": TOWN, "month": "2025-10"}), 201
     )
+    # A patrol with its track, and its day's figures.
+    patrol = _ok(worker.post("/api/v1/patrols", json={"id": str(uuid.uuid4())}), 201)
+    points = [{"lon": lon + i * 1e-4, "lat": lat, "t": time.time() - 600 + 10 * i} for i in range(5)]
+    _ok(worker.post(f"/api/v1/patrols/{patrol['id']}/points", json={"batch": "1", "points": points}), 201)
+    figures.compute_day(session, local_today())
     values = {
+        "patrol_id": patrol["id"],
+        "grid_kind": "comprehensive",
         "assessment_id": str(assessment["id"]),
         "event_id": event["id"],
         "sha256": photo["sha256"],

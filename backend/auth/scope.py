@@ -11,6 +11,8 @@ GIS key) and answers every access question about that request:
 - `may_write(codes)`: whether the caller may change a row of the organisation (branches,
   buildings, units ...) placed at these codes, or raise an alert there; `may_write_somewhere`
   whether it may anywhere at all.
+- `reads_tracks_of(column)`: whose patrol tracks (personal data) the caller may read, as a SQL
+  condition on a column of worker ids.
 - What personal and sensitive data the caller may see: `sees_personal(row)` for contacts of
   the people involved; `sees_people` for person ids, names of office holders, trail notes and
   per-person figures; `sees_sensitive_text` for the free text of sensitive categories.
@@ -20,6 +22,8 @@ The rule, stated once:
 - a supervisor reads the subtree of their area and changes what lies strictly inside it;
 - a worker reads the rows of their grids and those the row names them in (the events they
   reported or were dispatched);
+- a patrol track is its worker's: the worker reads their own, a supervisor those of the workers
+  with a grid in their subtree, an admin all; a GIS key none (only per-grid figures);
 - a GIS key reads the subtree of its area without personal data: exactly what the OGC layers
   give (no person ids, names, phones, notes, free text of sensitive categories, per-person
   groupings), and writes nothing.
@@ -31,10 +35,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, false, or_, true
+from sqlalchemy import ColumnElement, SQLColumnExpression, exists, false, or_, true
 
 from backend.areas.models import InArea
 from backend.areas.service import level_of
+from backend.auth.models import UserGrid
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,21 @@ class Actor:
         if self.area_code is None:
             return false()
         return column.startswith(self.area_code, autoescape=True)
+
+    def reads_tracks_of(self, worker: SQLColumnExpression[int]) -> ColumnElement[bool]:
+        """The workers (a column of user ids) whose patrol tracks this caller may read: their own
+        for a worker, those with a grid in a supervisor's subtree, all for an admin, none for a
+        GIS key."""
+        if self.is_admin:
+            return true()
+        if self.role == "worker":
+            return worker == self.user_id if self.user_id is not None else false()
+        if self.role != "supervisor" or level_of(self.area_code or "") is None:
+            return false()
+        area = self.area_code or ""
+        return exists().where(
+            UserGrid.user_id == worker, UserGrid.grid_code.startswith(area, autoescape=True)
+        )
 
     def cache_key(self) -> list[object]:
         """What decides the rows this caller sees, for cache validators."""

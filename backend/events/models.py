@@ -156,6 +156,8 @@ class Event(InArea, Base):
             postgresql_where=_HAS_DUE,
             postgresql_include=("district_code", *_STATS_COLUMNS),
         ),
+        # The reports a worker made during a patrol (backend.patrols links them by time).
+        Index("ix_events_reporter_received", "reporter_id", "received_at"),
         # The overdue list: open events by due time.
         Index(
             "ix_events_open_due",

@@ -11,8 +11,9 @@ registered collection. Planned entries, once their domains land:
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -35,7 +36,10 @@ from backend.auth.service import Actor
 from backend.events.models import ASSIGNMENTS, CATEGORY_CODE, STATUSES, Category, Event
 from backend.gis.registry import Collection, Filter, Interval, Property, is_empty, register
 from backend.org.models import UNIT_KINDS, Building, EmergencyUnit
+from backend.patrols import queries as patrols
+from backend.stats import LOCAL_TZ
 from backend.stats import queries as stats
+from backend.stats.days import DEFAULT_WINDOW_DAYS, local_today
 
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
@@ -367,9 +371,7 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
     closed_on_time = func.coalesce(figures.c.closed_on_time, 0)
     verdict = stats.benchmark_sql(closed, due, stats.DEFAULT_BENCHMARK)
     benchmark = f"{stats.DEFAULT_BENCHMARK:.0%}"
-    grids = area_collection("grid")
-    return replace(
-        grids,
+    return _grid_figures_layer(
         id="grid_closure",
         title="Grids with closure statistics (网格结案率)",
         description="Current grids with the closure figures of events due in the period "
@@ -377,10 +379,8 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
         f"time and the closure rate (结案率) against the {benchmark} benchmark with its Wilson 95% "
         "interval, as /api/v1/stats/closure?group_by=grid gives them. Read within the "
         "caller's scope.",
-        source=Area.__table__.outerjoin(figures, figures.c.grid_code == Area.code),
+        figures=figures,
         properties=(
-            Property("code", Area.code, in_tiles=True),
-            Property("name", Area.name, in_tiles=True),
             Property("due", due, "integer", "应结案数", in_tiles=True),
             Property("closed", closed, "integer", "结案数"),
             Property("closed_on_time", closed_on_time, "integer", "按期结案数"),
@@ -388,9 +388,42 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
             Property(
                 "meets_benchmark", verdict["meets_benchmark"], "boolean", f"At least {benchmark} closed"
             ),
-            Property(
-                "wilson_low", verdict["wilson_low"], "number", "Wilson 95% interval of the closure rate: low"
-            ),
+        ),
+        verdict=verdict,
+        rate="the closure rate",
+        period="The period whose due events are counted (default: the last 365 days)",
+        fingerprint=(figures.c.due, figures.c.closed, figures.c.closed_on_time),
+        for_period=grid_closure_collection,
+    )
+
+
+def _grid_figures_layer(
+    *,
+    id: str,
+    title: str,
+    description: str,
+    figures: Any,
+    properties: tuple[Property, ...],
+    verdict: dict[str, ColumnElement[Any]],
+    rate: str,
+    period: str,
+    fingerprint: tuple[Any, ...],
+    for_period: Any,
+) -> Collection:
+    """Current grids joined to per-grid figures of a period (`figures`, keyed by grid_code),
+    with a rate's Wilson interval and benchmark verdict: the choropleth layers."""
+    grids = area_collection("grid")
+    return replace(
+        grids,
+        id=id,
+        title=title,
+        description=description,
+        source=Area.__table__.outerjoin(figures, figures.c.grid_code == Area.code),
+        properties=(
+            Property("code", Area.code, in_tiles=True),
+            Property("name", Area.name, in_tiles=True),
+            *properties,
+            Property("wilson_low", verdict["wilson_low"], "number", f"Wilson 95% interval of {rate}: low"),
             Property("wilson_high", verdict["wilson_high"], "number", "... and high"),
             Property(
                 "below_benchmark",
@@ -403,16 +436,61 @@ def grid_closure_collection(interval: Interval | None = None) -> Collection:
         where=(Area.level == "grid", Area.valid_to.is_(None)),
         filters=tuple(f for f in grids.filters if f.name in ("area", "parent")),
         temporal=lambda interval: true(),
-        temporal_description="The period whose due events are counted (default: the last 365 days)",
-        fingerprint=(
-            *grids.fingerprint,
-            func.sum(figures.c.due),
-            func.sum(figures.c.closed),
-            func.sum(figures.c.closed_on_time),
-        ),
+        temporal_description=period,
+        fingerprint=(*grids.fingerprint, *(func.sum(column) for column in fingerprint)),
         scope=_closure_scope,
         anonymous=False,
-        for_period=grid_closure_collection,
+        for_period=for_period,
+    )
+
+
+def _patrol_period(interval: Interval | None) -> tuple[date, date]:
+    """Local days [start, end) of the period asked for: by default the last 30 complete days."""
+    end = (
+        interval.end.astimezone(ZoneInfo(LOCAL_TZ)).date() + timedelta(days=1)
+        if interval is not None and interval.end is not None
+        else local_today()
+    )
+    if interval is not None and interval.start is not None:
+        return interval.start.astimezone(ZoneInfo(LOCAL_TZ)).date(), end
+    return end - timedelta(days=DEFAULT_WINDOW_DAYS), end
+
+
+def grid_patrol_collection(interval: Interval | None = None) -> Collection:
+    """Grids with their patrol compliance and coverage over a period: per-grid aggregates of
+    the daily patrol figures, never a worker or a track."""
+    start, end = _patrol_period(interval)
+    figures = patrols.compliance_by_grid(start=start, end=end)
+    worker_days = func.coalesce(figures.c.worker_days, 0)
+    compliant = func.coalesce(figures.c.compliant_days, 0)
+    verdict = stats.benchmark_sql(compliant, worker_days, patrols.DEFAULT_BENCHMARK)
+    benchmark = f"{patrols.DEFAULT_BENCHMARK:.0%}"
+    return _grid_figures_layer(
+        id="grid_patrols",
+        title="Grids with patrol coverage (网格巡查覆盖)",
+        description="Current grids with their patrol figures on the working days of the period "
+        "(`datetime`; default the last 30 complete days): worker-days in grids whose kind has a "
+        "patrol norm, those meeting it, the compliance rate (巡查达标率) against the "
+        f"{benchmark} benchmark with its Wilson 95% interval, and the mean coverage (the share of "
+        "the grid within 30 m of the day's track). Per grid only; read within the caller's scope.",
+        figures=figures,
+        properties=(
+            Property("worker_days", worker_days, "integer", "应巡查人日", in_tiles=True),
+            Property("compliant_days", compliant, "integer", "达标人日"),
+            Property("compliance_rate", verdict["rate"], "number", "巡查达标率", in_tiles=True),
+            Property(
+                "mean_coverage",
+                figures.c.mean_coverage,
+                "number",
+                "平均覆盖率: mean share covered",
+                in_tiles=True,
+            ),
+        ),
+        verdict=verdict,
+        rate="the compliance rate",
+        period="The period whose working days are counted (default: the last 30 complete days)",
+        fingerprint=(figures.c.worker_days, figures.c.compliant_days, figures.c.mean_coverage),
+        for_period=grid_patrol_collection,
     )
 
 
@@ -426,3 +504,4 @@ def register_all() -> None:
     register(buildings_collection())
     register(emergency_units_collection())
     register(grid_closure_collection())
+    register(grid_patrol_collection())

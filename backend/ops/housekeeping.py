@@ -4,6 +4,10 @@
 - `refresh_tokens`: an expired or revoked token never works again; kept a while after.
 - `sync_states`: a phone resumes from its newest cursor (or the one before, when an answer was
   lost); the newest few per user are kept, and none older than the retention.
+- `patrols`: an open patrol the server has not heard of for the idle time is closed at its
+  last point (not a deletion: the step counts the patrols it closed).
+- `patrol_batches`: raw track batches older than the retention, once their days' figures were
+  computed after they arrived (backend.patrols).
 
 Each sweep deletes in batches, one transaction each, so no lock is held for long and a sweep
 that is stopped keeps what it did. Two sweeps at once (two servers) only share the work.
@@ -19,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.db import session_scope
+from backend.patrols import service as patrols
 
 BATCH = 5000
 
@@ -30,6 +35,8 @@ class Retention:
     refresh_tokens_days: int
     sync_states_days: int
     sync_states_per_user: int
+    patrol_idle_minutes: int = 60
+    patrol_keep_days: int = 30
 
     @classmethod
     def of(cls, settings: Settings) -> Retention:
@@ -39,6 +46,8 @@ class Retention:
             refresh_tokens_days=settings.keep_refresh_tokens_days,
             sync_states_days=settings.keep_sync_states_days,
             sync_states_per_user=settings.keep_sync_states_per_user,
+            patrol_idle_minutes=settings.patrol_idle_minutes,
+            patrol_keep_days=settings.patrol_keep_days,
         )
 
 
@@ -101,6 +110,12 @@ def sweep(factory: sessionmaker[Session], retention: Retention, batch: int = BAT
         ),
         "sync_states": lambda s: delete_old_sync_states(
             s, days=retention.sync_states_days, per_user=retention.sync_states_per_user, batch=batch
+        ),
+        "patrols_closed": lambda s: patrols.close_idle_patrols(
+            s, minutes=retention.patrol_idle_minutes, batch=batch
+        ),
+        "patrol_batches": lambda s: patrols.delete_old_batches(
+            s, days=retention.patrol_keep_days, batch=batch
         ),
     }
     deleted = {}

@@ -1,0 +1,256 @@
+"""Daily patrol figures on hand-made geometry: coverage, time inside, distance, the plausibility
+flags, compliance with the norm and the retention of raw batches."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from shapely.geometry import box
+from sqlalchemy import text
+
+from backend.areas import service as areas
+from backend.auth.scope import Actor
+from backend.patrols import figures, queries, service
+from tests.conftest import client_as
+from tests.factories import _row
+from tests.org.factories import make_building
+
+# A 0.002 x 0.002 degree grid (193 m x 222 m) near Hangzhou, alone in its own small tree.
+WEST, SOUTH = 120.5, 30.1
+SIZE = 0.002
+GRID = "330200001001001"
+DAY = date(2026, 11, 30)  # a Monday
+ZONE = ZoneInfo("Asia/Shanghai")
+# Metres per degree of latitude at 30.1 N (WGS84).
+M_PER_DEG_LAT = (
+    111132.954 - 559.822 * math.cos(math.radians(2 * SOUTH)) + 1.175 * math.cos(math.radians(4 * SOUTH))
+)
+
+
+@pytest.fixture
+def walker(session) -> Actor:  # type: ignore[no-untyped-def]
+    grid = box(WEST, SOUTH, WEST + SIZE, SOUTH + SIZE)
+    areas.insert_trusted(
+        session,
+        [
+            _row("330200", "小区", None, grid),
+            _row("330200001", "小镇", "330200", grid),
+            _row("330200001001", "小村", "330200001", grid),
+            _row(GRID, "小网格", "330200001001", grid, kind="comprehensive"),
+        ],
+    )
+    user_id = session.execute(
+        text(
+            "INSERT INTO users (username, password_hash, display_name, role, worker_kind)"
+            " VALUES (:name, 'x', '巡查员', 'worker', 'full_time') RETURNING id"
+        ),
+        {"name": f"walker-{uuid.uuid4().hex[:8]}"},
+    ).scalar_one()
+    session.execute(
+        text("INSERT INTO user_grids (user_id, grid_code) VALUES (:u, :g)"), {"u": user_id, "g": GRID}
+    )
+    session.flush()
+    return Actor(role="worker", user_id=user_id, username="walker", grid_codes=(GRID,))
+
+
+def _at(hour: int, minute: int = 0) -> float:
+    return datetime.combine(DAY, time(hour, minute), ZONE).timestamp()
+
+
+def _walk(session, actor: Actor, points: list[dict[str, Any]], batch: str = "1") -> uuid.UUID:  # type: ignore[no-untyped-def]
+    patrol_id = uuid.uuid4()
+    started = datetime.fromtimestamp(points[0]["t"], ZONE)
+    service.start_patrol(session, actor, patrol_id=patrol_id, started_at=started)
+    service.add_batch(session, actor, patrol_id, batch=batch, crs="wgs84", points=points, max_points=5000)
+    return patrol_id
+
+
+def _along_the_south_edge(t0: float, inset_deg: float = 0.0001) -> list[dict[str, Any]]:
+    """From 0.0005 degrees west of the grid to 0.0005 east of it, `inset_deg` inside its south
+    edge: 21 points 10 s apart (about 14.5 m a step, a walk)."""
+    span = SIZE + 0.001
+    return [
+        {"lon": WEST - 0.0005 + span * i / 20, "lat": SOUTH + inset_deg, "t": t0 + 10 * i, "accuracy_m": 5}
+        for i in range(21)
+    ]
+
+
+def _day(session, worker: int) -> Any:  # type: ignore[no-untyped-def]
+    return session.execute(
+        text("SELECT * FROM patrol_days WHERE day = :d AND worker_id = :w"), {"d": DAY, "w": worker}
+    ).one()
+
+
+def _grid_day(session, worker: int) -> Any:  # type: ignore[no-untyped-def]
+    return session.execute(
+        text("SELECT * FROM patrol_grid_days WHERE day = :d AND worker_id = :w"), {"d": DAY, "w": worker}
+    ).one()
+
+
+def test_a_walk_along_one_edge_covers_a_known_share(session, walker):
+    _walk(session, walker, _along_the_south_edge(_at(9)))
+    make_building(session, WEST + 0.001, SOUTH + 0.0001 + 20 / M_PER_DEG_LAT, rental_units=6)  # 20 m off
+    make_building(session, WEST + 0.001, SOUTH + 0.0001 + 60 / M_PER_DEG_LAT, rental_units=6)  # 60 m off
+    make_building(
+        session, WEST + 0.0015, SOUTH + 0.0001 + 5 / M_PER_DEG_LAT, rental_units=0, safe_rental_units=0
+    )  # no rentals
+    assert figures.compute_day(session, DAY) >= 1
+    grid_day = _grid_day(session, walker.user_id)
+    # The strip from the edge to 30 m beyond the track, over the grid's whole width.
+    expected = (0.0001 * M_PER_DEG_LAT + 30) / (SIZE * M_PER_DEG_LAT)
+    assert grid_day.coverage == pytest.approx(expected, rel=0.01)
+    # Inside for the middle two thirds of the walk: 13 points, each 10 s to the next.
+    assert grid_day.inside_seconds == pytest.approx(130)
+    assert grid_day.rental_buildings_visited == 1
+    assert (grid_day.village_code, grid_day.town_code, grid_day.district_code) == (
+        "330200001001",
+        "330200001",
+        "330200",
+    )
+    day = _day(session, walker.user_id)
+    width_m = (SIZE + 0.001) * M_PER_DEG_LAT * math.cos(math.radians(SOUTH))
+    assert day.distance_m == pytest.approx(width_m, rel=0.01)
+    assert day.patrol_seconds == pytest.approx(200)
+    assert (day.points, day.flagged_speed, day.flagged_accuracy, day.flagged_mock) == (21, 0, 0, 0)
+    assert not day.long_stay_outside
+    # Computing the day again gives the same rows, not more.
+    figures.compute_day(session, DAY)
+    assert _grid_day(session, walker.user_id).coverage == grid_day.coverage
+
+
+def test_implausible_points_are_flagged_and_not_counted(session, walker):
+    points = _along_the_south_edge(_at(10))
+    points[5]["mock"] = True
+    points[8]["accuracy_m"] = 5000
+    points[12]["lat"] += 0.01  # a kilometre off and back within 10 s
+    _walk(session, walker, points)
+    figures.compute_day(session, DAY)
+    day = _day(session, walker.user_id)
+    # The jump is flagged, and so is the way back from it.
+    assert (day.points, day.flagged_mock, day.flagged_accuracy, day.flagged_speed) == (21, 1, 1, 2)
+    width_m = (SIZE + 0.001) * M_PER_DEG_LAT * math.cos(math.radians(SOUTH))
+    # The distance is the clean walk's: the jump adds nothing.
+    assert day.distance_m == pytest.approx(width_m, rel=0.01)
+
+
+def test_a_long_stay_outside_the_grid_is_flagged(session, walker):
+    # An hour, a point a minute, 300 m east of the grid: counted as patrolling, not inside.
+    t0 = _at(14)
+    points = [
+        {"lon": WEST + SIZE + 0.003 + 0.00001 * (i % 2), "lat": SOUTH + 0.001, "t": t0 + 60 * i}
+        for i in range(61)
+    ]
+    _walk(session, walker, points)
+    figures.compute_day(session, DAY)
+    day = _day(session, walker.user_id)
+    assert day.long_stay_outside and day.longest_outside_seconds == pytest.approx(3600)
+    assert day.inside_seconds == 0 and day.patrol_seconds == pytest.approx(3600)
+
+
+def test_gaps_longer_than_five_minutes_are_not_patrol_time(session, walker):
+    points = _along_the_south_edge(_at(9))
+    for point in points[10:]:
+        point["t"] += 3600  # the phone slept an hour halfway
+    _walk(session, walker, points)
+    figures.compute_day(session, DAY)
+    assert _day(session, walker.user_id).patrol_seconds == pytest.approx(190)
+
+
+def test_compliance_against_the_norm(app, accounts, session, walker):
+    # Monday: four and a half hours inside, nearly all of it covered; Tuesday: half an hour.
+    def hours_inside(day: date, minutes: int) -> None:
+        t0 = datetime.combine(day, time(8), ZONE).timestamp()
+        rows = 8
+        points = []
+        for i in range(minutes * 6 + 1):
+            # Sweep the grid in rows 25 m apart, back and forth, a point every 10 s.
+            row = (i // 20) % rows
+            step = i % 20 if row % 2 == 0 else 19 - i % 20
+            points.append(
+                {
+                    "lon": WEST + 0.00005 + step * (SIZE - 0.0001) / 19,
+                    "lat": SOUTH + 0.0001 + row * (SIZE - 0.0002) / (rows - 1),
+                    "t": t0 + 10 * i,
+                }
+            )
+        patrol_id = uuid.uuid4()
+        service.start_patrol(
+            session, walker, patrol_id=patrol_id, started_at=datetime.fromtimestamp(t0, ZONE)
+        )
+        for start in range(0, len(points), 500):
+            service.add_batch(
+                session,
+                walker,
+                patrol_id,
+                batch=str(start),
+                crs="wgs84",
+                points=points[start : start + 500],
+                max_points=500,
+            )
+        figures.compute_day(session, day)
+
+    hours_inside(DAY, 270)
+    hours_inside(DAY + timedelta(days=1), 30)
+    figures.compute_day(session, DAY + timedelta(days=2))  # Wednesday: no patrol at all
+    saturday = DAY + timedelta(days=5)
+    figures.compute_day(session, saturday)  # not a working day: not counted
+    monday = _grid_day(session, walker.user_id)
+    assert monday.inside_seconds == pytest.approx(270 * 60, rel=0.01) and monday.coverage > 0.95
+    admin = Actor(role="admin", user_id=None)
+    queries.set_norm(session, admin, grid_kind="comprehensive", min_hours=4, min_coverage=0.6)
+    result = queries.compliance(
+        session, actor=admin, area="330200", start=DAY, end=DAY + timedelta(days=7), group_by=["grid"]
+    )
+    assert (result["total"]["worker_days"], result["total"]["compliant_days"]) == (3, 1)
+    assert result["total"]["compliance_rate"] == pytest.approx(1 / 3)
+    low, high = result["total"]["wilson_low"], result["total"]["wilson_high"]
+    assert low < 1 / 3 < high and result["total"]["below_benchmark"] is (high < 0.9)
+    assert result["groups"][0]["grid"] == GRID and result["groups"][0]["area_name"] == "小网格"
+    # A stricter norm: nobody meets it.
+    queries.set_norm(session, admin, grid_kind="comprehensive", min_hours=5, min_coverage=0.6)
+    stricter = queries.compliance(session, actor=admin, area="330200", start=DAY, end=DAY + timedelta(days=7))
+    assert stricter["total"]["compliant_days"] == 0
+    # Over HTTP: JSON, CSV (bilingual headers) and a map; per-person figures not for GIS keys.
+    supervisor = client_as(app, accounts, "admin")
+    query = f"area=330200&from={DAY}&to={DAY + timedelta(days=7)}&group_by=grid"
+    body = supervisor.get(f"/api/v1/stats/patrols?{query}").json
+    assert body["total"]["worker_days"] == 3
+    csv_text = supervisor.get(f"/api/v1/stats/patrols.csv?{query}").data.decode("utf-8-sig")
+    assert csv_text.splitlines()[0].startswith("grid 网格,area_name 名称,worker_days 应巡查人日")
+    assert GRID in csv_text
+    geojson = supervisor.get(f"/api/v1/stats/patrols.geojson?{query}").json
+    assert [f["id"] for f in geojson["features"]] == [GRID]
+    assert client_as(app, accounts, "gis").get("/api/v1/stats/patrols?group_by=worker").status_code == 403
+    # The map layer: per-grid figures of the period, as the statistics give them.
+    layer = supervisor.get(
+        f"/ogc/collections/grid_patrols/items?area=330200&datetime={DAY}/{DAY + timedelta(days=6)}"
+    ).json
+    (feature,) = layer["features"]
+    assert feature["id"] == GRID
+    assert (feature["properties"]["worker_days"], feature["properties"]["compliant_days"]) == (3, 0)
+    assert feature["properties"]["mean_coverage"] == pytest.approx(body["groups"][0]["mean_coverage"])
+
+
+def test_raw_batches_go_after_the_retention_once_their_day_has_figures(session, walker):
+    patrol_id = _walk(session, walker, _along_the_south_edge(_at(9)))
+    session.execute(
+        text("UPDATE patrol_batches SET received_at = now() - interval '40 days' WHERE patrol_id = :p"),
+        {"p": patrol_id},
+    )
+    old = DAY < (datetime.now(ZONE) - timedelta(days=2)).date()
+    assert old
+    # No figures yet: kept, however old.
+    assert service.delete_old_batches(session, days=1) == 0
+    figures.compute_day(session, DAY)
+    # Figures exist, but the batches are younger than the retention: kept.
+    assert service.delete_old_batches(session, days=3650) == 0
+    assert service.delete_old_batches(session, days=1) == 1
+    left = session.execute(text("SELECT count(*) FROM patrol_batches WHERE patrol_id = :p"), {"p": patrol_id})
+    assert left.scalar_one() == 0
+    # The figures stay.
+    assert _grid_day(session, walker.user_id).coverage > 0
