@@ -16,7 +16,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql
 
 revision = "0070"
-down_revision = "0060"
+down_revision = "0068"
 branch_labels = None
 depends_on = None
 
