@@ -132,17 +132,21 @@ def register_blueprints(api: Api) -> None:
     from backend.auth import routes as auth
     from backend.events import routes as events
     from backend.gis import routes as gis
+    from backend.mediation import routes as mediation
     from backend.org import routes as org
     from backend.stats import routes as stats
 
-    for module in (health, auth, areas, events, org, stats):
+    for module in (health, auth, areas, events, org, mediation, stats):
         api.register_blueprint(module.blp)
     # The downloads are documented from the layer registry, so their blueprint is built now.
     gis.register(api)
 
 
 def register_operator_routes(app: flask.Flask) -> None:
-    """Routes for the service's operators, outside the API and its document: /metrics."""
+    """Routes outside the API and its document: /metrics for operators, and Open311 GeoReport v2."""
+    from backend.open311 import routes as open311
     from backend.ops import routes as ops
 
     app.register_blueprint(ops.blp)
+    # GeoReport v2 is a standard of its own: outside the API and its document.
+    app.register_blueprint(open311.blp)

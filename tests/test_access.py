@@ -24,6 +24,7 @@ from backend import openapi_doc
 from backend.auth import service as auth
 from backend.events import photos
 from backend.events import service as events
+from backend.mediation import service as mediation
 from backend.stats import assessments
 from tests.conftest import client_as
 from tests.factories import polygon, report
@@ -48,6 +49,7 @@ class World:
     photo: dict[str, str]
     make_org: Callable[[], OrgWorld]
     make_assessments: Callable[[], dict[str, int]]
+    make_cases: Callable[[], dict[str, int]]
 
     @functools.cached_property
     def org(self) -> OrgWorld:
@@ -58,6 +60,11 @@ class World:
     def assessment(self) -> dict[str, int]:
         """An assessment of each town, made only for the operations that read them."""
         return self.make_assessments()
+
+    @functools.cached_property
+    def case(self) -> dict[str, int]:
+        """A mediation case (with its agreement uploaded) on each event."""
+        return self.make_cases()
 
 
 class Multipart(dict):  # type: ignore[type-arg]
@@ -91,6 +98,14 @@ ADMIN_ONLY = {"admin": (200, 200), "supervisor": (403, 403), "worker": (403, 403
 
 def admin_only(status: int) -> dict[str, tuple[int, int]]:
     return {**ADMIN_ONLY, "admin": (status, status)}
+
+
+# A mediation case: read like its event; run by admins and the supervisors in scope.
+CASE_READ = {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}
+
+
+def case_write(status: int) -> dict[str, tuple[int, int]]:
+    return {"admin": (status, status), "supervisor": (status, 404), "worker": (403, 404), "gis": (403, 404)}
 
 
 # Statistics of a town: its supervisor and its GIS key; a worker only has their grids.
@@ -263,6 +278,45 @@ TABLE: dict[tuple[str, str], Case] = {
         same(201, gis=(403, 403)),
     ),
 }
+MEDIATION = "/api/v1/mediation/cases"
+TABLE.update(
+    {
+        ("GET", MEDIATION): Case(get(lambda w, s: MEDIATION), same(200)),
+        ("POST", MEDIATION): Case(
+            lambda w, s: (
+                "POST",
+                MEDIATION,
+                {
+                    "event_id": w.event[s],
+                    "dispute_type": "neighbour",
+                    "mediators": [{"role": "other", "name": "调解员"}],
+                },
+            ),
+            case_write(201),
+        ),
+        ("GET", MEDIATION + "/{case_id}"): Case(get(lambda w, s: f"{MEDIATION}/{w.case[s]}"), CASE_READ),
+        ("GET", MEDIATION + "/{case_id}/sessions"): Case(
+            get(lambda w, s: f"{MEDIATION}/{w.case[s]}/sessions"), CASE_READ
+        ),
+        ("POST", MEDIATION + "/{case_id}/sessions"): Case(
+            lambda w, s: ("POST", f"{MEDIATION}/{w.case[s]}/sessions", {"held_at": "2026-12-01T10:00:00Z"}),
+            case_write(201),
+        ),
+        # The signed agreement names the parties: admins and supervisors in scope only.
+        ("GET", MEDIATION + "/{case_id}/agreement"): Case(
+            get(lambda w, s: f"{MEDIATION}/{w.case[s]}/agreement"),
+            {"admin": (200, 200), "supervisor": (200, 404), "worker": (404, 404), "gis": (404, 404)},
+        ),
+        ("PUT", MEDIATION + "/{case_id}/agreement"): Case(
+            lambda w, s: ("PUT", f"{MEDIATION}/{w.case[s]}/agreement", Multipart(file=png(9))),
+            case_write(200),
+        ),
+        ("POST", MEDIATION + "/{case_id}/outcome"): Case(
+            lambda w, s: ("POST", f"{MEDIATION}/{w.case[s]}/outcome", {"outcome": "withdrawn", "version": 2}),
+            case_write(200),
+        ),
+    }
+)
 TABLE.update({op: Case(request, expect) for op, (request, expect) in ORG_CASES.items()})
 
 
@@ -332,6 +386,30 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
         session.commit()
         return made
 
+    def make_cases() -> dict[str, int]:
+        admin = auth.actor_for(session, auth.get_user(session, accounts.ids["admin"]))
+        cases = {}
+        for scope in (IN, OUT):
+            case = mediation.open_case(
+                session,
+                uuid.UUID(made[scope]),
+                actor=admin,
+                dispute_type="neighbour",
+                mediators=[{"role": "village_cadre", "name": "李村委"}],
+                parties=[{"name": "张三", "phone": "13912345678"}],
+            )
+            mediation.attach_agreement(
+                session,
+                case.id,
+                png(3)[0].getvalue(),
+                actor=admin,
+                media_dir=test_settings.media_dir,
+                max_bytes=10**7,
+            )
+            cases[scope] = case.id
+        session.commit()
+        return cases
+
     return World(
         event=made,
         area={IN: "440117103001", OUT: "440117104001"},
@@ -342,6 +420,7 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
         photo=photo,
         make_org=make_org,
         make_assessments=make_assessments,
+        make_cases=make_cases,
     )
 
 

@@ -45,6 +45,13 @@ PERSON_KEYS = {
     "head",
     "note",
     "phone",
+    "parties",
+    "mediators",
+    "notes",
+    "opened_by",
+    "outcome_by",
+    "recorded_by",
+    "outcome_note",
 }
 
 _POINT_IN = text(
@@ -151,7 +158,35 @@ def walk(app, accounts, session) -> Walk:  # type: ignore[no-untyped-def]
     assessment = _ok(
         supervisor.post("/api/v1/stats/assessments", json={"area": TOWN, "month": "2025-10"}), 201
     )
+    # The dispute goes to mediation: names of parties and mediators, session notes, the agreement.
+    case = _ok(
+        supervisor.post(
+            "/api/v1/mediation/cases",
+            json={
+                "event_id": event["id"],
+                "dispute_type": "neighbour",
+                "mediators": [{"role": "village_cadre", "name": f"调解员{MARK}"}],
+                "parties": [{"name": f"当事人{MARK}", "phone": PHONE}],
+            },
+        ),
+        201,
+    )
+    _ok(
+        supervisor.post(
+            f"/api/v1/mediation/cases/{case['id']}/sessions",
+            json={"held_at": "2026-12-01T10:00:00Z", "notes": f"笔录 {MARK}"},
+        ),
+        201,
+    )
+    _ok(
+        supervisor.put(
+            f"/api/v1/mediation/cases/{case['id']}/agreement",
+            data={"file": (_png(), "agreement.png")},
+            content_type="multipart/form-data",
+        )
+    )
     values = {
+        "case_id": str(case["id"]),
         "assessment_id": str(assessment["id"]),
         "event_id": event["id"],
         "sha256": photo["sha256"],
@@ -239,6 +274,10 @@ def test_a_gis_key_gets_no_personal_data_on_any_route(app, accounts, walk) -> No
     assert MARK in seen and PHONE in seen
     trail = supervisor.get(f"/api/v1/events/{walk.values['event_id']}/actions").get_json()
     assert any(step.get("note") and MARK in step["note"] for step in trail)
+    case = f"/api/v1/mediation/cases/{walk.values['case_id']}"
+    assert MARK in supervisor.get(case).get_data(as_text=True)
+    assert MARK in supervisor.get(f"{case}/sessions").get_data(as_text=True)
+    assert supervisor.get(f"{case}/agreement").status_code == 200
 
 
 def test_per_person_figures_are_refused_to_a_gis_key(app, accounts, walk) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from flask.views import MethodView
 
 from backend.auth import schemas, service
 from backend.auth.context import client_address, current_actor, public
-from backend.auth.ratelimit import Counter, PostgresCounter, RedisCounter
+from backend.auth.ratelimit import Counter, counter
 from backend.common.blueprint import Blueprint
 from backend.common.pagination import decode_cursor, encode_cursor
 from backend.config import settings
@@ -28,8 +28,7 @@ class TooManyAttempts(DomainError):
 
 
 def _counter() -> Counter:
-    url = settings().ratelimit_redis_url
-    return RedisCounter(url) if url else PostgresCounter(get_session())
+    return counter(settings().ratelimit_redis_url, get_session())
 
 
 def _limit_login(username: str) -> None:

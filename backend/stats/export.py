@@ -27,6 +27,8 @@ KEY_HEADERS = {
     "category": "category 事项分类",
     "category_name_zh": "category_name_zh 分类名称",
     "category_name_en": "category_name_en 分类英文名称",
+    "channel": "channel 渠道",
+    "channel_name": "channel_name 渠道名称",
     "worker": "worker 网格员",
     "day": "day 日期",
     "week": "week 周(周一)",
@@ -62,6 +64,8 @@ def key_columns(group_by: Iterable[str]) -> list[str]:
             columns.append(f"{name}_name")
         elif name == "category":
             columns += ["category_name_zh", "category_name_en"]
+        elif name == "channel":
+            columns.append("channel_name")
     return columns
 
 

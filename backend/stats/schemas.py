@@ -118,6 +118,10 @@ def _key_fields() -> dict[str, ma.fields.Field]:
     fields["category"] = ma.fields.String(allow_none=True)
     fields["category_name_zh"] = ma.fields.String(allow_none=True)
     fields["category_name_en"] = ma.fields.String(allow_none=True)
+    fields["channel"] = ma.fields.String(
+        allow_none=True, metadata={"description": "渠道: where events came from"}
+    )
+    fields["channel_name"] = ma.fields.String(allow_none=True)
     fields["worker"] = ma.fields.Integer(
         allow_none=True, metadata={"description": "User id: the assignee, else the reporter"}
     )
