@@ -277,6 +277,20 @@ def create_api_key(name: str, area_code: str) -> None:
     click.echo(secret)
 
 
+open311_cli = AppGroup("open311", help="Open311 GeoReport v2: the apps that hand in residents' reports.")
+
+
+@open311_cli.command("create-app")
+@click.argument("name")
+def create_open311_app(name: str) -> None:
+    """Register an Open311 app and print its api_key (it is shown only once)."""
+    from backend.open311 import service as open311
+
+    with session_scope(_factory()) as session:
+        _, key = open311.create_app_key(session, name=name)
+    click.echo(key)
+
+
 def register_commands(app: flask.Flask) -> None:
     from backend.ops import cli as ops
 
@@ -287,3 +301,4 @@ def register_commands(app: flask.Flask) -> None:
     app.cli.add_command(org_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(apikeys_cli)
+    app.cli.add_command(open311_cli)

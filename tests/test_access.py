@@ -539,3 +539,106 @@ def test_lists_are_filtered_in_sql_by_scope(app, accounts, world):  # type: igno
     for who in ("supervisor", "village_supervisor", "worker", "gis"):
         assert world.event[IN] in ids(who) and world.event[OUT] not in ids(who)
     assert world.event[OUT] in ids("other_supervisor") and world.event[IN] not in ids("other_supervisor")
+
+
+# --- Open311 GeoReport v2: a standard of its own, outside the document, listed here by hand --------
+
+OPEN311_CALLERS = ("anonymous", "app", "gis", "admin", "worker")
+
+
+def _open311_world(session: Any, accounts: Any) -> dict[str, str]:
+    from backend.open311 import service as open311
+    from tests.mediation.helpers import grid_point
+
+    _, key = open311.create_app_key(session, name="access app")
+    lon, lat = grid_point(session, accounts.worker_grids[0])
+    app_row = open311.app_for_key(session, key)
+    done = open311.submit(
+        session,
+        app_row,
+        open311.Submission("environment", "垃圾", lat, lon, None, None, None),
+        nearest_min_m=50,
+    )
+    session.commit()
+    return {
+        "key": key,
+        "id": str(done.event.id),
+        "token": done.request.token,
+        "lat": str(lat),
+        "long": str(lon),
+    }
+
+
+# rule -> (method, url, whether the form carries the caller's key), status per caller
+OPEN311_TABLE: dict[tuple[str, str], tuple[Callable[[dict[str, str]], str], dict[str, int]]] = {
+    ("GET", "/open311/v2/discovery.<fmt>"): (
+        lambda w: "/open311/v2/discovery.json",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    ("GET", "/open311/v2/services.<fmt>"): (
+        lambda w: "/open311/v2/services.xml",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    ("GET", "/open311/v2/services/<code>.<fmt>"): (
+        lambda w: "/open311/v2/services/dispute.json",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    ("GET", "/open311/v2/requests.<fmt>"): (
+        lambda w: "/open311/v2/requests.json",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    ("GET", "/open311/v2/requests/<request_id>.<fmt>"): (
+        lambda w: f"/open311/v2/requests/{w['id']}.json",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    ("GET", "/open311/v2/tokens/<token>.<fmt>"): (
+        lambda w: f"/open311/v2/tokens/{w['token']}.json",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    # Only a registered app's api_key submits: a GIS key or a user's token is no app.
+    ("POST", "/open311/v2/requests.<fmt>"): (
+        lambda w: "/open311/v2/requests.json",
+        {"anonymous": 403, "app": 201, "gis": 403, "admin": 403, "worker": 403},
+    ),
+    ("GET", "/open311/v2/<anything>"): (
+        lambda w: "/open311/v2/nothing.json",
+        dict.fromkeys(OPEN311_CALLERS, 404),
+    ),
+    ("POST", "/open311/v2/<anything>"): (
+        lambda w: "/open311/v2/nothing.json",
+        dict.fromkeys(OPEN311_CALLERS, 404),
+    ),
+}
+
+
+def test_every_open311_route_has_an_entry(app):  # type: ignore[no-untyped-def]
+    rules = {
+        (
+            method,
+            rule.rule.replace("<any(json, xml):fmt>", "<fmt>")
+            .replace("<string:", "<")
+            .replace("<path:", "<"),
+        )
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/open311/")
+        for method in rule.methods or ()
+        if method in ("GET", "POST")
+    }
+    assert rules == set(OPEN311_TABLE)
+
+
+@pytest.mark.parametrize("caller", OPEN311_CALLERS)
+@pytest.mark.parametrize("operation", sorted(OPEN311_TABLE), ids=lambda op: " ".join(op))
+def test_open311_access(app, accounts, session, operation, caller):  # type: ignore[no-untyped-def]
+    world = _open311_world(session, accounts)
+    url, expect = OPEN311_TABLE[operation]
+    client = app.test_client() if caller in ("anonymous", "app") else client_as(app, accounts, caller)
+    form = {"service_code": "environment", "lat": world["lat"], "long": world["long"]}
+    if caller == "app":
+        form["api_key"] = world["key"]
+    elif caller == "gis":
+        form["api_key"] = accounts.gis_key
+    response = client.open(url(world), method=operation[0], data=form if operation[0] == "POST" else None)
+    assert response.status_code == expect[caller], response.get_data(as_text=True)[:300]
+    if response.status_code >= 400:
+        assert response.json[0]["code"] == response.status_code

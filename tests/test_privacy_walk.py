@@ -185,7 +185,28 @@ def walk(app, accounts, session) -> Walk:  # type: ignore[no-untyped-def]
             content_type="multipart/form-data",
         )
     )
+    # A resident's report of a dispute through Open311, with their contacts.
+    from backend.open311 import service as open311
+
+    _, key = open311.create_app_key(session, name="walk app")
+    session.commit()
+    citizen = admin.post(
+        "/open311/v2/requests.json",
+        data={
+            "api_key": key,
+            "service_code": "dispute",
+            "lat": str(lat),
+            "long": str(lon),
+            "description": f"邻里纠纷 {MARK}",
+            "first_name": MARK,
+            "phone": PHONE,
+            "email": f"{MARK}@example.com",
+        },
+    )
+    posted = _ok(citizen, 201)[0]
     values = {
+        "request_id": posted["service_request_id"],
+        "token": posted["token"],
         "case_id": str(case["id"]),
         "assessment_id": str(assessment["id"]),
         "event_id": event["id"],
@@ -293,3 +314,40 @@ def test_photos_of_sensitive_events_are_not_for_gis_keys(app, accounts, walk) ->
     url = f"/api/v1/attachments/{walk.values['sha256']}"
     assert client_as(app, accounts, "gis").get(url).status_code == 404
     assert client_as(app, accounts, "supervisor").get(url).status_code == 200
+
+
+OPEN311_GETS = (
+    "discovery",
+    "services",
+    "services/dispute",
+    "requests",
+    "requests?status=open",
+    "requests?service_code=dispute",
+    "requests?service_request_id={request_id}",
+    "requests/{request_id}",
+    "tokens/{token}",
+)
+
+
+def test_open311_answers_carry_no_personal_data_or_sensitive_text(app, accounts, walk) -> None:  # type: ignore[no-untyped-def]
+    """Open311 is outside the API document: its GETs are walked here, by anyone and by the GIS
+    key, in both formats."""
+    leaks = []
+    for client in (app.test_client(), client_as(app, accounts, "gis")):
+        for path in OPEN311_GETS:
+            resource, _, query = path.format(**walk.values).partition("?")
+            for fmt in ("json", "xml"):
+                url = f"/open311/v2/{resource}.{fmt}" + (f"?{query}" if query else "")
+                response = client.get(url)
+                assert response.status_code == 200, (url, response.get_data(as_text=True)[:300])
+                body = response.get_data(as_text=True)
+                if MARK in body or PHONE in body:
+                    leaks.append(url)
+                if fmt == "json":
+                    leaks += [f"{url}: {key}" for key in _person_keys(response.get_json())]
+    assert not leaks, leaks
+    shown = app.test_client().get(f"/open311/v2/requests/{walk.values['request_id']}.json").get_json()
+    assert shown[0]["description"] is None and shown[0]["service_code"] == "dispute"
+    # The supervisor in scope reads the resident's contacts on the event itself.
+    event = client_as(app, accounts, "supervisor").get(f"/api/v1/events/{walk.values['request_id']}")
+    assert PHONE in event.get_data(as_text=True)

@@ -81,7 +81,7 @@ def services(session: Session) -> list[Category]:
 
 
 def service(session: Session, code: str) -> Category:
-    category = next((c for c in events.list_categories(session) if c.code == code), None)
+    category = next((c for c in services(session) if c.code == code), None)
     if category is None:
         raise Open311Error(404, f"service_code {code} not found.")
     return category
@@ -107,9 +107,12 @@ class Submitted:
 
 def submit(session: Session, app: Open311App, data: Submission, *, nearest_min_m: float) -> Submitted:
     """Store a resident's report as a citizen-channel event, assigned like any report."""
-    category = service(session, data.service_code) if data.service_code else None
-    if category is None:
+    if not data.service_code:
         raise Open311Error(400, "service_code is required.")
+    # A parameter of the POST that names no service: a bad request (400), not a missing resource.
+    category = next((c for c in services(session) if c.code == data.service_code), None)
+    if category is None:
+        raise Open311Error(400, f"service_code {data.service_code[:40]} not found; see services.json.")
     if data.lat is not None and data.long is not None:
         lon, lat, accuracy = data.long, data.lat, None
     elif data.lat is not None or data.long is not None:
@@ -169,17 +172,18 @@ class PublicRequest:
 
 
 _ROWS = (
-    select(Event, ServiceRequest, Category)
+    select(Event, ServiceRequest)
     .join(ServiceRequest, ServiceRequest.event_id == Event.id)
-    .join(Category, Category.code == Event.category_code)
     .where(READER.reads(Event))
 )
 
 
 def _public(session: Session, rows: Sequence[Any]) -> list[PublicRequest]:
-    centres = areas.get_areas(session, {e.responsible_code for e, _, _ in rows if e.responsible_code})
+    centres = areas.get_areas(session, {e.responsible_code for e, _ in rows if e.responsible_code})
+    categories = {c.code: c for c in events.list_categories(session)}
     out = []
-    for event, request, category in rows:
+    for event, request in rows:
+        category = categories[event.category_code]
         point: Any = to_shape(event.location)
         centre = centres.get(event.responsible_code or "")
         out.append(
