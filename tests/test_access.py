@@ -247,6 +247,15 @@ TABLE: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/stats/closure.geojson"): Case(
         get(lambda w, s: f"/api/v1/stats/closure.geojson?area={w.area[s][:9]}&group_by=village"), STATS
     ),
+    ("GET", "/api/v1/stats/mediation"): Case(
+        get(lambda w, s: f"/api/v1/stats/mediation?area={w.area[s][:9]}&group_by=village"), STATS
+    ),
+    ("GET", "/api/v1/stats/mediation.csv"): Case(
+        get(lambda w, s: f"/api/v1/stats/mediation.csv?area={w.area[s][:9]}&group_by=dispute_type"), STATS
+    ),
+    ("GET", "/api/v1/stats/mediation.geojson"): Case(
+        get(lambda w, s: f"/api/v1/stats/mediation.geojson?area={w.area[s][:9]}&group_by=village"), STATS
+    ),
     ("GET", "/api/v1/stats/overdue"): Case(
         get(lambda w, s: f"/api/v1/stats/overdue?area={w.area[s][:9]}"), STATS
     ),

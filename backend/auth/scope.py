@@ -214,6 +214,11 @@ class Actor:
         whose scope covers it."""
         return self.is_admin or (self.role == "supervisor" and self.covers(row))
 
+    def sees_people_of_area(self, code: str) -> bool:
+        """Figures that name people of an area's subtree (per mediator): admins, and the
+        supervisors whose scope holds the area."""
+        return self.is_admin or (self.role == "supervisor" and self.reads_area(code))
+
     def sees_personal(self, row: InArea) -> bool:
         """Contacts (names and phones) of the people a row involves: admins, supervisors whose
         scope covers the row, and the workers the row names (an event's reporter, assignee).

@@ -12,7 +12,7 @@ from webargs.fields import DelimitedList
 from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, area_code
 from backend.common.pagination import CursorArgsSchema
-from backend.stats import days, queries
+from backend.stats import days, mediation, queries
 from backend.stats.validation import MAX_GROUP_BY, Limits
 from geo.crs import SUPPORTED_CRS
 
@@ -361,3 +361,107 @@ CSV_SCHEMA = {
     "type": "string",
     "description": "UTF-8 with a byte-order mark, a bilingual header row, one row per group",
 }
+
+
+# --- mediation (调解成功率) ----------------------------------------------------------------------
+
+
+class MediationArgsSchema(ma.Schema):
+    area = area_code(required=True, metadata={"description": "Scope: this area and its subtree"})
+    from_ = ma.fields.AwareDateTime(
+        data_key="from",
+        metadata={"description": "Cases whose outcome was set at or after it (default: `to` less 365 days)"},
+    )
+    to = ma.fields.AwareDateTime(metadata={"description": "... and before it (default: now)"})
+    group_by = group_by_field(
+        mediation.LIMITS,
+        "mediator (admins and supervisors in scope only); day, week and month of the outcome",
+    )
+    benchmark = benchmark_field("The success rate to meet")
+    crs = ma.fields.String(
+        load_default="wgs84",
+        validate=ma.validate.OneOf(SUPPORTED_CRS),
+        metadata={"description": "GeoJSON only: coordinate system of the polygons"},
+    )
+
+    @ma.post_load
+    def _defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data.setdefault("to", datetime.now(UTC))
+        if "from_" not in data:
+            try:
+                data["from_"] = data["to"] - mediation.DEFAULT_WINDOW
+            except OverflowError as error:
+                raise ma.ValidationError("Give `from`: `to` is too early for the default.", "from") from error
+        data["group_by"] = tuple(data["group_by"])
+        return data
+
+
+class MediationFiguresSchema(ma.Schema):
+    cases = ma.fields.Integer(metadata={"description": "Cases whose outcome was set in the window"})
+    agreements = ma.fields.Integer(metadata={"description": "调解成功"})
+    failed_referred = ma.fields.Integer(metadata={"description": "调解不成, referred on"})
+    withdrawn = ma.fields.Integer(metadata={"description": "撤回"})
+    judicially_confirmed = ma.fields.Integer(
+        metadata={"description": "Agreements confirmed by a court (司法确认)"}
+    )
+    referred_court = ma.fields.Integer()
+    referred_petition_office = ma.fields.Integer()
+    referred_police = ma.fields.Integer()
+    success_rate = ma.fields.Float(
+        allow_none=True, metadata={"description": "调解成功率 = agreements / cases"}
+    )
+    meets_benchmark = ma.fields.Boolean()
+    wilson_low = ma.fields.Float(allow_none=True, metadata={"description": "Wilson 95% interval: low"})
+    wilson_high = ma.fields.Float(allow_none=True, metadata={"description": "... and high"})
+    below_benchmark = ma.fields.Boolean(metadata={"description": "wilson_high < benchmark"})
+    median_days_to_outcome = ma.fields.Float(allow_none=True)
+    p90_days_to_outcome = ma.fields.Float(allow_none=True)
+
+
+def _mediation_key_fields() -> dict[str, ma.fields.Field]:
+    fields: dict[str, ma.fields.Field] = {}
+    for level in queries.AREA_LEVELS:
+        fields[level] = ma.fields.String(allow_none=True)
+        fields[f"{level}_name"] = ma.fields.String(allow_none=True)
+    fields["mediator"] = ma.fields.String(
+        allow_none=True, metadata={"description": "The mediator's name (personal)"}
+    )
+    fields["dispute_type"] = ma.fields.String(allow_none=True)
+    fields["dispute_type_name"] = ma.fields.String(allow_none=True)
+    for unit in ("day", "week", "month"):
+        fields[unit] = ma.fields.String(allow_none=True, metadata={"format": "date"})
+    return fields
+
+
+MediationKeySchema = ma.Schema.from_dict(_mediation_key_fields(), name="MediationKeySchema")
+
+
+class MediationGroupSchema(MediationFiguresSchema):
+    key = ma.fields.Nested(MediationKeySchema)
+
+
+class MediationStatsSchema(ma.Schema):
+    area = ma.fields.String()
+    from_ = ma.fields.AwareDateTime(data_key="from")
+    to = ma.fields.AwareDateTime()
+    benchmark = ma.fields.Float()
+    group_by = ma.fields.List(ma.fields.String())
+    totals = ma.fields.Nested(MediationFiguresSchema)
+    groups = ma.fields.List(ma.fields.Nested(MediationGroupSchema))
+
+
+class MediationPropertiesSchema(MediationKeySchema, MediationFiguresSchema):  # type: ignore[valid-type,misc]
+    """A feature's properties: its group's key fields and figures side by side."""
+
+
+class MediationFeatureSchema(ma.Schema):
+    type = ma.fields.Constant("Feature")
+    id = ma.fields.String()
+    geometry = Geometry(allow_none=True)
+    properties = ma.fields.Nested(MediationPropertiesSchema)
+
+
+class MediationFeatureCollectionSchema(ma.Schema):
+    type = ma.fields.Constant("FeatureCollection")
+    features = ma.fields.List(ma.fields.Nested(MediationFeatureSchema))
+    totals = ma.fields.Nested(MediationFiguresSchema)
