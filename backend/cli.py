@@ -127,6 +127,7 @@ def load_events(event_count: int, years: float, seed: int) -> None:
 
 def _load_history(session: Session, count: int, years: float, seed: int = 2024) -> None:
     from backend import demo, history
+    from backend.events import photos
 
     if session.scalar(text("SELECT EXISTS (SELECT 1 FROM events)")):
         click.echo("events exist already: no history loaded")
@@ -140,6 +141,13 @@ def _load_history(session: Session, count: int, years: float, seed: int = 2024) 
     # A bulk load may run longer than a request may.
     session.execute(text("SET LOCAL statement_timeout = 0"))
     summary = history.load_history(session, history.demo_plan(years=years, events=count, seed=seed))
+    # The one signed agreement every demo mediation case points to, in the file store.
+    photos.store_file(
+        session,
+        flask.current_app.config["SETTINGS"].media_dir,
+        history.agreement_sha256(),
+        history.DEMO_AGREEMENT,
+    )
     click.echo(
         f"loaded {summary.events:,} events and {summary.actions:,} actions over {years:g} years "
         f"in {summary.seconds:.1f}s (weak towns: {', '.join(summary.weak_towns) or 'none'})"
