@@ -11,9 +11,12 @@ GIS key) and answers every access question about that request:
 - `may_write(codes)`: whether the caller may change a row of the organisation (branches,
   buildings, units ...) placed at these codes, or raise an alert there; `may_write_somewhere`
   whether it may anywhere at all.
+- `may_report_via(channel)`: whether the caller may register a report of that channel;
+  `runs_mediation(row)`: whether it may open and run a mediation case placed there.
 - What personal and sensitive data the caller may see: `sees_personal(row)` for contacts of
   the people involved; `sees_people` for person ids, names of office holders, trail notes and
-  per-person figures; `sees_sensitive_text` for the free text of sensitive categories.
+  per-person figures; `sees_people_of_area(code)` for figures naming people of an area
+  (per mediator); `sees_sensitive_text` for the free text of sensitive categories.
 
 The rule, stated once:
 - an admin reads and changes everything, and is the service's operator (reads its metrics);

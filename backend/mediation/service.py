@@ -24,13 +24,13 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from backend.areas import service as areas
 from backend.auth.service import Actor, Forbidden
 from backend.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed, field_error
 from backend.events import photos
 from backend.events.models import Event
 from backend.events.service import get_event
 from backend.mediation.models import MAX_MEDIATORS, MediationCase, MediationSession
+from backend.org import service as org
 
 DISPUTE_CATEGORY = "dispute"
 CLOSED_EVENT = ("closed", "rejected")
@@ -117,11 +117,7 @@ def list_cases(
     query = (
         select(MediationCase).where(actor.reads(MediationCase)).order_by(MediationCase.id.desc()).limit(limit)
     )
-    if area:
-        level = areas.level_of(area)
-        if level is None:
-            raise ValidationFailed("Not an area code.", errors=[field_error("area", "Not an area code.")])
-        query = query.where(MediationCase.code_column(level) == area)
+    query = query.where(org.in_area(MediationCase, area))
     if outcome:
         query = query.where(MediationCase.outcome == outcome)
     if open_only:

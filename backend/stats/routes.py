@@ -1,5 +1,5 @@
 """HTTP routes for closure statistics (JSON, CSV, GeoJSON), assessments (frozen months), the
-overdue list, check-in rates and alert responses."""
+overdue list, check-in rates, alert responses and mediation success rates (JSON, CSV, GeoJSON)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ blp = Blueprint(
     url_prefix="/api/v1/stats",
     description="Statistics: closure rates against the 98% benchmark (结案率), months frozen as "
     "assessments (考核), overdue events, check-in rates of emergency units (报岗率) and how fast "
-    "they answer calls",
+    "they answer calls, and mediation success rates (调解成功率)",
 )
 
 JSON = "application/json"

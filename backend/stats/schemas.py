@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
@@ -38,6 +38,17 @@ def benchmark_field(description: str) -> ma.fields.Float:
     )
 
 
+def window_defaults(data: dict[str, Any], window: timedelta) -> dict[str, Any]:
+    """`from` defaults to `to` less the window; the groupings become a tuple."""
+    if "from_" not in data:
+        try:
+            data["from_"] = data["to"] - window
+        except OverflowError as error:
+            raise ma.ValidationError("Give `from`: `to` is too early for the default.", "from") from error
+    data["group_by"] = tuple(data["group_by"])
+    return data
+
+
 class ClosureArgsSchema(ma.Schema):
     area = area_code(required=True, metadata={"description": "Scope: this area and its subtree"})
     from_ = ma.fields.AwareDateTime(
@@ -64,13 +75,7 @@ class ClosureArgsSchema(ma.Schema):
     def _defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         data.setdefault("as_of", datetime.now(UTC))
         data.setdefault("to", data["as_of"])
-        if "from_" not in data:
-            try:
-                data["from_"] = data["to"] - queries.DEFAULT_WINDOW
-            except OverflowError as error:
-                raise ma.ValidationError("Give `from`: `to` is too early for the default.", "from") from error
-        data["group_by"] = tuple(data["group_by"])
-        return data
+        return window_defaults(data, queries.DEFAULT_WINDOW)
 
 
 class OverdueArgsSchema(CursorArgsSchema):
@@ -387,13 +392,7 @@ class MediationArgsSchema(ma.Schema):
     @ma.post_load
     def _defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         data.setdefault("to", datetime.now(UTC))
-        if "from_" not in data:
-            try:
-                data["from_"] = data["to"] - mediation.DEFAULT_WINDOW
-            except OverflowError as error:
-                raise ma.ValidationError("Give `from`: `to` is too early for the default.", "from") from error
-        data["group_by"] = tuple(data["group_by"])
-        return data
+        return window_defaults(data, mediation.DEFAULT_WINDOW)
 
 
 class MediationFiguresSchema(ma.Schema):
