@@ -133,21 +133,24 @@ def register_blueprints(api: Api) -> None:
     from backend.auth import routes as auth
     from backend.events import routes as events
     from backend.gis import routes as gis
+    from backend.mediation import routes as mediation
     from backend.org import routes as org
     from backend.patrols import routes as patrols
     from backend.stats import routes as stats
 
-    for module in (health, auth, areas, events, org, stats, patrols):
+    for module in (health, auth, areas, events, org, mediation, stats, patrols):
         api.register_blueprint(module.blp)
     # The downloads are documented from the layer registry, so their blueprint is built now.
     gis.register(api)
 
 
 def register_operator_routes(app: flask.Flask) -> None:
-    """Routes outside the API and its document: /metrics for operators, and the supervisors'
-    page (/dashboard) with its files."""
+    """Routes outside the API and its document: /metrics for operators, the supervisors' page
+    (/dashboard) with its files, and Open311 GeoReport v2 (a standard of its own)."""
     from backend.dashboard import routes as dashboard
+    from backend.open311 import routes as open311
     from backend.ops import routes as ops
 
     app.register_blueprint(ops.blp)
     app.register_blueprint(dashboard.blp)
+    app.register_blueprint(open311.blp)

@@ -127,6 +127,7 @@ def load_events(event_count: int, years: float, seed: int) -> None:
 
 def _load_history(session: Session, count: int, years: float, seed: int = 2024) -> None:
     from backend import demo, history
+    from backend.events import photos
 
     if session.scalar(text("SELECT EXISTS (SELECT 1 FROM events)")):
         click.echo("events exist already: no history loaded")
@@ -140,6 +141,13 @@ def _load_history(session: Session, count: int, years: float, seed: int = 2024) 
     # A bulk load may run longer than a request may.
     session.execute(text("SET LOCAL statement_timeout = 0"))
     summary = history.load_history(session, history.demo_plan(years=years, events=count, seed=seed))
+    # The one signed agreement every demo mediation case points to, in the file store.
+    photos.store_file(
+        session,
+        flask.current_app.config["SETTINGS"].media_dir,
+        history.agreement_sha256(),
+        history.DEMO_AGREEMENT,
+    )
     click.echo(
         f"loaded {summary.events:,} events and {summary.actions:,} actions over {years:g} years "
         f"in {summary.seconds:.1f}s (weak towns: {', '.join(summary.weak_towns) or 'none'})"
@@ -296,6 +304,20 @@ def create_api_key(name: str, area_code: str) -> None:
     click.echo(secret)
 
 
+open311_cli = AppGroup("open311", help="Open311 GeoReport v2: the apps that hand in residents' reports.")
+
+
+@open311_cli.command("create-app")
+@click.argument("name")
+def create_open311_app(name: str) -> None:
+    """Register an Open311 app and print its api_key (it is shown only once)."""
+    from backend.open311 import service as open311
+
+    with session_scope(_factory()) as session:
+        _, key = open311.create_app_key(session, name=name)
+    click.echo(key)
+
+
 def register_commands(app: flask.Flask) -> None:
     from backend.ops import cli as ops
 
@@ -307,3 +329,4 @@ def register_commands(app: flask.Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(patrols_cli)
     app.cli.add_command(apikeys_cli)
+    app.cli.add_command(open311_cli)

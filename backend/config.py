@@ -31,6 +31,10 @@ class Settings:
     login_window_s: int = 300
     login_limit_per_user: int = 10
     login_limit_per_address: int = 30
+    # Residents' reports through Open311: per registered app and per client address, per window.
+    open311_window_s: int = 3600
+    open311_limit_per_app: int = 5000
+    open311_limit_per_address: int = 20
     # redis://host:port/db to keep rate-limit counters in Redis; None keeps them in PostgreSQL.
     ratelimit_redis_url: str | None = None
     max_photo_bytes: int = 10 * 1024 * 1024
@@ -96,6 +100,11 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         login_limit_per_user=int(env.get("WANGGE_LOGIN_LIMIT_PER_USER", defaults.login_limit_per_user)),
         login_limit_per_address=int(
             env.get("WANGGE_LOGIN_LIMIT_PER_ADDRESS", defaults.login_limit_per_address)
+        ),
+        open311_window_s=int(env.get("WANGGE_OPEN311_WINDOW_S", defaults.open311_window_s)),
+        open311_limit_per_app=int(env.get("WANGGE_OPEN311_LIMIT_PER_APP", defaults.open311_limit_per_app)),
+        open311_limit_per_address=int(
+            env.get("WANGGE_OPEN311_LIMIT_PER_ADDRESS", defaults.open311_limit_per_address)
         ),
         ratelimit_redis_url=env.get("RATELIMIT_REDIS_URL") or None,
         max_photo_bytes=int(env.get("WANGGE_MAX_PHOTO_BYTES", defaults.max_photo_bytes)),

@@ -19,6 +19,7 @@ without a supervisor leaves those actions without an actor.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import random
 import struct
@@ -110,6 +111,8 @@ EVENT_COLUMNS = (
     ("version", "int4"),
     ("content_hash", "text"),
     ("updated_at", "int8"),
+    ("channel", "text"),
+    ("camera_id", "text"),
 )
 ACTION_COLUMNS = (
     ("event_id", "uuid"),
@@ -292,6 +295,19 @@ def _received_times(rng: random.Random, plan: Plan) -> list[int]:
     return out
 
 
+# The channels of the matters not reported from the field, and their shares (per cent).
+OTHER_CHANNELS = (("hotline", 40), ("centre_desk", 30), ("citizen", 25), ("video", 5))
+
+
+def _channel(event_id: uuid.UUID) -> str:
+    draw = event_id.int % 100
+    for channel, share in OTHER_CHANNELS:
+        if draw < share:
+            return channel
+        draw -= share
+    return "other"
+
+
 def generate(
     grids: Sequence[GridSite],
     sla_hours: dict[str, int],
@@ -343,8 +359,12 @@ def generate(
         crs = crs_names[bisect.bisect(crs_cum, rng.random() * crs_cum[-1])]
         source_lon, source_lat = grid.sources.get(crs, grid.points)[point]
         workers = grid_workers[gi]
-        # A fifth come from the hotline, the centre's desk or residents: no reporting worker.
-        reporter = _pick(workers, rng.random()) if rng.random() < 0.8 else None
+        # A fifth come from the hotline, the centre's desk, residents or cameras: no reporting
+        # worker. (Which of those is read off the event's id: no draw, so the plan's other
+        # figures stay what they were.)
+        from_field = rng.random() < 0.8
+        reporter = _pick(workers, rng.random()) if from_field else None
+        channel = "grid_worker" if from_field else _channel(event_id)
         supervisor = grid_centres[gi]
         village, town, district = (
             areas.code_at(grid.code, level) for level in ("village", "town", "district")
@@ -508,6 +528,8 @@ def generate(
                 len(trail),
                 f"{rng.getrandbits(256):064x}",
                 trail[-1][7],
+                channel,
+                f"雪亮-{grid.code[-6:]}-{event_id.int % 8}" if channel == "video" else None,
             )
         )
         actions.extend(trail)
@@ -594,12 +616,105 @@ def load_history(
             grids, read_sla_hours(session), plan, staff=read_staff(session) if staff is None else staff
         )
         events, actions = copy_history(session, batches)
+    add_channel_details(session)
+    add_mediation_history(session)
     if analyze:
         session.execute(text("ANALYZE events"))
         session.execute(text("ANALYZE event_actions"))
     return Summary(
         events, actions, time.perf_counter() - started, tuple(sorted(weak_towns)), tuple(sorted(weak_grids))
     )
+
+
+# The demo's civic app, through which residents' reports came (Open311).
+DEMO_APP = "从化区便民服务小程序"
+_HOTLINE_TICKETS = text("""
+    INSERT INTO hotline_tickets (ticket_id, event_id, created_at)
+    SELECT '12345-' || to_char(e.received_at AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD') || '-'
+        || left(replace(e.id::text, '-', ''), 10), e.id, e.received_at
+    FROM events e
+    WHERE e.channel = 'hotline' AND NOT EXISTS (SELECT 1 FROM hotline_tickets t WHERE t.event_id = e.id)
+""")
+_DEMO_APP = text("""
+    INSERT INTO open311_apps (name, prefix, secret_hash)
+    SELECT CAST(:name AS text), left(md5(CAST(:name AS text)), 8), md5(random()::text)
+    WHERE NOT EXISTS (SELECT 1 FROM open311_apps WHERE name = CAST(:name AS text))
+""")
+_CITIZEN_REQUESTS = text("""
+    INSERT INTO open311_requests (event_id, token, app_id, created_at)
+    SELECT e.id, md5(e.id::text), (SELECT id FROM open311_apps WHERE name = :name), e.received_at
+    FROM events e
+    WHERE e.channel = 'citizen' AND NOT EXISTS (SELECT 1 FROM open311_requests r WHERE r.event_id = e.id)
+""")
+
+
+def add_channel_details(session: Session) -> None:
+    """The hotline's tickets of the history's handoffs, and the Open311 requests of its
+    residents' reports (through the demo's app): each once."""
+    session.execute(_HOTLINE_TICKETS)
+    session.execute(_DEMO_APP, {"name": DEMO_APP})
+    session.execute(_CITIZEN_REQUESTS, {"name": DEMO_APP})
+
+
+# A tiny signed agreement every demo agreement points to (the file is written by `demo load`).
+DEMO_AGREEMENT = (
+    "%PDF-1.4\n% 人民调解协议书 (demo)\n1 0 obj << /Type /Catalog >> endobj\n"
+    "trailer << /Root 1 0 R >>\n%%EOF\n"
+).encode()
+# Mediation of the history's disputes: each accepted dispute went to its centre's three-person
+# team soon after acceptance; those resolved or closed ended in an agreement (98.2%), a referral
+# (1.3%: court, petition office or police) or a withdrawal, before the event was resolved. The
+# draws are read off each event's id (hashtext), so a history gives the same cases every time.
+_MEDIATION_CASES = text("""
+    INSERT INTO mediation_cases (event_id, responsible_code, dispute_type, mediators, parties, opened_at,
+        outcome, outcome_at, judicially_confirmed, agreement_sha256, agreement_media_type, agreement_size,
+        referred_to, referral_reference, grid_code, village_code, town_code, district_code)
+    SELECT s.id, s.responsible, s.dispute_type, s.mediators, s.parties, s.opened_at,
+        s.outcome, CASE WHEN s.outcome IS NOT NULL THEN s.outcome_at END,
+        CASE WHEN s.outcome = 'agreement' THEN s.draw % 10 < 3 END,
+        CASE WHEN s.outcome = 'agreement' THEN :sha256 END,
+        CASE WHEN s.outcome = 'agreement' THEN 'application/pdf' END,
+        CASE WHEN s.outcome = 'agreement' THEN :size END,
+        CASE WHEN s.outcome = 'failed_referred'
+            THEN (ARRAY['court', 'petition_office', 'police'])[1 + s.draw % 3] END,
+        CASE WHEN s.outcome = 'failed_referred' THEN 'DEMO-' || left(s.id::text, 8) END,
+        s.grid_code, s.village_code, s.town_code, s.district_code
+    FROM (
+        SELECT e.id, coalesce(e.responsible_code, e.village_code) AS responsible, e.grid_code, e.village_code,
+            e.town_code, e.district_code, d.draw,
+            (ARRAY['neighbour', 'family', 'land', 'labour', 'property', 'contract', 'damages', 'other'])
+                [1 + d.draw % 8] AS dispute_type,
+            jsonb_build_array(
+                jsonb_build_object('role', 'village_cadre', 'name', '调委会主任' || right(e.village_code, 3)),
+                jsonb_build_object('role', 'legal_adviser', 'name', '法律顾问' || right(e.town_code, 3)),
+                jsonb_build_object('role', 'respected_resident', 'name', '乡贤' || right(e.grid_code, 3))
+            ) AS mediators,
+            '[{"name": "当事人甲", "side": "applicant"}, {"name": "当事人乙", "side": "respondent"}]'::jsonb
+                AS parties,
+            e.accepted_at + (coalesce(e.resolved_at, e.closed_at, e.accepted_at) - e.accepted_at) * 0.1
+                AS opened_at,
+            e.accepted_at + (coalesce(e.resolved_at, e.closed_at, e.accepted_at) - e.accepted_at) * 0.9
+                + interval '1 second' AS outcome_at,
+            CASE WHEN e.resolved_at IS NULL AND e.closed_at IS NULL THEN NULL
+                WHEN d.draw % 1000 < 982 THEN 'agreement'
+                WHEN d.draw % 1000 < 995 THEN 'failed_referred'
+                ELSE 'withdrawn' END AS outcome
+        FROM events e
+        CROSS JOIN LATERAL (SELECT abs(hashtext(e.id::text)) AS draw) d
+        WHERE e.category_code = 'dispute' AND e.accepted_at IS NOT NULL AND e.grid_code IS NOT NULL
+            AND e.status <> 'rejected'
+            AND NOT EXISTS (SELECT 1 FROM mediation_cases c WHERE c.event_id = e.id)
+    ) s
+""")
+
+
+def agreement_sha256() -> str:
+    return hashlib.sha256(DEMO_AGREEMENT).hexdigest()
+
+
+def add_mediation_history(session: Session) -> None:
+    """A mediation case for each accepted dispute of the history (once)."""
+    session.execute(_MEDIATION_CASES, {"sha256": agreement_sha256(), "size": len(DEMO_AGREEMENT)})
 
 
 def demo_plan(

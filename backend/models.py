@@ -8,8 +8,11 @@ from backend.events.models import (
     Category,
     Event,
     EventAction,
+    HotlineTicket,
     SyncState,
 )
+from backend.mediation.models import MediationCase, MediationSession
+from backend.open311.models import Open311App, ServiceRequest
 from backend.org.models import (
     Alert,
     AlertDispatch,
@@ -32,6 +35,11 @@ __all__ = [
     "Category",
     "Event",
     "EventAction",
+    "HotlineTicket",
+    "MediationCase",
+    "MediationSession",
+    "Open311App",
+    "ServiceRequest",
     "LoginAttempt",
     "RefreshToken",
     "SyncState",

@@ -25,6 +25,7 @@ from backend.auth import service as auth
 from backend.events import photos
 from backend.events import service as events
 from backend.patrols import service as patrols
+from backend.mediation import service as mediation
 from backend.stats import assessments
 from backend.stats.models import INDEX_PARTS
 from tests.conftest import client_as
@@ -52,6 +53,7 @@ class World:
     make_org: Callable[[], OrgWorld]
     make_assessments: Callable[[], dict[str, int]]
     patrol: dict[str, str]
+    make_cases: Callable[[], dict[str, int]]
 
     @functools.cached_property
     def org(self) -> OrgWorld:
@@ -62,6 +64,11 @@ class World:
     def assessment(self) -> dict[str, int]:
         """An assessment of each town, made only for the operations that read them."""
         return self.make_assessments()
+
+    @functools.cached_property
+    def case(self) -> dict[str, int]:
+        """A mediation case (with its agreement uploaded) on each event."""
+        return self.make_cases()
 
 
 class Multipart(dict):  # type: ignore[type-arg]
@@ -95,6 +102,14 @@ ADMIN_ONLY = {"admin": (200, 200), "supervisor": (403, 403), "worker": (403, 403
 
 def admin_only(status: int) -> dict[str, tuple[int, int]]:
     return {**ADMIN_ONLY, "admin": (status, status)}
+
+
+# A mediation case: read like its event; run by admins and the supervisors in scope.
+CASE_READ = {"admin": (200, 200), "supervisor": (200, 404), "worker": (200, 404), "gis": (200, 404)}
+
+
+def case_write(status: int) -> dict[str, tuple[int, int]]:
+    return {"admin": (status, status), "supervisor": (status, 404), "worker": (403, 404), "gis": (403, 404)}
 
 
 # Statistics of a town: its supervisor and its GIS key; a worker only has their grids.
@@ -241,6 +256,15 @@ TABLE: dict[tuple[str, str], Case] = {
     ("PUT", "/api/v1/stats/index-weights"): Case(
         lambda w, s: ("PUT", "/api/v1/stats/index-weights", dict.fromkeys(INDEX_PARTS, 20.0)), ADMIN_ONLY
     ),
+    ("GET", "/api/v1/stats/mediation"): Case(
+        get(lambda w, s: f"/api/v1/stats/mediation?area={w.area[s][:9]}&group_by=village"), STATS
+    ),
+    ("GET", "/api/v1/stats/mediation.csv"): Case(
+        get(lambda w, s: f"/api/v1/stats/mediation.csv?area={w.area[s][:9]}&group_by=dispute_type"), STATS
+    ),
+    ("GET", "/api/v1/stats/mediation.geojson"): Case(
+        get(lambda w, s: f"/api/v1/stats/mediation.geojson?area={w.area[s][:9]}&group_by=village"), STATS
+    ),
     ("GET", "/api/v1/stats/overdue"): Case(
         get(lambda w, s: f"/api/v1/stats/overdue?area={w.area[s][:9]}"), STATS
     ),
@@ -272,6 +296,45 @@ TABLE: dict[tuple[str, str], Case] = {
         same(201, gis=(403, 403)),
     ),
 }
+MEDIATION = "/api/v1/mediation/cases"
+TABLE.update(
+    {
+        ("GET", MEDIATION): Case(get(lambda w, s: MEDIATION), same(200)),
+        ("POST", MEDIATION): Case(
+            lambda w, s: (
+                "POST",
+                MEDIATION,
+                {
+                    "event_id": w.event[s],
+                    "dispute_type": "neighbour",
+                    "mediators": [{"role": "other", "name": "调解员"}],
+                },
+            ),
+            case_write(201),
+        ),
+        ("GET", MEDIATION + "/{case_id}"): Case(get(lambda w, s: f"{MEDIATION}/{w.case[s]}"), CASE_READ),
+        ("GET", MEDIATION + "/{case_id}/sessions"): Case(
+            get(lambda w, s: f"{MEDIATION}/{w.case[s]}/sessions"), CASE_READ
+        ),
+        ("POST", MEDIATION + "/{case_id}/sessions"): Case(
+            lambda w, s: ("POST", f"{MEDIATION}/{w.case[s]}/sessions", {"held_at": "2026-12-01T10:00:00Z"}),
+            case_write(201),
+        ),
+        # The signed agreement names the parties: admins and supervisors in scope only.
+        ("GET", MEDIATION + "/{case_id}/agreement"): Case(
+            get(lambda w, s: f"{MEDIATION}/{w.case[s]}/agreement"),
+            {"admin": (200, 200), "supervisor": (200, 404), "worker": (404, 404), "gis": (404, 404)},
+        ),
+        ("PUT", MEDIATION + "/{case_id}/agreement"): Case(
+            lambda w, s: ("PUT", f"{MEDIATION}/{w.case[s]}/agreement", Multipart(file=png(9))),
+            case_write(200),
+        ),
+        ("POST", MEDIATION + "/{case_id}/outcome"): Case(
+            lambda w, s: ("POST", f"{MEDIATION}/{w.case[s]}/outcome", {"outcome": "withdrawn", "version": 2}),
+            case_write(200),
+        ),
+    }
+)
 TABLE.update({op: Case(request, expect) for op, (request, expect) in ORG_CASES.items()})
 TABLE.update({op: Case(request, expect) for op, (request, expect) in PATROL_CASES.items()})
 
@@ -346,6 +409,30 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
         session.commit()
         return made
 
+    def make_cases() -> dict[str, int]:
+        admin = auth.actor_for(session, auth.get_user(session, accounts.ids["admin"]))
+        cases = {}
+        for scope in (IN, OUT):
+            case = mediation.open_case(
+                session,
+                uuid.UUID(made[scope]),
+                actor=admin,
+                dispute_type="neighbour",
+                mediators=[{"role": "village_cadre", "name": "李村委"}],
+                parties=[{"name": "张三", "phone": "13912345678"}],
+            )
+            mediation.attach_agreement(
+                session,
+                case.id,
+                png(3)[0].getvalue(),
+                actor=admin,
+                media_dir=test_settings.media_dir,
+                max_bytes=10**7,
+            )
+            cases[scope] = case.id
+        session.commit()
+        return cases
+
     return World(
         event=made,
         area={IN: "440117103001", OUT: "440117104001"},
@@ -357,6 +444,7 @@ def world(session, test_settings, accounts) -> World:  # type: ignore[no-untyped
         make_org=make_org,
         make_assessments=make_assessments,
         patrol=patrol,
+        make_cases=make_cases,
     )
 
 
@@ -475,3 +563,106 @@ def test_lists_are_filtered_in_sql_by_scope(app, accounts, world):  # type: igno
     for who in ("supervisor", "village_supervisor", "worker", "gis"):
         assert world.event[IN] in ids(who) and world.event[OUT] not in ids(who)
     assert world.event[OUT] in ids("other_supervisor") and world.event[IN] not in ids("other_supervisor")
+
+
+# --- Open311 GeoReport v2: a standard of its own, outside the document, listed here by hand --------
+
+OPEN311_CALLERS = ("anonymous", "app", "gis", "admin", "worker")
+
+
+def _open311_world(session: Any, accounts: Any) -> dict[str, str]:
+    from backend.open311 import service as open311
+    from tests.mediation.helpers import grid_point
+
+    _, key = open311.create_app_key(session, name="access app")
+    lon, lat = grid_point(session, accounts.worker_grids[0])
+    app_row = open311.app_for_key(session, key)
+    done = open311.submit(
+        session,
+        app_row,
+        open311.Submission("environment", "垃圾", lat, lon, None, None, None),
+        nearest_min_m=50,
+    )
+    session.commit()
+    return {
+        "key": key,
+        "id": str(done.event.id),
+        "token": done.request.token,
+        "lat": str(lat),
+        "long": str(lon),
+    }
+
+
+# rule -> (method, url, whether the form carries the caller's key), status per caller
+OPEN311_TABLE: dict[tuple[str, str], tuple[Callable[[dict[str, str]], str], dict[str, int]]] = {
+    ("GET", "/open311/v2/discovery.<fmt>"): (
+        lambda w: "/open311/v2/discovery.json",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    ("GET", "/open311/v2/services.<fmt>"): (
+        lambda w: "/open311/v2/services.xml",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    ("GET", "/open311/v2/services/<code>.<fmt>"): (
+        lambda w: "/open311/v2/services/dispute.json",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    ("GET", "/open311/v2/requests.<fmt>"): (
+        lambda w: "/open311/v2/requests.json",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    ("GET", "/open311/v2/requests/<request_id>.<fmt>"): (
+        lambda w: f"/open311/v2/requests/{w['id']}.json",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    ("GET", "/open311/v2/tokens/<token>.<fmt>"): (
+        lambda w: f"/open311/v2/tokens/{w['token']}.json",
+        dict.fromkeys(OPEN311_CALLERS, 200),
+    ),
+    # Only a registered app's api_key submits: a GIS key or a user's token is no app.
+    ("POST", "/open311/v2/requests.<fmt>"): (
+        lambda w: "/open311/v2/requests.json",
+        {"anonymous": 403, "app": 201, "gis": 403, "admin": 403, "worker": 403},
+    ),
+    ("GET", "/open311/v2/<anything>"): (
+        lambda w: "/open311/v2/nothing.json",
+        dict.fromkeys(OPEN311_CALLERS, 404),
+    ),
+    ("POST", "/open311/v2/<anything>"): (
+        lambda w: "/open311/v2/nothing.json",
+        dict.fromkeys(OPEN311_CALLERS, 404),
+    ),
+}
+
+
+def test_every_open311_route_has_an_entry(app):  # type: ignore[no-untyped-def]
+    rules = {
+        (
+            method,
+            rule.rule.replace("<any(json, xml):fmt>", "<fmt>")
+            .replace("<string:", "<")
+            .replace("<path:", "<"),
+        )
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/open311/")
+        for method in rule.methods or ()
+        if method in ("GET", "POST")
+    }
+    assert rules == set(OPEN311_TABLE)
+
+
+@pytest.mark.parametrize("caller", OPEN311_CALLERS)
+@pytest.mark.parametrize("operation", sorted(OPEN311_TABLE), ids=lambda op: " ".join(op))
+def test_open311_access(app, accounts, session, operation, caller):  # type: ignore[no-untyped-def]
+    world = _open311_world(session, accounts)
+    url, expect = OPEN311_TABLE[operation]
+    client = app.test_client() if caller in ("anonymous", "app") else client_as(app, accounts, caller)
+    form = {"service_code": "environment", "lat": world["lat"], "long": world["long"]}
+    if caller == "app":
+        form["api_key"] = world["key"]
+    elif caller == "gis":
+        form["api_key"] = accounts.gis_key
+    response = client.open(url(world), method=operation[0], data=form if operation[0] == "POST" else None)
+    assert response.status_code == expect[caller], response.get_data(as_text=True)[:300]
+    if response.status_code >= 400:
+        assert response.json[0]["code"] == response.status_code

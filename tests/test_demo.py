@@ -145,3 +145,41 @@ def test_an_event_or_trail_entry_naming_no_user_is_refused(session):  # type: ig
             ),
             {"id": event_id, "actor": nobody},
         )
+
+
+def test_demo_history_comes_in_through_every_channel_and_mediates_its_disputes(session, demo_history):  # type: ignore[no-untyped-def]
+    channels = dict(session.execute(text("SELECT channel, count(*) FROM events GROUP BY channel")).all())
+    assert set(channels) == {"grid_worker", "hotline", "centre_desk", "citizen", "video"}
+    assert 0.75 < channels["grid_worker"] / 2000 < 0.85
+    # Each handoff keeps its ticket, each resident's report is an Open311 request, each camera
+    # alert names its camera; the field's reports name their reporter.
+    missing = session.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE e.channel = 'hotline' AND t.ticket_id IS NULL),"
+            " count(*) FILTER (WHERE e.channel = 'citizen' AND r.token IS NULL),"
+            " count(*) FILTER (WHERE (e.channel = 'video') <> (e.camera_id IS NOT NULL)),"
+            " count(*) FILTER (WHERE e.channel <> 'grid_worker' AND e.reporter_id IS NOT NULL)"
+            " FROM events e LEFT JOIN hotline_tickets t ON t.event_id = e.id"
+            " LEFT JOIN open311_requests r ON r.event_id = e.id"
+        )
+    ).one()
+    assert tuple(missing) == (0, 0, 0, 0)
+    # Every accepted dispute went to mediation; every closed one's case has an outcome, about
+    # 98% of them agreements.
+    row = session.execute(
+        text(
+            "SELECT count(*) AS disputes, count(c.id) AS cases,"
+            " count(*) FILTER (WHERE e.status = 'closed' AND c.outcome IS NULL) AS closed_open,"
+            " count(c.outcome) AS ended, count(*) FILTER (WHERE c.outcome = 'agreement') AS agreements,"
+            " count(*) FILTER (WHERE c.outcome_at <= c.opened_at) AS backwards"
+            " FROM events e LEFT JOIN mediation_cases c ON c.event_id = e.id"
+            " WHERE e.category_code = 'dispute' AND e.accepted_at IS NOT NULL AND e.status <> 'rejected'"
+        )
+    ).one()
+    assert row.disputes == row.cases > 100
+    assert row.closed_open == 0 and row.backwards == 0
+    assert 0.95 < row.agreements / row.ended <= 1.0
+    # Loading the details again adds nothing.
+    history.add_channel_details(session)
+    history.add_mediation_history(session)
+    assert session.execute(text("SELECT count(*) FROM mediation_cases")).scalar() == row.cases

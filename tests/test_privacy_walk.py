@@ -52,6 +52,13 @@ PERSON_KEYS = {
     "phone",
     "worker_id",
     "track",
+    "parties",
+    "mediators",
+    "notes",
+    "opened_by",
+    "outcome_by",
+    "recorded_by",
+    "outcome_note",
 }
 
 _POINT_IN = text(
@@ -163,9 +170,58 @@ def walk(app, accounts, session) -> Walk:  # type: ignore[no-untyped-def]
     points = [{"lon": lon + i * 1e-4, "lat": lat, "t": time.time() - 600 + 10 * i} for i in range(5)]
     _ok(worker.post(f"/api/v1/patrols/{patrol['id']}/points", json={"batch": "1", "points": points}), 201)
     figures.compute_day(session, local_today())
+    # The dispute goes to mediation: names of parties and mediators, session notes, the agreement.
+    case = _ok(
+        supervisor.post(
+            "/api/v1/mediation/cases",
+            json={
+                "event_id": event["id"],
+                "dispute_type": "neighbour",
+                "mediators": [{"role": "village_cadre", "name": f"调解员{MARK}"}],
+                "parties": [{"name": f"当事人{MARK}", "phone": PHONE}],
+            },
+        ),
+        201,
+    )
+    _ok(
+        supervisor.post(
+            f"/api/v1/mediation/cases/{case['id']}/sessions",
+            json={"held_at": "2026-12-01T10:00:00Z", "notes": f"笔录 {MARK}"},
+        ),
+        201,
+    )
+    _ok(
+        supervisor.put(
+            f"/api/v1/mediation/cases/{case['id']}/agreement",
+            data={"file": (_png(), "agreement.png")},
+            content_type="multipart/form-data",
+        )
+    )
+    # A resident's report of a dispute through Open311, with their contacts.
+    from backend.open311 import service as open311
+
+    _, key = open311.create_app_key(session, name="walk app")
+    session.commit()
+    citizen = admin.post(
+        "/open311/v2/requests.json",
+        data={
+            "api_key": key,
+            "service_code": "dispute",
+            "lat": str(lat),
+            "long": str(lon),
+            "description": f"邻里纠纷 {MARK}",
+            "first_name": MARK,
+            "phone": PHONE,
+            "email": f"{MARK}@example.com",
+        },
+    )
+    posted = _ok(citizen, 201)[0]
     values = {
         "patrol_id": patrol["id"],
         "grid_kind": "comprehensive",
+        "request_id": posted["service_request_id"],
+        "token": posted["token"],
+        "case_id": str(case["id"]),
         "assessment_id": str(assessment["id"]),
         "event_id": event["id"],
         "sha256": photo["sha256"],
@@ -259,6 +315,10 @@ def test_a_gis_key_gets_no_personal_data_on_any_route(app, accounts, walk) -> No
     assert MARK in seen and PHONE in seen
     trail = supervisor.get(f"/api/v1/events/{walk.values['event_id']}/actions").get_json()
     assert any(step.get("note") and MARK in step["note"] for step in trail)
+    case = f"/api/v1/mediation/cases/{walk.values['case_id']}"
+    assert MARK in supervisor.get(case).get_data(as_text=True)
+    assert MARK in supervisor.get(f"{case}/sessions").get_data(as_text=True)
+    assert supervisor.get(f"{case}/agreement").status_code == 200
 
 
 def test_per_person_figures_are_refused_to_a_gis_key(app, accounts, walk) -> None:  # type: ignore[no-untyped-def]
@@ -274,3 +334,40 @@ def test_photos_of_sensitive_events_are_not_for_gis_keys(app, accounts, walk) ->
     url = f"/api/v1/attachments/{walk.values['sha256']}"
     assert client_as(app, accounts, "gis").get(url).status_code == 404
     assert client_as(app, accounts, "supervisor").get(url).status_code == 200
+
+
+OPEN311_GETS = (
+    "discovery",
+    "services",
+    "services/dispute",
+    "requests",
+    "requests?status=open",
+    "requests?service_code=dispute",
+    "requests?service_request_id={request_id}",
+    "requests/{request_id}",
+    "tokens/{token}",
+)
+
+
+def test_open311_answers_carry_no_personal_data_or_sensitive_text(app, accounts, walk) -> None:  # type: ignore[no-untyped-def]
+    """Open311 is outside the API document: its GETs are walked here, by anyone and by the GIS
+    key, in both formats."""
+    leaks = []
+    for client in (app.test_client(), client_as(app, accounts, "gis")):
+        for path in OPEN311_GETS:
+            resource, _, query = path.format(**walk.values).partition("?")
+            for fmt in ("json", "xml"):
+                url = f"/open311/v2/{resource}.{fmt}" + (f"?{query}" if query else "")
+                response = client.get(url)
+                assert response.status_code == 200, (url, response.get_data(as_text=True)[:300])
+                body = response.get_data(as_text=True)
+                if MARK in body or PHONE in body:
+                    leaks.append(url)
+                if fmt == "json":
+                    leaks += [f"{url}: {key}" for key in _person_keys(response.get_json())]
+    assert not leaks, leaks
+    shown = app.test_client().get(f"/open311/v2/requests/{walk.values['request_id']}.json").get_json()
+    assert shown[0]["description"] is None and shown[0]["service_code"] == "dispute"
+    # The supervisor in scope reads the resident's contacts on the event itself.
+    event = client_as(app, accounts, "supervisor").get(f"/api/v1/events/{walk.values['request_id']}")
+    assert PHONE in event.get_data(as_text=True)

@@ -125,7 +125,37 @@ def org(session, accounts):  # type: ignore[no-untyped-def]
     return world
 
 
-def path_for(path: str, org: Any, accounts: Any, exists: bool) -> str:
+@pytest.fixture
+def case_id(session, accounts) -> int:  # type: ignore[no-untyped-def]
+    """An open mediation case in 温泉镇."""
+    from backend.auth import service as auth
+    from backend.events import service as events
+    from backend.mediation import service as mediation
+
+    row = session.execute(
+        text(
+            "SELECT ST_X(ST_PointOnSurface(geom)) AS x, ST_Y(ST_PointOnSurface(geom)) AS y FROM areas"
+            " WHERE code = :code AND valid_to IS NULL"
+        ),
+        {"code": accounts.worker_grids[0]},
+    ).one()
+    admin = auth.actor_for(session, auth.get_user(session, accounts.ids["admin"]))
+    event, _ = events.report_event(
+        session, events.Report(category="dispute", description="纠纷", lon=row.x, lat=row.y), actor=admin
+    )
+    case = mediation.open_case(
+        session,
+        event.id,
+        actor=admin,
+        dispute_type="other",
+        mediators=[{"role": "other", "name": "调解员"}],
+        parties=[],
+    )
+    session.commit()
+    return case.id
+
+
+def path_for(path: str, org: Any, accounts: Any, exists: bool, case_id: int = 0) -> str:
     """Fill the path's parameters with rows that exist, or with ones that do not."""
     values: dict[str, str] = {
         "event_id": str(uuid.uuid4()),
@@ -136,6 +166,7 @@ def path_for(path: str, org: Any, accounts: Any, exists: bool) -> str:
         "building_id": str(org.building["in"]) if exists else "999999999",
         "unit_id": str(org.unit["in"]) if exists else "999999999",
         "alert_id": str(org.alert["in"]) if exists else "999999999",
+        "case_id": str(case_id) if exists else "999999999",
         "code": ("other" if "categories" in path else "440117103001") if exists else "nope",
     }
     for name, value in values.items():
@@ -200,7 +231,7 @@ def test_every_write_route_is_walked():
 
 @pytest.mark.parametrize(("method", "path"), WRITES, ids=[f"{m} {p}" for m, p in WRITES])
 def test_bad_bodies_get_problems_and_change_nothing(  # type: ignore[no-untyped-def]
-    app, accounts, connection, org, method, path, monkeypatch, caplog
+    app, accounts, connection, org, case_id, method, path, monkeypatch, caplog
 ):
     # A crash answers 500 here, as in production, instead of failing the request in the client.
     monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
@@ -210,7 +241,7 @@ def test_bad_bodies_get_problems_and_change_nothing(  # type: ignore[no-untyped-
     before = row_counts(connection)
     failures = []
     for exists in (True, False):
-        url = path_for(path, org, accounts, exists)
+        url = path_for(path, org, accounts, exists, case_id)
         for case, content_type, body in bodies(path, operation):
             caplog.clear()
             response = client.open(url, method=method, data=body, content_type=content_type)

@@ -9,7 +9,7 @@ import shapely
 from geoalchemy2.elements import WKBElement
 from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.areas.models import CODE_LENGTH, GRID_KINDS, Area
@@ -396,3 +396,19 @@ def count_in_subtree(session: Session, code: str, level: str) -> int:
         )
         or 0
     )
+
+
+_NAMED_PLACE = text(
+    "SELECT code, ST_X(p) AS lon, ST_Y(p) AS lat FROM ("
+    " SELECT code, name, ST_PointOnSurface(geom) AS p FROM areas"
+    " WHERE valid_to IS NULL AND strpos(:address, name) > 0"
+    " ORDER BY length(code) DESC, length(name) DESC, code LIMIT 1) s"
+)
+
+
+def place_named(session: Session, address: str) -> tuple[str, float, float] | None:
+    """The most precise current area whose name the address contains (a grid before its village,
+    its village before its town), and a WGS84 point inside it: (code, lon, lat); None when the
+    address names none. A rough geocoder for reports that come with an address only."""
+    row = session.execute(_NAMED_PLACE, {"address": address}).first()
+    return (row.code, float(row.lon), float(row.lat)) if row else None

@@ -17,7 +17,7 @@ import flask
 import marshmallow as ma
 
 from backend.auth import service
-from backend.auth.ratelimit import Counter, PostgresCounter, RedisCounter
+from backend.auth.ratelimit import Counter, counter
 from backend.auth.scope import Actor
 from backend.auth.service import Unauthorized
 from backend.config import settings
@@ -134,16 +134,15 @@ class TooManyAttempts(DomainError):
 
 
 def _counter() -> Counter:
-    url = settings().ratelimit_redis_url
-    return RedisCounter(url) if url else PostgresCounter(get_session())
+    return counter(settings().ratelimit_redis_url, get_session())
 
 
 def _limit_login(username: str) -> None:
     config = settings()
-    counter = _counter()
+    hits = _counter()
     waits = [
-        counter.hit(f"user:{username.lower()}", config.login_limit_per_user, config.login_window_s),
-        counter.hit(f"addr:{client_address()}", config.login_limit_per_address, config.login_window_s),
+        hits.hit(f"user:{username.lower()}", config.login_limit_per_user, config.login_window_s),
+        hits.hit(f"addr:{client_address()}", config.login_limit_per_address, config.login_window_s),
     ]
     get_session().commit()  # the count stands whether or not the password is right
     wait = max((w for w in waits if w is not None), default=None)

@@ -56,6 +56,11 @@ class RedisCounter:
         return max(1, math.ceil(reset_at - time.time()))
 
 
+def counter(redis_url: str | None, session: Session) -> Counter:
+    """Redis's counts when configured, else PostgreSQL's in the request's session."""
+    return RedisCounter(redis_url) if redis_url else PostgresCounter(session)
+
+
 @lru_cache(maxsize=2)
 def _redis_limiter(url: str) -> FixedWindowRateLimiter:
     return FixedWindowRateLimiter(storage_from_string(url))

@@ -13,9 +13,12 @@ GIS key) and answers every access question about that request:
   whether it may anywhere at all.
 - `reads_tracks_of(column)`: whose patrol tracks (personal data) the caller may read, as a SQL
   condition on a column of worker ids.
+- `may_report_via(channel)`: whether the caller may register a report of that channel;
+  `runs_mediation(row)`: whether it may open and run a mediation case placed there.
 - What personal and sensitive data the caller may see: `sees_personal(row)` for contacts of
   the people involved; `sees_people` for person ids, names of office holders, trail notes and
-  per-person figures; `sees_sensitive_text` for the free text of sensitive categories.
+  per-person figures; `sees_people_of_area(code)` for figures naming people of an area
+  (per mediator); `sees_sensitive_text` for the free text of sensitive categories.
 
 The rule, stated once:
 - an admin reads and changes everything, and is the service's operator (reads its metrics);
@@ -26,7 +29,18 @@ The rule, stated once:
   with a grid in their subtree, an admin all; a GIS key none (only per-grid figures);
 - a GIS key reads the subtree of its area without personal data: exactly what the OGC layers
   give (no person ids, names, phones, notes, free text of sensitive categories, per-person
-  groupings), and writes nothing.
+  groupings), and writes nothing;
+- an Open311 app (or an anonymous Open311 reader) hands in residents' reports anywhere (channel
+  `citizen`) and reads the residents' requests back without personal data, like a GIS key.
+
+Channels (`may_report_via`): workers report from the field (`grid_worker`); the centres' staff
+(supervisors) and admins also register walk-ins at their desk (`centre_desk`, sitting with their
+own tier), hotline handoffs, camera alerts and others; only Open311 apps hand in `citizen`
+reports.
+
+Mediation: a supervisor in scope and admins run a case (open it, record sessions, set its
+outcome); who may read a case reads its figures, but the names of its parties and mediators and
+its session notes (`sees_personal`) reach only admins and the supervisors whose scope covers it.
 """
 
 from __future__ import annotations
@@ -46,7 +60,7 @@ from backend.auth.models import UserGrid
 class Actor:
     """The principal behind a request and the access rule that follows from it."""
 
-    role: str  # worker | supervisor | admin | gis
+    role: str  # worker | supervisor | admin | gis | app (an Open311 app)
     user_id: int | None = None
     username: str | None = None
     area_code: str | None = None
@@ -67,12 +81,28 @@ class Actor:
         """A GIS key: reads without personal data, writes nothing."""
         return self.role == "gis"
 
+    @property
+    def takes_citizen_reports(self) -> bool:
+        """An Open311 app: hands in residents' reports wherever they are."""
+        return self.role == "app"
+
+    def may_report_via(self, channel: str) -> bool:
+        """May register a report that came in through `channel`."""
+        if self.role == "app":
+            return channel == "citizen"
+        if self.role == "worker":
+            return channel == "grid_worker"
+        return self.role in ("supervisor", "admin") and channel != "citizen"
+
     # --- what may be read -------------------------------------------------------------------
 
     def reads(self, model: type[InArea]) -> ColumnElement[bool]:
         """The rows of `model` this caller may read, as a SQL condition on its code columns."""
         if self.is_admin:
             return true()
+        if self.role == "app":
+            channel = getattr(model, "channel", None)
+            return false() if channel is None else channel == "citizen"  # type: ignore[no-any-return]
         if self.role == "worker":
             reached = [model.code_column("grid").in_(self.grid_codes)] if self.grid_codes else []
             if self.user_id is not None:
@@ -85,6 +115,8 @@ class Actor:
 
     def covers(self, row: InArea) -> bool:
         """`reads` for a loaded row."""
+        if self.role == "app":
+            return getattr(row, "channel", None) == "citizen"
         return self.places(row.area_codes()) or (self.role == "worker" and self._named_in(row))
 
     def places(self, codes: Mapping[str, str | None]) -> bool:
@@ -111,7 +143,9 @@ class Actor:
     def sql_scope(self, alias: str, model: type[InArea] | None = None) -> tuple[str, dict[str, Any]]:
         """`reads` as SQL on the code columns of `alias` (a table of `model`) for the few raw
         statements, with its values bound. One statement text for every caller, so the driver
-        can keep it prepared."""
+        can keep it prepared (an Open311 app's, the residents' requests, is its own)."""
+        if self.role == "app":
+            return f"({alias}.channel = 'citizen')", {}
         reached = " ".join(
             f"OR {alias}.{column} = :scope_me" for column in (model.REACHED_THROUGH if model else ())
         )
@@ -191,17 +225,29 @@ class Actor:
     @property
     def sees_people(self) -> bool:
         """Person ids, names of office holders, trail notes and per-person figures."""
-        return not self.read_only
+        return not (self.read_only or self.role == "app")
 
     @property
     def sees_sensitive_text(self) -> bool:
         """The free text of events in sensitive categories (矛盾纠纷, 出租屋与流动人口)."""
-        return not self.read_only
+        return self.sees_people
+
+    def runs_mediation(self, row: InArea) -> bool:
+        """May open, record and close a mediation case placed here: admins, and supervisors
+        whose scope covers it."""
+        return self.is_admin or (self.role == "supervisor" and self.covers(row))
+
+    def sees_people_of_area(self, code: str) -> bool:
+        """Figures that name people of an area's subtree (per mediator): admins, and the
+        supervisors whose scope holds the area."""
+        return self.is_admin or (self.role == "supervisor" and self.reads_area(code))
 
     def sees_personal(self, row: InArea) -> bool:
         """Contacts (names and phones) of the people a row involves: admins, supervisors whose
-        scope covers the row, and the workers the row names (an event's reporter, assignee)."""
-        if self.read_only:
+        scope covers the row, and the workers the row names (an event's reporter, assignee).
+        A mediation case names no worker: its parties, mediators and notes reach only admins
+        and supervisors in scope."""
+        if not self.sees_people:
             return False
         if self.is_admin:
             return True

@@ -20,6 +20,7 @@ from backend.auth.service import Actor, Forbidden
 from backend.errors import Conflict, PreconditionFailed, ValidationFailed, field_error
 from backend.events.models import Category, Event, EventAction
 from backend.events.service import get_event
+from backend.mediation import service as mediation
 from backend.ops import metrics
 
 OPEN = ("reported", "accepted", "dispatched", "in_progress")
@@ -155,6 +156,11 @@ def _changes(
     if action == "close":
         if event.resolved_by is not None and event.resolved_by == actor.user_id:
             raise Forbidden("The person who resolved an event cannot also verify and close it.")
+        if mediation.blocks_closing(session, event):
+            raise Conflict(
+                "The event's mediation case has no outcome yet: set it before closing the event.",
+                status_now=event.status,
+            )
         return {"closed_at": now, "closed_by": actor.user_id}, {}
     if action in ("return", "reopen"):
         return {"rework_count": Event.rework_count + 1, "closed_at": None, "closed_by": None}, {}

@@ -33,6 +33,19 @@ from backend.db import Base
 STATUSES = ("reported", "accepted", "dispatched", "in_progress", "resolved", "closed", "rejected")
 CATEGORY_CODE = r"^[a-z][a-z0-9_]{0,39}\Z"
 ASSIGNMENTS = ("contains", "nearest", "manual", "unassigned")
+# Where a matter came from (渠道): a grid worker's phone, a walk-in at a centre's desk (综治中心窗口),
+# a handoff from the 12345 hotline, a resident online (Open311), a camera alert (雪亮工程), other.
+CHANNELS = ("grid_worker", "centre_desk", "hotline", "citizen", "video", "other")
+CHANNEL_NAMES = {
+    "grid_worker": "网格员上报",
+    "centre_desk": "综治中心窗口",
+    "hotline": "12345热线",
+    "citizen": "群众网上反映",
+    "video": "视频监控",
+    "other": "其他",
+}
+# The longest external reference kept (a hotline ticket, a camera id).
+REFERENCE_LENGTH = 64
 # The longest client file name an attachment keeps.
 FILENAME_LENGTH = 200
 
@@ -74,6 +87,21 @@ class Category(Base):
     duplicate_window_h: Mapped[int] = mapped_column(Integer, server_default="168")
 
     __table_args__ = (CheckConstraint("sla_hours > 0", name="sla_positive"),)
+
+
+class HotlineTicket(Base):
+    """The 12345 hotline's ticket an event was handed off with: one event per ticket, so a
+    repeated handoff finds the stored event. (Its own table, so events stay free of unique keys
+    beyond their id.)"""
+
+    __tablename__ = "hotline_tickets"
+
+    ticket_id: Mapped[str] = mapped_column(String(REFERENCE_LENGTH), primary_key=True)
+    # Written just before its event, in the same transaction: checked at commit.
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("events.id", deferrable=True, initially="DEFERRED"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Event(InArea, Base):
@@ -127,8 +155,15 @@ class Event(InArea, Base):
     photos_expected: Mapped[int] = mapped_column(Integer, server_default="0")
     content_hash: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    channel: Mapped[str] = mapped_column(String(12), server_default="grid_worker")
+    # The camera that raised a video alert.
+    camera_id: Mapped[str | None] = mapped_column(String(REFERENCE_LENGTH))
+    external_ticket_id: Mapped[str | None] = column_property(
+        select(HotlineTicket.ticket_id).where(HotlineTicket.event_id == id).scalar_subquery()
+    )
 
     __table_args__ = (
+        CheckConstraint("channel IN (" + ", ".join(f"'{c}'" for c in CHANNELS) + ")", name="channel"),
         CheckConstraint(
             "status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'resolved', "
             "'closed', 'rejected')",

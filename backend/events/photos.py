@@ -261,17 +261,29 @@ def open_photo(session: Session, sha256: str, actor: Actor, media_dir: Path) -> 
     if not visible:
         raise NotFound("No such photo.")
     attachment = visible[0][0]
-    try:
-        data = media_path(media_dir, sha256).read_bytes()
-    except FileNotFoundError:
-        log.error("photo %s has rows but no file under %s", sha256, media_dir)
-        raise Gone("The photo's file is missing; the phone that took it can upload it again.") from None
-    except OSError as error:
-        log.error("photo %s cannot be read: %s", sha256, error)
-        raise StorageUnavailable("The photo store cannot be read now.") from error
+    data = read_file(media_dir, sha256)
     if any(actor.sees_personal(e) for _, e in visible):
         return data, attachment.media_type, False
     return strip_location(data), attachment.media_type, True
+
+
+def store_file(session: Session, media_dir: Path, sha256: str, data: bytes) -> None:
+    """Put a file (a photo, a mediation agreement) in the store by its SHA-256 once the session
+    commits, unless it is there already."""
+    if not media_path(media_dir, sha256).exists():
+        _stage(session, media_dir, sha256, data)
+
+
+def read_file(media_dir: Path, sha256: str) -> bytes:
+    """A stored file's bytes: 410 when its rows outlived it, 503 when the store is unreadable."""
+    try:
+        return media_path(media_dir, sha256).read_bytes()
+    except FileNotFoundError:
+        log.error("file %s has rows but no file under %s", sha256, media_dir)
+        raise Gone("The file is missing; uploading it again restores it.") from None
+    except OSError as error:
+        log.error("file %s cannot be read: %s", sha256, error)
+        raise StorageUnavailable("The file store cannot be read now.") from error
 
 
 def strip_location(data: bytes) -> bytes:

@@ -54,6 +54,9 @@ def _report(data: dict[str, Any]) -> service.Report:
         handled_on_spot=data["handled_on_spot"],
         resolution_note=data.get("resolution_note"),
         photos_expected=data["photos_expected"],
+        channel=data.get("channel", "grid_worker"),
+        external_ticket_id=data.get("external_ticket_id"),
+        camera_id=data.get("camera_id"),
     )
 
 
@@ -107,6 +110,7 @@ class Events(MethodView):
             area=args.get("area"),
             status=args.get("status"),
             category=args.get("category"),
+            channel=args.get("channel"),
             received_from=args.get("from_"),
             received_to=args.get("to"),
             after=after,

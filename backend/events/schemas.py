@@ -11,7 +11,7 @@ from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, Instant, Text, area_code
 from backend.common.pagination import CursorArgsSchema
 from backend.events.lifecycle import ACTIONS
-from backend.events.models import CATEGORY_CODE, STATUSES
+from backend.events.models import CATEGORY_CODE, CHANNELS, REFERENCE_LENGTH, STATUSES
 from geo.crs import SUPPORTED_CRS
 
 
@@ -28,6 +28,7 @@ class ContactSchema(ma.Schema):
     name = Text(required=True, min_length=1, max_length=100)
     phone = Text(max_length=40)
     role = Text(max_length=100, metadata={"description": "Their part in the matter"})
+    email = Text(max_length=200)
 
 
 class EventCreateSchema(ma.Schema):
@@ -66,6 +67,23 @@ class EventCreateSchema(ma.Schema):
         validate=ma.validate.Range(0, 9),
         metadata={"description": "How many photos the phone will upload for this report"},
     )
+    channel = ma.fields.String(
+        load_default="grid_worker",
+        validate=ma.validate.OneOf([c for c in CHANNELS if c != "citizen"]),
+        metadata={
+            "description": "Where the matter came from: grid_worker (the app; workers only), "
+            "centre_desk (a walk-in at a centre, registered by its staff: it sits with their "
+            "tier), hotline (a 12345 handoff: external_ticket_id required, idempotent on it), "
+            "video (a camera alert: camera_id required) or other. Residents report through "
+            "Open311 (/open311/v2)."
+        },
+    )
+    external_ticket_id = Text(
+        min_length=1,
+        max_length=REFERENCE_LENGTH,
+        metadata={"description": "The hotline's ticket: the same ticket again answers the stored event"},
+    )
+    camera_id = Text(min_length=1, max_length=REFERENCE_LENGTH, metadata={"description": "The camera"})
 
 
 CLOCK_AHEAD = timedelta(minutes=10)
@@ -116,6 +134,9 @@ class EventSchema(ScopedSchema):
     rework_count = ma.fields.Integer()
     version = ma.fields.Integer()
     reporter_id = ma.fields.Integer(allow_none=True, metadata={PERSONAL: "people"})
+    channel = ma.fields.String(metadata={"description": f"Where it came from: {', '.join(CHANNELS)}"})
+    external_ticket_id = ma.fields.String(allow_none=True, metadata={"description": "The hotline's ticket"})
+    camera_id = ma.fields.String(allow_none=True)
     outside = ma.fields.Boolean()
     photos_expected = ma.fields.Integer()
     clock_suspect = ma.fields.Function(
@@ -255,5 +276,6 @@ class EventQueryArgsSchema(CursorArgsSchema):
     area = area_code(metadata={"description": "Area code: events in its subtree"})
     status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
     category = ma.fields.String(validate=ma.validate.Regexp(CATEGORY_CODE))
+    channel = ma.fields.String(validate=ma.validate.OneOf(CHANNELS))
     from_ = Instant(data_key="from", metadata={"description": "Received at or after"})
     to = Instant(metadata={"description": "Received before"})

@@ -42,6 +42,10 @@ class Report:
     handled_on_spot: bool = False
     resolution_note: str | None = None
     photos_expected: int = 0
+    channel: str = "grid_worker"
+    # The 12345 hotline's ticket (channel hotline) and the camera (channel video).
+    external_ticket_id: str | None = None
+    camera_id: str | None = None
 
     def content_hash(self) -> str:
         """Fingerprint of what was reported, so a retry can be told from a different report."""
@@ -63,6 +67,12 @@ class Report:
             "resolution_note": self.resolution_note,
             "photos_expected": self.photos_expected,
         }
+        if self.channel != "grid_worker":  # reports stored before channels keep their hash
+            canonical |= {
+                "channel": self.channel,
+                "camera_id": self.camera_id,
+                "external_ticket_id": self.external_ticket_id,
+            }
         raw = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -71,10 +81,14 @@ def list_categories(session: Session) -> list[Category]:
     return list(session.scalars(select(Category).order_by(Category.code)))
 
 
-def _may_report_here(actor: Actor, assignment: areas.Assignment, outside: bool) -> None:
+def _may_report_here(actor: Actor, report: Report, assignment: areas.Assignment) -> None:
     if actor.read_only:
         raise Forbidden("API keys are read-only.")
-    if not (outside or actor.places(assignment.codes)):
+    if not actor.may_report_via(report.channel):
+        raise Forbidden(f"A {actor.role} may not register a report of the {report.channel} channel.")
+    if actor.takes_citizen_reports:
+        return
+    if not (report.outside or actor.places(assignment.codes)):
         where = "not in (or near) your grids" if actor.role == "worker" else "outside your area"
         raise Forbidden(f"This place is {where}; send outside=true to report it anyway.")
 
@@ -124,12 +138,13 @@ _INSERT_EVENT = (
     " INSERT INTO events (id, category_code, description, location, crs, source_lon, source_lat,"
     "  accuracy_m, occurred_at, reported_at, reporter_id, outside, grid_code, village_code,"
     "  town_code, district_code, assignment, boundary_id, assignment_distance_m, responsible_code,"
-    "  contacts, photos_expected, content_hash, status, accepted_at, resolved_at, resolved_by, due_at)"
+    "  contacts, photos_expected, content_hash, status, accepted_at, resolved_at, resolved_by, due_at,"
+    "  channel, camera_id)"
     " VALUES (:id, :category, :description, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),"
     "  :crs, :source_lon, :source_lat, :accuracy_m, :occurred_at, :reported_at,"
     "  :reporter_id, :outside, :grid, :village, :town, :district, :assignment,"
     "  :boundary_id, :distance_m, :responsible, :contacts::jsonb, :photos_expected,"
-    "  :content_hash, :status, :accepted_at, :accepted_at, :resolved_by, :due_at)"
+    "  :content_hash, :status, :accepted_at, :accepted_at, :resolved_by, :due_at, :channel, :camera_id)"
     f" ON CONFLICT (id) DO NOTHING RETURNING {_RETURNED}),"
     " trail AS (INSERT INTO event_actions (event_id, action, to_status, actor_id, note)"
     "  SELECT id, 'report', status, reporter_id, :note FROM ins)"
@@ -157,10 +172,15 @@ def report_event(
     assignment = areas.assign_point(
         session, lon, lat, accuracy_m=report.accuracy_m, nearest_min_m=nearest_min_m
     )
-    _may_report_here(actor, assignment, report.outside)
+    _may_report_here(actor, report, assignment)
+    _check_channel(report)
     codes = assignment.codes
     event_id = report.id or uuid.uuid4()
     digest = report.content_hash()
+    if report.external_ticket_id is not None:
+        handed_off = _claim_ticket(session, report.external_ticket_id, event_id)
+        if handed_off is not None:
+            return _stored(session, handed_off, digest, reporter_id, "external_ticket_id"), False
     status, accepted_at, due_at = "reported", None, None
     if report.handled_on_spot:
         if not report.resolution_note:
@@ -191,7 +211,7 @@ def report_event(
         "assignment": assignment.method,
         "boundary_id": assignment.boundary_id,
         "distance_m": assignment.distance_m,
-        "responsible": codes["village"] or codes["district"],
+        "responsible": _desk(actor, report) or codes["village"] or codes["district"],
         "contacts": json.dumps(report.contacts, ensure_ascii=False) if report.contacts is not None else None,
         "photos_expected": report.photos_expected,
         "content_hash": digest,
@@ -200,21 +220,64 @@ def report_event(
         "resolved_by": reporter_id if accepted_at else None,
         "due_at": due_at,
         "note": report.resolution_note,
+        "channel": report.channel,
+        "camera_id": report.camera_id,
     }
     row = next(iter(driver_rows(session, _INSERT_EVENT, params)), None)
     if row is not None:
         metrics.count_report(session, assignment.method)
         # A detached Event for the answer; the row itself is already written.
-        return Event(**dict(zip(_EVENT_COLUMNS, row, strict=True))), True
+        created = Event(**dict(zip(_EVENT_COLUMNS, row, strict=True)))
+        created.external_ticket_id = report.external_ticket_id
+        return created, True
+    return _stored(session, event_id, digest, reporter_id, "id"), False
+
+
+def _stored(session: Session, event_id: uuid.UUID, digest: str, reporter_id: int | None, key: str) -> Event:
+    """The event stored under this id (or hotline ticket), if it is this report again."""
     stored = session.get(Event, event_id, populate_existing=True)
     if stored is None:  # pragma: no cover - rows are never deleted
         raise Conflict(f"Event {event_id} could not be stored; retry.")
     if stored.content_hash != digest or stored.reporter_id != reporter_id:
         raise Conflict(
             f"Event {event_id} was already reported with different content.",
-            errors=[field_error("id", "This id is taken by a different report.")],
+            errors=[field_error(key, f"This {key} is taken by a different report.")],
         )
-    return stored, False
+    return stored
+
+
+# What each channel must say about where the matter came from, and may not say otherwise.
+_CHANNEL_DETAILS = {"hotline": "external_ticket_id", "video": "camera_id"}
+
+
+def _check_channel(report: Report) -> None:
+    for channel, name in _CHANNEL_DETAILS.items():
+        given = getattr(report, name) is not None
+        if given != (report.channel == channel):
+            message = f"Required with channel {channel}." if not given else f"Only with channel {channel}."
+            raise ValidationFailed(f"{name}: {message}", errors=[field_error(name, message)])
+
+
+def _desk(actor: Actor, report: Report) -> str | None:
+    """A walk-in registered at a centre's desk sits with that centre (its staff's tier)."""
+    if report.channel == "centre_desk" and actor.role == "supervisor":
+        return actor.area_code
+    return None
+
+
+_CLAIM_TICKET = text(
+    "INSERT INTO hotline_tickets (ticket_id, event_id) VALUES (:ticket, :id)"
+    " ON CONFLICT (ticket_id) DO NOTHING RETURNING event_id"
+)
+_TICKET_EVENT = text("SELECT event_id FROM hotline_tickets WHERE ticket_id = :ticket")
+
+
+def _claim_ticket(session: Session, ticket: str, event_id: uuid.UUID) -> uuid.UUID | None:
+    """Take a hotline ticket for a new event; a ticket already handed off gives its event.
+    Two handoffs at once wait on the ticket's key, so the second finds the first's event."""
+    if session.execute(_CLAIM_TICKET, {"ticket": ticket, "id": event_id}).first() is not None:
+        return None
+    return session.execute(_TICKET_EVENT, {"ticket": ticket}).scalar_one()  # type: ignore[no-any-return]
 
 
 def get_event(session: Session, event_id: uuid.UUID, actor: Actor) -> Event:
@@ -232,6 +295,7 @@ def list_events(
     area: str | None = None,
     status: str | None = None,
     category: str | None = None,
+    channel: str | None = None,
     received_from: datetime | None = None,
     received_to: datetime | None = None,
     after: tuple[datetime, uuid.UUID] | None = None,
@@ -253,6 +317,8 @@ def list_events(
         query = query.where(Event.status == status)
     if category:
         query = query.where(Event.category_code == category)
+    if channel:
+        query = query.where(Event.channel == channel)
     if received_from:
         query = query.where(Event.received_at >= received_from)
     if received_to:

@@ -27,7 +27,12 @@ KEY_HEADERS = {
     "category": "category 事项分类",
     "category_name_zh": "category_name_zh 分类名称",
     "category_name_en": "category_name_en 分类英文名称",
+    "channel": "channel 渠道",
+    "channel_name": "channel_name 渠道名称",
     "worker": "worker 网格员",
+    "mediator": "mediator 调解员",
+    "dispute_type": "dispute_type 纠纷类型",
+    "dispute_type_name": "dispute_type_name 纠纷类型名称",
     "day": "day 日期",
     "week": "week 周(周一)",
     "month": "month 月份",
@@ -59,7 +64,24 @@ INDEX_HEADERS = {
     "alerts_in_progress_score": "alerts_in_progress_score 警情处置得分",
     "composite_index": "composite_index 综合指数",
 }
-HOURS = ("median_hours_to_close", "p90_hours_to_close")
+MEDIATION_HEADERS = {
+    "cases": "cases 调解结案数",
+    "agreements": "agreements 调解成功数",
+    "failed_referred": "failed_referred 调解不成移交数",
+    "withdrawn": "withdrawn 撤回数",
+    "judicially_confirmed": "judicially_confirmed 司法确认数",
+    "referred_court": "referred_court 移交法院",
+    "referred_petition_office": "referred_petition_office 移交信访",
+    "referred_police": "referred_police 移交公安",
+    "success_rate": "success_rate 调解成功率",
+    "meets_benchmark": "meets_benchmark 达到基准",
+    "wilson_low": "wilson_low 置信区间下限",
+    "wilson_high": "wilson_high 置信区间上限",
+    "below_benchmark": "below_benchmark 显著低于基准",
+    "median_days_to_outcome": "median_days_to_outcome 办结天数中位数",
+    "p90_days_to_outcome": "p90_days_to_outcome 办结天数90分位",
+}
+HOURS = ("median_hours_to_close", "p90_hours_to_close", "median_days_to_outcome", "p90_days_to_outcome")
 # A cell starting with one of these is a formula to Excel: names typed by users must not run.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -73,6 +95,10 @@ def key_columns(group_by: Iterable[str]) -> list[str]:
             columns.append(f"{name}_name")
         elif name == "category":
             columns += ["category_name_zh", "category_name_en"]
+        elif name == "channel":
+            columns.append("channel_name")
+        elif name == "dispute_type":
+            columns.append("dispute_type_name")
     return columns
 
 
@@ -87,28 +113,28 @@ def _cell(name: str, value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def closure_csv(stats: ClosureStats) -> bytes:
-    """One row per group (the totals when there is no grouping), UTF-8 with a BOM for Excel."""
-    keys = key_columns(stats.group_by)
+def figures_csv(
+    group_by: Iterable[str], headers: dict[str, str], rows: Iterable[tuple[dict[str, Any], dict[str, Any]]]
+) -> bytes:
+    """One row per group (key and figures), UTF-8 with a BOM for Excel, bilingual header."""
+    keys = key_columns(group_by)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    extra = stats.extra_columns
-    writer.writerow(
-        [KEY_HEADERS[k] for k in keys] + list(FIGURE_HEADERS.values()) + [INDEX_HEADERS[c] for c in extra]
-    )
-    rows = (
-        [(group.key, group.figures, group.extra) for group in stats.groups]
-        if stats.group_by
-        else [({}, stats.totals, stats.totals_extra)]
-    )
-    for key, figures, more in rows:
-        values = asdict(figures)
-        writer.writerow(
-            [_cell(k, key.get(k)) for k in keys]
-            + [_cell(f, values[f]) for f in FIGURE_HEADERS]
-            + [_cell(c, more.get(c)) for c in extra]
-        )
+    writer.writerow([KEY_HEADERS[k] for k in keys] + list(headers.values()))
+    for key, values in rows:
+        writer.writerow([_cell(k, key.get(k)) for k in keys] + [_cell(f, values[f]) for f in headers])
     return out.getvalue().encode("utf-8-sig")
+
+
+def closure_csv(stats: ClosureStats) -> bytes:
+    """One row per group (the totals when there is no grouping)."""
+    headers = FIGURE_HEADERS | {column: INDEX_HEADERS[column] for column in stats.extra_columns}
+    rows = (
+        [(group.key, asdict(group.figures) | group.extra) for group in stats.groups]
+        if stats.group_by
+        else [({}, asdict(stats.totals) | stats.totals_extra)]
+    )
+    return figures_csv(stats.group_by, headers, rows)
 
 
 def csv_filename(stats: ClosureStats) -> str:
@@ -120,30 +146,42 @@ def csv_filename(stats: ClosureStats) -> str:
 def closure_features(
     stats: ClosureStats, shapes: list[AreaShape], crs: str = "wgs84"
 ) -> list[dict[str, Any]]:
-    """A feature per group, drawn with its area's polygon; areas with no due event get one too.
+    """A feature per group, drawn with its area's polygon; areas with no due event get one too."""
+    groups = [(group.key, vars(group.figures) | group.extra) for group in stats.groups]
+    blank = asdict(empty_figures(stats.benchmark)) | dict.fromkeys(stats.extra_columns)
+    return area_features(stats.group_by, groups, shapes, blank, crs)
+
+
+def area_features(
+    group_by: tuple[str, ...],
+    groups: list[tuple[dict[str, Any], dict[str, Any]]],
+    shapes: list[AreaShape],
+    blank: dict[str, Any],
+    crs: str = "wgs84",
+) -> list[dict[str, Any]]:
+    """A feature per group, drawn with its area's polygon; areas with no group get `blank`.
 
     The first grouping is an area level, so every group belongs to one of `shapes`.
     """
-    level = stats.group_by[0]
+    level = group_by[0]
     by_code: dict[str, list[dict[str, Any]]] = {}
-    for group in stats.groups:
-        code = group.key.get(level)
+    for key, figures in groups:
+        code = key.get(level)
         if code is not None:
-            by_code.setdefault(code, []).append({**group.key, **vars(group.figures), **group.extra})
-    blank = asdict(empty_figures(stats.benchmark)) | dict.fromkeys(stats.extra_columns)
+            by_code.setdefault(code, []).append({**key, **figures})
     features = []
     for shape in shapes:
         geometry = to_shape(shape.geom)
         if crs != "wgs84":
             geometry = transform_geometry(geometry, "wgs84", crs)
         geojson = geometry_to_geojson(geometry, precision=7)
-        groups = by_code.get(shape.code) or [
-            {name: None for name in key_columns(stats.group_by)}
+        found = by_code.get(shape.code) or [
+            {name: None for name in key_columns(group_by)}
             | {level: shape.code, f"{level}_name": shape.name}
             | blank
         ]
-        for index, properties in enumerate(groups):
-            feature_id = shape.code if len(groups) == 1 else f"{shape.code}.{index + 1}"
+        for index, properties in enumerate(found):
+            feature_id = shape.code if len(found) == 1 else f"{shape.code}.{index + 1}"
             features.append(
                 {"type": "Feature", "id": feature_id, "geometry": geojson, "properties": properties}
             )

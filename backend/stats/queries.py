@@ -79,12 +79,12 @@ from backend.areas.models import CODE_LENGTH
 from backend.auth.service import Actor, Forbidden
 from backend.db import driver_rows
 from backend.errors import NotFound, ValidationFailed, field_error
-from backend.events.models import STATISTICS_ACTIONS, Event
+from backend.events.models import CHANNEL_NAMES, STATISTICS_ACTIONS, Event
 from backend.stats import LOCAL_TZ
 from backend.stats.validation import Limits, query_errors, refuse
 
 AREA_LEVELS = ("district", "town", "village", "grid")
-GROUP_KEYS = (*AREA_LEVELS, "category", "worker", "day", "week", "month")
+GROUP_KEYS = (*AREA_LEVELS, "category", "channel", "worker", "day", "week", "month")
 # Groupings whose groups are people: their figures are personal.
 PER_PERSON_KEYS = ("worker",)
 DEFAULT_WINDOW = timedelta(days=365)
@@ -102,6 +102,7 @@ KEY_SQL = {
     "village": "e.village_code",
     "grid": "e.grid_code",
     "category": "e.category_code",
+    "channel": "e.channel",
     "worker": "COALESCE(e.assignee_id, e.reporter_id)",
     **{
         unit: f"date_trunc('{unit}', e.due_at AT TIME ZONE :time_zone)::date"
@@ -521,6 +522,8 @@ def _key(group_by: tuple[str, ...], row: Any) -> dict[str, Any]:
         elif name == "category":
             key["category_name_zh"] = getattr(row, f"k{i}_name_zh")
             key["category_name_en"] = getattr(row, f"k{i}_name_en")
+        elif name == "channel":
+            key["channel_name"] = CHANNEL_NAMES.get(value)
     return key
 
 

@@ -1,5 +1,5 @@
 """HTTP routes for closure statistics (JSON, CSV, GeoJSON), assessments (frozen months), the
-overdue list, check-in rates and alert responses."""
+overdue list, check-in rates, alert responses and mediation success rates (JSON, CSV, GeoJSON)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from backend.common.pagination import decode_cursor, decode_parsed_cursor, encod
 from backend.db import get_session
 from backend.events.schemas import EventListSchema
 from backend.load import expensive
-from backend.stats import assessments, check_ins, composite, export, queries, responses, schemas
+from backend.stats import assessments, check_ins, composite, export, mediation, queries, responses, schemas
 
 blp = Blueprint(
     "stats",
@@ -26,7 +26,7 @@ blp = Blueprint(
     url_prefix="/api/v1/stats",
     description="Statistics: closure rates against the 98% benchmark (结案率), months frozen as "
     "assessments (考核), overdue events, check-in rates of emergency units (报岗率) and how fast "
-    "they answer calls",
+    "they answer calls, and mediation success rates (调解成功率)",
 )
 
 JSON = "application/json"
@@ -338,3 +338,96 @@ class ResponseStats(MethodView):
             end=args.get("to"),
             group_by=args["group_by"],
         )
+
+
+def _mediation(args: dict[str, Any]) -> mediation.MediationStats:
+    mediation.check_reader(current_actor(), args["area"], args["group_by"])
+    return mediation.mediation_stats(
+        get_session(),
+        area=args["area"],
+        window_from=args["from_"],
+        window_to=args["to"],
+        group_by=args["group_by"],
+        benchmark=args["benchmark"],
+    )
+
+
+def _mediation_document(stats: mediation.MediationStats) -> dict[str, Any]:
+    return {
+        "area": stats.area,
+        "from": stats.window_from.isoformat(),
+        "to": stats.window_to.isoformat(),
+        "benchmark": stats.benchmark,
+        "group_by": list(stats.group_by),
+        "totals": dict(vars(stats.totals)),
+        "groups": [{"key": key, **vars(figures)} for key, figures in stats.groups],
+    }
+
+
+def _mediation_csv(args: dict[str, Any]) -> flask.Response:
+    stats = _mediation(args)
+    rows = (
+        [(key, vars(figures)) for key, figures in stats.groups]
+        if stats.group_by
+        else [({}, vars(stats.totals))]
+    )
+    response = flask.Response(
+        export.figures_csv(stats.group_by, export.MEDIATION_HEADERS, rows), mimetype=CSV
+    )
+    response.headers["Content-Type"] = f"{CSV}; charset=utf-8; header=present"
+    grouping = "-".join(stats.group_by) or "total"
+    filename = f"mediation_{stats.area}_{grouping}_{stats.window_from.date()}_{stats.window_to.date()}.csv"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _mediation_geojson(args: dict[str, Any]) -> flask.Response:
+    level = queries.require_area_level_first(args["group_by"])
+    stats = _mediation(args)
+    shapes = queries.area_shapes(get_session(), level=level, area=stats.area)
+    blank = vars(mediation.mediation_figures(mediation.EMPTY_COUNTS, stats.benchmark))
+    groups = [(key, vars(figures)) for key, figures in stats.groups]
+    document = _mediation_document(stats)
+    del document["groups"]
+    features = export.area_features(stats.group_by, groups, shapes, blank, args["crs"])
+    return _json_response({"type": "FeatureCollection", "features": features, **document}, GEOJSON)
+
+
+@blp.route("/mediation")
+@expensive
+class Mediation(MethodView):
+    @blp.arguments(schemas.MediationArgsSchema, location="query")
+    @blp.response(200, schemas.MediationStatsSchema, description="JSON, CSV or GeoJSON, as Accept asks")
+    @blp.alt_response(200, schema=schemas.CSV_SCHEMA, content_type=CSV, success=True)
+    @blp.alt_response(
+        200, schema=schemas.MediationFeatureCollectionSchema, content_type=GEOJSON, success=True
+    )
+    def get(self, args: dict[str, Any]) -> Any:
+        """Mediation success rate (调解成功率) of an area's subtree against the 98% benchmark, with
+        the Wilson interval, time to outcome and referrals by body; in total and by group"""
+        wanted = flask.request.accept_mimetypes.best_match([JSON, CSV, GEOJSON], default=JSON)
+        if wanted == CSV:
+            return _mediation_csv(args)
+        if wanted == GEOJSON:
+            return _mediation_geojson(args)
+        return _json_response(_mediation_document(_mediation(args)), JSON)
+
+
+@blp.route("/mediation.csv")
+@expensive
+class MediationCsv(MethodView):
+    @blp.arguments(schemas.MediationArgsSchema, location="query")
+    @blp.response(200, schemas.CSV_SCHEMA, content_type=CSV, description="One row per group, for Excel")
+    def get(self, args: dict[str, Any]) -> flask.Response:
+        """Mediation statistics as CSV (UTF-8 with a BOM, bilingual header)"""
+        return _mediation_csv(args)
+
+
+@blp.route("/mediation.geojson")
+@expensive
+class MediationGeoJson(MethodView):
+    @blp.arguments(schemas.MediationArgsSchema, location="query")
+    @blp.response(200, schemas.MediationFeatureCollectionSchema, content_type=GEOJSON)
+    def get(self, args: dict[str, Any]) -> flask.Response:
+        """Mediation statistics as a choropleth: the first `group_by` must be an area level"""
+        return _mediation_geojson(args)

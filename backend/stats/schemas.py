@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
@@ -12,7 +12,7 @@ from webargs.fields import DelimitedList
 from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, area_code
 from backend.common.pagination import CursorArgsSchema
-from backend.stats import days, queries
+from backend.stats import days, mediation, queries
 from backend.stats.models import INDEX_PARTS
 from backend.stats.validation import MAX_GROUP_BY, Limits
 from geo.crs import SUPPORTED_CRS
@@ -37,6 +37,17 @@ def benchmark_field(description: str) -> ma.fields.Float:
         validate=ma.validate.Range(0, 1, min_inclusive=False),
         metadata={"description": f"{description}, in (0, 1]"},
     )
+
+
+def window_defaults(data: dict[str, Any], window: timedelta) -> dict[str, Any]:
+    """`from` defaults to `to` less the window; the groupings become a tuple."""
+    if "from_" not in data:
+        try:
+            data["from_"] = data["to"] - window
+        except OverflowError as error:
+            raise ma.ValidationError("Give `from`: `to` is too early for the default.", "from") from error
+    data["group_by"] = tuple(data["group_by"])
+    return data
 
 
 class ClosureArgsSchema(ma.Schema):
@@ -73,13 +84,7 @@ class ClosureArgsSchema(ma.Schema):
     def _defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         data.setdefault("as_of", datetime.now(UTC))
         data.setdefault("to", data["as_of"])
-        if "from_" not in data:
-            try:
-                data["from_"] = data["to"] - queries.DEFAULT_WINDOW
-            except OverflowError as error:
-                raise ma.ValidationError("Give `from`: `to` is too early for the default.", "from") from error
-        data["group_by"] = tuple(data["group_by"])
-        return data
+        return window_defaults(data, queries.DEFAULT_WINDOW)
 
 
 class OverdueArgsSchema(CursorArgsSchema):
@@ -154,6 +159,10 @@ def _key_fields() -> dict[str, ma.fields.Field]:
     fields["category"] = ma.fields.String(allow_none=True)
     fields["category_name_zh"] = ma.fields.String(allow_none=True)
     fields["category_name_en"] = ma.fields.String(allow_none=True)
+    fields["channel"] = ma.fields.String(
+        allow_none=True, metadata={"description": "渠道: where events came from"}
+    )
+    fields["channel_name"] = ma.fields.String(allow_none=True)
     fields["worker"] = ma.fields.Integer(
         allow_none=True, metadata={"description": "User id: the assignee, else the reporter"}
     )
@@ -393,3 +402,101 @@ CSV_SCHEMA = {
     "type": "string",
     "description": "UTF-8 with a byte-order mark, a bilingual header row, one row per group",
 }
+
+
+# --- mediation (调解成功率) ----------------------------------------------------------------------
+
+
+class MediationArgsSchema(ma.Schema):
+    area = area_code(required=True, metadata={"description": "Scope: this area and its subtree"})
+    from_ = ma.fields.AwareDateTime(
+        data_key="from",
+        metadata={"description": "Cases whose outcome was set at or after it (default: `to` less 365 days)"},
+    )
+    to = ma.fields.AwareDateTime(metadata={"description": "... and before it (default: now)"})
+    group_by = group_by_field(
+        mediation.LIMITS,
+        "mediator (admins and supervisors in scope only); day, week and month of the outcome",
+    )
+    benchmark = benchmark_field("The success rate to meet")
+    crs = ma.fields.String(
+        load_default="wgs84",
+        validate=ma.validate.OneOf(SUPPORTED_CRS),
+        metadata={"description": "GeoJSON only: coordinate system of the polygons"},
+    )
+
+    @ma.post_load
+    def _defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data.setdefault("to", datetime.now(UTC))
+        return window_defaults(data, mediation.DEFAULT_WINDOW)
+
+
+class MediationFiguresSchema(ma.Schema):
+    cases = ma.fields.Integer(metadata={"description": "Cases whose outcome was set in the window"})
+    agreements = ma.fields.Integer(metadata={"description": "调解成功"})
+    failed_referred = ma.fields.Integer(metadata={"description": "调解不成, referred on"})
+    withdrawn = ma.fields.Integer(metadata={"description": "撤回"})
+    judicially_confirmed = ma.fields.Integer(
+        metadata={"description": "Agreements confirmed by a court (司法确认)"}
+    )
+    referred_court = ma.fields.Integer()
+    referred_petition_office = ma.fields.Integer()
+    referred_police = ma.fields.Integer()
+    success_rate = ma.fields.Float(
+        allow_none=True, metadata={"description": "调解成功率 = agreements / cases"}
+    )
+    meets_benchmark = ma.fields.Boolean()
+    wilson_low = ma.fields.Float(allow_none=True, metadata={"description": "Wilson 95% interval: low"})
+    wilson_high = ma.fields.Float(allow_none=True, metadata={"description": "... and high"})
+    below_benchmark = ma.fields.Boolean(metadata={"description": "wilson_high < benchmark"})
+    median_days_to_outcome = ma.fields.Float(allow_none=True)
+    p90_days_to_outcome = ma.fields.Float(allow_none=True)
+
+
+def _mediation_key_fields() -> dict[str, ma.fields.Field]:
+    fields: dict[str, ma.fields.Field] = {}
+    for level in queries.AREA_LEVELS:
+        fields[level] = ma.fields.String(allow_none=True)
+        fields[f"{level}_name"] = ma.fields.String(allow_none=True)
+    fields["mediator"] = ma.fields.String(
+        allow_none=True, metadata={"description": "The mediator's name (personal)"}
+    )
+    fields["dispute_type"] = ma.fields.String(allow_none=True)
+    fields["dispute_type_name"] = ma.fields.String(allow_none=True)
+    for unit in ("day", "week", "month"):
+        fields[unit] = ma.fields.String(allow_none=True, metadata={"format": "date"})
+    return fields
+
+
+MediationKeySchema = ma.Schema.from_dict(_mediation_key_fields(), name="MediationKeySchema")
+
+
+class MediationGroupSchema(MediationFiguresSchema):
+    key = ma.fields.Nested(MediationKeySchema)
+
+
+class MediationStatsSchema(ma.Schema):
+    area = ma.fields.String()
+    from_ = ma.fields.AwareDateTime(data_key="from")
+    to = ma.fields.AwareDateTime()
+    benchmark = ma.fields.Float()
+    group_by = ma.fields.List(ma.fields.String())
+    totals = ma.fields.Nested(MediationFiguresSchema)
+    groups = ma.fields.List(ma.fields.Nested(MediationGroupSchema))
+
+
+class MediationPropertiesSchema(MediationKeySchema, MediationFiguresSchema):  # type: ignore[valid-type,misc]
+    """A feature's properties: its group's key fields and figures side by side."""
+
+
+class MediationFeatureSchema(ma.Schema):
+    type = ma.fields.Constant("Feature")
+    id = ma.fields.String()
+    geometry = Geometry(allow_none=True)
+    properties = ma.fields.Nested(MediationPropertiesSchema)
+
+
+class MediationFeatureCollectionSchema(ma.Schema):
+    type = ma.fields.Constant("FeatureCollection")
+    features = ma.fields.List(ma.fields.Nested(MediationFeatureSchema))
+    totals = ma.fields.Nested(MediationFiguresSchema)

@@ -1,0 +1,1 @@
+"""Open311 GeoReport v2 over events: how civic apps hand residents' reports in."""
