@@ -19,13 +19,15 @@ from backend.org.models import (
     PartyBranch,
     PartyGroup,
 )
-from backend.stats.models import Assessment, AssessmentFigures
+from backend.stats.models import Assessment, AssessmentFigures, ClosureRollup, ClosureRollupHours
 
 __all__ = [
     "ApiKey",
     "Area",
     "Assessment",
     "AssessmentFigures",
+    "ClosureRollup",
+    "ClosureRollupHours",
     "Attachment",
     "Base",
     "Category",

@@ -50,6 +50,7 @@ def _stats(args: dict[str, Any]) -> queries.ClosureStats:
         as_of=args["as_of"],
         group_by=args["group_by"],
         benchmark=args["benchmark"],
+        exact=args.get("exact"),
     )
 
 
@@ -62,6 +63,7 @@ def _document(stats: queries.ClosureStats) -> dict[str, Any]:
         "as_of": stats.as_of.isoformat(),
         "benchmark": stats.benchmark,
         "group_by": list(stats.group_by),
+        "exact": stats.exact,
         "totals": dict(vars(stats.totals)),
         "groups": [{"key": g.key, **vars(g.figures)} for g in stats.groups],
     }
