@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
 BUCKETS_PER_DOUBLING = 8
 LAST_BUCKET = 1 + 24 * BUCKETS_PER_DOUBLING
 # The bound the API documentation states (2^(1/16) - 1 = 4.43%, rounded up).
@@ -54,3 +57,35 @@ def percentiles(counts: Iterable[tuple[int, int]], fractions: Sequence[float]) -
         high_value = order_statistic(min(low + 1, total - 1))
         out.append(low_value + (high_value - low_value) * (position - low))
     return out
+
+
+# The rollups' two triggers on events (migration 0090).
+TRIGGERS = ("closure_rollups_insert_delete", "closure_rollups_update")
+_KEY = "d.district_code, d.town_code, d.village_code, d.grid_code, d.category_code, d.due_day"
+_REBUILD = (
+    "TRUNCATE closure_rollups, closure_rollup_hours",
+    f"""INSERT INTO closure_rollups (district_code, town_code, village_code, grid_code,
+        category_code, due_day, due, closed, closed_on_time, reworked)
+    SELECT {_KEY}, sum(d.due), sum(d.closed), sum(d.closed_on_time), sum(d.reworked)
+    FROM events e, closure_rollup_delta(e, 1) d
+    GROUP BY {_KEY}""",
+    f"""INSERT INTO closure_rollup_hours (district_code, town_code, village_code, grid_code,
+        category_code, due_day, bucket, closed)
+    SELECT {_KEY}, d.bucket, sum(d.closed)
+    FROM events e, closure_rollup_delta(e, 1) d
+    WHERE d.bucket IS NOT NULL
+    GROUP BY {_KEY}, d.bucket""",
+)
+
+
+def set_triggers(session: Session, *, enabled: bool) -> None:
+    """Switch the rollups' triggers on events on or off (for a bulk load, which rebuilds them
+    after); takes a lock on events until commit."""
+    for trigger in TRIGGERS:
+        session.execute(text(f"ALTER TABLE events {'ENABLE' if enabled else 'DISABLE'} TRIGGER {trigger}"))
+
+
+def rebuild(session: Session) -> None:
+    """Count the rollups afresh from the events (one pass; the caller commits)."""
+    for statement in _REBUILD:
+        session.execute(text(statement))

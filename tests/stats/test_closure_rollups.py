@@ -153,8 +153,9 @@ def test_the_events_answer_when_the_rollups_cannot(square):  # type: ignore[no-u
     assert (answer.totals.due, answer.totals.closed) == (2, 0)
 
 
-def _recounted(session) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:  # type: ignore[no-untyped-def]
-    """The rollups as the trigger left them, and as counted afresh from the events."""
+def rollups_differences(session) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:  # type: ignore[no-untyped-def]
+    """What differs between the rollups as kept and as counted afresh from the events (the
+    counts, and the histograms): nothing, when the trigger did its work."""
     key = "district_code, town_code, village_code, grid_code, category_code, due_day"
     of_delta = ", ".join(f"d.{column}" for column in key.split(", "))
     kept = session.execute(
@@ -209,7 +210,7 @@ def test_the_trigger_keeps_the_rollups_equal_to_a_fresh_count(square, seed):  # 
         )
         for event in history[:20]
     ]
-    assert _recounted(session) == (set(), set())
+    assert rollups_differences(session) == (set(), set())
     ids = [event.id for event in history] + copies
     for _ in range(80):
         change = pick.choice(["close", "reopen", "reject", "move", "due", "rework", "delete", "note"])
@@ -242,4 +243,4 @@ def test_the_trigger_keeps_the_rollups_equal_to_a_fresh_count(square, seed):  # 
                 "town": grid[:9],
             },
         )
-    assert _recounted(session) == (set(), set())
+    assert rollups_differences(session) == (set(), set())
