@@ -61,6 +61,10 @@ class Settings:
     # A phone's sync cursors: none older than this, and at most this many per user.
     keep_sync_states_days: int = 30
     keep_sync_states_per_user: int = 10
+    # A hot standby for statistics, GIS, tiles and exports (DATABASE_REPLICA_URL; none by
+    # default), skipped while it is down or more than this many seconds behind.
+    replica_url: str | None = None
+    replica_max_lag_s: float = 30.0
 
 
 def settings() -> Settings:
@@ -114,6 +118,8 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         keep_sync_states_per_user=int(
             env.get("WANGGE_KEEP_SYNC_STATES_PER_USER", defaults.keep_sync_states_per_user)
         ),
+        replica_url=_driver_url(env["DATABASE_REPLICA_URL"]) if env.get("DATABASE_REPLICA_URL") else None,
+        replica_max_lag_s=float(env.get("WANGGE_REPLICA_MAX_LAG_S", defaults.replica_max_lag_s)),
     )
 
 
