@@ -1,4 +1,4 @@
-.PHONY: run test openapi bench bench-assignment bench-stats bench-alerts bench-gis
+.PHONY: run test openapi bench bench-assignment bench-stats bench-alerts bench-gis bench-scale
 
 run:
 	@bash scripts/run.sh
@@ -33,3 +33,9 @@ bench-alerts:
 bench-gis:
 	@bash scripts/bootstrap.sh
 	@.venv/bin/python -m bench.gis
+
+# Closure statistics on 10 million Guangzhou-scale events: rollups against the events, writes
+# with and without the rollups' trigger, and the hot standby under reporting phones.
+bench-scale:
+	@bash scripts/bootstrap.sh
+	@.venv/bin/python -m bench.scale

@@ -15,17 +15,26 @@ It times, p50 and p95 over repeated calls, with the machine's load beside them:
   the events; the API's scopes stop at the district);
 - reporting, accepting and closing an event (the writes the rollups' trigger follows) with the
   trigger on and off, in the same run;
+- district by grid over one year through HTTP while 24 phones report to the primary, with the
+  hot standby of the private cluster answering the statistics and without it, and the lag seen;
 and reports the dataset's size on disk.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import os
 import random
 import statistics
+import subprocess
+import sys
+import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -318,6 +327,105 @@ def write_rows(engine: Engine, inserts: int, rounds: int) -> list[list[object]]:
     return rows
 
 
+def replica_rows(engine: Engine, seconds: float, phones: int) -> list[list[object]]:
+    """District-by-grid statistics (one year) over HTTP while `phones` phones report to the
+    primary, with the hot standby answering them and without one; the standby's lag seen."""
+    from backend import history
+    from bench.common import ROOT, bench_access_token, drive_http, gunicorn
+
+    url = engine.url.render_as_string(hide_password=False)
+    standby = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "devdb.py"), "replica-url", engine.url.database or ""],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    token = bench_access_token(url)
+    headers = {"Authorization": f"Bearer {token}"}
+    with Session(engine) as session:
+        points = [p for g in history.read_grids(session, points_per_grid=1, seed=3) for p in g.points]
+        district = session.execute(
+            text(
+                "SELECT left(code, 6) FROM areas WHERE level = 'grid' AND valid_to IS NULL"
+                " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+            )
+        ).scalar_one()
+    query = (
+        f"area={district}&group_by=grid&from={(END - timedelta(days=365)).isoformat()}&to={END.isoformat()}"
+    )
+    query = query.replace("+", "%2B")
+
+    def report(i: int) -> tuple[str, str, object]:
+        lon, lat = points[(i * 7919) % len(points)]
+        body = {
+            "id": str(uuid.uuid4()),
+            "category": "environment",
+            "description": "bench",
+            "location": {"type": "Point", "coordinates": [lon, lat]},
+        }
+        return "POST", "/api/v1/events", body
+
+    rows: list[list[object]] = []
+    for label, replica_url in (("standby", standby), ("primary only", "")):
+        os.environ["DATABASE_REPLICA_URL"] = replica_url
+        try:
+            with gunicorn(url, "-w 2 --worker-class gthread --threads 8", pool_size=8) as server:
+                asked = _Asked(server.port, f"/api/v1/stats/closure?{query}", headers)
+                asker = threading.Thread(target=asked.run, daemon=True)
+                asker.start()
+                load = drive_http(
+                    server.port, report, seconds=seconds, warmup=2, concurrency=phones, headers=headers
+                )
+                asked.done.set()
+                asker.join()
+        finally:
+            os.environ.pop("DATABASE_REPLICA_URL", None)
+        rows.append(
+            [
+                label,
+                len(asked.ms),
+                percentile(asked.ms, 0.5),
+                percentile(asked.ms, 0.95),
+                load.count(201),
+                f"{load.count(201) / load.seconds:.0f}",
+                load.percentile(0.95) * 1000,
+                f"{max(asked.lags):.2f}" if asked.lags else "-",
+                f"{sum(asked.in_use) / len(asked.in_use):.0%}" if asked.in_use else "-",
+            ]
+        )
+    return rows
+
+
+@dataclass
+class _Asked:
+    """Statistics asked for one after the other until `done`, each followed by a scrape of the
+    standby's lag and whether reads go to it."""
+
+    port: int
+    path: str
+    headers: dict[str, str]
+    done: threading.Event = field(default_factory=threading.Event)
+    ms: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+    in_use: list[float] = field(default_factory=list)
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        while not self.done.is_set():
+            started = time.perf_counter()
+            conn.request("GET", self.path, headers=self.headers)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200, response.status
+            self.ms.append((time.perf_counter() - started) * 1000)
+            conn.request("GET", "/metrics")
+            for line in conn.getresponse().read().decode().splitlines():
+                if line.startswith("wangge_replica_lag_seconds "):
+                    self.lags.append(float(line.split()[1]))
+                elif line.startswith("wangge_replica_in_use "):
+                    self.in_use.append(float(line.split()[1]))
+
+
 def sizes(engine: Engine) -> list[list[object]]:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -342,6 +450,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--inserts", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--phones", type=int, default=24)
+    parser.add_argument("--phone-seconds", type=float, default=20)
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args(argv)
     engine = prepare(args.events)
@@ -353,6 +463,8 @@ def main(argv: list[str] | None = None) -> None:
         log(f"machine: {machine()}")
         write_table = write_rows(engine, args.inserts, args.rounds)
         log(f"machine: {machine()}")
+        replica_table = replica_rows(engine, args.phone_seconds, args.phones)
+        log(f"machine: {machine()}")
         size_table = sizes(engine)
     finally:
         engine.dispose()
@@ -363,6 +475,11 @@ def main(argv: list[str] | None = None) -> None:
     log("")
     log("Cost per event of writes, with the rollups' trigger off and on (ms)")
     log(format_table(["write", "events", "without rollups", "with rollups", "change"], write_table))
+    log("")
+    log(f"District by grid (1 year) over HTTP while {args.phones} phones report to the primary")
+    headers = ["statistics read from", "calls", "p50 ms", "p95 ms", "reports", "reports/s"]
+    headers += ["report p95 ms", "max lag s", "on standby"]
+    log(format_table(headers, replica_table))
     log("")
     log("Size on disk (tables with their indexes)")
     log(format_table(["relation", "size", "rows"], size_table))
