@@ -13,8 +13,8 @@ It times, p50 and p95 over repeated calls, with the machine's load beside them:
   same table without the rollups, the path every figure took before them);
 - the whole city by district over one year, the same two ways (one statement over the rollups or
   the events; the API's scopes stop at the district);
-- reporting, accepting and closing an event (the writes the rollups' trigger follows) with the
-  trigger on and off, in the same run;
+- reporting and accepting an event (the trigger follows the acceptance, which sets the due
+  time) with the rollups' trigger on and off, in the same run (bench.stats.write_costs);
 - district by grid over one year through HTTP while 24 phones report to the primary, with the
   hot standby of the private cluster answering the statistics and without it, and the lag seen;
 and reports the dataset's size on disk.
@@ -25,15 +25,14 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import random
-import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -44,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import alembic_config
 from bench.common import database_url, format_table, log, machine, percentile
+from bench.stats import write_costs
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 END = datetime(2026, 1, 1, tzinfo=BEIJING)  # a local midnight, fixed so a rebuild is the same
@@ -265,66 +265,17 @@ def query_rows(engine: Engine, repeats: int) -> list[list[object]]:
     return rows
 
 
-def write_rows(engine: Engine, inserts: int, rounds: int) -> list[list[object]]:
-    """Per-event cost of reporting, accepting and closing, with the rollups' trigger on and off."""
-    from backend import history
-    from backend.auth.service import Actor
-    from backend.events import service
+@contextmanager
+def without_rollups(session: Session) -> Iterator[None]:
+    """Switch the rollups' triggers off in this transaction (rolled back after)."""
     from backend.stats import rollups
 
-    with Session(engine) as session:
-        grids = history.read_grids(session, points_per_grid=2, seed=1)
-    rng = random.Random(7)
-    points = [p for g in grids for p in g.points]
-    results: dict[tuple[str, bool], list[float]] = defaultdict(list)
-
-    def one_round(with_rollups: bool) -> None:
-        with Session(engine) as session:
-            if not with_rollups:
-                rollups.set_triggers(session, enabled=False)
-            ids = []
-            started = time.perf_counter()
-            for _ in range(inserts):
-                lon, lat = rng.choice(points)
-                event, _ = service.report_event(
-                    session,
-                    service.Report(category="environment", description="路边垃圾堆积", lon=lon, lat=lat),
-                    actor=Actor(role="admin", username="bench"),
-                )
-                ids.append(event.id)
-            reported = time.perf_counter() - started
-            started = time.perf_counter()
-            for event_id in ids:
-                session.execute(
-                    text(
-                        "UPDATE events SET status = 'accepted', accepted_at = now(),"
-                        " due_at = now() + interval '48 hours', version = version + 1 WHERE id = :id"
-                    ),
-                    {"id": event_id},
-                )
-                session.execute(
-                    text(
-                        "UPDATE events SET status = 'closed', closed_at = now(), version = version + 1"
-                        " WHERE id = :id"
-                    ),
-                    {"id": event_id},
-                )
-            handled = time.perf_counter() - started
-            session.rollback()
-        results[("report_event", with_rollups)].append(reported / inserts * 1000)
-        results[("accept + close (UPDATEs)", with_rollups)].append(handled / inserts * 1000)
-
-    one_round(True)  # warm the caches
-    results.clear()
-    for _ in range(rounds):
-        one_round(False)
-        one_round(True)
-    rows: list[list[object]] = []
-    for what in ("report_event", "accept + close (UPDATEs)"):
-        without = statistics.median(results[(what, False)])
-        with_ = statistics.median(results[(what, True)])
-        rows.append([what, inserts * rounds, without, with_, f"{(with_ / without - 1) * 100:+.1f}%"])
-    return rows
+    session.rollback()
+    rollups.set_triggers(session, enabled=False)
+    try:
+        yield
+    finally:
+        session.rollback()
 
 
 def replica_rows(engine: Engine, seconds: float, phones: int) -> list[list[object]]:
@@ -461,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
         log(f"machine: {machine()}")
         query_table = query_rows(engine, args.repeats)
         log(f"machine: {machine()}")
-        write_table = write_rows(engine, args.inserts, args.rounds)
+        write_table = write_costs(engine, args.inserts, args.rounds, without_rollups)
         log(f"machine: {machine()}")
         replica_table = replica_rows(engine, args.phone_seconds, args.phones)
         log(f"machine: {machine()}")

@@ -99,37 +99,36 @@ class AssessmentFigures(Base):
     )
 
 
-class ClosureRollup(Base):
+class RollupKey:
+    """The key of both rollups: the due events' area codes, category and local due day."""
+
+    district_code: Mapped[str] = mapped_column(String(CODE_LENGTH["district"]), primary_key=True)
+    town_code: Mapped[str] = mapped_column(String(CODE_LENGTH["town"]), primary_key=True)
+    village_code: Mapped[str] = mapped_column(String(CODE_LENGTH["village"]), primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(CODE_LENGTH["grid"]), primary_key=True)
+    category_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    due_day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class ClosureRollup(RollupKey, Base):
     """The counts closure figures need, of the due events (not rejected, with a due time) of
     one grid and category whose due time falls on one local day (Asia/Shanghai), as the events'
     columns stand now: due, closed, closed by the due time, closed after rework."""
 
     __tablename__ = "closure_rollups"
 
-    district_code: Mapped[str] = mapped_column(String(CODE_LENGTH["district"]), primary_key=True)
-    town_code: Mapped[str] = mapped_column(String(CODE_LENGTH["town"]), primary_key=True)
-    village_code: Mapped[str] = mapped_column(String(CODE_LENGTH["village"]), primary_key=True)
-    grid_code: Mapped[str] = mapped_column(String(CODE_LENGTH["grid"]), primary_key=True)
-    category_code: Mapped[str] = mapped_column(String(40), primary_key=True)
-    due_day: Mapped[date] = mapped_column(Date, primary_key=True)
     due: Mapped[int] = mapped_column(Integer)
     closed: Mapped[int] = mapped_column(Integer)
     closed_on_time: Mapped[int] = mapped_column(Integer)
     reworked: Mapped[int] = mapped_column(Integer)
 
 
-class ClosureRollupHours(Base):
+class ClosureRollupHours(RollupKey, Base):
     """A histogram of the hours from acceptance to closing of the same events once closed: how
     many fell in each of fixed log-spaced buckets (backend.stats.rollups), so that the
     histograms of any days and grids add up to the histogram of their union."""
 
     __tablename__ = "closure_rollup_hours"
 
-    district_code: Mapped[str] = mapped_column(String(CODE_LENGTH["district"]), primary_key=True)
-    town_code: Mapped[str] = mapped_column(String(CODE_LENGTH["town"]), primary_key=True)
-    village_code: Mapped[str] = mapped_column(String(CODE_LENGTH["village"]), primary_key=True)
-    grid_code: Mapped[str] = mapped_column(String(CODE_LENGTH["grid"]), primary_key=True)
-    category_code: Mapped[str] = mapped_column(String(40), primary_key=True)
-    due_day: Mapped[date] = mapped_column(Date, primary_key=True)
     bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     closed: Mapped[int] = mapped_column(Integer)
