@@ -1,4 +1,4 @@
-.PHONY: run test openapi bench bench-assignment bench-stats bench-alerts bench-gis bench-dashboard bench-patrols
+.PHONY: run test openapi bench bench-assignment bench-stats bench-alerts bench-gis bench-dashboard bench-patrols bench-scale
 
 run:
 	@bash scripts/run.sh
@@ -43,3 +43,9 @@ bench-dashboard:
 bench-patrols:
 	@bash scripts/bootstrap.sh
 	@.venv/bin/python -m bench.patrols
+
+# Closure statistics on 10 million Guangzhou-scale events: rollups against the events, writes
+# with and without the rollups' trigger, and the hot standby under reporting phones.
+bench-scale:
+	@bash scripts/bootstrap.sh
+	@.venv/bin/python -m bench.scale

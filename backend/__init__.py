@@ -9,7 +9,7 @@ from sqlalchemy.orm import sessionmaker
 from werkzeug.routing import IntegerConverter
 
 from backend import config as config_module
-from backend import cors, db
+from backend import cors, db, replica
 from backend.common.json_provider import OrjsonProvider
 
 
@@ -48,6 +48,14 @@ def create_app(
         metrics.watch_pool(engine, limit=2 * settings.pool_size)  # the pool's size plus its overflow
         session_factory = sessionmaker(engine, expire_on_commit=False)
     db.init_app(app, session_factory)
+    # The standby answers the expensive reads: it gets their statement timeout.
+    replica.init_app(
+        app,
+        settings.replica_url,
+        max_lag_s=settings.replica_max_lag_s,
+        pool_size=settings.pool_size,
+        statement_timeout_ms=settings.expensive_timeout_ms,
+    )
     layers.register_all()
     api = make_api(app)
     register_blueprints(api)

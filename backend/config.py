@@ -71,6 +71,10 @@ class Settings:
     patrol_idle_minutes: int = 60
     patrol_keep_days: int = 30
     patrol_max_points: int = 1000
+    # A hot standby for statistics, GIS, tiles and exports (DATABASE_REPLICA_URL; none by
+    # default), skipped while it is down or more than this many seconds behind.
+    replica_url: str | None = None
+    replica_max_lag_s: float = 30.0
 
 
 def settings() -> Settings:
@@ -132,6 +136,8 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         patrol_idle_minutes=int(env.get("WANGGE_PATROL_IDLE_MINUTES", defaults.patrol_idle_minutes)),
         patrol_keep_days=int(env.get("WANGGE_PATROL_KEEP_DAYS", defaults.patrol_keep_days)),
         patrol_max_points=int(env.get("WANGGE_PATROL_MAX_POINTS", defaults.patrol_max_points)),
+        replica_url=_driver_url(env["DATABASE_REPLICA_URL"]) if env.get("DATABASE_REPLICA_URL") else None,
+        replica_max_lag_s=float(env.get("WANGGE_REPLICA_MAX_LAG_S", defaults.replica_max_lag_s)),
     )
 
 

@@ -37,10 +37,15 @@ class Base(DeclarativeBase):
 
 
 def make_engine(
-    url: str, pool_size: int = 10, statement_timeout_ms: int = 15_000, lock_timeout_ms: int = 5_000
+    url: str,
+    pool_size: int = 10,
+    statement_timeout_ms: int = 15_000,
+    lock_timeout_ms: int = 5_000,
+    connect_timeout_s: int | None = None,
 ) -> Engine:
     """Create the engine; every connection talks UTC, and gives up on a statement or a lock after
     the timeouts (a request kind may set its own; commands lift them)."""
+    connect: dict[str, Any] = {} if connect_timeout_s is None else {"connect_timeout": connect_timeout_s}
     return create_engine(
         url,
         pool_size=pool_size,
@@ -51,7 +56,8 @@ def make_engine(
         pool_recycle=1800,
         connect_args={
             "options": f"-c timezone=UTC -c statement_timeout={int(statement_timeout_ms)}"
-            f" -c lock_timeout={int(lock_timeout_ms)}"
+            f" -c lock_timeout={int(lock_timeout_ms)}",
+            **connect,
         },
     )
 

@@ -39,6 +39,7 @@ from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIn
 from backend.areas import service as areas
 from backend.db import driver_connection
 from backend.models import Event, EventAction
+from backend.stats import rollups
 from geo.crs import transform_arrays
 
 # Times are integer microseconds since 2000-01-01 UTC: integer arithmetic is much cheaper than
@@ -567,7 +568,8 @@ def _copy(
 
 @contextmanager
 def bulk_mode(session: Session) -> Iterator[None]:
-    """Drop the events' and trail's foreign keys and secondary indexes, then build them again.
+    """Drop the events' and trail's foreign keys and secondary indexes, then build them again;
+    switch the closure rollups' triggers off, then count the rollups afresh.
 
     The PostgreSQL manual's advice for populating a database: checking each row's foreign keys
     and updating each index row by row costs several times the COPY itself, while building an
@@ -581,7 +583,11 @@ def bulk_mode(session: Session) -> Iterator[None]:
         session.execute(DropConstraint(fk))
     for index in indexes:
         session.execute(DropIndex(index))
+    # The closure rollups too are counted once at the end rather than row by row.
+    rollups.set_triggers(session, enabled=False)
     yield
+    rollups.set_triggers(session, enabled=True)
+    rollups.rebuild(session)
     for index in indexes:
         session.execute(CreateIndex(index))
     for fk in keys:

@@ -23,13 +23,15 @@ from backend.org.models import (
     PartyGroup,
 )
 from backend.patrols.models import Patrol, PatrolBatch, PatrolDay, PatrolGridDay, PatrolNorm
-from backend.stats.models import Assessment, AssessmentFigures
+from backend.stats.models import Assessment, AssessmentFigures, ClosureRollup, ClosureRollupHours
 
 __all__ = [
     "ApiKey",
     "Area",
     "Assessment",
     "AssessmentFigures",
+    "ClosureRollup",
+    "ClosureRollupHours",
     "Attachment",
     "Base",
     "Category",

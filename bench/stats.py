@@ -21,7 +21,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -258,6 +258,15 @@ def query_rows(dataset: Dataset, engine: Engine, repeats: int) -> list[list[obje
 
 def write_rows(dataset: Dataset, engine: Engine, inserts: int, rounds: int) -> list[list[object]]:
     """Per-event cost of reporting and of accepting, with and without the statistics indexes."""
+    return [[dataset.name, *row] for row in write_costs(engine, inserts, rounds, without_stats_indexes)]
+
+
+def write_costs(
+    engine: Engine, inserts: int, rounds: int, without: Callable[[Session], AbstractContextManager[None]]
+) -> list[list[object]]:
+    """Per-event cost (ms) of reporting (backend.events.service.report_event) and of accepting
+    (the update that sets due_at), without something (`without(session)` takes it away from the
+    transaction) and with it, in alternate rounds; rows of write, events, without, with, change."""
     from backend import history
     from backend.auth.service import Actor
     from backend.events import service
@@ -268,9 +277,9 @@ def write_rows(dataset: Dataset, engine: Engine, inserts: int, rounds: int) -> l
     points = [p for g in grids for p in g.points]
     results: dict[tuple[str, bool], list[float]] = {}
 
-    def one_round(with_indexes: bool) -> None:
+    def one_round(with_it: bool) -> None:
         with Session(engine) as session:
-            with nullcontext() if with_indexes else without_stats_indexes(session):
+            with nullcontext() if with_it else without(session):
                 ids = []
                 started = time.perf_counter()
                 for _ in range(inserts):
@@ -294,10 +303,8 @@ def write_rows(dataset: Dataset, engine: Engine, inserts: int, rounds: int) -> l
                     )
                 accepted = time.perf_counter() - started
                 session.rollback()
-        results.setdefault(("report_event", with_indexes), []).append(reported / inserts * 1000)
-        results.setdefault(("accept (UPDATE sets due_at)", with_indexes), []).append(
-            accepted / inserts * 1000
-        )
+        results.setdefault(("report_event", with_it), []).append(reported / inserts * 1000)
+        results.setdefault(("accept (UPDATE sets due_at)", with_it), []).append(accepted / inserts * 1000)
 
     one_round(True)  # warm the caches
     results.clear()
@@ -308,9 +315,7 @@ def write_rows(dataset: Dataset, engine: Engine, inserts: int, rounds: int) -> l
     for what in ("report_event", "accept (UPDATE sets due_at)"):
         before = statistics.median(results[(what, False)])
         after = statistics.median(results[(what, True)])
-        rows.append(
-            [dataset.name, what, inserts * rounds, before, after, f"{(after / before - 1) * 100:+.1f}%"]
-        )
+        rows.append([what, inserts * rounds, before, after, f"{(after / before - 1) * 100:+.1f}%"])
     return rows
 
 

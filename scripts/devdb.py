@@ -1,9 +1,11 @@
 """Create, start and hand out databases of the private PostGIS cluster under var/ (stdlib only).
 
 Usage: python scripts/devdb.py url DBNAME [--fresh]   prints a DATABASE_URL for DBNAME
-       python scripts/devdb.py stop | restart
+       python scripts/devdb.py replica-url DBNAME     the same database on the hot standby
+       python scripts/devdb.py stop | restart | replica-stop | replica-start
 The cluster lives under var/pg, or under WANGGE_PG_CLUSTER when set (the fault tests start their
-own, to restart it under load).
+own, to restart it under load). Its hot standby (streaming replication, made on first use with
+pg_basebackup) lives beside it, in replica/ of the same folder, on a port of its own.
 PostgreSQL refuses to run as root, so as root every server command runs as the `postgres` user.
 """
 
@@ -23,6 +25,9 @@ CLUSTER = Path(os.environ.get("WANGGE_PG_CLUSTER") or ROOT / "var" / "pg")
 DATA = CLUSTER / "data"
 PORT_FILE = CLUSTER / "port"
 LOG = CLUSTER / "server.log"
+REPLICA = CLUSTER / "replica"
+REPLICA_PORT_FILE = CLUSTER / "replica_port"
+REPLICA_LOG = CLUSTER / "replica.log"
 BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 SETTINGS = {
@@ -51,11 +56,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port() -> int:
-    if not PORT_FILE.exists():
+def _port(port_file: Path = PORT_FILE) -> int:
+    if not port_file.exists():
         CLUSTER.mkdir(parents=True, exist_ok=True)
-        PORT_FILE.write_text(str(_free_port()))
-    return int(PORT_FILE.read_text())
+        port_file.write_text(str(_free_port()))
+    return int(port_file.read_text())
 
 
 def _user() -> str:
@@ -100,31 +105,26 @@ def _init() -> None:
         conf.write(f"unix_socket_directories = '{CLUSTER}'\n")
 
 
-def _running() -> bool:
+def _running(port: int | None = None) -> bool:
+    port = _port() if port is None else port
     result = subprocess.run(
-        [str(BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(_port()), "-U", _user()], check=False
+        [str(BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", _user()], check=False
     )
     return result.returncode == 0
 
 
-def start() -> int:
-    """Initialise the cluster if needed and start it; return its port."""
-    _init()
-    port = _port()
-    if _running():
-        return port
+def _start_server(data: Path, port: int, log: Path) -> None:
     if os.geteuid() == 0:
-        for path in (LOG,):
-            path.touch()
-            shutil.chown(path, "postgres", "postgres")
+        log.touch()
+        shutil.chown(log, "postgres", "postgres")
     subprocess.run(
         _as_owner(
             [
                 str(BIN / "pg_ctl"),
                 "-D",
-                str(DATA),
+                str(data),
                 "-l",
-                str(LOG),
+                str(log),
                 "-o",
                 f"-p {port}",
                 "-w",
@@ -137,20 +137,66 @@ def start() -> int:
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
-    while not _running():
+    while not _running(port):
         if time.monotonic() > deadline:
-            sys.exit(f"PostgreSQL did not start; see {LOG}")
+            sys.exit(f"PostgreSQL did not start; see {log}")
         time.sleep(0.2)
+
+
+def start() -> int:
+    """Initialise the cluster if needed and start it; return its port."""
+    _init()
+    port = _port()
+    if not _running(port):
+        _start_server(DATA, port, LOG)
     return port
 
 
-def stop() -> None:
-    if (DATA / "PG_VERSION").exists() and _running():
+def _stop_server(data: Path, port: int) -> None:
+    if (data / "PG_VERSION").exists() and _running(port):
         subprocess.run(
-            _as_owner([str(BIN / "pg_ctl"), "-D", str(DATA), "-m", "fast", "stop"]),
+            _as_owner([str(BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+
+def stop() -> None:
+    stop_replica()
+    _stop_server(DATA, _port())
+
+
+def start_replica() -> int:
+    """Make the hot standby if needed (a base backup of the running cluster, streaming from it)
+    and start it; return its port."""
+    port = start()
+    replica_port = _port(REPLICA_PORT_FILE)
+    if not (REPLICA / "PG_VERSION").exists():
+        shutil.rmtree(REPLICA, ignore_errors=True)
+        REPLICA.mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            shutil.chown(REPLICA, "postgres", "postgres")
+        # -R writes standby.signal and the primary's address; -X stream copies the WAL written
+        # meanwhile. The cluster's pg_hba.conf (initdb's) lets local replication in.
+        subprocess.run(
+            _as_owner(
+                [str(BIN / "pg_basebackup"), "-D", str(REPLICA), "-h", "127.0.0.1", "-p", str(port)]
+                + ["-U", _user(), "-X", "stream", "-R", "-c", "fast"]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        with open(REPLICA / "postgresql.conf", "a") as conf:
+            # Long statistics queries on the standby are not cancelled by the WAL it replays.
+            conf.write("hot_standby_feedback = on\n")
+    if not _running(replica_port):
+        _start_server(REPLICA, replica_port, REPLICA_LOG)
+    return replica_port
+
+
+def stop_replica() -> None:
+    if REPLICA_PORT_FILE.exists():
+        _stop_server(REPLICA, _port(REPLICA_PORT_FILE))
 
 
 def _psql(port: int, sql: str, db: str = "postgres") -> str:
@@ -192,9 +238,32 @@ def database_url(name: str, fresh: bool = False) -> str:
     return f"postgresql+psycopg://{_user()}@127.0.0.1:{port}/{name}"
 
 
+def replica_url(name: str) -> str:
+    """Return the URL of database `name` on the hot standby, once it has replayed its creation."""
+    database_url(name)
+    port = start_replica()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if _psql(port, f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
+                break
+        except subprocess.CalledProcessError:
+            pass  # still starting up
+        if time.monotonic() > deadline:
+            sys.exit(f"The standby did not catch up; see {REPLICA_LOG}")
+        time.sleep(0.2)
+    return f"postgresql+psycopg://{_user()}@127.0.0.1:{port}/{name}"
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["url"] and len(argv) >= 2:
         print(database_url(argv[1], fresh="--fresh" in argv))
+    elif argv[:1] == ["replica-url"] and len(argv) >= 2:
+        print(replica_url(argv[1]))
+    elif argv[:1] == ["replica-stop"]:
+        stop_replica()
+    elif argv[:1] == ["replica-start"]:
+        start_replica()
     elif argv[:1] == ["stop"]:
         stop()
     elif argv[:1] == ["restart"]:

@@ -8,6 +8,11 @@ if [ -z "${DATABASE_URL:-}" ]; then
   DATABASE_URL=$(python3 scripts/devdb.py url wangge)
 fi
 export DATABASE_URL
+# WANGGE_REPLICAS=1: a hot standby of the private cluster answers statistics, GIS, tiles and exports.
+if [ "${WANGGE_REPLICAS:-0}" = "1" ] && [ -z "${DATABASE_REPLICA_URL:-}" ]; then
+  DATABASE_REPLICA_URL=$(python3 scripts/devdb.py replica-url wangge)
+  export DATABASE_REPLICA_URL
+fi
 if [ -z "${SECRET_KEY:-}" ]; then
   mkdir -p var
   [ -s var/secret_key ] || python3 -c 'import secrets; print(secrets.token_urlsafe(48))' > var/secret_key

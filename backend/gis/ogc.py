@@ -16,10 +16,10 @@ import flask
 from flask.views import MethodView
 
 from backend.auth import context
-from backend.db import get_session
 from backend.errors import DomainError, NotFound
 from backend.gis import openapi, params, registry, service
 from backend.gis.registry import Collection
+from backend.replica import get_read_session
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
@@ -197,7 +197,7 @@ def _carried() -> list[tuple[str, str]]:
 
 
 def collection_document(collection: Collection, actor: Any) -> dict[str, Any]:
-    extent = service.extent(get_session(), collection, actor)
+    extent = service.extent(get_read_session(), collection, actor)
     path = f"/collections/{collection.id}"
     body: dict[str, Any] = {
         "id": collection.id,
@@ -315,7 +315,7 @@ class Items(MethodView):
         collection = _collection(collection_id)
         actor = context.caller(anonymous_ok=collection.anonymous)
         query = _items_query(collection)
-        session = get_session()
+        session = get_read_session()
         lat_lon = query.crs in params.LAT_LON
         page = service.page(
             session,
@@ -365,7 +365,7 @@ class Item(MethodView):
         key = params.parse_feature_id(collection, feature_id)
         text = None
         if key is not None:
-            text = service.feature(get_session(), collection, key, actor, lat_lon=crs in params.LAT_LON)
+            text = service.feature(get_read_session(), collection, key, actor, lat_lon=crs in params.LAT_LON)
         if text is None:
             raise NotFound(f"No feature {feature_id} in {collection.id}.")
         links = [

@@ -31,6 +31,7 @@ from backend.gis.ogc import InvalidParameter, route_on
 from backend.gis.params import Selection
 from backend.gis.registry import Collection
 from backend.load import expensive
+from backend.replica import get_read_session
 
 GEOJSON = "application/geo+json"
 MVT = "application/vnd.mapbox-vector-tile"
@@ -171,7 +172,7 @@ def _export(args: dict[str, Any], layer: str) -> flask.Response:
     selection = _selection(collection, args)
     actor = current_actor()
     crs = args["crs"]
-    session = get_session()
+    session = get_read_session()
     version = service.version(
         session, collection, selection, actor, salt=[crs, FORMAT_VERSION, *actor.cache_key()]
     )
@@ -337,7 +338,7 @@ class Tile(MethodView):
         collection, actor = _tile_layer(layer)
         if not (z <= MAX_ZOOM and x < (1 << z) and y < (1 << z)):
             raise NotFound(f"No tile {z}/{x}/{y}: zoom goes to {MAX_ZOOM}, x and y below 2^z.")
-        data = service.tile(get_session(), collection, z, x, y, actor)
+        data = service.tile(get_read_session(), collection, z, x, y, actor)
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
         headers = {
             "Cache-Control": _tile_cache(actor),

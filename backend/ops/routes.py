@@ -21,6 +21,7 @@ from backend.db import get_session
 from backend.errors import DomainError, NotFound
 from backend.events import service as events
 from backend.ops import metrics
+from backend.replica import replica
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,38 @@ def _taken_now() -> list[Metric]:
         return [up]
     up.add_metric([], 1)
     return [
+        *_replica_now(),
         up,
         GaugeMetricFamily(
             "wangge_events_overdue_open",
             "Open events (neither closed nor rejected) past their due time, counted at scrape time.",
             value=overdue,
+        ),
+    ]
+
+
+def _replica_now() -> list[Metric]:
+    """The standby's state at scrape time (nothing when there is none)."""
+    standby = replica()
+    if standby is None:
+        return []
+    state = standby.state(fresh=True)
+    return [
+        GaugeMetricFamily(
+            "wangge_replica_up",
+            "Whether the hot standby answered this scrape (1) or not (0).",
+            value=int(state.up),
+        ),
+        GaugeMetricFamily(
+            "wangge_replica_lag_seconds",
+            "How far the hot standby is behind the primary (NaN when down).",
+            value=state.lag_s if state.lag_s is not None else float("nan"),
+        ),
+        GaugeMetricFamily(
+            "wangge_replica_in_use",
+            "Whether reads go to the hot standby (1) or, while it is down or lags more than "
+            "the limit, to the primary (0).",
+            value=int(state.usable),
         ),
     ]
 

@@ -113,6 +113,8 @@ def freeze(
             as_of=window_to,
             group_by=grouping,
             benchmark=benchmark,
+            # Frozen figures are the exact ones, never a histogram's estimate.
+            exact=True,
         )
         for grouping in groupings
     ]

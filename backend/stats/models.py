@@ -1,7 +1,14 @@
-"""Assessments (考核): a month's closure figures frozen as they stood at its end.
+"""Assessments (考核): a month's closure figures frozen as they stood at its end; and the
+closure rollups, the figures' counts per grid, category and local day as they stand now.
 
-Rows are written once, when the month is frozen, and the database refuses to change or delete
-them (as it does the events' trail): later changes to the events never alter an assessment.
+Assessment rows are written once, when the month is frozen, and the database refuses to change
+or delete them (as it does the events' trail): later changes to the events never alter an
+assessment.
+
+The rollups are kept by a trigger on events (migration 0090): every insert, update or delete of
+an event takes its old contribution out and puts its new one in, in the same transaction, so
+they never lag. An area code an event lacks (an unassigned report has no grid) is '' here, so
+that the key can be the primary key.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Integer,
+    SmallInteger,
     String,
     UniqueConstraint,
     func,
@@ -109,3 +117,38 @@ class IndexWeight(Base):
         CheckConstraint(f"part IN {_PARTS_SQL}", name="part"),
         CheckConstraint("weight >= 0 AND weight <= 100", name="weight"),
     )
+
+
+class RollupKey:
+    """The key of both rollups: the due events' area codes, category and local due day."""
+
+    district_code: Mapped[str] = mapped_column(String(CODE_LENGTH["district"]), primary_key=True)
+    town_code: Mapped[str] = mapped_column(String(CODE_LENGTH["town"]), primary_key=True)
+    village_code: Mapped[str] = mapped_column(String(CODE_LENGTH["village"]), primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(CODE_LENGTH["grid"]), primary_key=True)
+    category_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    due_day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class ClosureRollup(RollupKey, Base):
+    """The counts closure figures need, of the due events (not rejected, with a due time) of
+    one grid and category whose due time falls on one local day (Asia/Shanghai), as the events'
+    columns stand now: due, closed, closed by the due time, closed after rework."""
+
+    __tablename__ = "closure_rollups"
+
+    due: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[int] = mapped_column(Integer)
+    closed_on_time: Mapped[int] = mapped_column(Integer)
+    reworked: Mapped[int] = mapped_column(Integer)
+
+
+class ClosureRollupHours(RollupKey, Base):
+    """A histogram of the hours from acceptance to closing of the same events once closed: how
+    many fell in each of fixed log-spaced buckets (backend.stats.rollups), so that the
+    histograms of any days and grids add up to the histogram of their union."""
+
+    __tablename__ = "closure_rollup_hours"
+
+    bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    closed: Mapped[int] = mapped_column(Integer)

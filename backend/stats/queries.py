@@ -53,9 +53,10 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -80,7 +81,7 @@ from backend.auth.service import Actor, Forbidden
 from backend.db import driver_rows
 from backend.errors import NotFound, ValidationFailed, field_error
 from backend.events.models import CHANNEL_NAMES, STATISTICS_ACTIONS, Event
-from backend.stats import LOCAL_TZ
+from backend.stats import LOCAL_TZ, rollups
 from backend.stats.validation import Limits, query_errors, refuse
 
 AREA_LEVELS = ("district", "town", "village", "grid")
@@ -154,6 +155,8 @@ class ClosureStats:
     totals_extra: dict[str, Any] = field(default_factory=dict)
     # The names of the extra columns each group and the totals carry, in order.
     extra_columns: tuple[str, ...] = ()
+    # False when the percentiles of hours to close come from the rollups' histograms.
+    exact: bool = True
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
@@ -410,15 +413,7 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...], from_trail: bool)
     key_names = [f"k{i}" for i in range(len(group_by))]
     grouping = f"GROUPING({', '.join(key_names)})" if key_names else "0"
     group_clause = f"GROUP BY GROUPING SETS (({', '.join(key_names)}), ())" if key_names else ""
-    names, joins = [], []
-    for i, key in enumerate(group_by):
-        if key in AREA_LEVELS:
-            names.append(f", a{i}.name AS k{i}_name")
-            joins.append(f"LEFT JOIN areas a{i} ON a{i}.code = g.k{i} AND a{i}.valid_to IS NULL")
-        elif key == "category":
-            names.append(f", c{i}.name_zh AS k{i}_name_zh, c{i}.name_en AS k{i}_name_en")
-            joins.append(f"LEFT JOIN categories c{i} ON c{i}.code = g.k{i}")
-    order = ", ".join(["g.rollup DESC", *(f"g.k{i} NULLS LAST" for i in range(len(group_by)))])
+    names, joins, order = _group_names(group_by)
     due_events = due_events_sql(keys, f"e.{scope_column} = :area", from_trail=from_trail)
     sql = f"""
         WITH g AS (
@@ -436,11 +431,188 @@ def _closure_sql(scope_column: str, group_by: tuple[str, ...], from_trail: bool)
             {"true" if from_trail else UNCHANGED_SQL} AS unchanged,
             (SELECT percentile_cont(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY h)
              FROM unnest(g.hours) h) AS hours
-            {"".join(names)}
-        FROM g {" ".join(joins)}
+            {names}
+        FROM g {joins}
         ORDER BY {order}
     """  # noqa: S608 - identifiers come from whitelists, values are bound
     return sql
+
+
+def _group_names(group_by: tuple[str, ...]) -> tuple[str, str, str]:
+    """The name columns of the groups `g` (k0, k1, ...) and rollup flag, the joins they come
+    from, and the order of the groups (the totals first, then by key, nulls last)."""
+    names, joins = [], []
+    for i, key in enumerate(group_by):
+        if key in AREA_LEVELS:
+            names.append(f", a{i}.name AS k{i}_name")
+            joins.append(f"LEFT JOIN areas a{i} ON a{i}.code = g.k{i} AND a{i}.valid_to IS NULL")
+        elif key == "category":
+            names.append(f", c{i}.name_zh AS k{i}_name_zh, c{i}.name_en AS k{i}_name_en")
+            joins.append(f"LEFT JOIN categories c{i} ON c{i}.code = g.k{i}")
+    order = ", ".join(["g.rollup DESC", *(f"g.k{i} NULLS LAST" for i in range(len(group_by)))])
+    return "".join(names), " ".join(joins), order
+
+
+def _grouping(keys: dict[str, str], group_by: tuple[str, ...], extra: str = "") -> tuple[str, str, str, str]:
+    """For rows `r` of a subquery that selects `inner` (the key columns k0, k1, ...): the key
+    columns to select over it, the GROUPING flag of the totals and the GROUP BY clause, with
+    `extra` (a column of the rows) in every grouping set."""
+    inner = "".join(f"{keys[key]} AS k{i}, " for i, key in enumerate(group_by))
+    names = [f"k{i}" for i in range(len(group_by))]
+    outer = "".join(f"r.{name}, " for name in names)
+    grouping = f"GROUPING({', '.join(f'r.{name}' for name in names)})" if names else "0"
+    sets = [", ".join([*(f"r.{name}" for name in names), *([extra] if extra else [])]), extra]
+    if names:
+        clause = f"GROUP BY GROUPING SETS (({sets[0]}), ({sets[1]}))"
+    else:
+        clause = f"GROUP BY {extra}" if extra else ""
+    return inner, outer, grouping, clause
+
+
+# --- closure statistics from the rollups ------------------------------------------------------
+
+ROLLUP_KEY_SQL = {
+    **{level: f"NULLIF(r.{level}_code, '')" for level in AREA_LEVELS},
+    "category": "r.category_code",
+    "day": "r.due_day",
+    **{unit: f"date_trunc('{unit}', r.due_day::timestamp)::date" for unit in ("week", "month")},
+}
+# Without `exact`, figures as of now come from the rollups when more events than this are due
+# in the scope and window; up to this many, the events themselves are read.
+EXACT_UP_TO = 5000
+
+
+def _rollup_scope(area: str) -> tuple[str, dict[str, str]]:
+    """The rollups of an area's subtree: equal codes at its level and above (codes nest, so an
+    area's code begins with its parents'), a prefix of the rollups' primary key."""
+    levels = [level for level in AREA_LEVELS if CODE_LENGTH[level] <= len(area)]
+    where = " AND ".join(f"r.{level}_code = :scope_{level}" for level in levels)
+    return where, {f"scope_{level}": area[: CODE_LENGTH[level]] for level in levels}
+
+
+@lru_cache(maxsize=256)
+def _rollup_sql(area_length: int, group_by: tuple[str, ...]) -> tuple[str, str]:
+    """Two statements over the rollups of a scope's days [:from_day, :to_day): the counts per
+    group and in total (due events of days before :today that are not closed are overdue), and
+    the histograms of hours to close per group and in total."""
+    scope, _ = _rollup_scope("0" * area_length)
+    where = f"{scope} AND r.due_day >= :from_day AND r.due_day < :to_day"
+    inner, outer, grouping, clause = _grouping(ROLLUP_KEY_SQL, group_by)
+    names, joins, order = _group_names(group_by)
+    counts = f"""
+        WITH g AS (
+            SELECT {outer}{grouping} AS rollup, sum(r.due) AS due, sum(r.closed) AS closed,
+                sum(r.closed_on_time) AS closed_on_time, sum(r.reworked) AS reworked,
+                coalesce(sum(r.due - r.closed) FILTER (WHERE r.due_day < :today), 0) AS overdue_open
+            FROM (SELECT {inner}r.* FROM closure_rollups r WHERE {where}) r
+            {clause}
+            HAVING sum(r.due) > 0
+        )
+        SELECT g.*{names} FROM g {joins} ORDER BY {order}
+    """  # noqa: S608 - identifiers come from whitelists, values are bound
+    inner, outer, grouping, clause = _grouping(ROLLUP_KEY_SQL, group_by, "r.bucket")
+    hours = f"""
+        SELECT {outer}{grouping} AS rollup, r.bucket, sum(r.closed) AS closed
+        FROM (SELECT {inner}r.* FROM closure_rollup_hours r WHERE {where}) r
+        {clause}
+        HAVING sum(r.closed) > 0
+    """  # noqa: S608 - identifiers come from whitelists, values are bound
+    return counts, hours
+
+
+@lru_cache(maxsize=256)
+def _overdue_today_sql(scope_column: str, group_by: tuple[str, ...]) -> str:
+    """The events due in [:due_from, :due_to) (a part of the as-of day) not closed, per group
+    and in total: the overdue the rollups' whole days cannot tell."""
+    inner, outer, grouping, clause = _grouping(KEY_SQL, group_by)
+    return f"""
+        SELECT {outer}{grouping} AS rollup, count(*) AS overdue_open
+        FROM (SELECT {inner}e.id FROM events e
+            WHERE e.{scope_column} = :area AND e.status <> 'rejected' AND e.closed_at IS NULL
+                AND e.due_at >= :due_from AND e.due_at < :due_to) r
+        {clause}
+    """  # noqa: S608 - identifiers come from whitelists, values are bound
+
+
+def _local_day(moment: datetime) -> date | None:
+    """The local date a moment is the midnight of (None if it is not a local midnight)."""
+    local = moment.astimezone(ZoneInfo(LOCAL_TZ))
+    return local.date() if local.time() == time(0) else None
+
+
+def _rollup_stats(
+    session: Session,
+    *,
+    area: str,
+    window_from: datetime,
+    window_to: datetime,
+    as_of: datetime,
+    group_by: tuple[str, ...],
+    benchmark: float,
+    exact: bool | None,
+) -> ClosureStats | None:
+    """The figures from the rollups, or None when they cannot give them: exact ones asked for,
+    a grouping the rollups do not hold (worker, channel), a window not of whole local days, an action taken after as_of (the
+    rollups hold what stands now), or (without `exact`) few due events."""
+    from_day, to_day = _local_day(window_from), _local_day(window_to)
+    if exact or not ROLLUP_KEY_SQL.keys() >= set(group_by) or from_day is None or to_day is None:
+        return None
+    if not driver_rows(session, f"SELECT {UNCHANGED_SQL} AS unchanged", {"as_of": as_of})[0].unchanged:
+        return None
+    local_as_of = as_of.astimezone(ZoneInfo(LOCAL_TZ))
+    today = local_as_of.date()
+    params: dict[str, Any] = {
+        **_rollup_scope(area)[1],
+        "from_day": from_day,
+        "to_day": to_day,
+        "today": today,
+    }
+    counts_sql, hours_sql = _rollup_sql(len(area), group_by)
+    rows = driver_rows(session, counts_sql, params)
+    if exact is None and (not rows or rows[0].due <= EXACT_UP_TO):
+        return None
+    # Events due earlier today than as_of are overdue if open: read them from the events.
+    overdue: dict[tuple[Any, ...] | None, int] = {}
+    due_from = max(window_from, datetime.combine(today, time(0), local_as_of.tzinfo))
+    due_to = min(window_to, as_of)
+    if due_from < due_to:
+        today_rows = driver_rows(
+            session,
+            _overdue_today_sql(_scope_column(area), group_by),
+            {"area": area, "due_from": due_from, "due_to": due_to, "time_zone": LOCAL_TZ},
+        )
+        for row in today_rows:
+            overdue[_group_of(group_by, row)] = row.overdue_open
+    histograms: dict[tuple[Any, ...] | None, list[tuple[int, int]]] = {}
+    for row in driver_rows(session, hours_sql, params):
+        histograms.setdefault(_group_of(group_by, row), []).append((row.bucket, row.closed))
+    totals = empty_figures(benchmark)
+    groups = []
+    for row in rows:
+        group = _group_of(group_by, row)
+        hours = rollups.percentiles(histograms.get(group, ()), (0.5, 0.9)) or (None, None)
+        result = figures(
+            due=row.due,
+            closed=row.closed,
+            closed_on_time=row.closed_on_time,
+            reworked=row.reworked,
+            overdue_open=row.overdue_open + overdue.get(group, 0),
+            median_hours=hours[0],
+            p90_hours=hours[1],
+            benchmark=benchmark,
+        )
+        if group is None:
+            totals = result
+        else:
+            groups.append(Group(_key(group_by, row), result))
+    return ClosureStats(area, window_from, window_to, as_of, benchmark, group_by, totals, groups, exact=False)
+
+
+def _group_of(group_by: tuple[str, ...], row: Any) -> tuple[Any, ...] | None:
+    """A row's group key values, or None for the totals."""
+    if row.rollup or not group_by:
+        return None
+    return tuple(getattr(row, f"k{i}") for i in range(len(group_by)))
 
 
 _HASH_MEMORY_SQL = (
@@ -458,8 +630,15 @@ def closure_stats(
     as_of: datetime,
     group_by: tuple[str, ...] = (),
     benchmark: float = DEFAULT_BENCHMARK,
+    exact: bool | None = None,
 ) -> ClosureStats:
-    """The closure figures of an area's subtree over a window, in total and per group."""
+    """The closure figures of an area's subtree over a window, in total and per group.
+
+    From the rollups when they can give them and `exact` is not asked for (without `exact`, only
+    when more than EXACT_UP_TO events are due): the counts are the same, the percentiles of
+    hours to close come from histograms (backend.stats.rollups states the error bound).
+    `exact=False` takes the rollups whenever they can answer.
+    """
     group_by = tuple(group_by)
     check_closure_query(
         session,
@@ -469,6 +648,18 @@ def closure_stats(
         group_by=group_by,
         benchmark=benchmark,
     )
+    approximate = _rollup_stats(
+        session,
+        area=area,
+        window_from=window_from,
+        window_to=window_to,
+        as_of=as_of,
+        group_by=group_by,
+        benchmark=benchmark,
+        exact=exact,
+    )
+    if approximate is not None:
+        return approximate
     # Hash the groups rather than sort every due event by its key. The planner budgets 8 kB of
     # memory for each group's array of hours and so sorts a district's grids; they take about
     # 1 kB (5 MB for 5,000 grids over a year), and hashing them takes two thirds of the time.

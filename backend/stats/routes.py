@@ -18,6 +18,7 @@ from backend.common.pagination import decode_cursor, decode_parsed_cursor, encod
 from backend.db import get_session
 from backend.events.schemas import EventListSchema
 from backend.load import expensive
+from backend.replica import get_read_session
 from backend.stats import assessments, check_ins, composite, export, mediation, queries, responses, schemas
 
 blp = Blueprint(
@@ -43,13 +44,14 @@ CSV_HEADERS = {
 def _stats(args: dict[str, Any]) -> queries.ClosureStats:
     queries.check_reader(current_actor(), args["area"], args["group_by"])
     stats = queries.closure_stats(
-        get_session(),
+        get_read_session(),
         area=args["area"],
         window_from=args["from_"],
         window_to=args["to"],
         as_of=args["as_of"],
         group_by=args["group_by"],
         benchmark=args["benchmark"],
+        exact=args.get("exact"),
     )
     return composite.with_index(get_session(), current_actor(), stats) if args["index"] else stats
 
@@ -63,6 +65,7 @@ def _document(stats: queries.ClosureStats) -> dict[str, Any]:
         "as_of": stats.as_of.isoformat(),
         "benchmark": stats.benchmark,
         "group_by": list(stats.group_by),
+        "exact": stats.exact,
         "totals": {**vars(stats.totals), **stats.totals_extra},
         "groups": [{"key": g.key, **vars(g.figures), **g.extra} for g in stats.groups],
     }
@@ -85,7 +88,7 @@ def _csv_response(args: dict[str, Any]) -> flask.Response:
 def _geojson_response(args: dict[str, Any]) -> flask.Response:
     level = queries.require_area_level_first(args["group_by"])
     stats = _stats(args)
-    shapes = queries.area_shapes(get_session(), level=level, area=stats.area)
+    shapes = queries.area_shapes(get_read_session(), level=level, area=stats.area)
     document = {
         "type": "FeatureCollection",
         "features": export.closure_features(stats, shapes, args["crs"]),
@@ -287,7 +290,7 @@ class Overdue(MethodView):
     @blp.response(200, EventListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List open events past their due time in an area's subtree, oldest due first"""
-        session = get_session()
+        session = get_read_session()
         queries.check_reader(current_actor(), args["area"])
         queries.check_area(session, args["area"])
         after = decode_parsed_cursor(args.get("cursor"), (datetime.fromisoformat, uuid.UUID))
@@ -312,7 +315,7 @@ class CheckInStats(MethodView):
         """Check-in rates (报岗率) per local day and area against the 98% benchmark, with the
         Wilson 95% interval"""
         return check_ins.check_in_stats(
-            get_session(),
+            get_read_session(),
             actor=current_actor(),
             area=args.get("area"),
             start=args.get("from_"),
@@ -331,7 +334,7 @@ class ResponseStats(MethodView):
         """How fast called units acknowledge and arrive, by the unit's area or by day, week or
         month"""
         return responses.response_stats(
-            get_session(),
+            get_read_session(),
             actor=current_actor(),
             area=args.get("area"),
             start=args.get("from_"),

@@ -12,7 +12,7 @@ from webargs.fields import DelimitedList
 from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, area_code
 from backend.common.pagination import CursorArgsSchema
-from backend.stats import days, mediation, queries
+from backend.stats import days, mediation, queries, rollups
 from backend.stats.models import INDEX_PARTS
 from backend.stats.validation import MAX_GROUP_BY, Limits
 from geo.crs import SUPPORTED_CRS
@@ -66,6 +66,19 @@ class ClosureArgsSchema(ma.Schema):
         queries.LIMITS, "day, week (from Monday) and month are of due_at in Beijing time"
     )
     benchmark = benchmark_field("The closure rate to meet")
+    exact = ma.fields.Boolean(
+        metadata={
+            "description": "`true`: read the events themselves, for exact percentiles of hours to "
+            "close. `false`: read the rollups (per grid, category and local day, kept with each "
+            "write) whenever they can answer. Unset: the rollups answer when more than "
+            f"{queries.EXACT_UP_TO} events are due. The rollups answer figures as of now (no action "
+            "taken after `as_of`) over whole local days (`from` and `to` at midnight, Beijing time), "
+            "not grouped by worker; every count is exact either way, while the median and 90th "
+            "percentile of hours to close come from a histogram, each within "
+            f"{rollups.RELATIVE_ERROR:.1%} of the exact figure plus 30 seconds. The answer's "
+            "`exact` says which it is."
+        }
+    )
     crs = ma.fields.String(
         load_default="wgs84",
         validate=ma.validate.OneOf(SUPPORTED_CRS),
@@ -189,6 +202,9 @@ class ClosureStatsSchema(ma.Schema):
     as_of = ma.fields.AwareDateTime()
     benchmark = ma.fields.Float()
     group_by = ma.fields.List(ma.fields.String())
+    exact = ma.fields.Boolean(
+        metadata={"description": "False when the percentiles come from the rollups' histograms"}
+    )
     totals = ma.fields.Nested(FiguresSchema, metadata={"description": "The whole scope"})
     groups = ma.fields.List(
         ma.fields.Nested(ClosureGroupSchema),
@@ -218,6 +234,9 @@ class ClosureFeatureCollectionSchema(ma.Schema):
     as_of = ma.fields.AwareDateTime()
     benchmark = ma.fields.Float()
     group_by = ma.fields.List(ma.fields.String())
+    exact = ma.fields.Boolean(
+        metadata={"description": "False when the percentiles come from the rollups' histograms"}
+    )
     totals = ma.fields.Nested(FiguresSchema)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from backend import history
 from backend.events.models import STATUSES
 from backend.stats import queries
+from tests.stats.test_closure_rollups import rollups_differences
 
 SLA = {
     "dispute": 72,
@@ -206,6 +207,10 @@ def test_load_history_writes_events_and_their_trail(session, bulk):  # type: ign
     ).scalar()
     assert mismatched == 0
     assert _schema_objects(session) == before  # bulk mode put every index and key back
+    # ... and the rollups' triggers, after counting the rollups afresh.
+    assert rollups_differences(session) == (set(), set())
+    enabled = "SELECT DISTINCT tgenabled FROM pg_trigger WHERE tgname LIKE 'closure_rollups%'"
+    assert session.execute(text(enabled)).scalars().all() == ["O"]
     stats = queries.closure_stats(
         session,
         area="440117",
