@@ -24,8 +24,8 @@ from backend import openapi_doc
 from backend.auth import service as auth
 from backend.events import photos
 from backend.events import service as events
-from backend.patrols import service as patrols
 from backend.mediation import service as mediation
+from backend.patrols import service as patrols
 from backend.stats import assessments
 from backend.stats.models import INDEX_PARTS
 from tests.conftest import client_as

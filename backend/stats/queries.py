@@ -552,8 +552,9 @@ def _rollup_stats(
     exact: bool | None,
 ) -> ClosureStats | None:
     """The figures from the rollups, or None when they cannot give them: exact ones asked for,
-    a grouping the rollups do not hold (worker, channel), a window not of whole local days, an action taken after as_of (the
-    rollups hold what stands now), or (without `exact`) few due events."""
+    a grouping the rollups do not hold (worker, channel), a window not of whole local days, an
+    action taken after as_of (the rollups hold what stands now), or (without `exact`) few due
+    events."""
     from_day, to_day = _local_day(window_from), _local_day(window_to)
     if exact or not ROLLUP_KEY_SQL.keys() >= set(group_by) or from_day is None or to_day is None:
         return None
