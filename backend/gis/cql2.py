@@ -338,8 +338,8 @@ class _Parser:
 
     def number(self) -> float:
         token = self.token
-        if token.kind != "number":
-            raise self.fail("Expected a number")
+        if token.kind != "number" or not math.isfinite(token.value):
+            raise self.fail("Expected a finite number")
         self.at += 1
         return float(token.value)
 
@@ -412,7 +412,7 @@ class _Parser:
 def _wkt(token: Token) -> Any:
     try:
         geometry = shapely.from_wkt(token.value)
-    except shapely.errors.GEOSException as error:
+    except (shapely.errors.GEOSException, ValueError) as error:
         raise FilterError(f"Not a valid WKT geometry: {error}", token.position + 1) from error
     if geometry is None or geometry.is_empty:
         raise FilterError("The geometry is empty", token.position + 1)

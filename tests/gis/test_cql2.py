@@ -5,6 +5,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from backend.gis import cql2, registry
@@ -197,3 +199,54 @@ def test_queryables_answer_draft_clients_in_plain_json(gis):
     assert names == list(draft.json["properties"]) and "reporter_id" not in names
     links = gis.get("/ogc/collections/events").json["links"]
     assert any(link["rel"] == "queryables" and link["type"] == "application/json" for link in links)
+
+
+WORDS = st.sampled_from(
+    [
+        "status",
+        "accuracy_m",
+        "received_at",
+        "geometry",
+        "id",
+        "reporter_id",
+        "'closed'",
+        "'it''s'",
+        "12.5",
+        "-3",
+        "1e999",
+        "TRUE",
+        "NULL",
+        "AND",
+        "OR",
+        "NOT",
+        "LIKE",
+        "BETWEEN",
+        "IN",
+        "IS",
+        "=",
+        "<>",
+        "<",
+        ">=",
+        "(",
+        ")",
+        ",",
+        "S_INTERSECTS",
+        "BBOX(113, 23, 114, 24)",
+        "POINT(113.5 23.5)",
+        "TIMESTAMP('2026-01-01T00:00:00Z')",
+        "DATE('2026-01-01')",
+        '"status"',
+        ";",
+    ]
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(WORDS, min_size=1, max_size=12))
+def test_any_filter_is_answered_200_or_a_400_naming_the_filter(gis, words: list[str]) -> None:
+    source = " ".join(words)
+    response = gis.get(f"{EVENTS}?limit=5&filter={quote(source)}")
+    assert response.status_code in (200, 400), (source, response.get_data(as_text=True)[:300])
+    if response.status_code == 400:
+        body = response.json
+        assert body["parameter"] == "filter" and 1 <= body["position"] <= len(source) + 1, (source, body)
