@@ -17,7 +17,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     Double,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -27,7 +26,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, REAL, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.areas.models import GRID_KINDS, InArea
@@ -78,7 +77,7 @@ class PatrolBatch(Base):
     n_points: Mapped[int] = mapped_column(SmallInteger)
     # Measure = epoch seconds; a one-point batch repeats its point.
     track: Mapped[object] = mapped_column(Geometry("LINESTRINGM", srid=4326, spatial_index=False))
-    accuracy_m: Mapped[list[float | None]] = mapped_column(ARRAY(Float(precision=24)))
+    accuracy_m: Mapped[list[float | None]] = mapped_column(ARRAY(REAL))
     mock: Mapped[list[bool]] = mapped_column(ARRAY(Boolean))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

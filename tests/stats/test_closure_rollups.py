@@ -50,7 +50,9 @@ def day_windows(draw: st.DrawFn) -> tuple[datetime, datetime]:
 
 
 group_bys = st.lists(
-    st.sampled_from([key for key in queries.GROUP_KEYS if key != "worker"]), max_size=2, unique=True
+    st.sampled_from([key for key in queries.GROUP_KEYS if key in queries.ROLLUP_KEY_SQL]),
+    max_size=2,
+    unique=True,
 ).map(tuple)
 
 
@@ -146,9 +148,10 @@ def test_the_events_answer_when_the_rollups_cannot(square):  # type: ignore[no-u
     # Few events due: exact unless asked otherwise; exact when asked.
     assert stats(whole_days, LATER).exact
     assert stats(whole_days, LATER, exact=True).exact
-    # A window not of whole days, a grouping by worker, an action after as_of.
+    # A window not of whole days, a grouping by worker or channel, an action after as_of.
     assert stats((moment(1), moment(DAY)), LATER, exact=False).exact
     assert stats(whole_days, LATER, ("worker",), exact=False).exact
+    assert stats(whole_days, LATER, ("town", "channel"), exact=False).exact
     answer = stats(whole_days, moment(4), exact=False)
     assert answer.exact
     # The trail as of then: the first event's close (at 5) had not come yet.
