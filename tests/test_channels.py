@@ -142,35 +142,3 @@ def test_closure_statistics_group_by_channel(app, accounts, point, session):
     assert csv.status_code == 200
     header = csv.get_data().decode("utf-8-sig").splitlines()[0]
     assert header.startswith("channel 渠道,channel_name 渠道名称,")
-
-
-def test_concurrent_handoffs_of_one_ticket_make_one_event(live_server, engine, accounts):
-    """Through gunicorn: the hotline retries a handoff at once from many threads, without ids."""
-    import uuid
-    from concurrent.futures import ThreadPoolExecutor
-
-    import requests
-
-    ticket = f"12345-live-{uuid.uuid4().hex[:8]}"
-    body = report(113.640, 23.650, crs="gcj02", channel="hotline", external_ticket_id=ticket)
-
-    def send(_: int) -> tuple[int, str]:
-        response = requests.post(
-            f"{live_server}/api/v1/events", json=body, timeout=30, headers=accounts.headers("admin")
-        )
-        return response.status_code, response.json()["id"]
-
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        results = list(pool.map(send, range(36)))
-    statuses = sorted(status for status, _ in results)
-    assert statuses.count(201) == 1 and statuses.count(200) == 35
-    assert len({event_id for _, event_id in results}) == 1
-    with engine.connect() as conn:
-        count = conn.execute(
-            text(
-                "SELECT count(*) FROM hotline_tickets t JOIN events e ON e.id = t.event_id"
-                " WHERE t.ticket_id = :t"
-            ),
-            {"t": ticket},
-        ).scalar()
-    assert count == 1

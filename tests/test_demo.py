@@ -152,18 +152,17 @@ def test_demo_history_comes_in_through_every_channel_and_mediates_its_disputes(s
     assert set(channels) == {"grid_worker", "hotline", "centre_desk", "citizen", "video"}
     assert 0.75 < channels["grid_worker"] / 2000 < 0.85
     # Each handoff keeps its ticket, each resident's report is an Open311 request, each camera
-    # alert names its camera; the field's reports name their reporter.
+    # alert names its camera.
     missing = session.execute(
         text(
             "SELECT count(*) FILTER (WHERE e.channel = 'hotline' AND t.ticket_id IS NULL),"
             " count(*) FILTER (WHERE e.channel = 'citizen' AND r.token IS NULL),"
-            " count(*) FILTER (WHERE (e.channel = 'video') <> (e.camera_id IS NOT NULL)),"
-            " count(*) FILTER (WHERE e.channel <> 'grid_worker' AND e.reporter_id IS NOT NULL)"
+            " count(*) FILTER (WHERE (e.channel = 'video') <> (e.camera_id IS NOT NULL))"
             " FROM events e LEFT JOIN hotline_tickets t ON t.event_id = e.id"
             " LEFT JOIN open311_requests r ON r.event_id = e.id"
         )
     ).one()
-    assert tuple(missing) == (0, 0, 0, 0)
+    assert tuple(missing) == (0, 0, 0)
     # Every accepted dispute went to mediation; every closed one's case has an outcome, about
     # 98% of them agreements.
     row = session.execute(

@@ -1,4 +1,5 @@
-"""Through a real gunicorn on loopback: concurrent retries of one report store it once."""
+"""Through a real gunicorn on loopback: concurrent retries of one report (or one hotline ticket)
+store it once."""
 
 from __future__ import annotations
 
@@ -50,3 +51,30 @@ def test_concurrent_different_content_under_one_uuid_keeps_the_first(live_server
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT count(*) FROM events WHERE id = :id"), {"id": event_id}).scalar()
     assert rows == 1
+
+
+def test_concurrent_handoffs_of_one_ticket_make_one_event(live_server, engine, accounts):
+    """Through gunicorn: the hotline retries a handoff at once from many threads, without ids."""
+    ticket = f"12345-live-{uuid.uuid4().hex[:8]}"
+    body = report(113.640, 23.650, crs="gcj02", channel="hotline", external_ticket_id=ticket)
+
+    def send(_: int) -> tuple[int, str]:
+        response = requests.post(
+            f"{live_server}/api/v1/events", json=body, timeout=30, headers=accounts.headers("admin")
+        )
+        return response.status_code, response.json()["id"]
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(send, range(36)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(201) == 1 and statuses.count(200) == 35
+    assert len({event_id for _, event_id in results}) == 1
+    with engine.connect() as conn:
+        count = conn.execute(
+            text(
+                "SELECT count(*) FROM hotline_tickets t JOIN events e ON e.id = t.event_id"
+                " WHERE t.ticket_id = :t"
+            ),
+            {"t": ticket},
+        ).scalar()
+    assert count == 1

@@ -158,10 +158,7 @@ def _text(name: str, limit: int) -> str | None:
     value = flask.request.form.get(name, "").strip()
     if len(value) > limit:
         raise Open311Error(400, f"{name} is longer than {limit} characters.")
-    if (
-        any(ord(c) < 32 and c not in "\t\r\n" for c in value)
-        or "\ud800" <= max(value, default="a") <= "\udfff"
-    ):
+    if any((ord(c) < 32 and c not in "\t\r\n") or "\ud800" <= c <= "\udfff" for c in value):
         raise Open311Error(400, f"{name} holds characters that are not text.")
     return value or None
 

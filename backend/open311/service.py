@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from backend.auth.scope import Actor
 from backend.common.fields import to_shape
 from backend.errors import DomainError
 from backend.events import service as events
-from backend.events.models import Category, Event
+from backend.events.models import CATEGORY_CODE, Category, Event
 from backend.open311.models import Open311App, ServiceRequest
 
 KEY_PREFIX = "o311"
@@ -69,7 +70,7 @@ def app_for_key(session: Session, presented: str | None) -> Open311App:
         raise Open311Error(403, "api_key is required to submit a request.")
     parts = presented.split("_", 2)
     app = None
-    if len(parts) == 3 and parts[0] == KEY_PREFIX:
+    if len(parts) == 3 and parts[0] == KEY_PREFIX and re.fullmatch(r"[0-9a-f]{8}", parts[1]):
         app = session.scalars(select(Open311App).where(Open311App.prefix == parts[1])).first()
     if app is None or app.disabled or not hmac.compare_digest(app.secret_hash, _hash(parts[-1])):
         raise Open311Error(403, "api_key is not valid or is disabled.")
@@ -136,6 +137,9 @@ def submit(session: Session, app: Open311App, data: Submission, *, nearest_min_m
     )
     actor = Actor(role="app")
     event, _ = events.report_event(session, report, actor=actor, nearest_min_m=nearest_min_m)
+    if event.grid_code is None:
+        # Nobody's grid: the caller rolls the event back.
+        raise Open311Error(400, "lat and long lie outside this jurisdiction's grids.")
     request = ServiceRequest(
         event_id=event.id,
         token=secrets.token_urlsafe(16),
@@ -252,7 +256,10 @@ def find_requests(
             raise Open311Error(400, "start_date and end_date span at most 90 days.")
         query = query.where(Event.received_at >= start, Event.received_at < end)
         if service_code:
-            query = query.where(Event.category_code.in_(service_code.split(",")))
+            codes = service_code.split(",")
+            if not all(re.fullmatch(CATEGORY_CODE, code) for code in codes):
+                raise Open311Error(400, "service_code takes comma-separated service codes.")
+            query = query.where(Event.category_code.in_(codes))
         if status == "closed":
             query = query.where(Event.status.in_(CLOSED))
         elif status == "open":
@@ -267,6 +274,8 @@ def find_requests(
 
 def token_request(session: Session, token: str) -> tuple[str, str]:
     """(service_request_id, token) for a token POST requests gave."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", token):
+        raise Open311Error(404, "token not found.")
     row = session.execute(
         select(ServiceRequest.event_id)
         .join(Event, Event.id == ServiceRequest.event_id)

@@ -18,7 +18,6 @@ from tests.mediation.helpers import grid_point
 from tests.open311 import georeport
 
 MARK = "MARKPII"
-PHONE = "13977700011"
 
 
 def valid(schema: dict[str, Any], body: Any) -> Any:
@@ -83,10 +82,6 @@ def test_a_request_from_post_to_closed(base, live_server, api_key, where, accoun
         lat=lat,
         long=lon,
         description="小区门口垃圾没人清理",
-        first_name=f"三{MARK}",
-        last_name="张",
-        email=f"{MARK}@example.com",
-        phone=PHONE,
         media_url="https://example.com/photo.jpg",
     )
     assert posted.status_code == 201, posted.text
@@ -99,19 +94,18 @@ def test_a_request_from_post_to_closed(base, live_server, api_key, where, accoun
     assert shown["status"] == "open" and shown["service_code"] == "environment"
     assert shown["media_url"] == "https://example.com/photo.jpg"
     assert abs(shown["lat"] - lat) < 1e-6 and abs(shown["long"] - lon) < 1e-6
-    assert MARK not in one.text and PHONE not in one.text
     as_xml = xml(
         requests.get(f"{base}/requests.xml?service_request_id={request_id}", timeout=30), "service_requests"
     )
     assert [r.findtext("service_request_id") for r in as_xml.findall("request")] == [request_id]
     assert as_xml.find("request/status").text == "open"  # type: ignore[union-attr]
 
-    # The centre sees the resident's report as any other, in the grid the point lies in, with
-    # the resident's contacts; the closed loop closes it.
+    # The centre sees the resident's report as any other, in the grid the point lies in; the
+    # closed loop closes it. (The resident's contacts: tests/open311/test_limits.py, in-process,
+    # so that no committed event carries them.)
     staff = accounts.headers("supervisor")
     event = requests.get(f"{live_server}/api/v1/events/{request_id}", headers=staff, timeout=30).json()
     assert (event["channel"], event["grid"]) == ("citizen", accounts.worker_grids[0])
-    assert event["contacts"][0]["phone"] == PHONE and event["contacts"][0]["name"] == f"张 三{MARK}"
     for who, action in (
         ("supervisor", {"action": "accept"}),
         ("supervisor", {"action": "dispatch", "assignee_id": accounts.ids["worker"]}),
@@ -187,7 +181,7 @@ def test_every_error_the_spec_names(base, api_key, where):
     _error(post(base, **{**good, "api_key": "wg_not_an_app"}), 403)
     assert "service_code" in _error(post(base, **{**good, "service_code": "potholes"}), 400)
     assert "service_code" in _error(post(base, **{k: v for k, v in good.items() if k != "service_code"}), 400)
-    for lat_value, long_value in (("abc", lon), (95, lon), (lat, 200), ("nan", lon), (lat, "")):
+    for lat_value, long_value in (("abc", lon), (95, lon), (lat, 200), ("nan", lon), (lat, ""), (0, 0)):
         description = _error(post(base, **{**good, "lat": lat_value, "long": long_value}), 400)
         assert "lat" in description or "long" in description
     assert "location" in _error(
