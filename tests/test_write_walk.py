@@ -125,7 +125,19 @@ def org(session, accounts):  # type: ignore[no-untyped-def]
     return world
 
 
-def path_for(path: str, org: Any, accounts: Any, exists: bool) -> str:
+@pytest.fixture
+def patrol(session, accounts) -> str:  # type: ignore[no-untyped-def]
+    """A patrol of the admin, who walks the write routes."""
+    from backend.auth.scope import Actor
+    from backend.patrols import service as patrols
+
+    admin = Actor(role="admin", user_id=accounts.ids["admin"])
+    started, _ = patrols.start_patrol(session, admin, patrol_id=uuid.uuid4(), started_at=None)
+    session.commit()
+    return str(started.id)
+
+
+def path_for(path: str, org: Any, accounts: Any, exists: bool, patrol: str = "") -> str:
     """Fill the path's parameters with rows that exist, or with ones that do not."""
     values: dict[str, str] = {
         "event_id": str(uuid.uuid4()),
@@ -137,6 +149,8 @@ def path_for(path: str, org: Any, accounts: Any, exists: bool) -> str:
         "unit_id": str(org.unit["in"]) if exists else "999999999",
         "alert_id": str(org.alert["in"]) if exists else "999999999",
         "code": ("other" if "categories" in path else "440117103001") if exists else "nope",
+        "patrol_id": patrol if exists else str(uuid.uuid4()),
+        "grid_kind": "comprehensive" if exists else "nope",
     }
     for name, value in values.items():
         path = path.replace("{" + name + "}", value)
@@ -200,7 +214,7 @@ def test_every_write_route_is_walked():
 
 @pytest.mark.parametrize(("method", "path"), WRITES, ids=[f"{m} {p}" for m, p in WRITES])
 def test_bad_bodies_get_problems_and_change_nothing(  # type: ignore[no-untyped-def]
-    app, accounts, connection, org, method, path, monkeypatch, caplog
+    app, accounts, connection, org, patrol, method, path, monkeypatch, caplog
 ):
     # A crash answers 500 here, as in production, instead of failing the request in the client.
     monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
@@ -210,7 +224,7 @@ def test_bad_bodies_get_problems_and_change_nothing(  # type: ignore[no-untyped-
     before = row_counts(connection)
     failures = []
     for exists in (True, False):
-        url = path_for(path, org, accounts, exists)
+        url = path_for(path, org, accounts, exists, patrol)
         for case, content_type, body in bodies(path, operation):
             caplog.clear()
             response = client.open(url, method=method, data=body, content_type=content_type)

@@ -12,12 +12,12 @@ from datetime import date, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    REAL,
     Boolean,
     CheckConstraint,
     Date,
     DateTime,
     Double,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -78,7 +78,7 @@ class PatrolBatch(Base):
     n_points: Mapped[int] = mapped_column(SmallInteger)
     # Measure = epoch seconds; a one-point batch repeats its point.
     track: Mapped[object] = mapped_column(Geometry("LINESTRINGM", srid=4326, spatial_index=False))
-    accuracy_m: Mapped[list[float | None]] = mapped_column(ARRAY(Float(precision=24)))
+    accuracy_m: Mapped[list[float | None]] = mapped_column(ARRAY(REAL))
     mock: Mapped[list[bool]] = mapped_column(ARRAY(Boolean))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
