@@ -155,7 +155,19 @@ def case_id(session, accounts) -> int:  # type: ignore[no-untyped-def]
     return case.id
 
 
-def path_for(path: str, org: Any, accounts: Any, exists: bool, case_id: int = 0) -> str:
+@pytest.fixture
+def patrol(session, accounts) -> str:  # type: ignore[no-untyped-def]
+    """A patrol of the admin, who walks the write routes."""
+    from backend.auth.scope import Actor
+    from backend.patrols import service as patrols
+
+    admin = Actor(role="admin", user_id=accounts.ids["admin"])
+    started, _ = patrols.start_patrol(session, admin, patrol_id=uuid.uuid4(), started_at=None)
+    session.commit()
+    return str(started.id)
+
+
+def path_for(path: str, org: Any, accounts: Any, exists: bool, case_id: int = 0, patrol: str = "") -> str:
     """Fill the path's parameters with rows that exist, or with ones that do not."""
     values: dict[str, str] = {
         "event_id": str(uuid.uuid4()),
@@ -168,6 +180,8 @@ def path_for(path: str, org: Any, accounts: Any, exists: bool, case_id: int = 0)
         "alert_id": str(org.alert["in"]) if exists else "999999999",
         "case_id": str(case_id) if exists else "999999999",
         "code": ("other" if "categories" in path else "440117103001") if exists else "nope",
+        "patrol_id": patrol if exists else str(uuid.uuid4()),
+        "grid_kind": "comprehensive" if exists else "nope",
     }
     for name, value in values.items():
         path = path.replace("{" + name + "}", value)
@@ -231,7 +245,7 @@ def test_every_write_route_is_walked():
 
 @pytest.mark.parametrize(("method", "path"), WRITES, ids=[f"{m} {p}" for m, p in WRITES])
 def test_bad_bodies_get_problems_and_change_nothing(  # type: ignore[no-untyped-def]
-    app, accounts, connection, org, case_id, method, path, monkeypatch, caplog
+    app, accounts, connection, org, case_id, patrol, method, path, monkeypatch, caplog
 ):
     # A crash answers 500 here, as in production, instead of failing the request in the client.
     monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
@@ -241,7 +255,7 @@ def test_bad_bodies_get_problems_and_change_nothing(  # type: ignore[no-untyped-
     before = row_counts(connection)
     failures = []
     for exists in (True, False):
-        url = path_for(path, org, accounts, exists, case_id)
+        url = path_for(path, org, accounts, exists, case_id, patrol)
         for case, content_type, body in bodies(path, operation):
             caplog.clear()
             response = client.open(url, method=method, data=body, content_type=content_type)

@@ -8,9 +8,11 @@ For each point, in time order within its patrol (batches may have come in any or
 - the counted points make runs, cut where two are more than MAX_GAP_S apart (a phone that
   slept is not patrolling); each point of a run stands for the seconds to the next one, spent
   in the worker's grid that holds the point (or outside them all);
-- distance walked: the geodesic length of the runs; coverage of a grid: the share of its area
-  within COVER_M of the day's runs, in the grid's UTM zone; visits: buildings with rental units
-  and active emergency units of the grid within VISIT_M of the runs;
+- distance walked: the sum of the steps of the runs (each under a few dozen metres, so the
+  equirectangular formula is exact to well under a centimetre a step); coverage of a grid: the
+  share of its area within COVER_M of the day's runs, in the UTM zone of the worker's first
+  grid; visits: buildings with rental units and active emergency units of the grid within
+  VISIT_M of the runs;
 - the longest stretch outside every one of the worker's grids is kept, and flagged when over
   LONG_OUTSIDE_S.
 
@@ -89,20 +91,22 @@ WITH raw AS (
            sum(starts_run) OVER (PARTITION BY patrol_id ORDER BY t) AS run
     FROM counted
 ), steps AS (
+    -- Each counted point with the seconds and metres to the next point of its run.
     SELECT worker_id, patrol_id, run, x, y, t,
-           COALESCE(lead(t) OVER (PARTITION BY patrol_id, run ORDER BY t) - t, 0) AS dt
+           COALESCE(lead(t) OVER w - t, 0) AS dt,
+           COALESCE(6371008.8 * sqrt(power(radians(lead(y) OVER w - y), 2)
+                    + power(cos(radians(y)) * radians(lead(x) OVER w - x), 2)), 0) AS dm
     FROM runs
+    WINDOW w AS (PARTITION BY patrol_id, run ORDER BY t)
+), walked AS (
+    SELECT worker_id, sum(dt) AS seconds, sum(dm) AS distance_m FROM steps GROUP BY worker_id
 ), lines AS (
-    SELECT worker_id, ST_SetSRID(ST_MakeLine(ST_MakePoint(x, y) ORDER BY t), 4326) AS line,
-           max(t) - min(t) AS seconds
+    -- Half-hour pieces of each run: buffered one by one and then united, which costs a few
+    -- times less than buffering a day's self-crossing walk at once.
+    SELECT worker_id, ST_SetSRID(ST_MakeLine(ST_MakePoint(x, y) ORDER BY t), 4326) AS line
     FROM steps
-    GROUP BY worker_id, patrol_id, run
+    GROUP BY worker_id, patrol_id, run, floor(t / 1800)
     HAVING count(*) >= 2
-), tracks AS (
-    SELECT worker_id, ST_Collect(line) AS track,
-           sum(ST_Length(geography(line))) AS distance_m, sum(seconds) AS seconds
-    FROM lines
-    GROUP BY worker_id
 ), flags AS (
     SELECT worker_id, count(*) AS points,
            count(*) FILTER (WHERE too_fast) AS flagged_speed,
@@ -116,6 +120,16 @@ WITH raw AS (
     FROM user_grids ug
     JOIN users u ON u.id = ug.user_id AND u.role = 'worker' AND NOT u.disabled
     JOIN areas a ON a.code = ug.grid_code AND a.level = 'grid' AND a.valid_to IS NULL
+), zones AS (
+    -- The day's counted track and the area within the coverage distance of it, in the UTM zone
+    -- of the worker's first grid.
+    SELECT l.worker_id, w.utm, ST_Collect(ST_Transform(l.line, w.utm)) AS line,
+           ST_Union(ST_Buffer(ST_Simplify(ST_Transform(l.line, w.utm), 2), :cover_m, 'quad_segs=4'))
+               AS zone
+    FROM lines l
+    JOIN (SELECT DISTINCT ON (worker_id) worker_id, utm FROM own ORDER BY worker_id, code) AS w
+      ON w.worker_id = l.worker_id
+    GROUP BY l.worker_id, w.utm
 ), placed AS (
     -- Each step (a point and the seconds to the next of its run) in the worker's grid holding
     -- the point, if any.
@@ -136,34 +150,31 @@ WITH raw AS (
 ), grid_figures AS (
     -- Grids of the workers who walked today; the others' grids get zeros below.
     SELECT own.worker_id, own.code, COALESCE(ins.seconds, 0) AS inside_seconds,
-           ST_Area(ST_Intersection(cover.grid, cover.zone)) / NULLIF(ST_Area(cover.grid), 0) AS coverage,
+           ST_Area(ST_Intersection(g.geom, z.zone)) / NULLIF(ST_Area(g.geom), 0) AS coverage,
            (SELECT count(*) FROM buildings bd
             WHERE bd.grid_code = own.code AND bd.rental_units > 0
-              AND ST_DWithin(ST_Transform(bd.location, own.utm), cover.line, :visit_m)) AS rental_visits,
+              AND ST_DWithin(ST_Transform(bd.location, z.utm), z.line, :visit_m)) AS rental_visits,
            (SELECT count(*) FROM emergency_units eu
             WHERE eu.grid_code = own.code AND eu.active
-              AND ST_DWithin(ST_Transform(geometry(eu.location), own.utm), cover.line, :visit_m))
+              AND ST_DWithin(ST_Transform(geometry(eu.location), z.utm), z.line, :visit_m))
                AS unit_visits
     FROM own
-    JOIN tracks tr ON tr.worker_id = own.worker_id
+    JOIN zones z ON z.worker_id = own.worker_id
     LEFT JOIN inside ins ON ins.worker_id = own.worker_id AND ins.grid = own.code
-    CROSS JOIN LATERAL (
-        SELECT line, ST_Buffer(line, :cover_m, 'quad_segs=4') AS zone, ST_Transform(own.geom, own.utm) AS grid
-        FROM (SELECT ST_Simplify(ST_Transform(tr.track, own.utm), 2) AS line) AS l
-    ) AS cover
+    CROSS JOIN LATERAL (SELECT ST_Transform(own.geom, z.utm) AS geom) AS g
 ), days AS (
     INSERT INTO patrol_days (day, worker_id, points, flagged_speed, flagged_accuracy, flagged_mock,
                              patrol_seconds, inside_seconds, longest_outside_seconds,
                              long_stay_outside, distance_m)
     SELECT CAST(:day AS date), w.worker_id, COALESCE(f.points, 0), COALESCE(f.flagged_speed, 0),
            COALESCE(f.flagged_accuracy, 0), COALESCE(f.flagged_mock, 0),
-           COALESCE(tr.seconds, 0),
+           COALESCE(wk.seconds, 0),
            COALESCE((SELECT sum(ins.seconds) FROM inside ins WHERE ins.worker_id = w.worker_id), 0),
            COALESCE(o.longest, 0), COALESCE(o.longest > :long_outside, false),
-           COALESCE(tr.distance_m, 0)
+           COALESCE(wk.distance_m, 0)
     FROM (SELECT worker_id FROM own UNION SELECT worker_id FROM flags) AS w
     LEFT JOIN flags f ON f.worker_id = w.worker_id
-    LEFT JOIN tracks tr ON tr.worker_id = w.worker_id
+    LEFT JOIN walked wk ON wk.worker_id = w.worker_id
     LEFT JOIN outside o ON o.worker_id = w.worker_id
     RETURNING worker_id
 )

@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    REAL,
     Boolean,
     CheckConstraint,
     Date,

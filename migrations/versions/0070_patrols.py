@@ -132,7 +132,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("accuracy_m", postgresql.ARRAY(postgresql.REAL()), nullable=False),
+        sa.Column("accuracy_m", postgresql.ARRAY(sa.REAL()), nullable=False),
         sa.Column("mock", postgresql.ARRAY(sa.Boolean()), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint("n_points > 0", name=op.f("ck_patrol_batches_n_points")),

@@ -1,4 +1,5 @@
-"""Housekeeping keeps login_attempts, refresh_tokens and sync_states from growing without limit."""
+"""Housekeeping keeps login_attempts, refresh_tokens, sync_states and patrol batches from growing
+without limit, and closes idle patrols."""
 
 from __future__ import annotations
 
@@ -127,7 +128,13 @@ def test_a_sweep_deletes_in_batches_until_done(session_factory, session):
     retention = housekeeping.Retention.of(Settings(database_url="unused"))
     deleted = housekeeping.sweep(session_factory, retention, batch=3)
     assert deleted["login_attempts"] >= 7
-    assert set(deleted) == {"login_attempts", "refresh_tokens", "sync_states"}
+    assert set(deleted) == {
+        "login_attempts",
+        "refresh_tokens",
+        "sync_states",
+        "patrols_closed",
+        "patrol_batches",
+    }
     assert _keys(session, prefix) == set()
 
 
