@@ -120,13 +120,3 @@ def get_read_session() -> Session:
         return db.get_session()
     flask.g.db_read_session = standby.factory()
     return flask.g.db_read_session
-
-
-def detach_read_session() -> Session:
-    """Hand this request's read session to the caller, who closes it (a streamed response
-    outlives the request's teardown)."""
-    session = get_read_session()
-    if flask.g.get("db_read_session") is session:
-        flask.g.pop("db_read_session")
-        return session
-    return db.detach_session()

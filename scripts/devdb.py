@@ -28,6 +28,8 @@ LOG = CLUSTER / "server.log"
 REPLICA = CLUSTER / "replica"
 REPLICA_PORT_FILE = CLUSTER / "replica_port"
 REPLICA_LOG = CLUSTER / "replica.log"
+SLOT = "wangge_standby"
+SLOT_WAL_KEEP = "10GB"
 BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 SETTINGS = {
@@ -171,17 +173,29 @@ def start_replica() -> int:
     and start it; return its port."""
     port = start()
     replica_port = _port(REPLICA_PORT_FILE)
+    # The primary keeps the WAL the standby has not received (a bulk load writes gigabytes faster
+    # than a busy standby takes them), up to a bound; past it the slot is lost and the standby,
+    # which can no longer catch up, is made again.
+    _psql(port, f"ALTER SYSTEM SET max_slot_wal_keep_size = '{SLOT_WAL_KEEP}'")
+    _psql(port, "SELECT pg_reload_conf()")
+    slot = _psql(port, f"SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{SLOT}'")
+    if (REPLICA / "PG_VERSION").exists() and slot in ("", "lost"):
+        _stop_server(REPLICA, replica_port)
+        shutil.rmtree(REPLICA)
     if not (REPLICA / "PG_VERSION").exists():
+        if slot:
+            _psql(port, f"SELECT pg_drop_replication_slot('{SLOT}')")
         shutil.rmtree(REPLICA, ignore_errors=True)
         REPLICA.mkdir(mode=0o700)
         if os.geteuid() == 0:
             shutil.chown(REPLICA, "postgres", "postgres")
         # -R writes standby.signal and the primary's address; -X stream copies the WAL written
-        # meanwhile. The cluster's pg_hba.conf (initdb's) lets local replication in.
+        # meanwhile; -C -S makes the standby's slot. The cluster's pg_hba.conf (initdb's) lets
+        # local replication in.
         subprocess.run(
             _as_owner(
                 [str(BIN / "pg_basebackup"), "-D", str(REPLICA), "-h", "127.0.0.1", "-p", str(port)]
-                + ["-U", _user(), "-X", "stream", "-R", "-c", "fast"]
+                + ["-U", _user(), "-X", "stream", "-R", "-c", "fast", "-C", "-S", SLOT]
             ),
             check=True,
             stdout=subprocess.DEVNULL,

@@ -31,7 +31,8 @@ from tests.stats import reference
 from tests.stats.reference import Ev
 from tests.stats.test_closure_property import GRIDS, moment
 
-MAX_LAG_S = 3.0
+# Generous: on a busy machine the standby's replay falls seconds behind now and then.
+MAX_LAG_S = 10.0
 DATABASE = "wangge_test_replica"
 WINDOW = {"area": "330100", "from": moment(-96).isoformat(), "to": moment(96 * 3).isoformat()}
 
@@ -121,7 +122,7 @@ def test_statistics_read_the_standby_and_the_primary_while_it_lags(replicated): 
     assert replicated.on_standby("SELECT pg_is_in_recovery()") is True
     replicated.commit_event()
     wait_for(lambda: replicated.due() == 1, "the standby to replay the first event")
-    assert replicated.ready()["status"] == "streaming"
+    wait_for(lambda: replicated.ready()["status"] == "streaming", "the standby to be within the limit")
     assert replicated.metric("wangge_replica_up") == 1
     assert replicated.metric("wangge_replica_in_use") == 1
     replicated.on_standby("SELECT pg_wal_replay_pause()")
@@ -131,13 +132,13 @@ def test_statistics_read_the_standby_and_the_primary_while_it_lags(replicated): 
         # holds two.
         assert replicated.due() == 1
         # Past it, the standby is skipped: the primary answers, and the service stays ready.
-        wait_for(lambda: replicated.ready()["status"] == "lagging", "the lag to pass the limit")
+        wait_for(lambda: replicated.ready()["status"] == "lagging", "the lag to pass the limit", 60)
         assert replicated.due() == 2
         assert replicated.metric("wangge_replica_lag_seconds") > MAX_LAG_S
         assert replicated.metric("wangge_replica_in_use") == 0
     finally:
         replicated.on_standby("SELECT pg_wal_replay_resume()")
-    wait_for(lambda: replicated.ready()["status"] == "streaming", "the standby to catch up")
+    wait_for(lambda: replicated.ready()["status"] == "streaming", "the standby to catch up", 60)
     assert replicated.due() == 2
 
 

@@ -113,7 +113,7 @@ def freeze(
             as_of=window_to,
             group_by=grouping,
             benchmark=benchmark,
-            # Frozen figures are the exact ones, never a histogram's estimate.
+            # Frozen figures are the exact ones, never a histogram's estimate (the default).
             exact=True,
         )
         for grouping in groupings

@@ -477,9 +477,6 @@ ROLLUP_KEY_SQL = {
     "day": "r.due_day",
     **{unit: f"date_trunc('{unit}', r.due_day::timestamp)::date" for unit in ("week", "month")},
 }
-# Without `exact`, figures as of now come from the rollups when more events than this are due
-# in the scope and window; up to this many, the events themselves are read.
-EXACT_UP_TO = 5000
 
 
 def _rollup_scope(area: str) -> tuple[str, dict[str, str]]:
@@ -549,12 +546,11 @@ def _rollup_stats(
     as_of: datetime,
     group_by: tuple[str, ...],
     benchmark: float,
-    exact: bool | None,
+    exact: bool,
 ) -> ClosureStats | None:
     """The figures from the rollups, or None when they cannot give them: exact ones asked for,
-    a grouping the rollups do not hold (worker, channel), a window not of whole local days, an
-    action taken after as_of (the rollups hold what stands now), or (without `exact`) few due
-    events."""
+    a grouping the rollups do not hold (worker, channel), a window not of whole local days, or an
+    action taken after as_of (the rollups hold what stands now)."""
     from_day, to_day = _local_day(window_from), _local_day(window_to)
     if exact or not ROLLUP_KEY_SQL.keys() >= set(group_by) or from_day is None or to_day is None:
         return None
@@ -570,8 +566,6 @@ def _rollup_stats(
     }
     counts_sql, hours_sql = _rollup_sql(len(area), group_by)
     rows = driver_rows(session, counts_sql, params)
-    if exact is None and (not rows or rows[0].due <= EXACT_UP_TO):
-        return None
     # Events due earlier today than as_of are overdue if open: read them from the events.
     overdue: dict[tuple[Any, ...] | None, int] = {}
     due_from = max(window_from, datetime.combine(today, time(0), local_as_of.tzinfo))
@@ -631,14 +625,15 @@ def closure_stats(
     as_of: datetime,
     group_by: tuple[str, ...] = (),
     benchmark: float = DEFAULT_BENCHMARK,
-    exact: bool | None = None,
+    exact: bool = True,
 ) -> ClosureStats:
     """The closure figures of an area's subtree over a window, in total and per group.
 
-    From the rollups when they can give them and `exact` is not asked for (without `exact`, only
-    when more than EXACT_UP_TO events are due): the counts are the same, the percentiles of
-    hours to close come from histograms (backend.stats.rollups states the error bound).
-    `exact=False` takes the rollups whenever they can answer.
+    With `exact=False`, from the rollups when they can give them: the counts are the same, the
+    percentiles of hours to close come from histograms (backend.stats.rollups states the error
+    bound). Not the default: at Guangzhou's density (about one due event per grid, category and
+    day) the rollups hold about as many rows as there are events, and reading them is slower
+    than reading the events' covering statistics indexes (bench/scale.py).
     """
     group_by = tuple(group_by)
     check_closure_query(

@@ -51,7 +51,7 @@ def _stats(args: dict[str, Any]) -> queries.ClosureStats:
         as_of=args["as_of"],
         group_by=args["group_by"],
         benchmark=args["benchmark"],
-        exact=args.get("exact"),
+        exact=args["exact"],
     )
     return composite.with_index(get_session(), current_actor(), stats) if args["index"] else stats
 

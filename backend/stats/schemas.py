@@ -67,17 +67,16 @@ class ClosureArgsSchema(ma.Schema):
     )
     benchmark = benchmark_field("The closure rate to meet")
     exact = ma.fields.Boolean(
+        load_default=True,
         metadata={
-            "description": "`true`: read the events themselves, for exact percentiles of hours to "
-            "close. `false`: read the rollups (per grid, category and local day, kept with each "
-            "write) whenever they can answer. Unset: the rollups answer when more than "
-            f"{queries.EXACT_UP_TO} events are due. The rollups answer figures as of now (no action "
-            "taken after `as_of`) over whole local days (`from` and `to` at midnight, Beijing time), "
-            "not grouped by worker; every count is exact either way, while the median and 90th "
-            "percentile of hours to close come from a histogram, each within "
-            f"{rollups.RELATIVE_ERROR:.1%} of the exact figure plus 30 seconds. The answer's "
-            "`exact` says which it is."
-        }
+            "description": "`true` (the default): read the events themselves. `false`: read the "
+            "rollups (per grid, category and local day, kept with each write) when they can "
+            "answer: figures as of now (no action taken after `as_of`) over whole local days "
+            "(`from` and `to` at midnight, Beijing time), not grouped by worker. Every count is "
+            "the same either way; from the rollups the median and 90th percentile of hours to "
+            f"close come from a histogram, each within {rollups.RELATIVE_ERROR:.1%} of the exact "
+            "figure plus 30 seconds. The answer's `exact` says which it is."
+        },
     )
     crs = ma.fields.String(
         load_default="wgs84",

@@ -133,7 +133,7 @@ def test_the_events_answer_when_the_rollups_cannot(square):  # type: ignore[no-u
     reference.insert_events(session, history)
     whole_days = (moment(-DAY), moment(DAY))
 
-    def stats(window, as_of, group_by=(), exact=None):  # type: ignore[no-untyped-def]
+    def stats(window, as_of, group_by=(), **exact):  # type: ignore[no-untyped-def]
         return queries.closure_stats(
             session,
             area="330100",
@@ -141,11 +141,11 @@ def test_the_events_answer_when_the_rollups_cannot(square):  # type: ignore[no-u
             window_to=window[1],
             as_of=as_of,
             group_by=group_by,
-            exact=exact,
+            **exact,
         )
 
     assert not stats(whole_days, LATER, exact=False).exact
-    # Few events due: exact unless asked otherwise; exact when asked.
+    # Exact unless asked otherwise.
     assert stats(whole_days, LATER).exact
     assert stats(whole_days, LATER, exact=True).exact
     # A window not of whole days, a grouping by worker or channel, an action after as_of.
