@@ -145,8 +145,9 @@ def test_a_town_supervisor_sees_no_other_town_anywhere(browser, page_server):
     assert "composite_index 综合指数" in rows[0]
     # Tiles of the figures over the whole district hold only the town's grids (the boundary
     # layers, towns and grids, are public to every caller by design).
-    x, y = tile_of(113.6, 23.65, 9)
-    tile = page.request.get(f"{page_server}/tiles/grid_closure/9/{x}/{y}.mvt")
+    # Grid layers have tiles from zoom 10 on.
+    x, y = tile_of(113.6, 23.65, 10)
+    tile = page.request.get(f"{page_server}/tiles/grid_closure/10/{x}/{y}.mvt")
     assert tile.status == 200
     features = mapbox_vector_tile.decode(tile.body())["grid_closure"]["features"]
     assert features and all(f["properties"]["code"].startswith(TOWN) for f in features)
