@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from backend.common.fields import to_shape
-from backend.stats.queries import AREA_LEVELS, AreaShape, ClosureStats, empty_figures
+from backend.errors import ValidationFailed, field_error
+from backend.stats.queries import AREA_LEVELS, AreaShape, ClosureStats, Group, empty_figures
 from geo.crs import transform_geometry
 from geo.geojson import geometry_to_geojson
 
@@ -109,6 +110,26 @@ def closure_csv(stats: ClosureStats) -> bytes:
             + [_cell(c, more.get(c)) for c in extra]
         )
     return out.getvalue().encode("utf-8-sig")
+
+
+def sorted_groups(stats: ClosureStats, sort: str) -> ClosureStats:
+    """The groups ordered by one column (`-column` for descending), empty values last either way
+    and ties as they were; the page's table sorts the same way, so its CSV matches it."""
+    column = sort.removeprefix("-")
+    known = [*key_columns(stats.group_by), *FIGURE_HEADERS, *stats.extra_columns]
+    if column not in known:
+        raise ValidationFailed(
+            f"Cannot sort by {column!r}.",
+            errors=[field_error("sort", f"Not a column of this grouping; one of: {', '.join(known)}.")],
+        )
+
+    def value(group: Group) -> Any:
+        return group.key.get(column, vars(group.figures).get(column, group.extra.get(column)))
+
+    present = [g for g in stats.groups if value(g) is not None]
+    empty = [g for g in stats.groups if value(g) is None]
+    present.sort(key=value, reverse=sort.startswith("-"))
+    return replace(stats, groups=present + empty)
 
 
 def csv_filename(stats: ClosureStats) -> str:

@@ -51,7 +51,9 @@ def _stats(args: dict[str, Any]) -> queries.ClosureStats:
         group_by=args["group_by"],
         benchmark=args["benchmark"],
     )
-    return composite.with_index(get_session(), current_actor(), stats) if args["index"] else stats
+    if args["index"]:
+        stats = composite.with_index(get_session(), current_actor(), stats)
+    return export.sorted_groups(stats, args["sort"]) if "sort" in args else stats
 
 
 def _document(stats: queries.ClosureStats) -> dict[str, Any]:

@@ -38,6 +38,15 @@ def state(page: Page) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
 
 
+def csv_rows(page: Page, base: str) -> list[dict[str, str]]:
+    """The rows of the page's CSV link, as the table's CSV button downloads them."""
+    href = page.locator("#csv").get_attribute("href")
+    assert href is not None
+    response = page.request.get(base + href)
+    assert response.status == 200
+    return list(csv.DictReader(io.StringIO(response.body().decode("utf-8-sig"))))
+
+
 def map_codes(page: Page) -> list[str]:
     return page.evaluate("() => window.wangge.map.querySourceFeatures('areas').map(f => f.properties.code)")
 
@@ -97,6 +106,12 @@ def test_sorting_by_a_column_and_back(watched):
     page.locator("#table thead th[data-key='composite_index']").click()
     scores = [float(v) for v in column(page, 15) if v != "–"]
     assert scores == sorted(scores, reverse=True)
+    # The CSV button downloads the rows in the table's order, by a figure and by name.
+    assert [r["village 村居"] for r in csv_rows(page, base)] == table_codes(page)
+    page.locator("#table thead th[data-key='name']").click()
+    names = column(page, 1)
+    assert names == sorted(names) and table_codes(page) != sorted(table_codes(page))
+    assert [r["village 村居"] for r in csv_rows(page, base)] == table_codes(page)
 
 
 def test_drill_down_to_a_grid_and_back(watched):
@@ -136,11 +151,7 @@ def test_a_town_supervisor_sees_no_other_town_anywhere(browser, page_server):
     assert set(map_codes(page)) <= set(codes) and map_codes(page)
     assert [a.inner_text() for a in page.locator("#crumbs > *").all()] == ["温泉镇"]
     # The CSV link gives exactly the table's areas.
-    href = page.locator("#csv").get_attribute("href")
-    assert href is not None
-    response = page.request.get(page_server + href)
-    assert response.status == 200
-    rows = list(csv.DictReader(io.StringIO(response.body().decode("utf-8-sig"))))
+    rows = csv_rows(page, page_server)
     assert sorted(r["grid 网格"] for r in rows) == sorted(codes)
     assert "composite_index 综合指数" in rows[0]
     # Tiles of the figures over the whole district hold only the town's grids (the boundary

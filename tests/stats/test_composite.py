@@ -177,3 +177,24 @@ def test_the_index_is_by_one_area_level(app, accounts, group_by):
     response = client_as(app, accounts, "admin").get("/api/v1/stats/closure", query_string=query)
     assert response.status_code == 422
     assert response.json["errors"][0]["field"] == "group_by"
+
+
+def test_sort_orders_the_csv_and_json_as_the_page_table(app, accounts, seeded):
+    admin = client_as(app, accounts, "admin")
+    query = {"area": DISTRICT, "group_by": "town", "index": "true", "from": seeded.start.isoformat()}
+    plain = admin.get("/api/v1/stats/closure", query_string=query).json["groups"]
+    by_index = sorted(
+        (g for g in plain if g["composite_index"] is not None), key=lambda g: -g["composite_index"]
+    ) + [g for g in plain if g["composite_index"] is None]
+    sorted_query = {**query, "sort": "-composite_index"}
+    rows = _csv_rows(admin.get("/api/v1/stats/closure.csv", query_string=sorted_query).data)
+    assert [r["town 镇街"] for r in rows] == [g["key"]["town"] for g in by_index]
+    assert [r["town 镇街"] for r in rows] != [g["key"]["town"] for g in plain]
+    groups = admin.get("/api/v1/stats/closure", query_string={**query, "sort": "town_name"}).json["groups"]
+    names = [g["key"]["town_name"] for g in groups]
+    assert names == sorted(names)
+    for bad in ("password", "-", "closure rate"):
+        response = admin.get("/api/v1/stats/closure.csv", query_string={**query, "sort": bad})
+        assert response.status_code == 422, bad
+        assert response.content_type == "application/problem+json"
+        assert response.json["errors"][0]["field"] == "sort"

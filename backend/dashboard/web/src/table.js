@@ -26,7 +26,7 @@ export const COLUMNS = [
 ];
 
 export class AreaTable {
-  constructor(table, { onHover, onClick }) {
+  constructor(table, { onHover, onClick, onSort = () => {} }) {
     this.table = table;
     this.rows = [];
     this.sort = { key: 'code', descending: false };
@@ -42,6 +42,7 @@ export class AreaTable {
       if (!key) return;
       this.sort = { key, descending: this.sort.key === key ? !this.sort.descending : key !== 'name' && key !== 'code' };
       this.render();
+      onSort(this.sort);
     });
   }
 
@@ -90,10 +91,16 @@ export class AreaTable {
   }
 }
 
-// Missing values sort last whichever the direction.
+/** The API's `sort` for this order, so the CSV lists the rows as the table shows them. */
+export function sortParameter({ key, descending }, level) {
+  const column = { code: level, name: `${level}_name` }[key] ?? key;
+  return `${descending ? '-' : ''}${column}`;
+}
+
+// Missing values sort last whichever the direction; text by code point, as the API's `sort`.
 function compare(a, b, direction) {
   const missing = (v) => v === null || v === undefined;
   if (missing(a) || missing(b)) return missing(a) - missing(b);
-  if (typeof a === 'string') return a.localeCompare(b, 'zh-CN') * direction;
+  if (typeof a === 'string') return (a < b ? -1 : a > b ? 1 : 0) * direction;
   return (a - b) * direction;
 }
