@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, replace
 from typing import Any
 
+import orjson
+
 from backend.common.fields import to_shape
 from backend.errors import ValidationFailed, field_error
 from backend.stats.queries import AREA_LEVELS, AreaShape, ClosureStats, Group, empty_figures
@@ -154,10 +156,14 @@ def closure_features(
     blank = asdict(empty_figures(stats.benchmark)) | dict.fromkeys(stats.extra_columns)
     features = []
     for shape in shapes:
-        geometry = to_shape(shape.geom)
-        if crs != "wgs84":
-            geometry = transform_geometry(geometry, "wgs84", crs)
-        geojson = geometry_to_geojson(geometry, precision=7)
+        geojson: Any
+        if shape.geojson is not None:  # written by PostGIS, passed through as it is
+            geojson = orjson.Fragment(shape.geojson)
+        else:
+            geometry = to_shape(shape.geom)
+            if crs != "wgs84":
+                geometry = transform_geometry(geometry, "wgs84", crs)
+            geojson = geometry_to_geojson(geometry, precision=7)
         groups = by_code.get(shape.code) or [
             {name: None for name in key_columns(stats.group_by)}
             | {level: shape.code, f"{level}_name": shape.name}

@@ -87,7 +87,7 @@ def _csv_response(args: dict[str, Any]) -> flask.Response:
 def _geojson_response(args: dict[str, Any]) -> flask.Response:
     level = queries.require_area_level_first(args["group_by"])
     stats = _stats(args)
-    shapes = queries.area_shapes(get_session(), level=level, area=stats.area)
+    shapes = queries.area_shapes(get_session(), level=level, area=stats.area, geojson=args["crs"] == "wgs84")
     document = {
         "type": "FeatureCollection",
         "features": export.closure_features(stats, shapes, args["crs"]),

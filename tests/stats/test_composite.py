@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import shapely
 from sqlalchemy import text
 
 from backend import history
 from backend.stats import composite
 from backend.stats.queries import empty_figures
+from geo.geojson import geometry_to_geojson
 from tests.conftest import client_as
 from tests.org.factories import unit_body
 
@@ -198,3 +201,26 @@ def test_sort_orders_the_csv_and_json_as_the_page_table(app, accounts, seeded):
         assert response.status_code == 422, bad
         assert response.content_type == "application/problem+json"
         assert response.json["errors"][0]["field"] == "sort"
+
+
+def test_the_geojson_polygons_are_those_python_would_write(app, accounts, session):
+    """PostGIS writes the polygons (RFC 7946: exteriors counter-clockwise, 7 decimals), as
+    geo.geojson does."""
+    features = (
+        client_as(app, accounts, "admin")
+        .get("/api/v1/stats/closure.geojson", query_string={"area": TOWN, "group_by": "village"})
+        .json["features"]
+    )
+    rows = session.execute(
+        text(
+            "SELECT code, ST_AsBinary(geom) AS wkb FROM areas"
+            " WHERE level = 'village' AND valid_to IS NULL AND left(code, 9) = :town"
+        ),
+        {"town": TOWN},
+    )
+    expected = {row.code: geometry_to_geojson(shapely.from_wkb(row.wkb), precision=7) for row in rows}
+    assert len(features) == len(expected) > 5
+    for feature in features:
+        written = expected[feature["properties"]["village"]]
+        assert feature["geometry"]["type"] == written["type"]
+        assert feature["geometry"]["coordinates"] == json.loads(json.dumps(written["coordinates"]))

@@ -97,8 +97,9 @@ export class AreaMap {
     }));
     this.features = new Map(slim.map((f) => [f.properties.code, f]));
     this.highlight(null);
-    this.map.getSource('areas').setData({ type: 'FeatureCollection', features: slim });
+    // The colouring first: a new data-driven colour has the worker cut the tiles again.
     this.setLayer(layer);
+    this.map.getSource('areas').setData({ type: 'FeatureCollection', features: slim });
     await new Promise((resolve) => this.map.once('idle', resolve));
   }
 
