@@ -230,3 +230,16 @@ def test_sign_out_ends_the_login(watched):
     session = next(c for c in cookies if c["name"] == "wangge_session")
     page.context.add_cookies([{"name": session["name"], "value": session["value"], "url": base}])
     assert page.request.get(f"{base}/api/v1/me").status == 401
+
+
+def test_a_long_table_lays_out_its_rows_as_it_is_scrolled(watched):
+    page, _, base = watched
+    sign_in(page, base, "admin", f"?area={DISTRICT}&level=grid&period=this_year&layer=closure")
+    total = int(page.locator("#table").get_attribute("data-rows") or 0)
+    assert total == 865 and len(table_codes(page)) == 300
+    for shown in (600, 865):
+        page.locator("#table tbody tr").last.scroll_into_view_if_needed()
+        expect(page.locator("#table tbody tr")).to_have_count(shown)
+    codes = table_codes(page)
+    assert codes == sorted(codes) and len(set(codes)) == total
+    assert [r["grid 网格"] for r in csv_rows(page, base)] == codes

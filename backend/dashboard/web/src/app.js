@@ -107,14 +107,14 @@ async function load() {
   loading = mine;
   document.body.dataset.ready = '';
   performance.mark('wangge-load');
+  // The requests first: the map's start (a WebGL context, its worker) overlaps them.
+  const pending = Promise.all([api.get(`/api/v1/stats/closure.geojson?${query(shapes())}`), crumbs()]);
+  if (!areaMap) wire();
   controls();
   $('status').textContent = t('loading');
   csvLink();
   try {
-    const [collection] = await Promise.all([
-      api.get(`/api/v1/stats/closure.geojson?${query(shapes())}`),
-      crumbs(),
-    ]);
+    const [collection] = await pending;
     if (loading !== mine) return;
     performance.mark('wangge-data');
     for (const feature of collection.features) {
@@ -205,9 +205,9 @@ async function start(who) {
   if (who.area_code && !state.area.startsWith(home)) state = { ...state, area: home, level: levelsBelow(home)[0] };
   if (!who.area_code) home = state.area.slice(0, 6); // the breadcrumb starts at the district
   write(state, { replace: true });
-  if (!areaMap) wire();
+  const loaded = load();
   weights();
-  await load();
+  await loaded;
 }
 
 async function main() {
