@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import flask
 
@@ -44,6 +45,14 @@ class Settings:
     # Origins whose browser pages may call the API (WANGGE_CORS_ORIGINS, comma-separated; "*"
     # for any); none by default.
     cors_origins: tuple[str, ...] = ()
+    # A raster basemap under the supervisors' page (WANGGE_BASEMAP_URL, a tile URL template with
+    # {z}, {x} and {y}, e.g. Tianditu's or AMap's), the frame its tiles are drawn in
+    # (WANGGE_BASEMAP_CRS: wgs84, or gcj02 for AMap: the page then asks for its data shifted to
+    # match) and its credit (WANGGE_BASEMAP_ATTRIBUTION). None by default: nothing is fetched
+    # from outside the app.
+    basemap_url: str = ""
+    basemap_crs: str = "wgs84"
+    basemap_attribution: str = ""
     # Statement and lock timeouts of ordinary requests; commands run unbounded.
     statement_timeout_ms: int = 15_000
     lock_timeout_ms: int = 5_000
@@ -115,6 +124,9 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         max_photos_per_event=int(env.get("WANGGE_MAX_PHOTOS", defaults.max_photos_per_event)),
         ogc_anonymous_areas=_flag(env.get("WANGGE_OGC_ANONYMOUS_AREAS")),
         cors_origins=tuple(o.strip() for o in env.get("WANGGE_CORS_ORIGINS", "").split(",") if o.strip()),
+        basemap_url=_basemap_url(env.get("WANGGE_BASEMAP_URL", "")),
+        basemap_crs=_one_of("WANGGE_BASEMAP_CRS", env.get("WANGGE_BASEMAP_CRS", "wgs84"), BASEMAP_CRS),
+        basemap_attribution=env.get("WANGGE_BASEMAP_ATTRIBUTION", ""),
         statement_timeout_ms=int(env.get("WANGGE_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms)),
         lock_timeout_ms=int(env.get("WANGGE_LOCK_TIMEOUT_MS", defaults.lock_timeout_ms)),
         expensive_slots=int(env.get("WANGGE_EXPENSIVE_SLOTS", defaults.expensive_slots)),
@@ -139,6 +151,28 @@ def from_environ(environ: dict[str, str] | None = None) -> Settings:
         replica_url=_driver_url(env["DATABASE_REPLICA_URL"]) if env.get("DATABASE_REPLICA_URL") else None,
         replica_max_lag_s=float(env.get("WANGGE_REPLICA_MAX_LAG_S", defaults.replica_max_lag_s)),
     )
+
+
+BASEMAP_CRS = ("wgs84", "gcj02")
+
+
+def _basemap_url(value: str) -> str:
+    """A tile URL template on http(s) with {z}, {x} and {y}, or empty for no basemap."""
+    value = value.strip()
+    if value and (
+        urlsplit(value).scheme not in ("http", "https")
+        or not urlsplit(value).netloc
+        or not all(part in value for part in ("{z}", "{x}", "{y}"))
+    ):
+        raise ValueError(f"WANGGE_BASEMAP_URL must be an http(s) URL with {{z}}, {{x}} and {{y}}: {value!r}")
+    return value
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    value = value.strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}: {value!r}")
+    return value
 
 
 def _flag(value: str | None) -> bool:

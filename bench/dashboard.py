@@ -162,7 +162,7 @@ def _figures(page: Page, since: float) -> dict[str, float]:
     figures = {
         "total": _last(page, "wangge-ready") - since,
         **page.evaluate(SHARES, since),
-        "rows": page.locator("#table tbody tr").count(),
+        "rows": int(page.locator("#table").get_attribute("data-rows") or 0),
         "drawn": page.evaluate("() => window.wangge.renderedCount()"),
     }
     page.context.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
 import marshmallow as ma
@@ -31,20 +32,33 @@ VENDOR = {
 }
 VENDOR_FILES = (".js", ".mjs", ".css", ".png")
 TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".json": "application/json"}
-CSP = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
-        # MapLibre runs its tile work in a module worker loaded from this origin.
-        "worker-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data: blob:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
+
+
+def _csp(basemap: str) -> str:
+    """The page's Content-Security-Policy: this origin only, and the basemap's when one is set
+    (MapLibre fetches its tiles and draws them as images)."""
+    outside = f" {basemap}" if basemap else ""
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            # MapLibre runs its tile work in a module worker loaded from this origin.
+            "worker-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' data: blob:{outside}",
+            f"connect-src 'self'{outside}",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
     )
-)
+
+
+def _basemap_origin() -> str:
+    parts = urlsplit(settings().basemap_url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
+
+
 # Sign-in and refresh come with this header, which a form or page of another origin cannot send
 # without a preflight that the API refuses; sign-out needs the login's own CSRF token.
 PAGE_HEADER = "X-Wangge-Page"
@@ -52,7 +66,7 @@ SESSION_PATH = "/dashboard/session"
 
 
 def _secure(response: flask.Response) -> flask.Response:
-    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Content-Security-Policy"] = _csp(_basemap_origin())
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
@@ -86,6 +100,19 @@ def vendor(package: str, name: str) -> flask.Response:
         raise NotFound(f"No file {package}/{name}.")
     # Versions change only with the lock file; an hour's cache keeps reloads quick.
     return _file(folder, name, max_age=3600)
+
+
+@blp.get("/dashboard/config")
+def config() -> flask.Response:
+    """What the page needs before it draws: the basemap, if the operator set one (no login needed:
+    it is the same for everyone)."""
+    current = settings()
+    basemap = (
+        {"url": current.basemap_url, "crs": current.basemap_crs, "attribution": current.basemap_attribution}
+        if current.basemap_url
+        else None
+    )
+    return _no_store(flask.jsonify({"basemap": basemap}))
 
 
 class SignInSchema(ma.Schema):

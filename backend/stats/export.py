@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
+import orjson
+
 from backend.common.fields import to_shape
-from backend.stats.queries import AREA_LEVELS, AreaShape, ClosureStats, empty_figures
+from backend.errors import ValidationFailed, field_error
+from backend.stats.queries import AREA_LEVELS, AreaShape, ClosureStats, Group, empty_figures
 from geo.crs import transform_geometry
 from geo.geojson import geometry_to_geojson
 
@@ -137,6 +140,26 @@ def closure_csv(stats: ClosureStats) -> bytes:
     return figures_csv(stats.group_by, headers, rows)
 
 
+def sorted_groups(stats: ClosureStats, sort: str) -> ClosureStats:
+    """The groups ordered by one column (`-column` for descending), empty values last either way
+    and ties as they were; the page's table sorts the same way, so its CSV matches it."""
+    column = sort.removeprefix("-")
+    known = [*key_columns(stats.group_by), *FIGURE_HEADERS, *stats.extra_columns]
+    if column not in known:
+        raise ValidationFailed(
+            f"Cannot sort by {column!r}.",
+            errors=[field_error("sort", f"Not a column of this grouping; one of: {', '.join(known)}.")],
+        )
+
+    def value(group: Group) -> Any:
+        return group.key.get(column, vars(group.figures).get(column, group.extra.get(column)))
+
+    present = [g for g in stats.groups if value(g) is not None]
+    empty = [g for g in stats.groups if value(g) is None]
+    present.sort(key=value, reverse=sort.startswith("-"))
+    return replace(stats, groups=present + empty)
+
+
 def csv_filename(stats: ClosureStats) -> str:
     start, end = stats.window_from.date().isoformat(), stats.window_to.date().isoformat()
     grouping = "-".join(stats.group_by) or "total"
@@ -171,10 +194,14 @@ def area_features(
             by_code.setdefault(code, []).append({**key, **figures})
     features = []
     for shape in shapes:
-        geometry = to_shape(shape.geom)
-        if crs != "wgs84":
-            geometry = transform_geometry(geometry, "wgs84", crs)
-        geojson = geometry_to_geojson(geometry, precision=7)
+        geojson: Any
+        if shape.geojson is not None:  # written by PostGIS, passed through as it is
+            geojson = orjson.Fragment(shape.geojson)
+        else:
+            geometry = to_shape(shape.geom)
+            if crs != "wgs84":
+                geometry = transform_geometry(geometry, "wgs84", crs)
+            geojson = geometry_to_geojson(geometry, precision=7)
         found = by_code.get(shape.code) or [
             {name: None for name in key_columns(group_by)}
             | {level: shape.code, f"{level}_name": shape.name}

@@ -53,7 +53,9 @@ def _stats(args: dict[str, Any]) -> queries.ClosureStats:
         benchmark=args["benchmark"],
         exact=args["exact"],
     )
-    return composite.with_index(get_session(), current_actor(), stats) if args["index"] else stats
+    if args["index"]:
+        stats = composite.with_index(get_session(), current_actor(), stats)
+    return export.sorted_groups(stats, args["sort"]) if "sort" in args else stats
 
 
 def _document(stats: queries.ClosureStats) -> dict[str, Any]:
@@ -88,7 +90,9 @@ def _csv_response(args: dict[str, Any]) -> flask.Response:
 def _geojson_response(args: dict[str, Any]) -> flask.Response:
     level = queries.require_area_level_first(args["group_by"])
     stats = _stats(args)
-    shapes = queries.area_shapes(get_read_session(), level=level, area=stats.area)
+    shapes = queries.area_shapes(
+        get_read_session(), level=level, area=stats.area, geojson=args["crs"] == "wgs84"
+    )
     document = {
         "type": "FeatureCollection",
         "features": export.closure_features(stats, shapes, args["crs"]),

@@ -83,6 +83,14 @@ class ClosureArgsSchema(ma.Schema):
         validate=ma.validate.OneOf(SUPPORTED_CRS),
         metadata={"description": "GeoJSON only: coordinate system of the polygons"},
     )
+    sort = ma.fields.String(
+        validate=ma.validate.Regexp(r"^-?[a-z_]{1,40}$", error="A column's name, with - for descending."),
+        metadata={
+            "description": "Order the groups by this column (a key or a figure, as the CSV header's "
+            "first word names it), `-` first for descending; empty values last either way, ties as "
+            "they were. Text compares by code point"
+        },
+    )
     index = ma.fields.Boolean(
         load_default=False,
         metadata={

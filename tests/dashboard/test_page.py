@@ -38,6 +38,15 @@ def state(page: Page) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
 
 
+def csv_rows(page: Page, base: str) -> list[dict[str, str]]:
+    """The rows of the page's CSV link, as the table's CSV button downloads them."""
+    href = page.locator("#csv").get_attribute("href")
+    assert href is not None
+    response = page.request.get(base + href)
+    assert response.status == 200
+    return list(csv.DictReader(io.StringIO(response.body().decode("utf-8-sig"))))
+
+
 def map_codes(page: Page) -> list[str]:
     return page.evaluate("() => window.wangge.map.querySourceFeatures('areas').map(f => f.properties.code)")
 
@@ -97,6 +106,12 @@ def test_sorting_by_a_column_and_back(watched):
     page.locator("#table thead th[data-key='composite_index']").click()
     scores = [float(v) for v in column(page, 15) if v != "–"]
     assert scores == sorted(scores, reverse=True)
+    # The CSV button downloads the rows in the table's order, by a figure and by name.
+    assert [r["village 村居"] for r in csv_rows(page, base)] == table_codes(page)
+    page.locator("#table thead th[data-key='name']").click()
+    names = column(page, 1)
+    assert names == sorted(names) and table_codes(page) != sorted(table_codes(page))
+    assert [r["village 村居"] for r in csv_rows(page, base)] == table_codes(page)
 
 
 def test_drill_down_to_a_grid_and_back(watched):
@@ -136,11 +151,7 @@ def test_a_town_supervisor_sees_no_other_town_anywhere(browser, page_server):
     assert set(map_codes(page)) <= set(codes) and map_codes(page)
     assert [a.inner_text() for a in page.locator("#crumbs > *").all()] == ["温泉镇"]
     # The CSV link gives exactly the table's areas.
-    href = page.locator("#csv").get_attribute("href")
-    assert href is not None
-    response = page.request.get(page_server + href)
-    assert response.status == 200
-    rows = list(csv.DictReader(io.StringIO(response.body().decode("utf-8-sig"))))
+    rows = csv_rows(page, page_server)
     assert sorted(r["grid 网格"] for r in rows) == sorted(codes)
     assert "composite_index 综合指数" in rows[0]
     # Tiles of the figures over the whole district hold only the town's grids (the boundary
@@ -220,3 +231,16 @@ def test_sign_out_ends_the_login(watched):
     session = next(c for c in cookies if c["name"] == "wangge_session")
     page.context.add_cookies([{"name": session["name"], "value": session["value"], "url": base}])
     assert page.request.get(f"{base}/api/v1/me").status == 401
+
+
+def test_a_long_table_lays_out_its_rows_as_it_is_scrolled(watched):
+    page, _, base = watched
+    sign_in(page, base, "admin", f"?area={DISTRICT}&level=grid&period=this_year&layer=closure")
+    total = int(page.locator("#table").get_attribute("data-rows") or 0)
+    assert total == 865 and len(table_codes(page)) == 300
+    for shown in (600, 865):
+        page.locator("#table tbody tr").last.scroll_into_view_if_needed()
+        expect(page.locator("#table tbody tr")).to_have_count(shown)
+    codes = table_codes(page)
+    assert codes == sorted(codes) and len(set(codes)) == total
+    assert [r["grid 网格"] for r in csv_rows(page, base)] == codes

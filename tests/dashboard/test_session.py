@@ -40,6 +40,9 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(anon_client):
         assert response.status_code == 200, path
         assert response.headers["Content-Security-Policy"] == policy
     assert anon_client.get("/dashboard/src/app.js").mimetype == "text/javascript"
+    # No basemap by default: nothing outside the origin, in the policy or the page's settings.
+    assert "http" not in policy
+    assert anon_client.get("/dashboard/config").json == {"basemap": None}
 
 
 @pytest.mark.parametrize(

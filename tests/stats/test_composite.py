@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import shapely
 from sqlalchemy import text
 
 from backend import history
 from backend.stats import composite
 from backend.stats.queries import empty_figures
+from geo.geojson import geometry_to_geojson
 from tests.conftest import client_as
 from tests.org.factories import unit_body
 
@@ -177,3 +180,47 @@ def test_the_index_is_by_one_area_level(app, accounts, group_by):
     response = client_as(app, accounts, "admin").get("/api/v1/stats/closure", query_string=query)
     assert response.status_code == 422
     assert response.json["errors"][0]["field"] == "group_by"
+
+
+def test_sort_orders_the_csv_and_json_as_the_page_table(app, accounts, seeded):
+    admin = client_as(app, accounts, "admin")
+    query = {"area": DISTRICT, "group_by": "town", "index": "true", "from": seeded.start.isoformat()}
+    plain = admin.get("/api/v1/stats/closure", query_string=query).json["groups"]
+    by_index = sorted(
+        (g for g in plain if g["composite_index"] is not None), key=lambda g: -g["composite_index"]
+    ) + [g for g in plain if g["composite_index"] is None]
+    sorted_query = {**query, "sort": "-composite_index"}
+    rows = _csv_rows(admin.get("/api/v1/stats/closure.csv", query_string=sorted_query).data)
+    assert [r["town 镇街"] for r in rows] == [g["key"]["town"] for g in by_index]
+    assert [r["town 镇街"] for r in rows] != [g["key"]["town"] for g in plain]
+    groups = admin.get("/api/v1/stats/closure", query_string={**query, "sort": "town_name"}).json["groups"]
+    names = [g["key"]["town_name"] for g in groups]
+    assert names == sorted(names)
+    for bad in ("password", "-", "closure rate"):
+        response = admin.get("/api/v1/stats/closure.csv", query_string={**query, "sort": bad})
+        assert response.status_code == 422, bad
+        assert response.content_type == "application/problem+json"
+        assert response.json["errors"][0]["field"] == "sort"
+
+
+def test_the_geojson_polygons_are_those_python_would_write(app, accounts, session):
+    """PostGIS writes the polygons (RFC 7946: exteriors counter-clockwise, 7 decimals), as
+    geo.geojson does."""
+    features = (
+        client_as(app, accounts, "admin")
+        .get("/api/v1/stats/closure.geojson", query_string={"area": TOWN, "group_by": "village"})
+        .json["features"]
+    )
+    rows = session.execute(
+        text(
+            "SELECT code, ST_AsBinary(geom) AS wkb FROM areas"
+            " WHERE level = 'village' AND valid_to IS NULL AND left(code, 9) = :town"
+        ),
+        {"town": TOWN},
+    )
+    expected = {row.code: geometry_to_geojson(shapely.from_wkb(row.wkb), precision=7) for row in rows}
+    assert len(features) == len(expected) > 5
+    for feature in features:
+        written = expected[feature["properties"]["village"]]
+        assert feature["geometry"]["type"] == written["type"]
+        assert feature["geometry"]["coordinates"] == json.loads(json.dumps(written["coordinates"]))

@@ -4,7 +4,7 @@ import { showOverdue } from './detail.js';
 import { getLang, setLang, t } from './i18n.js';
 import { AreaMap, legend } from './map.js';
 import { LAYERS, levelOf, levelsBelow, read, window_, write } from './state.js';
-import { AreaTable } from './table.js';
+import { AreaTable, sortParameter } from './table.js';
 
 const $ = (id) => document.getElementById(id);
 let state = null;
@@ -12,6 +12,8 @@ let home = null;
 let areaMap = null;
 let table = null;
 let loading = null;
+// The page's settings (/dashboard/config): the basemap, whose frame the data is asked in.
+let config = { basemap: null };
 
 function highlight(code) {
   areaMap.highlight(code);
@@ -29,6 +31,16 @@ function drill(code) {
 
 function query(extra = {}) {
   return new URLSearchParams({ area: state.area, group_by: state.level, index: 'true', ...window_(state), ...extra });
+}
+
+/** The polygons in the basemap's frame: shifted to GCJ-02 under an AMap basemap. */
+function shapes() {
+  return config.basemap?.crs === 'gcj02' ? { crs: 'gcj02' } : {};
+}
+
+/** The CSV of exactly the table shown: the same query, rows in the table's order. */
+function csvLink() {
+  $('csv').href = `/api/v1/stats/closure.csv?${query({ sort: sortParameter(table.sort, state.level) })}`;
 }
 
 async function crumbs() {
@@ -95,14 +107,14 @@ async function load() {
   loading = mine;
   document.body.dataset.ready = '';
   performance.mark('wangge-load');
+  // The requests first: the map's start (a WebGL context, its worker) overlaps them.
+  const pending = Promise.all([api.get(`/api/v1/stats/closure.geojson?${query(shapes())}`), crumbs()]);
+  if (!areaMap) wire();
   controls();
   $('status').textContent = t('loading');
-  $('csv').href = `/api/v1/stats/closure.csv?${query()}`;
+  csvLink();
   try {
-    const [collection] = await Promise.all([
-      api.get(`/api/v1/stats/closure.geojson?${query()}`),
-      crumbs(),
-    ]);
+    const [collection] = await pending;
     if (loading !== mine) return;
     performance.mark('wangge-data');
     for (const feature of collection.features) {
@@ -128,8 +140,8 @@ async function load() {
 }
 
 function wire() {
-  areaMap = new AreaMap($('map'), { onHover: highlight, onClick: drill });
-  table = new AreaTable($('table'), { onHover: highlight, onClick: drill });
+  areaMap = new AreaMap($('map'), { onHover: highlight, onClick: drill, basemap: config.basemap });
+  table = new AreaTable($('table'), { onHover: highlight, onClick: drill, onSort: csvLink });
   // For tests and the benchmark: the map and how many areas it draws.
   window.wangge = { map: areaMap.map, renderedCount: () => areaMap.renderedCount() };
   $('level').addEventListener('change', (e) => {
@@ -193,9 +205,9 @@ async function start(who) {
   if (who.area_code && !state.area.startsWith(home)) state = { ...state, area: home, level: levelsBelow(home)[0] };
   if (!who.area_code) home = state.area.slice(0, 6); // the breadcrumb starts at the district
   write(state, { replace: true });
-  if (!areaMap) wire();
+  const loaded = load();
   weights();
-  await load();
+  await loaded;
 }
 
 async function main() {
@@ -211,7 +223,8 @@ async function main() {
       $('signin-error').textContent = error.status === 401 ? t('wrong') : error.message;
     }
   });
-  const who = await api.session();
+  const [who, settings] = await Promise.all([api.session(), api.get('/dashboard/config')]);
+  config = settings;
   if (who) await start(who);
   else $('signin').hidden = false;
 }

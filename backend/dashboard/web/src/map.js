@@ -1,5 +1,5 @@
-// The map: the areas' own boundaries are the base (no outside basemap), coloured by the chosen
-// layer; overdue events as points. MapLibre GL JS from npm, served by the app.
+// The map: the areas' own boundaries are the base (an outside raster basemap only when the
+// operator sets one), coloured by the chosen layer; overdue events as points. MapLibre GL JS from npm, served by the app.
 import * as maplibregl from '/dashboard/vendor/maplibre-gl/maplibre-gl.mjs';
 import { t } from './i18n.js';
 
@@ -26,9 +26,19 @@ function colour(layer) {
   return ['case', ['==', ['get', property], null], GREY, step];
 }
 
+/** The operator's raster basemap under the areas, if any ({url, crs, attribution}). */
+function basemapStyle(basemap) {
+  if (!basemap) return { sources: {}, layers: [] };
+  return {
+    sources: { basemap: { type: 'raster', tiles: [basemap.url], tileSize: 256, attribution: basemap.attribution } },
+    layers: [{ id: 'basemap', type: 'raster', source: 'basemap' }],
+  };
+}
+
 export class AreaMap {
-  constructor(container, { onHover, onClick }) {
+  constructor(container, { onHover, onClick, basemap = null }) {
     this.hovered = null;
+    const base = basemapStyle(basemap);
     this.map = new maplibregl.Map({
       container,
       // No fades: a new colouring shows at once (and the map is idle as soon as it is drawn).
@@ -37,12 +47,14 @@ export class AreaMap {
         version: 8,
         transition: { duration: 0, delay: 0 },
         sources: {
+          ...base.sources,
           areas: { type: 'geojson', data: EMPTY, tolerance: 0.6 },
           hover: { type: 'geojson', data: EMPTY },
           points: { type: 'geojson', data: EMPTY },
         },
         layers: [
           { id: 'background', type: 'background', paint: { 'background-color': '#f4f1ea' } },
+          ...base.layers,
           // The fill's own 1-pixel outline: a line layer over thousands of grids costs seconds to draw.
           {
             id: 'area-fill', type: 'fill', source: 'areas',
@@ -61,7 +73,7 @@ export class AreaMap {
       },
       center: [113.6, 23.6],
       zoom: 8,
-      attributionControl: false,
+      attributionControl: basemap?.attribution ? { compact: true } : false,
     });
     this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
     this.loaded = new Promise((resolve) => this.map.once('load', resolve));
@@ -85,8 +97,9 @@ export class AreaMap {
     }));
     this.features = new Map(slim.map((f) => [f.properties.code, f]));
     this.highlight(null);
-    this.map.getSource('areas').setData({ type: 'FeatureCollection', features: slim });
+    // The colouring first: a new data-driven colour has the worker cut the tiles again.
     this.setLayer(layer);
+    this.map.getSource('areas').setData({ type: 'FeatureCollection', features: slim });
     await new Promise((resolve) => this.map.once('idle', resolve));
   }
 

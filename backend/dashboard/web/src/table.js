@@ -25,10 +25,18 @@ export const COLUMNS = [
   { key: 'composite_index', label: 'composite_index', text: (p) => score(p.composite_index) },
 ];
 
+// Rows laid out at a time: the browser takes seconds to lay out thousands of rows, so the rest
+// follow as the table is scrolled to its end.
+const CHUNK = 300;
+
 export class AreaTable {
-  constructor(table, { onHover, onClick }) {
+  constructor(table, { onHover, onClick, onSort = () => {} }) {
     this.table = table;
     this.rows = [];
+    this.sorted = [];
+    this.more = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) this.append();
+    });
     this.sort = { key: 'code', descending: false };
     this.byCode = new Map();
     table.tBodies[0].addEventListener('mouseover', (e) => onHover(e.target.closest('tr')?.dataset.code ?? null));
@@ -42,6 +50,7 @@ export class AreaTable {
       if (!key) return;
       this.sort = { key, descending: this.sort.key === key ? !this.sort.descending : key !== 'name' && key !== 'code' };
       this.render();
+      onSort(this.sort);
     });
   }
 
@@ -53,7 +62,8 @@ export class AreaTable {
 
   render() {
     const { key, descending } = this.sort;
-    const sorted = [...this.rows].sort((a, b) => compare(a[key], b[key], descending ? -1 : 1));
+    this.sorted = [...this.rows].sort((a, b) => compare(a[key], b[key], descending ? -1 : 1));
+    this.table.dataset.rows = String(this.sorted.length);
     const head = this.table.tHead.rows[0];
     head.replaceChildren(
       ...COLUMNS.map((column) => {
@@ -66,21 +76,29 @@ export class AreaTable {
       }),
     );
     this.byCode.clear();
+    this.table.tBodies[0].replaceChildren();
+    this.append();
+  }
+
+  /** Lay out the next rows; the last one, once in view, brings the next. */
+  append() {
     const body = this.table.tBodies[0];
-    body.replaceChildren(
-      ...sorted.map((p) => {
-        const tr = document.createElement('tr');
-        tr.dataset.code = p.code;
-        if (p.below_benchmark) tr.classList.add('below');
-        for (const column of COLUMNS) {
-          const td = document.createElement('td');
-          td.textContent = column.text(p);
-          tr.append(td);
-        }
-        this.byCode.set(p.code, tr);
-        return tr;
-      }),
-    );
+    const start = body.rows.length;
+    const rows = this.sorted.slice(start, start + CHUNK).map((p) => {
+      const tr = document.createElement('tr');
+      tr.dataset.code = p.code;
+      if (p.below_benchmark) tr.classList.add('below');
+      for (const column of COLUMNS) {
+        const td = document.createElement('td');
+        td.textContent = column.text(p);
+        tr.append(td);
+      }
+      this.byCode.set(p.code, tr);
+      return tr;
+    });
+    body.append(...rows);
+    this.more.disconnect();
+    if (body.rows.length < this.sorted.length) this.more.observe(body.rows[body.rows.length - 1]);
   }
 
   highlight(code) {
@@ -90,10 +108,16 @@ export class AreaTable {
   }
 }
 
-// Missing values sort last whichever the direction.
+/** The API's `sort` for this order, so the CSV lists the rows as the table shows them. */
+export function sortParameter({ key, descending }, level) {
+  const column = { code: level, name: `${level}_name` }[key] ?? key;
+  return `${descending ? '-' : ''}${column}`;
+}
+
+// Missing values sort last whichever the direction; text by code point, as the API's `sort`.
 function compare(a, b, direction) {
   const missing = (v) => v === null || v === undefined;
   if (missing(a) || missing(b)) return missing(a) - missing(b);
-  if (typeof a === 'string') return a.localeCompare(b, 'zh-CN') * direction;
+  if (typeof a === 'string') return (a < b ? -1 : a > b ? 1 : 0) * direction;
   return (a - b) * direction;
 }
