@@ -161,6 +161,23 @@ def test_gaps_longer_than_five_minutes_are_not_patrol_time(session, walker):
     assert _day(session, walker.user_id).patrol_seconds == pytest.approx(190)
 
 
+def test_a_day_computed_in_parts_equals_the_day_in_one_run(session, walker):
+    points = _along_the_south_edge(_at(9))
+    for point in points[10:]:
+        point["t"] += 3600
+    _walk(session, walker, points)
+    figures.compute_day(session, DAY)
+    whole, whole_grid = _day(session, walker.user_id), _grid_day(session, walker.user_id)
+    mine = walker.user_id % 2
+    # The other part clears and writes only its own workers: this one's rows stay.
+    figures.compute_day(session, DAY, part=1 - mine, parts=2)
+    assert _day(session, walker.user_id) == whole
+    session.execute(text("DELETE FROM patrol_grid_days WHERE day = :d"), {"d": DAY})
+    session.execute(text("DELETE FROM patrol_days WHERE day = :d"), {"d": DAY})
+    assert figures.compute_day(session, DAY, part=mine, parts=2) >= 1
+    assert (_day(session, walker.user_id), _grid_day(session, walker.user_id)) == (whole, whole_grid)
+
+
 def test_compliance_against_the_norm(app, accounts, session, walker):
     # Monday: four and a half hours inside, nearly all of it covered; Tuesday: half an hour.
     def hours_inside(day: date, minutes: int) -> None:
