@@ -246,5 +246,7 @@ def compute_day_in_parts(
         with factory() as session, session.begin():
             return compute_day(session, day, parameters, part=part, parts=connections)
 
+    if connections == 1:
+        return run(0)
     with ThreadPoolExecutor(max_workers=connections) as pool:
         return sum(pool.map(run, range(connections)))
