@@ -1,6 +1,7 @@
 """Patrol tracks at Guangzhou scale: ingest over HTTP against COPY, a day's figures, storage.
 
     .venv/bin/python -m bench.patrols [--seconds 20] [--concurrency 8] [--day-workers 19660]
+        [--connections 2]
 
 (a) points accepted per second over HTTP (a real gunicorn on loopback), batches of 500 GCJ-02
     points, each checked, converted, hashed and stored as one LineStringM row;
@@ -8,7 +9,9 @@
     the (patrol, time) index a row-per-point design would need;
 (c) the daily figures (backend.patrols.figures) for a day of `--day-workers` workers walking
     their grids 8 hours, a point every 10 s (2,880 a worker; 57 million for all 19,660), in
-    one run; with fewer workers the full day is extrapolated, and labelled so;
+    one run split by worker over `--connections` connections; with fewer workers the full day
+    is extrapolated, and labelled so, from the wall time and from the database's CPU time (the
+    wall time on two idle cores);
 and the storage per worker-day of each form.
 """
 

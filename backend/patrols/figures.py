@@ -210,7 +210,7 @@ def compute_day(
     is `part` modulo `parts`; the worker-days written."""
     start, end = day_bounds(day)
     share = {"day": day, "part": part, "parts": parts}
-    # The day's points are sorted twice over; in memory rather than on disk.
+    # The day's points are sorted several times over; in memory rather than on disk.
     session.execute(text("SET LOCAL work_mem = '256MB'"))
     for statement in _CLEAR:
         session.execute(statement, share)
