@@ -227,7 +227,8 @@ patrols_cli = AppGroup("patrols", help="Patrols: daily figures.")
 
 @patrols_cli.command("figures")
 @click.option("--day", type=click.DateTime(["%Y-%m-%d"]), help="Local day (default: yesterday)")
-def patrol_figures(day: object) -> None:
+@click.option("--connections", default=2, show_default=True, help="Database connections sharing the work")
+def patrol_figures(day: object, connections: int) -> None:
     """Compute (again) every worker's patrol figures of a local day (Asia/Shanghai)."""
     from datetime import datetime, timedelta
 
@@ -236,8 +237,7 @@ def patrol_figures(day: object) -> None:
 
     when = day.date() if isinstance(day, datetime) else local_today() - timedelta(days=1)
     started = time.monotonic()
-    with session_scope(_factory()) as session:
-        count = figures.compute_day(session, when)
+    count = figures.compute_day_in_parts(_factory(), when, connections=connections)
     click.echo(f"patrol figures of {when}: {count} worker-days in {time.monotonic() - started:.1f}s")
 
 

@@ -22,10 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from bench.common import (
-    CpuProbe,
     LoadResult,
     RequestMaker,
-    Server,
     Stopwatch,
     bench_access_token,
     bench_database_url,
@@ -36,9 +34,8 @@ from bench.common import (
     log,
     machine,
     prepare_bench_database,
-    process_cpu,
     rate,
-    with_children,
+    server_cpu_probe,
 )
 
 SEED = 42
@@ -265,22 +262,6 @@ def _threads_of(options: str) -> int:
     return int(words[words.index("--threads") + 1]) if "--threads" in words else 1
 
 
-def _server_cpu_probe(conn: psycopg.Connection, server: Server) -> CpuProbe:
-    """CPU of the gunicorn master and workers, and of the database backends serving them."""
-
-    def probe() -> dict[str, dict[int, float]]:
-        backends = [
-            row[0]
-            for row in conn.execute(
-                "SELECT pid FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ]
-        return {"app": process_cpu(with_children(server.pid)), "postgres": process_cpu(backends)}
-
-    return probe
-
-
 def _run_http(
     url: str,
     token: str,
@@ -304,7 +285,7 @@ def _run_http(
             warmup=warmup,
             concurrency=concurrency,
             headers={"Authorization": f"Bearer {token}"},
-            cpu_probe=_server_cpu_probe(conn, server),
+            cpu_probe=server_cpu_probe(conn, server),
         )
         if result.errors or set(result.statuses) - {201}:
             log(f"  not all answers were 201; gunicorn last logged: {server.last_error()}")

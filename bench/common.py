@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from alembic import command
 from playwright.sync_api import Browser, Playwright
 from sqlalchemy import Engine, create_engine, select, text
@@ -375,6 +377,16 @@ def with_children(pid: int) -> list[int]:
     return [pid, *children]
 
 
+def cluster_cpu(conn: psycopg.Connection[Any]) -> dict[int, float]:
+    """CPU seconds so far of every process of the database cluster behind `conn` (the children
+    of its postmaster): backends that live on in a connection pool keep their count."""
+    backend = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert backend is not None
+    fields = _stat(int(backend[0]))
+    assert fields is not None
+    return process_cpu(with_children(int(fields[1])))
+
+
 # Returns, per group name, CPU seconds so far per process id.
 CpuProbe = Callable[[], dict[str, dict[int, float]]]
 
@@ -385,6 +397,22 @@ def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, flo
         group: sum(t - before.get(group, {}).get(pid, 0.0) for pid, t in pids.items())
         for group, pids in after.items()
     }
+
+
+def server_cpu_probe(conn: psycopg.Connection[Any], server: Server) -> CpuProbe:
+    """CPU of the gunicorn master and workers, and of the database backends serving them."""
+
+    def probe() -> dict[str, dict[int, float]]:
+        backends = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+        return {"app": process_cpu(with_children(server.pid)), "postgres": process_cpu(backends)}
+
+    return probe
 
 
 # --- an HTTP load driver ----------------------------------------------------------------------

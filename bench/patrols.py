@@ -1,6 +1,7 @@
 """Patrol tracks at Guangzhou scale: ingest over HTTP against COPY, a day's figures, storage.
 
     .venv/bin/python -m bench.patrols [--seconds 20] [--concurrency 8] [--day-workers 19660]
+        [--connections 2]
 
 (a) points accepted per second over HTTP (a real gunicorn on loopback), batches of 500 GCJ-02
     points, each checked, converted, hashed and stored as one LineStringM row;
@@ -8,7 +9,9 @@
     the (patrol, time) index a row-per-point design would need;
 (c) the daily figures (backend.patrols.figures) for a day of `--day-workers` workers walking
     their grids 8 hours, a point every 10 s (2,880 a worker; 57 million for all 19,660), in
-    one run; with fewer workers the full day is extrapolated, and labelled so;
+    one run split by worker over `--connections` connections; with fewer workers the full day
+    is extrapolated, and labelled so, from the wall time and from the database's CPU time (the
+    wall time on two idle cores);
 and the storage per worker-day of each form.
 """
 
@@ -27,11 +30,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psycopg
 from sqlalchemy import create_engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from bench.common import (
     Stopwatch,
     bench_database_url,
+    cluster_cpu,
+    cpu_used,
     drive_http,
     format_table,
     gunicorn,
@@ -39,8 +44,7 @@ from bench.common import (
     log,
     machine,
     prepare_bench_database,
-    process_cpu,
-    with_children,
+    server_cpu_probe,
 )
 from geo.crs import transform_arrays
 
@@ -167,17 +171,6 @@ def measure_http(
         gunicorn(url, OPTIONS, pool_size=4) as server,
         psycopg.connect(libpq_url(url), autocommit=True) as conn,
     ):
-
-        def probe() -> dict[str, dict[int, float]]:
-            backends = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND pid <> pg_backend_pid()"
-                )
-            ]
-            return {"app": process_cpu(with_children(server.pid)), "postgres": process_cpu(backends)}
-
         result = drive_http(
             server.port,
             make,
@@ -185,7 +178,7 @@ def measure_http(
             warmup=3,
             concurrency=concurrency,
             headers={"Authorization": f"Bearer {token}"},
-            cpu_probe=probe,
+            cpu_probe=server_cpu_probe(conn, server),
         )
         if set(result.statuses) - {201}:
             log(f"  not all answers were 201 ({result.summary()}); gunicorn: {server.last_error()}")
@@ -353,6 +346,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="HTTP measuring window")
     parser.add_argument("--concurrency", type=int, default=8, help="HTTP connections")
     parser.add_argument("--copy-batches", type=int, default=2000, help="batches of 500 points to COPY")
+    parser.add_argument("--connections", type=int, default=2, help="connections sharing (c)")
     parser.add_argument("--day-workers", type=int, default=19_660, help="workers walking in (c)")
     args = parser.parse_args(argv)
 
@@ -389,9 +383,12 @@ def main(argv: list[str] | None = None) -> None:
     from backend.patrols import figures
 
     engine = create_engine(url)
-    with Session(engine) as session, Stopwatch() as watch:
-        rows = figures.compute_day(session, day)
-        session.commit()
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        before = cluster_cpu(conn)
+        with Stopwatch() as watch:
+            rows = figures.compute_day_in_parts(sessionmaker(engine), day, connections=args.connections)
+        # The pool keeps the parts' connections open, so their backends' CPU is still counted.
+        postgres_cpu_s = cpu_used({"pg": before}, {"pg": cluster_cpu(conn)})["pg"]
     load_c = os.getloadavg()[0]
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         sizes = storage(conn)
@@ -420,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
                 ["(b) COPY points/s (row per point)", copied["points_s"], "ceiling", f"{load_b:.2f}"],
                 ["(a) / (b)", http["points_s"] / copied["points_s"], ">= 0.3", ""],
                 [
-                    f"(c) day's figures, {day_workers:,} walking workers, s",
+                    f"(c) day's figures, {day_workers:,} walking workers, {args.connections} connections, s",
                     watch.seconds,
                     "",
                     f"{load_c:.2f}",
@@ -428,6 +425,18 @@ def main(argv: list[str] | None = None) -> None:
                 [
                     "(c) full day, 19,660 workers, s" + ("" if fraction >= 1 else " (EXTRAPOLATED)"),
                     full_day_s,
+                    "< 600",
+                    "",
+                ],
+                [
+                    f"(c) database CPU s, {day_workers:,} walking workers",
+                    postgres_cpu_s,
+                    "",
+                    "",
+                ],
+                [
+                    "(c) full day on 2 idle cores, s (EXTRAPOLATED from CPU)",
+                    postgres_cpu_s / fraction / 2,
                     "< 600",
                     "",
                 ],

@@ -22,12 +22,13 @@ counts against the norm.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from backend.stats import LOCAL_TZ
 
@@ -52,8 +53,8 @@ class Parameters:
 DEFAULTS = Parameters()
 
 _CLEAR = (
-    text("DELETE FROM patrol_grid_days WHERE day = :day"),
-    text("DELETE FROM patrol_days WHERE day = :day"),
+    text("DELETE FROM patrol_grid_days WHERE day = :day AND worker_id % :parts = :part"),
+    text("DELETE FROM patrol_days WHERE day = :day AND worker_id % :parts = :part"),
 )
 
 _DAY = text("""
@@ -67,6 +68,7 @@ WITH raw AS (
     CROSS JOIN LATERAL ROWS FROM (ST_DumpPoints(b.track), unnest(b.accuracy_m), unnest(b.mock))
         AS d(path, geom, acc, mock)
     WHERE b.first_at < :day_end AND b.last_at >= :day_start AND d.path[1] <= b.n_points
+      AND p.worker_id % :parts = :part
 ), ordered AS (
     SELECT raw.*, lag(x) OVER w AS px, lag(y) OVER w AS py, lag(t) OVER w AS pt
     FROM raw
@@ -91,13 +93,16 @@ WITH raw AS (
            sum(starts_run) OVER (PARTITION BY patrol_id ORDER BY t) AS run
     FROM counted
 ), steps AS (
-    -- Each counted point with the seconds and metres to the next point of its run.
+    -- Each counted point with the seconds and metres to the next point of its run (runs follow
+    -- each other in time, so the order of `runs` serves without sorting again).
     SELECT worker_id, patrol_id, run, x, y, t,
-           COALESCE(lead(t) OVER w - t, 0) AS dt,
-           COALESCE(6371008.8 * sqrt(power(radians(lead(y) OVER w - y), 2)
-                    + power(cos(radians(y)) * radians(lead(x) OVER w - x), 2)), 0) AS dm
+           CASE WHEN lead(run) OVER w = run THEN lead(t) OVER w - t ELSE 0 END AS dt,
+           CASE WHEN lead(run) OVER w = run
+                THEN 6371008.8 * sqrt(power(radians(lead(y) OVER w - y), 2)
+                     + power(cos(radians(y)) * radians(lead(x) OVER w - x), 2))
+                ELSE 0 END AS dm
     FROM runs
-    WINDOW w AS (PARTITION BY patrol_id, run ORDER BY t)
+    WINDOW w AS (PARTITION BY patrol_id ORDER BY t)
 ), walked AS (
     SELECT worker_id, sum(dt) AS seconds, sum(dm) AS distance_m FROM steps GROUP BY worker_id
 ), lines AS (
@@ -120,6 +125,7 @@ WITH raw AS (
     FROM user_grids ug
     JOIN users u ON u.id = ug.user_id AND u.role = 'worker' AND NOT u.disabled
     JOIN areas a ON a.code = ug.grid_code AND a.level = 'grid' AND a.valid_to IS NULL
+    WHERE ug.user_id % :parts = :part
 ), zones AS (
     -- The day's counted track and the area within the coverage distance of it, in the UTM zone
     -- of the worker's first grid.
@@ -197,17 +203,21 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, datetime.combine(day + timedelta(days=1), time(), zone)
 
 
-def compute_day(session: Session, day: date, parameters: Parameters = DEFAULTS) -> int:
-    """Compute (again) every worker's figures of a local day; the worker-days written."""
+def compute_day(
+    session: Session, day: date, parameters: Parameters = DEFAULTS, part: int = 0, parts: int = 1
+) -> int:
+    """Compute (again) the figures of a local day for every worker, or for the workers whose id
+    is `part` modulo `parts`; the worker-days written."""
     start, end = day_bounds(day)
-    # The day's points are sorted three times over; in memory rather than on disk.
+    share = {"day": day, "part": part, "parts": parts}
+    # The day's points are sorted several times over; in memory rather than on disk.
     session.execute(text("SET LOCAL work_mem = '256MB'"))
     for statement in _CLEAR:
-        session.execute(statement, {"day": day})
+        session.execute(statement, share)
     session.execute(
         _DAY,
         {
-            "day": day,
+            **share,
             "day_start": start,
             "day_end": end,
             "start_s": start.timestamp(),
@@ -220,5 +230,23 @@ def compute_day(session: Session, day: date, parameters: Parameters = DEFAULTS) 
             "long_outside": parameters.long_outside_s,
         },
     )
-    count = session.execute(text("SELECT count(*) FROM patrol_days WHERE day = :day"), {"day": day})
+    count = session.execute(
+        text("SELECT count(*) FROM patrol_days WHERE day = :day AND worker_id % :parts = :part"), share
+    )
     return int(count.scalar_one())
+
+
+def compute_day_in_parts(
+    factory: sessionmaker[Session], day: date, connections: int = 2, parameters: Parameters = DEFAULTS
+) -> int:
+    """`compute_day` with the workers split over `connections` database connections, each part
+    in its own transaction (a part that fails leaves the others written: run the day again)."""
+
+    def run(part: int) -> int:
+        with factory() as session, session.begin():
+            return compute_day(session, day, parameters, part=part, parts=connections)
+
+    if connections == 1:
+        return run(0)
+    with ThreadPoolExecutor(max_workers=connections) as pool:
+        return sum(pool.map(run, range(connections)))

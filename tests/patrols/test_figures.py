@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from shapely.geometry import box
 from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
 
 from backend.areas import service as areas
 from backend.auth.scope import Actor
@@ -159,6 +160,56 @@ def test_gaps_longer_than_five_minutes_are_not_patrol_time(session, walker):
     _walk(session, walker, points)
     figures.compute_day(session, DAY)
     assert _day(session, walker.user_id).patrol_seconds == pytest.approx(190)
+
+
+def test_a_day_computed_in_parts_equals_the_day_in_one_run(session, walker):
+    points = _along_the_south_edge(_at(9))
+    for point in points[10:]:
+        point["t"] += 3600
+    _walk(session, walker, points)
+    figures.compute_day(session, DAY)
+    whole, whole_grid = _day(session, walker.user_id), _grid_day(session, walker.user_id)
+    mine = walker.user_id % 2
+    # The other part clears and writes only its own workers: this one's rows stay.
+    figures.compute_day(session, DAY, part=1 - mine, parts=2)
+    assert _day(session, walker.user_id) == whole
+    session.execute(text("DELETE FROM patrol_grid_days WHERE day = :d"), {"d": DAY})
+    session.execute(text("DELETE FROM patrol_days WHERE day = :d"), {"d": DAY})
+    assert figures.compute_day(session, DAY, part=mine, parts=2) >= 1
+    assert (_day(session, walker.user_id), _grid_day(session, walker.user_id)) == (whole, whole_grid)
+
+
+def test_flask_patrols_figures_computes_the_day(app, session, walker):
+    _walk(session, walker, _along_the_south_edge(_at(9)))
+    # One connection: the test's own, where the walk is (not committed).
+    result = app.test_cli_runner().invoke(
+        args=["patrols", "figures", "--day", DAY.isoformat(), "--connections", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"patrol figures of {DAY}:" in result.output
+    assert _grid_day(session, walker.user_id).inside_seconds == pytest.approx(130)
+
+
+def test_parts_on_their_own_connections_write_every_worker_once(engine):
+    far = date(2001, 1, 1)
+    workers = text(
+        "SELECT count(DISTINCT ug.user_id) FROM user_grids ug"
+        " JOIN users u ON u.id = ug.user_id AND u.role = 'worker' AND NOT u.disabled"
+        " JOIN areas a ON a.code = ug.grid_code AND a.level = 'grid' AND a.valid_to IS NULL"
+    )
+    try:
+        written = figures.compute_day_in_parts(sessionmaker(engine), far, connections=2)
+        with engine.connect() as conn:
+            expected = conn.execute(workers).scalar_one()
+            rows = conn.execute(
+                text("SELECT count(*), count(DISTINCT worker_id) FROM patrol_days WHERE day = :d"),
+                {"d": far},
+            ).one()
+        assert expected > 0 and written == expected and tuple(rows) == (expected, expected)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM patrol_grid_days WHERE day = :d"), {"d": far})
+            conn.execute(text("DELETE FROM patrol_days WHERE day = :d"), {"d": far})
 
 
 def test_compliance_against_the_norm(app, accounts, session, walker):
