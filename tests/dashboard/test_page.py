@@ -286,9 +286,10 @@ def percent(value: float | None) -> str:
 
 def test_the_mediation_layer_and_its_columns(watched):
     page, watch, base = watched
-    sign_in(page, base, "admin", f"?area={DISTRICT}&level=town&period=this_year")
-    # The default layer asks nothing of mediation; the table has none of its columns.
-    assert not any("/stats/mediation" in r for r in watch.requests)
+    sign_in(page, base, "conghua", f"?area={DISTRICT}&level=town&period=this_year")
+    # The default layer asks nothing of mediation, nor loads the code asking for it; the table
+    # has none of its columns.
+    assert not any("/stats/mediation" in r or r.endswith("/extra.js") for r in watch.requests)
     assert page.locator("#table thead th[data-key='mediation_cases']").count() == 0
     page.select_option("#layer", "mediation")
     wait_ready(page)
@@ -397,7 +398,7 @@ def test_the_patrol_layer_and_its_columns(watched, patrol_day):
     page, watch, base = watched
     day, grid = patrol_day
     town = grid[:9]
-    sign_in(page, base, "admin", f"?area={DISTRICT}&level=town&period=custom&from={day}&to={day}")
+    sign_in(page, base, "conghua", f"?area={DISTRICT}&level=town&period=custom&from={day}&to={day}")
     assert not any("/stats/patrols" in r for r in watch.requests)
     page.select_option("#layer", "patrols")
     wait_ready(page)

@@ -1,10 +1,9 @@
 // The supervisors' page: sign in, then one map and one table of the caller's area.
 import * as api from './api.js';
 import { showOverdue } from './detail.js';
-import { fetchFigures, needsFigures } from './extra.js';
 import { getLang, setLang, t } from './i18n.js';
 import { AreaMap, belowOf, legend } from './map.js';
-import { LAYERS, levelOf, levelsBelow, read, window_, write } from './state.js';
+import { LAYERS, OWN_FIGURES, levelOf, levelsBelow, read, window_, write } from './state.js';
 import { AreaTable, sortParameter } from './table.js';
 
 const $ = (id) => document.getElementById(id);
@@ -103,6 +102,14 @@ async function weights() {
   const total = Object.values(w).reduce((a, b) => a + b, 0) || 1;
   const names = { closure_rate: 'closure', on_time_rate: 'on_time', overdue_open: 'overdue', check_in_rate: 'check_in', alerts_in_progress: 'alerts' };
   $('weights').textContent = `${t('weights')}: ${Object.entries(w).map(([k, v]) => `${t(names[k])} ${Math.round((v / total) * 100)}%`).join(' · ')}`;
+}
+
+const needsFigures = (layer) => OWN_FIGURES.includes(layer);
+
+/** A layer's own figures (see extra.js): its module is loaded the first time one is chosen. */
+async function fetchFigures(layer, current) {
+  const extra = await import('./extra.js');
+  return extra.fetchFigures(layer, current);
 }
 
 /** Show the view's areas in the table, with the columns of the layers whose figures are in. */

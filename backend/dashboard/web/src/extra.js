@@ -31,11 +31,6 @@ const SOURCES = {
   },
 };
 
-/** Whether `layer` needs figures of its own. */
-export function needsFigures(layer) {
-  return layer in SOURCES;
-}
-
 /**
  * Ask for `layer`'s figures of the view in `state`: the API's benchmark, and `apply(rows)`, which
  * writes them into the rows (each with `code`); areas the API does not list (nothing counted

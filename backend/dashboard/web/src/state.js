@@ -3,6 +3,8 @@ export const LEVELS = ['district', 'town', 'village', 'grid'];
 export const CODE_LENGTH = { district: 6, town: 9, village: 12, grid: 15 };
 export const PERIODS = ['this_month', 'last_month', 'this_year', 'custom'];
 export const LAYERS = ['closure', 'on_time', 'overdue', 'check_in', 'alerts', 'composite', 'mediation', 'patrols'];
+// The layers whose figures come from a statistic of their own (extra.js), not closure's.
+export const OWN_FIGURES = ['mediation', 'patrols'];
 
 export function levelOf(code) {
   return LEVELS.find((level) => CODE_LENGTH[level] === code.length) ?? 'district';
