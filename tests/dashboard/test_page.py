@@ -307,7 +307,12 @@ def test_the_mediation_layer_and_its_columns(watched):
     for code, group in groups.items():
         assert drawn[code] == pytest.approx(group["success_rate"])
     below = rendered(page, "mediation_below")
-    assert {c for c, v in below.items() if v} == {c for c, g in groups.items() if g["below_benchmark"]}
+    flagged = {c for c, g in groups.items() if g["below_benchmark"]}
+    assert {c for c, v in below.items() if v} == flagged
+    assert (
+        set(page.locator("#table tbody tr.below").evaluate_all("rs => rs.map(r => r.dataset.code)"))
+        == flagged
+    )
     assert cells(page, "mediation_cases") == {
         c: str(groups[c]["cases"]) if c in groups else "–" for c in table_codes(page)
     }
@@ -324,7 +329,9 @@ def test_the_mediation_layer_and_its_columns(watched):
         assert referrals[code] == str(sum(group[b] for b in bodies))
     legend = page.locator("#legend").inner_text()
     assert "调解成功率" in legend and "98%" in legend
-    assert "调解结案数" in page.locator("#table thead").inner_text()
+    screenshot(page, "dashboard-mediation.png")
+    heads = page.locator("#table thead").inner_text()
+    assert "调解结案数" in heads and "调解成功数" in heads and "调解成功率95%置信区间" in heads
     # The layer in the URL: a reload asks for its figures at once and shows them.
     page.reload()
     wait_ready(page)

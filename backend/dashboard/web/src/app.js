@@ -130,7 +130,7 @@ async function colour() {
     fillTable();
     await areaMap.draw(shown.collection, state.layer);
   } else {
-    fillTable();
+    if (table.below !== belowOf(layer)) fillTable(); // the rows' marks follow the layer
     areaMap.setLayer(layer);
   }
   legend($('legend'), state.layer, shown.benchmarks[state.layer]);

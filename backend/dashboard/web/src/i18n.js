@@ -19,8 +19,8 @@ const WORDS = {
     description: '描述',
     mediation: '调解成功率', patrols: '巡查达标率', mediation_cases: '调解结案数',
     mediation_agreements: '调解成功数', mediation_success_rate: '调解成功率',
-    mediation_referrals: '调解不成转办数', patrol_compliance_rate: '巡查达标率',
-    patrol_mean_coverage: '平均覆盖率',
+    mediation_wilson: '调解成功率95%置信区间', mediation_referrals: '调解不成转办数',
+    patrol_compliance_rate: '巡查达标率', patrol_mean_coverage: '平均覆盖率',
   },
   en: {
     title: 'Grid governance · one map, one table', username: 'Username', password: 'Password',
@@ -42,7 +42,8 @@ const WORDS = {
     due_at: 'Due', status: 'Status', category: 'Category', description: 'Description',
     mediation: 'Mediation success rate', patrols: 'Patrol compliance',
     mediation_cases: 'Mediation cases', mediation_agreements: 'Agreements',
-    mediation_success_rate: 'Success rate', mediation_referrals: 'Referred on',
+    mediation_success_rate: 'Success rate', mediation_wilson: 'Success rate 95% interval',
+    mediation_referrals: 'Referred on',
     patrol_compliance_rate: 'Patrol compliance', patrol_mean_coverage: 'Mean coverage',
   },
 };
