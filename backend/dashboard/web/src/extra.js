@@ -23,7 +23,6 @@ const SOURCES = {
     url: (state) => `/api/v1/stats/patrols?${new URLSearchParams({ area: state.area, group_by: state.level, ...days(state) })}`,
     code: (group, level) => group[level],
     row: (g) => ({
-      patrol_worker_days: g.worker_days,
       patrol_compliance_rate: g.compliance_rate,
       patrol_mean_coverage: g.mean_coverage,
       patrol_below: g.below_benchmark,
