@@ -7,13 +7,23 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import mapbox_vector_tile
+import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
+from backend.auth.scope import Actor
+from backend.patrols import figures, queries, service
 from geo.tiles import tile_of
 from tests.dashboard.conftest import (
     DISTRICT,
@@ -24,6 +34,8 @@ from tests.dashboard.conftest import (
     sign_in,
     wait_ready,
 )
+
+ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def table_codes(page: Page) -> list[str]:
@@ -244,3 +256,188 @@ def test_a_long_table_lays_out_its_rows_as_it_is_scrolled(watched):
     codes = table_codes(page)
     assert codes == sorted(codes) and len(set(codes)) == total
     assert [r["grid 网格"] for r in csv_rows(page, base)] == codes
+
+
+def api_json(page: Page, url: str) -> Any:
+    response = page.request.get(url)
+    assert response.status == 200, response.text()
+    return response.json()
+
+
+def rendered(page: Page, prop: str) -> dict[str, Any]:
+    """What the drawn area features carry of one property, by code."""
+    return page.evaluate(
+        """prop => Object.fromEntries(window.wangge.map.queryRenderedFeatures({layers: ['area-fill']})
+            .map(f => [f.properties.code, f.properties[prop] ?? null]))""",
+        prop,
+    )
+
+
+def cells(page: Page, key: str) -> dict[str, str]:
+    """A column's texts by the rows' codes, found by its heading's key."""
+    keys = page.locator("#table thead th").evaluate_all("hs => hs.map(h => h.dataset.key)")
+    assert key in keys, keys
+    return dict(zip(table_codes(page), column(page, keys.index(key) + 1), strict=True))
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def test_the_mediation_layer_and_its_columns(watched):
+    page, watch, base = watched
+    sign_in(page, base, "conghua", f"?area={DISTRICT}&level=town&period=this_year")
+    # The default layer asks nothing of mediation, nor loads the code asking for it; the table
+    # has none of its columns.
+    assert not any("/stats/mediation" in r or r.endswith("/extra.js") for r in watch.requests)
+    assert page.locator("#table thead th[data-key='mediation_cases']").count() == 0
+    page.select_option("#layer", "mediation")
+    wait_ready(page)
+    assert state(page)["layer"] == "mediation"
+    asked = [r for r in watch.requests if "/stats/mediation" in r]
+    assert len(asked) == 1 and "group_by=town" in asked[0] and "area=440117" in asked[0]
+    query = parse_qs(urlsplit(asked[0]).query)
+    expected = api_json(page, f"{base}/api/v1/stats/mediation?{urlsplit(asked[0]).query}")
+    assert query["from"][0].endswith("-01-01T00:00:00+08:00")
+    groups = {g["key"]["town"]: g for g in expected["groups"]}
+    # The demo mediates its disputes about 98% to an agreement: those figures are on the page.
+    assert expected["totals"]["cases"] > 20 and 0.9 < expected["totals"]["success_rate"] <= 1
+    assert groups and set(groups) <= set(table_codes(page))
+    drawn = rendered(page, "mediation_success_rate")
+    for code, group in groups.items():
+        assert drawn[code] == pytest.approx(group["success_rate"])
+    below = rendered(page, "mediation_below")
+    flagged = {c for c, g in groups.items() if g["below_benchmark"]}
+    assert {c for c, v in below.items() if v} == flagged
+    assert (
+        set(page.locator("#table tbody tr.below").evaluate_all("rs => rs.map(r => r.dataset.code)"))
+        == flagged
+    )
+    assert cells(page, "mediation_cases") == {
+        c: str(groups[c]["cases"]) if c in groups else "–" for c in table_codes(page)
+    }
+    assert cells(page, "mediation_agreements") == {
+        c: str(groups[c]["agreements"]) if c in groups else "–" for c in table_codes(page)
+    }
+    rates = cells(page, "mediation_success_rate")
+    intervals = cells(page, "mediation_wilson_low")
+    referrals = cells(page, "mediation_referrals")
+    for code, group in groups.items():
+        assert rates[code] == percent(group["success_rate"])
+        assert intervals[code] == f"{percent(group['wilson_low'])} – {percent(group['wilson_high'])}"
+        bodies = ("referred_court", "referred_petition_office", "referred_police")
+        assert referrals[code] == str(sum(group[b] for b in bodies))
+    legend = page.locator("#legend").inner_text()
+    assert "调解成功率" in legend and "98%" in legend
+    screenshot(page, "dashboard-mediation.png")
+    heads = page.locator("#table thead").inner_text()
+    assert "调解结案数" in heads and "调解成功数" in heads and "调解成功率95%置信区间" in heads
+    # The layer in the URL: a reload asks for its figures at once and shows them.
+    page.reload()
+    wait_ready(page)
+    assert cells(page, "mediation_cases") == {
+        c: str(groups[c]["cases"]) if c in groups else "–" for c in table_codes(page)
+    }
+    page.click("#lang")
+    expect(page.locator("#table thead th[data-key='mediation_cases']")).to_have_text("Mediation cases")
+    # Back to closure: its own outline and columns stay right.
+    page.select_option("#layer", "closure")
+    wait_ready(page)
+    assert rendered(page, "closure_rate")
+    assert all(r.startswith(base) for r in watch.requests)
+
+
+@pytest.fixture(scope="module")
+def patrol_day(page_database: str) -> tuple[date, str]:
+    """Two workers of one Conghua grid on the last working day before today: one patrols half
+    an hour there (the norm, a quarter of an hour, met), the other five minutes (not met)."""
+    engine = create_engine(page_database)
+    day = datetime.now(ZONE).date() - timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    with Session(engine) as session:
+        grid, kind, lon, lat = session.execute(
+            text(
+                "SELECT code, kind, ST_X(p), ST_Y(p) FROM (SELECT code, kind, ST_PointOnSurface(geom) AS p"
+                " FROM areas WHERE level = 'grid' AND code LIKE :town AND kind IS NOT NULL"
+                " AND valid_to IS NULL ORDER BY code LIMIT 1) g"
+            ),
+            {"town": f"{TOWN}%"},
+        ).one()
+        queries.set_norm(session, Actor(role="admin"), grid_kind=kind, min_hours=0.25, min_coverage=0.001)
+        for minutes in (30, 5):
+            user_id = session.execute(
+                text(
+                    "INSERT INTO users (username, password_hash, display_name, role, worker_kind)"
+                    " VALUES (:name, 'x', '巡查员', 'worker', 'full_time') RETURNING id"
+                ),
+                {"name": f"walker-{minutes}"},
+            ).scalar_one()
+            session.execute(
+                text("INSERT INTO user_grids (user_id, grid_code) VALUES (:u, :g)"), {"u": user_id, "g": grid}
+            )
+            walker = Actor(role="worker", user_id=user_id, username=f"walker-{minutes}", grid_codes=(grid,))
+            t0 = datetime.combine(day, time(9), ZONE).timestamp()
+            # Round and round a 20 m circle about a point inside the grid, a point every 10 s.
+            points = [
+                {
+                    "lon": lon + 0.0002 * math.cos(i / 6),
+                    "lat": lat + 0.00018 * math.sin(i / 6),
+                    "t": t0 + 10 * i,
+                    "accuracy_m": 5,
+                }
+                for i in range(minutes * 6 + 1)
+            ]
+            patrol_id = uuid.uuid4()
+            service.start_patrol(
+                session, walker, patrol_id=patrol_id, started_at=datetime.fromtimestamp(t0, ZONE)
+            )
+            service.add_batch(
+                session, walker, patrol_id, batch="1", crs="wgs84", points=points, max_points=1000
+            )
+        figures.compute_day(session, day)
+        session.commit()
+    engine.dispose()
+    return day, grid
+
+
+def test_the_patrol_layer_and_its_columns(watched, patrol_day):
+    page, watch, base = watched
+    day, grid = patrol_day
+    town = grid[:9]
+    sign_in(page, base, "conghua", f"?area={DISTRICT}&level=town&period=custom&from={day}&to={day}")
+    assert not any("/stats/patrols" in r for r in watch.requests)
+    page.select_option("#layer", "patrols")
+    wait_ready(page)
+    assert state(page)["layer"] == "patrols"
+    asked = [r for r in watch.requests if "/stats/patrols" in r]
+    assert len(asked) == 1
+    query = parse_qs(urlsplit(asked[0]).query)
+    assert query["group_by"] == ["town"] and query["area"] == [DISTRICT]
+    assert (query["from"], query["to"]) == ([str(day)], [str(day + timedelta(days=1))])
+    expected = api_json(page, f"{base}/api/v1/stats/patrols?{urlsplit(asked[0]).query}")
+    groups = {g["town"]: g for g in expected["groups"]}
+    # One worker-day of two met the norm in the walkers' town; no figures elsewhere.
+    assert set(groups) == {town}
+    assert (groups[town]["worker_days"], groups[town]["compliant_days"]) == (2, 1)
+    assert groups[town]["compliance_rate"] == pytest.approx(0.5)
+    assert groups[town]["mean_coverage"] > 0
+    drawn = rendered(page, "patrol_compliance_rate")
+    assert drawn[town] == pytest.approx(0.5)
+    assert {c for c, v in drawn.items() if v is not None} == {town}
+    compliance = cells(page, "patrol_compliance_rate")
+    coverage = cells(page, "patrol_mean_coverage")
+    assert compliance[town] == "50.0%"
+    assert coverage[town] == percent(groups[town]["mean_coverage"])
+    assert {c for c, v in compliance.items() if v != "–"} == {town}
+    assert "巡查达标率" in page.locator("#legend").inner_text()
+    assert "平均覆盖率" in page.locator("#table thead").inner_text()
+    # Down to the town's grids: the walkers' grid has the figures, the layer stays chosen.
+    page.locator(f"#table tbody tr[data-code='{town}']").click()
+    wait_ready(page)
+    page.select_option("#level", "grid")
+    wait_ready(page)
+    assert state(page)["layer"] == "patrols"
+    assert cells(page, "patrol_compliance_rate")[grid] == "50.0%"
+    assert rendered(page, "patrol_compliance_rate")[grid] == pytest.approx(0.5)
+    assert all(r.startswith(base) for r in watch.requests)

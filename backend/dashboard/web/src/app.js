@@ -2,8 +2,8 @@
 import * as api from './api.js';
 import { showOverdue } from './detail.js';
 import { getLang, setLang, t } from './i18n.js';
-import { AreaMap, legend } from './map.js';
-import { LAYERS, levelOf, levelsBelow, read, window_, write } from './state.js';
+import { AreaMap, belowOf, legend } from './map.js';
+import { LAYERS, OWN_FIGURES, levelOf, levelsBelow, read, window_, write } from './state.js';
 import { AreaTable, sortParameter } from './table.js';
 
 const $ = (id) => document.getElementById(id);
@@ -12,6 +12,8 @@ let home = null;
 let areaMap = null;
 let table = null;
 let loading = null;
+// What the current load drew: its areas, and each layer's benchmark once its figures are in.
+let view = null;
 // The page's settings (/dashboard/config): the basemap, whose frame the data is asked in.
 let config = { basemap: null };
 
@@ -102,19 +104,57 @@ async function weights() {
   $('weights').textContent = `${t('weights')}: ${Object.entries(w).map(([k, v]) => `${t(names[k])} ${Math.round((v / total) * 100)}%`).join(' · ')}`;
 }
 
+const needsFigures = (layer) => OWN_FIGURES.includes(layer);
+
+/** A layer's own figures (see extra.js): its module is loaded the first time one is chosen. */
+async function fetchFigures(layer, current) {
+  const extra = await import('./extra.js');
+  return extra.fetchFigures(layer, current);
+}
+
+/** Show the view's areas in the table, with the columns of the layers whose figures are in. */
+function fillTable() {
+  table.show(view.rows, { layers: Object.keys(view.benchmarks), below: belowOf(state.layer) });
+}
+
+/** Colour the map by the chosen layer; a layer with figures of its own asks for them first. */
+async function colour() {
+  const shown = view;
+  if (!shown) return; // the load under way colours the map itself
+  const layer = state.layer;
+  if (needsFigures(layer) && !(layer in shown.benchmarks)) {
+    const figures = await fetchFigures(layer, state);
+    if (view !== shown) return;
+    figures.apply(shown.rows);
+    shown.benchmarks[layer] = figures.benchmark;
+    fillTable();
+    await areaMap.draw(shown.collection, state.layer);
+  } else {
+    if (table.below !== belowOf(layer)) fillTable(); // the rows' marks follow the layer
+    areaMap.setLayer(layer);
+  }
+  legend($('legend'), state.layer, shown.benchmarks[state.layer]);
+}
+
 async function load() {
   const mine = Symbol('load');
   loading = mine;
+  view = null;
   document.body.dataset.ready = '';
   performance.mark('wangge-load');
-  // The requests first: the map's start (a WebGL context, its worker) overlaps them.
-  const pending = Promise.all([api.get(`/api/v1/stats/closure.geojson?${query(shapes())}`), crumbs()]);
+  // The requests first: the map's start (a WebGL context, its worker) overlaps them. The
+  // figures of another layer only when it is the one shown (the default layer needs none).
+  const pending = Promise.all([
+    api.get(`/api/v1/stats/closure.geojson?${query(shapes())}`),
+    crumbs(),
+    needsFigures(state.layer) ? fetchFigures(state.layer, state) : null,
+  ]);
   if (!areaMap) wire();
   controls();
   $('status').textContent = t('loading');
   csvLink();
   try {
-    const [collection] = await pending;
+    const [collection, , figures] = await pending;
     if (loading !== mine) return;
     performance.mark('wangge-data');
     for (const feature of collection.features) {
@@ -122,11 +162,19 @@ async function load() {
       p.code = p[state.level];
       p.name = p[`${state.level}_name`];
     }
-    table.show(collection.features.map((f) => f.properties));
+    view = { collection, rows: collection.features.map((f) => f.properties), benchmarks: { closure: collection.benchmark } };
+    if (figures) {
+      figures.apply(view.rows);
+      view.benchmarks[state.layer] = figures.benchmark;
+    }
+    fillTable();
     performance.mark('wangge-table');
     await areaMap.show(collection, state.layer);
     if (loading !== mine) return;
-    legend($('legend'), state.layer, collection.benchmark);
+    // A layer chosen while the areas were on their way has its figures asked now.
+    if (needsFigures(state.layer) && !(state.layer in view.benchmarks)) await colour();
+    else legend($('legend'), state.layer, view.benchmarks[state.layer]);
+    if (loading !== mine) return;
     $('status').textContent = `${collection.features.length} ${t('areas')}`;
     // Marks for the benchmark: from this load's start (or the page's) to a coloured map and a
     // filled table.
@@ -165,11 +213,17 @@ function wire() {
       }
     });
   }
-  $('layer').addEventListener('change', (e) => {
+  $('layer').addEventListener('change', async (e) => {
     state = { ...state, layer: e.target.value };
     write(state);
-    areaMap.setLayer(state.layer);
-    legend($('legend'), state.layer, 0.98);
+    const mine = loading;
+    document.body.dataset.ready = '';
+    try {
+      await colour();
+    } catch (error) {
+      $('status').textContent = `${t('failed')}: ${error.message}`;
+    }
+    if (loading === mine && view) document.body.dataset.ready = '1';
   });
   $('lang').addEventListener('click', () => {
     state = { ...state, lang: getLang() === 'zh' ? 'en' : 'zh' };
@@ -177,7 +231,7 @@ function wire() {
     write(state, { replace: true });
     controls();
     table.render();
-    legend($('legend'), state.layer, 0.98);
+    legend($('legend'), state.layer, view?.benchmarks[state.layer]);
     weights();
   });
   $('signout').addEventListener('click', async () => {

@@ -17,6 +17,10 @@ const WORDS = {
     wrong: '用户名或密码错误', failed: '加载失败', trail: '处理轨迹', photos: '照片',
     back: '返回', areas: '个区域', due_at: '到期', status: '状态', category: '分类',
     description: '描述',
+    mediation: '调解成功率', patrols: '巡查达标率', mediation_cases: '调解结案数',
+    mediation_agreements: '调解成功数', mediation_success_rate: '调解成功率',
+    mediation_wilson: '调解成功率95%置信区间', mediation_referrals: '调解不成转办数',
+    patrol_compliance_rate: '巡查达标率', patrol_mean_coverage: '平均覆盖率',
   },
   en: {
     title: 'Grid governance · one map, one table', username: 'Username', password: 'Password',
@@ -36,6 +40,11 @@ const WORDS = {
     weights: 'Composite index weights', wrong: 'Wrong username or password',
     failed: 'Could not load', trail: 'Trail', photos: 'Photos', back: 'Back', areas: 'areas',
     due_at: 'Due', status: 'Status', category: 'Category', description: 'Description',
+    mediation: 'Mediation success rate', patrols: 'Patrol compliance',
+    mediation_cases: 'Mediation cases', mediation_agreements: 'Agreements',
+    mediation_success_rate: 'Success rate', mediation_wilson: 'Success rate 95% interval',
+    mediation_referrals: 'Referred on',
+    patrol_compliance_rate: 'Patrol compliance', patrol_mean_coverage: 'Mean coverage',
   },
 };
 

@@ -14,10 +14,24 @@ export const LAYER_STYLES = {
   overdue: { property: 'overdue_open', bands: [[0, '#1a9850'], [1, '#fee08b'], [5, '#fc8d59'], [20, '#d73027']] },
   alerts: { property: 'alerts_in_progress', bands: [[0, '#1a9850'], [1, '#fc8d59'], [2, '#d73027']] },
   composite: { property: 'composite_index', bands: [[0, '#d73027'], [60, '#fc8d59'], [80, '#fee08b'], [90, '#1a9850']] },
+  mediation: { property: 'mediation_success_rate', below: 'mediation_below', bands: RATE_BANDS, percent: true },
+  patrols: {
+    property: 'patrol_compliance_rate',
+    below: 'patrol_below',
+    bands: [[0, '#d73027'], [0.7, '#fc8d59'], [0.8, '#fee08b'], [0.9, '#1a9850']],
+    percent: true,
+    benchmark: 0.9,
+  },
 };
 
-// What the map's features carry: the code, and each layer's figure.
-const DRAWN = ['code', 'below_benchmark', ...Object.values(LAYER_STYLES).map((style) => style.property)];
+/** What marks an area below the benchmark beyond chance on this layer. */
+export const belowOf = (layer) => LAYER_STYLES[layer].below ?? 'below_benchmark';
+
+// What the map's features carry: the code, and each layer's figure and mark.
+const DRAWN = [
+  'code',
+  ...new Set(Object.keys(LAYER_STYLES).flatMap((layer) => [belowOf(layer), LAYER_STYLES[layer].property])),
+];
 
 function colour(layer) {
   const { property, bands } = LAYER_STYLES[layer];
@@ -88,6 +102,11 @@ export class AreaMap {
     // Move first, then load: the tiles are cut once, at the zoom they are drawn at.
     const box = bounds(collection);
     if (box) this.map.fitBounds(box, { padding: 20, animate: false });
+    await this.draw(collection, layer);
+  }
+
+  /** Draw the same areas again, with figures added to their properties, coloured by `layer`. */
+  async draw(collection, layer) {
     // The map gets only what it draws: the areas' codes and the figures the layers colour by
     // (the other figures are the table's), so its worker has a tenth of the data to handle.
     const slim = collection.features.map((f) => ({
@@ -105,6 +124,7 @@ export class AreaMap {
 
   setLayer(layer) {
     this.map.setPaintProperty('area-fill', 'fill-color', colour(layer));
+    this.map.setFilter('area-below', ['==', ['get', belowOf(layer)], true]);
     this.map.setLayoutProperty('overdue-points', 'visibility', layer === 'overdue' ? 'visible' : 'none');
   }
 
@@ -142,7 +162,7 @@ function bounds(collection) {
 }
 
 /** The legend of a layer as DOM nodes. */
-export function legend(node, layer, benchmark) {
+export function legend(node, layer, benchmark = LAYER_STYLES[layer].benchmark ?? 0.98) {
   const { bands, percent, property } = LAYER_STYLES[layer];
   const label = (v) => (percent ? `${Math.round(v * 1000) / 10}%` : String(v));
   node.replaceChildren();

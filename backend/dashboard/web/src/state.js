@@ -2,7 +2,9 @@
 export const LEVELS = ['district', 'town', 'village', 'grid'];
 export const CODE_LENGTH = { district: 6, town: 9, village: 12, grid: 15 };
 export const PERIODS = ['this_month', 'last_month', 'this_year', 'custom'];
-export const LAYERS = ['closure', 'on_time', 'overdue', 'check_in', 'alerts', 'composite'];
+export const LAYERS = ['closure', 'on_time', 'overdue', 'check_in', 'alerts', 'composite', 'mediation', 'patrols'];
+// The layers whose figures come from a statistic of their own (extra.js), not closure's.
+export const OWN_FIGURES = ['mediation', 'patrols'];
 
 export function levelOf(code) {
   return LEVELS.find((level) => CODE_LENGTH[level] === code.length) ?? 'district';
@@ -46,9 +48,10 @@ export function write(state, { replace = false } = {}) {
 // Periods are Beijing-time days: the statistics count events due in [from, to).
 const OFFSET = '+08:00';
 
-function beijingToday() {
+function beijingToday(plusDays = 0) {
   // The local date in Asia/Shanghai, whatever the browser's own zone.
-  const parts = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date());
+  const when = new Date(Date.now() + plusDays * 86400e3);
+  const parts = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(when);
   const [year, month, day] = parts.split('-').map(Number);
   return { year, month, day };
 }
@@ -75,4 +78,11 @@ export function window_(state) {
     };
   }
   return { from: start(today.year, today.month) };
+}
+
+/** The same window as local days, for the APIs that count days (`to` exclusive; today included). */
+export function days(state) {
+  const { from, to } = window_(state);
+  const tomorrow = beijingToday(1);
+  return { from: from.slice(0, 10), to: (to ?? start(tomorrow.year, tomorrow.month, tomorrow.day)).slice(0, 10) };
 }

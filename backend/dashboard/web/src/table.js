@@ -5,6 +5,7 @@ const pct = (v) => (v === null || v === undefined ? '–' : `${(v * 100).toFixed
 const num = (v) => (v === null || v === undefined ? '–' : String(v));
 const hours = (v) => (v === null || v === undefined ? '–' : v.toFixed(1));
 const score = (v) => (v === null || v === undefined ? '–' : v.toFixed(1));
+const interval = (low, high) => (low === null || low === undefined ? '–' : `${pct(low)} – ${pct(high)}`);
 
 // key: what the column shows and sorts by; label: its heading's word.
 export const COLUMNS = [
@@ -19,10 +20,18 @@ export const COLUMNS = [
   { key: 'median_hours_to_close', label: 'median_hours_to_close', text: (p) => hours(p.median_hours_to_close) },
   { key: 'p90_hours_to_close', label: 'p90_hours_to_close', text: (p) => hours(p.p90_hours_to_close) },
   { key: 'overdue_open', label: 'overdue_open', text: (p) => num(p.overdue_open) },
-  { key: 'wilson_low', label: 'wilson', text: (p) => (p.wilson_low === null ? '–' : `${pct(p.wilson_low)} – ${pct(p.wilson_high)}`) },
+  { key: 'wilson_low', label: 'wilson', text: (p) => interval(p.wilson_low, p.wilson_high) },
   { key: 'check_in_rate', label: 'check_in_rate', text: (p) => pct(p.check_in_rate) },
   { key: 'alerts_in_progress', label: 'alerts_in_progress', text: (p) => num(p.alerts_in_progress) },
   { key: 'composite_index', label: 'composite_index', text: (p) => score(p.composite_index) },
+  // The columns of a layer with figures of its own, shown once that layer's figures are in.
+  { key: 'mediation_cases', label: 'mediation_cases', layer: 'mediation', text: (p) => num(p.mediation_cases) },
+  { key: 'mediation_agreements', label: 'mediation_agreements', layer: 'mediation', text: (p) => num(p.mediation_agreements) },
+  { key: 'mediation_success_rate', label: 'mediation_success_rate', layer: 'mediation', text: (p) => pct(p.mediation_success_rate) },
+  { key: 'mediation_wilson_low', label: 'mediation_wilson', layer: 'mediation', text: (p) => interval(p.mediation_wilson_low, p.mediation_wilson_high) },
+  { key: 'mediation_referrals', label: 'mediation_referrals', layer: 'mediation', text: (p) => num(p.mediation_referrals) },
+  { key: 'patrol_compliance_rate', label: 'patrol_compliance_rate', layer: 'patrols', text: (p) => pct(p.patrol_compliance_rate) },
+  { key: 'patrol_mean_coverage', label: 'patrol_mean_coverage', layer: 'patrols', text: (p) => pct(p.patrol_mean_coverage) },
 ];
 
 // Rows laid out at a time: the browser takes seconds to lay out thousands of rows, so the rest
@@ -38,6 +47,9 @@ export class AreaTable {
       if (entries.some((e) => e.isIntersecting)) this.append();
     });
     this.sort = { key: 'code', descending: false };
+    // The layers whose columns are shown, and the property marking a row below the benchmark.
+    this.layers = new Set();
+    this.below = 'below_benchmark';
     this.byCode = new Map();
     table.tBodies[0].addEventListener('mouseover', (e) => onHover(e.target.closest('tr')?.dataset.code ?? null));
     table.tBodies[0].addEventListener('mouseleave', () => onHover(null));
@@ -55,9 +67,15 @@ export class AreaTable {
   }
 
   /** Show one row per feature's properties (each with `code` and `name`). */
-  show(rows) {
+  show(rows, { layers = [], below = 'below_benchmark' } = {}) {
     this.rows = rows;
+    this.layers = new Set(layers);
+    this.below = below;
     this.render();
+  }
+
+  columns() {
+    return COLUMNS.filter((column) => !column.layer || this.layers.has(column.layer));
   }
 
   render() {
@@ -66,7 +84,7 @@ export class AreaTable {
     this.table.dataset.rows = String(this.sorted.length);
     const head = this.table.tHead.rows[0];
     head.replaceChildren(
-      ...COLUMNS.map((column) => {
+      ...this.columns().map((column) => {
         const th = document.createElement('th');
         th.dataset.key = column.key;
         th.scope = 'col';
@@ -87,8 +105,8 @@ export class AreaTable {
     const rows = this.sorted.slice(start, start + CHUNK).map((p) => {
       const tr = document.createElement('tr');
       tr.dataset.code = p.code;
-      if (p.below_benchmark) tr.classList.add('below');
-      for (const column of COLUMNS) {
+      if (p[this.below]) tr.classList.add('below');
+      for (const column of this.columns()) {
         const td = document.createElement('td');
         td.textContent = column.text(p);
         tr.append(td);
@@ -110,6 +128,8 @@ export class AreaTable {
 
 /** The API's `sort` for this order, so the CSV lists the rows as the table shows them. */
 export function sortParameter({ key, descending }, level) {
+  // The CSV is closure's: a column of another layer's figures lists it by code.
+  if (COLUMNS.find((column) => column.key === key)?.layer) return level;
   const column = { code: level, name: `${level}_name` }[key] ?? key;
   return `${descending ? '-' : ''}${column}`;
 }
