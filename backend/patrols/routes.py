@@ -19,6 +19,7 @@ from backend.db import get_session
 from backend.load import expensive
 from backend.patrols import queries, schemas, service
 from backend.patrols.models import Patrol
+from backend.replica import get_read_session
 from backend.stats.schemas import CSV_SCHEMA
 
 blp = Blueprint(
@@ -157,7 +158,7 @@ class NormByKind(MethodView):
 
 def _compliance(args: dict[str, Any]) -> dict[str, Any]:
     return queries.compliance(
-        get_session(),
+        get_read_session(),
         actor=current_actor(),
         area=args.get("area"),
         start=args.get("from_"),
@@ -200,6 +201,6 @@ class ComplianceGeoJson(MethodView):
     def get(self, args: dict[str, Any]) -> flask.Response:
         """Patrol compliance as a choropleth: the areas of the first grouping's level"""
         figures = _compliance(args)
-        features = queries.compliance_features(get_session(), current_actor(), figures, args["crs"])
+        features = queries.compliance_features(get_read_session(), current_actor(), figures, args["crs"])
         body = {"type": "FeatureCollection", "features": features, "benchmark": figures["benchmark"]}
         return flask.current_app.response_class(json_bytes(body), mimetype=GEOJSON)

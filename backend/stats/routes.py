@@ -350,7 +350,7 @@ class ResponseStats(MethodView):
 def _mediation(args: dict[str, Any]) -> mediation.MediationStats:
     mediation.check_reader(current_actor(), args["area"], args["group_by"])
     return mediation.mediation_stats(
-        get_session(),
+        get_read_session(),
         area=args["area"],
         window_from=args["from_"],
         window_to=args["to"],
@@ -391,7 +391,7 @@ def _mediation_csv(args: dict[str, Any]) -> flask.Response:
 def _mediation_geojson(args: dict[str, Any]) -> flask.Response:
     level = queries.require_area_level_first(args["group_by"])
     stats = _mediation(args)
-    shapes = queries.area_shapes(get_session(), level=level, area=stats.area)
+    shapes = queries.area_shapes(get_read_session(), level=level, area=stats.area)
     blank = vars(mediation.mediation_figures(mediation.EMPTY_COUNTS, stats.benchmark))
     groups = [(key, vars(figures)) for key, figures in stats.groups]
     document = _mediation_document(stats)
