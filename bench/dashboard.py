@@ -40,7 +40,8 @@ CONGHUA_DATABASE = "wangge_bench_page"
 GUANGZHOU_DATABASE = "wangge_bench_page_gz"
 GUANGZHOU_EVENTS = 400_000
 USER, PASSWORD = "page-bench", "page-bench-password"
-WORKERS = "-w 2 --worker-class gthread --threads 4 --reuse-port --preload"
+# As `make run` serves it (scripts/gunicorn.conf.py; its housekeeping is off for the benchmark).
+WORKERS = "-c scripts/gunicorn.conf.py -w 2 --worker-class gthread --threads 4 --reuse-port --preload"
 
 
 @dataclass(frozen=True)
