@@ -318,6 +318,32 @@ def test_raw_batches_go_after_the_retention_once_their_day_has_figures(session, 
     assert _grid_day(session, walker.user_id).coverage > 0
 
 
+def test_the_days_due_are_past_days_without_figures_or_with_late_batches(session, walker):
+    patrol_id = _walk(session, walker, _along_the_south_edge(_at(9)))
+    arrived = (
+        "UPDATE patrol_batches SET received_at = now() + make_interval(hours => :h) WHERE patrol_id = :p"
+    )
+    session.execute(text(arrived), {"h": -1, "p": patrol_id})
+    # A day with a batch is due once it is over, not before.
+    assert service.days_due(session, today=DAY, recent=0) == []
+    assert service.days_due(session, today=DAY + timedelta(days=3), recent=0) == [DAY]
+    figures.compute_day(session, DAY)
+    assert service.days_due(session, today=DAY + timedelta(days=3), recent=0) == []
+    # A batch arriving after the figures (a phone that was offline) makes its day due again.
+    session.execute(text(arrived), {"h": 1, "p": patrol_id})
+    assert service.days_due(session, today=DAY + timedelta(days=3), recent=0) == [DAY]
+    # ... but not once it is older than the retention, whose raw batches may be gone.
+    assert service.days_due(session, today=DAY + timedelta(days=40), recent=0, days=30) == []
+    # The recent days are due until they have figures (patrol or not), newest first.
+    later = date(2031, 1, 10)
+    assert service.days_due(session, today=later, recent=2) == [
+        later - timedelta(days=1),
+        later - timedelta(days=2),
+    ]
+    figures.compute_day(session, later - timedelta(days=1))
+    assert service.days_due(session, today=later, recent=2) == [later - timedelta(days=2)]
+
+
 def test_the_work_calendar_over_http(app, accounts, session):
     admin = client_as(app, accounts, "admin")
     put = admin.put("/api/v1/work-calendar/2026-10-01", json={"working": False, "name": "国庆节"})
