@@ -26,7 +26,7 @@ BASEMAP = {
 
 @pytest.fixture(scope="module")
 def basemap_server(page_database: str) -> Iterator[Server]:
-    with gunicorn(page_database, workers=1, **BASEMAP) as base:
+    with gunicorn(page_database, workers=1, log_path=None, **BASEMAP) as base:
         yield base
 
 
