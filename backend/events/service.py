@@ -132,7 +132,8 @@ _EVENT_COLUMNS = [column.name for column in Event.__table__.columns]
 _RETURNED = ", ".join(_EVENT_COLUMNS)
 # The event and its first trail entry in one statement: one round trip, one transaction. It goes
 # straight to the driver: reporting is the hottest write, and the ORM's statement handling costs
-# more than the statement.
+# more than the statement. A trigger claims the id in event_ids first and stores nothing when it
+# was already claimed (ON CONFLICT DO NOTHING across all partitions, migration 0110).
 _INSERT_EVENT = (
     "WITH ins AS ("
     " INSERT INTO events (id, category_code, description, location, crs, source_lon, source_lat,"
@@ -145,7 +146,7 @@ _INSERT_EVENT = (
     "  :reporter_id, :outside, :grid, :village, :town, :district, :assignment,"
     "  :boundary_id, :distance_m, :responsible, :contacts::jsonb, :photos_expected,"
     "  :content_hash, :status, :accepted_at, :accepted_at, :resolved_by, :due_at, :channel, :camera_id)"
-    f" ON CONFLICT (id) DO NOTHING RETURNING {_RETURNED}),"
+    f" RETURNING {_RETURNED}),"
     " trail AS (INSERT INTO event_actions (event_id, action, to_status, actor_id, note)"
     "  SELECT id, 'report', status, reporter_id, :note FROM ins)"
     f" SELECT {_RETURNED} FROM ins"
@@ -158,8 +159,8 @@ def report_event(
     """Store a report once; a retry with the same id and content returns the stored event.
 
     Returns the event and whether it was created now. The same id with other content, or from
-    another reporter, is a Conflict. Races between retries are settled by the primary key, not
-    by a prior check.
+    another reporter, is a Conflict. Races between retries are settled by the id's claim (the
+    key of event_ids), not by a prior check.
     """
     reporter_id = actor.user_id
     sla_hours = category_sla_hours(session, report.category)

@@ -8,6 +8,9 @@
   last point (not a deletion: the step counts the patrols it closed).
 - `patrol_batches`: raw track batches older than the retention, once their days' figures were
   computed after they arrived (backend.patrols).
+- `partitions`: not a deletion: the monthly partitions of `events` and `event_actions` for this
+  month and the next three are made where missing (backend.events.partitions), so reports land
+  in their month's partition rather than the default one.
 
 Each sweep deletes in batches, one transaction each, so no lock is held for long and a sweep
 that is stopped keeps what it did. Two sweeps at once (two servers) only share the work.
@@ -23,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.db import session_scope
+from backend.events import partitions
 from backend.patrols import service as patrols
 
 BATCH = 5000
@@ -100,7 +104,10 @@ def _delete(session: Session, statement: TextClause, **params: int) -> int:
 
 
 def sweep(factory: sessionmaker[Session], retention: Retention, batch: int = BATCH) -> dict[str, int]:
-    """Delete what the retention no longer keeps, batch by batch; the rows deleted per table."""
+    """Make the coming months' partitions, then delete what the retention no longer keeps,
+    batch by batch; the partitions made and the rows deleted per table."""
+    with session_scope(factory) as session:
+        made = partitions.create_partitions_ahead(session)
     steps: dict[str, Callable[[Session], int]] = {
         "login_attempts": lambda s: delete_old_login_attempts(
             s, hours=retention.login_attempts_hours, window_s=retention.login_window_s, batch=batch
@@ -118,7 +125,7 @@ def sweep(factory: sessionmaker[Session], retention: Retention, batch: int = BAT
             s, days=retention.patrol_keep_days, batch=batch
         ),
     }
-    deleted = {}
+    deleted = {"partitions": made}
     for table, step in steps.items():
         total = 0
         while True:
