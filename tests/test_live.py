@@ -32,7 +32,10 @@ def test_concurrent_retries_of_one_uuid_make_exactly_one_row(live_server, engine
         trail = conn.execute(
             text("SELECT count(*) FROM event_actions WHERE event_id = :id"), {"id": event_id}
         ).scalar()
-    assert (rows, trail) == (1, 1)
+        claims = conn.execute(
+            text("SELECT count(*) FROM event_ids WHERE id = :id"), {"id": event_id}
+        ).scalar()
+    assert (rows, trail, claims) == (1, 1, 1)
 
 
 def test_concurrent_different_content_under_one_uuid_keeps_the_first(live_server, engine, accounts):

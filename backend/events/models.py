@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     DateTime,
     Double,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     func,
     select,
     text,
@@ -219,6 +221,13 @@ class Event(InArea, Base):
         {"postgresql_partition_by": "RANGE (received_at)"},
     )
     __mapper_args__ = {"primary_key": [id]}
+
+
+def event_named(event_id: uuid.UUID) -> ColumnElement[bool]:
+    """The event of this id, looked for in the one partition its claim names: a condition on the
+    id alone probes every month's index (PostgreSQL prunes the others when the query runs)."""
+    claimed = select(EventIdClaim.received_at).where(EventIdClaim.id == event_id).scalar_subquery()
+    return and_(Event.id == event_id, Event.received_at == claimed)
 
 
 # The actions that set what closure statistics read of an event: accepted_at and due_at (an

@@ -18,7 +18,7 @@ from backend.areas import service as areas
 from backend.auth.service import Actor, Forbidden
 from backend.db import driver_rows
 from backend.errors import Conflict, NotFound, ValidationFailed, field_error
-from backend.events.models import CATEGORY_CODE, Category, Event
+from backend.events.models import CATEGORY_CODE, Category, Event, event_named
 from backend.ops import metrics
 from geo.crs import to_wgs84
 
@@ -236,7 +236,9 @@ def report_event(
 
 def _stored(session: Session, event_id: uuid.UUID, digest: str, reporter_id: int | None, key: str) -> Event:
     """The event stored under this id (or hotline ticket), if it is this report again."""
-    stored = session.get(Event, event_id, populate_existing=True)
+    stored = session.scalars(
+        select(Event).where(event_named(event_id)).execution_options(populate_existing=True)
+    ).one_or_none()
     if stored is None:  # pragma: no cover - rows are never deleted
         raise Conflict(f"Event {event_id} could not be stored; retry.")
     if stored.content_hash != digest or stored.reporter_id != reporter_id:
@@ -283,7 +285,7 @@ def _claim_ticket(session: Session, ticket: str, event_id: uuid.UUID) -> uuid.UU
 
 def get_event(session: Session, event_id: uuid.UUID, actor: Actor) -> Event:
     """An event the actor may see; any other is NotFound, so existence does not leak."""
-    event = session.get(Event, event_id)
+    event = session.scalars(select(Event).where(event_named(event_id))).one_or_none()
     if event is None or not actor.covers(event):
         raise NotFound(f"No event {event_id}.")
     return event
