@@ -15,10 +15,11 @@ already claimed, which is what `INSERT INTO events ... ON CONFLICT (id) DO NOTHI
 Two reports of one id at once wait on the claim's key, as they waited on the events' key. The
 foreign keys that pointed at events(id) point at event_ids(id).
 
-Each table is rebuilt: its definitions (indexes, foreign keys, triggers) are read from the
-catalog as the earlier migrations left them and declared again on the new parent, so the
-partitioned table is the old one but for its keys; the rows are copied (about 15 s for the
-demo's 200,000 events on a quiet machine), then the old table is dropped. The rollups' function
+Each table is rebuilt: its columns, checks, foreign keys and triggers are read from the catalog
+as the earlier migrations left them and declared again on the new parent, and its indexes are
+declared as the models have them, so the partitioned table is the old one but for its keys. The
+rows are copied into the months' partitions, the indexes built after, then the old table is
+dropped; both tables are locked throughout (measured in docs/scaling.md). The rollups' function
 that takes an events row is declared again, since it names the old table's row type.
 
 `create_month_partitions(parent, key, first_month, last_month)` makes the missing months'
@@ -105,21 +106,72 @@ EVENT_REFERENCES = [
 ]
 
 
+# The tables' indexes as the models declare them (migrations 0001 to 0090 made them so). Written
+# out rather than read back from the catalog: PostgreSQL's text of an `IN (...)` predicate,
+# parsed again, is an equal but differently shaped expression.
+_STATS_COLUMNS = [
+    "village_code",
+    "grid_code",
+    "category_code",
+    "status",
+    "accepted_at",
+    "closed_at",
+    "rework_count",
+    "assignee_id",
+    "reporter_id",
+    "id",
+]
+_STATISTICS_ACTIONS = (
+    "action IN ('accept', 'reject', 'close', 'reopen', 'return')"
+    " OR (action = 'report' AND to_status <> 'reported')"
+)
+
+
+def _create_indexes(table: str) -> None:
+    if table == "events":
+        op.create_index("ix_events_received", "events", ["received_at", "id"])
+        for scope in ("grid", "village", "town", "district"):
+            op.create_index(f"ix_events_{scope}_received", "events", [f"{scope}_code", "received_at", "id"])
+        op.create_index("ix_events_location", "events", ["location"], postgresql_using="gist")
+        for scope, other in (("district", "town"), ("town", "district")):
+            op.create_index(
+                f"ix_events_{scope}_due",
+                "events",
+                [f"{scope}_code", "due_at"],
+                postgresql_where=sa.text("due_at IS NOT NULL"),
+                postgresql_include=[f"{other}_code", *_STATS_COLUMNS],
+            )
+        op.create_index("ix_events_reporter_received", "events", ["reporter_id", "received_at"])
+        op.create_index(
+            "ix_events_open_due",
+            "events",
+            ["due_at", "id"],
+            postgresql_where=sa.text("due_at IS NOT NULL AND status NOT IN ('closed', 'rejected')"),
+        )
+    else:
+        op.create_index("ix_event_actions_event_id", "event_actions", ["event_id"])
+        op.create_index(
+            "ix_event_actions_event_closing",
+            "event_actions",
+            ["event_id", "created_at"],
+            postgresql_include=["action"],
+            postgresql_where=sa.text("action IN ('reject', 'close', 'reopen', 'return')"),
+        )
+        op.create_index(
+            "ix_event_actions_statistics_since",
+            "event_actions",
+            ["created_at"],
+            postgresql_where=sa.text(_STATISTICS_ACTIONS),
+        )
+
+
 def _rows(sql: str, **params: object) -> list[sa.Row]:
     return list(op.get_bind().execute(sa.text(sql), params))
 
 
 def _definitions(table: str) -> dict[str, list[str]]:
-    """What is declared on a table besides its columns, checks and primary key, as SQL."""
+    """What is declared on a table besides its columns, checks, keys and indexes, as SQL."""
     return {
-        "indexes": [
-            row.indexdef
-            for row in _rows(
-                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = :t"
-                " AND indexname <> 'pk_' || :t ORDER BY indexname",
-                t=table,
-            )
-        ],
         "foreign_keys": [
             f"ALTER TABLE {table} ADD CONSTRAINT {row.conname} {row.definition}"
             for row in _rows(
@@ -142,7 +194,8 @@ def _definitions(table: str) -> dict[str, list[str]]:
 
 def _rebuild(table: str, *, key: tuple[str, ...], partition_by: str | None) -> None:
     """Make `table` again, partitioned by `partition_by` (or not, when None), with primary key
-    `key`, the same columns, checks, indexes, foreign keys and triggers, and the same rows."""
+    `key`, the same columns, checks, indexes, foreign keys and triggers, and the same rows; the
+    indexes are built after the rows are in."""
     declared = _definitions(table)
     old = f"{table}_unpartitioned" if partition_by else f"{table}_partitioned"
     op.execute(f"ALTER TABLE {table} RENAME TO {old}")
@@ -174,6 +227,7 @@ def _rebuild(table: str, *, key: tuple[str, ...], partition_by: str | None) -> N
         op.execute(f"SELECT setval('{table}_id_seq', coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
     else:
         op.execute(f"DROP TABLE {old}")
+    _create_indexes(table)
     for statements in declared.values():
         for statement in statements:
             op.execute(statement)
