@@ -13,6 +13,7 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from backend.db import alembic_config
@@ -101,6 +102,17 @@ def test_an_id_stored_in_another_month_answers_retries_and_conflicts(client, tre
     count = session.execute(text("SELECT count(*) FROM events WHERE id = :id"), {"id": moved}).scalar()
     trail = session.execute(text("SELECT count(*) FROM event_actions WHERE event_id = :id"), {"id": moved})
     assert (count, trail.scalar()) == (1, 0)
+
+
+def test_an_events_received_at_never_changes(client, tree, session):
+    created = client.post("/api/v1/events", json=report(120.05, 30.05)).json["id"]
+    # It would move the row to another month, where the claim (taken) would drop it.
+    with pytest.raises(DBAPIError, match="never changes"), session.begin_nested():
+        session.execute(
+            text("UPDATE events SET received_at = received_at - interval '3 months' WHERE id = :id"),
+            {"id": created},
+        )
+    assert session.execute(text("SELECT count(*) FROM events WHERE id = :id"), {"id": created}).scalar() == 1
 
 
 def test_events_far_in_the_past_or_future_land_in_the_default_partition(client, tree, session):

@@ -11,7 +11,8 @@ fails for want of a partition. A partitioned table's unique keys must include th
 so the primary keys become (id, received_at) and (id, created_at); the phone's UUID stays unique
 across partitions through `event_ids (id primary key, received_at)`: a BEFORE INSERT trigger on
 events claims the id there first (ON CONFLICT DO NOTHING) and skips the event when the id was
-already claimed, which is what `INSERT INTO events ... ON CONFLICT (id) DO NOTHING` did before.
+already claimed, which is what `INSERT INTO events ... ON CONFLICT (id) DO NOTHING` did before;
+another trigger refuses to change an event's received_at (which would move it).
 Two reports of one id at once wait on the claim's key, as they waited on the events' key. The
 foreign keys that pointed at events(id) point at event_ids(id).
 
@@ -94,6 +95,21 @@ $$
 """
 CLAIM_TRIGGER_SQL = (
     "CREATE TRIGGER events_claim_id BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION events_claim_id()"
+)
+
+# An event's received_at names its partition and its claim: changing it would move the row to
+# another partition, where the claim trigger, finding the id claimed, would drop it.
+FIXED_SQL = """
+CREATE FUNCTION events_received_at_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'events.received_at never changes: it names the event''s partition'
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$
+"""
+FIXED_TRIGGER_SQL = (
+    "CREATE TRIGGER events_received_at_fixed BEFORE UPDATE OF received_at ON events FOR EACH ROW"
+    " WHEN (OLD.received_at IS DISTINCT FROM NEW.received_at) EXECUTE FUNCTION events_received_at_fixed()"
 )
 
 # The foreign keys that name an event: (table, column, options).
@@ -185,7 +201,7 @@ def _definitions(table: str) -> dict[str, list[str]]:
             for row in _rows(
                 "SELECT pg_get_triggerdef(oid) AS definition FROM pg_trigger"
                 " WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal AND tgparentid = 0"
-                " AND tgname <> 'events_claim_id' ORDER BY tgname",
+                " ORDER BY tgname",
                 t=table,
             )
         ],
@@ -269,11 +285,15 @@ def upgrade() -> None:
     op.execute(delta)
     op.execute(CLAIM_SQL)
     op.execute(CLAIM_TRIGGER_SQL)
+    op.execute(FIXED_SQL)
+    op.execute(FIXED_TRIGGER_SQL)
     op.execute("ANALYZE events")
     op.execute("ANALYZE event_actions")
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER events_received_at_fixed ON events")
+    op.execute("DROP FUNCTION events_received_at_fixed()")
     op.execute("DROP TRIGGER events_claim_id ON events")
     op.execute("DROP FUNCTION events_claim_id()")
     delta = _rollup_delta()
