@@ -144,8 +144,9 @@ class Event(InArea, Base):
     accuracy_m: Mapped[float | None] = mapped_column(Double)
     occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # The partition key (monthly, backend.events.partitions), so part of the table's primary key;
-    # the id alone identifies an event (EventIdClaim), and is the mapper's key.
+    # The partition key (monthly, backend.events.partitions), so part of the table's primary key,
+    # and never changed (a trigger refuses it); the id alone identifies an event (EventIdClaim)
+    # and is the mapper's key.
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), primary_key=True, server_default=func.now()
     )
