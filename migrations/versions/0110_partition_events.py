@@ -37,8 +37,6 @@ down_revision = "0090"
 branch_labels = None
 depends_on = None
 
-# The partitioned tables and their partition keys.
-PARTITIONED = {"events": "received_at", "event_actions": "created_at"}
 ZONE = "Asia/Shanghai"
 
 CREATE_PARTITIONS_SQL = f"""
@@ -234,15 +232,13 @@ def _rebuild(table: str, *, key: tuple[str, ...], partition_by: str | None) -> N
             f" AT TIME ZONE '{ZONE}' AS date))"
         )
     op.execute(f"INSERT INTO {table} SELECT * FROM {old}")
+    op.execute(f"DROP TABLE {old}")
     if identity:
-        op.execute(f"DROP TABLE {old}")
-        # The new identity's sequence took a free name: give it the usual one, and go on from
-        # the last id.
+        # The new identity's sequence took a free name (the old one's was taken): give it the
+        # usual one, and go on from the last id.
         sequence = _rows("SELECT pg_get_serial_sequence(:t, 'id') AS name", t=table)[0].name
         op.execute(f"ALTER SEQUENCE {sequence} RENAME TO {table}_id_seq")
         op.execute(f"SELECT setval('{table}_id_seq', coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
-    else:
-        op.execute(f"DROP TABLE {old}")
     _create_indexes(table)
     for statements in declared.values():
         for statement in statements:
