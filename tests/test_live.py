@@ -59,7 +59,7 @@ def test_concurrent_different_content_under_one_uuid_keeps_the_first(live_server
 def test_concurrent_retries_and_conflicts_of_an_id_stored_months_ago(live_server, engine, accounts):
     """The id's claim, not the month's key, settles it: the stored event is two months old."""
     source = str(uuid.uuid4())
-    body = report(113.640, 23.650, id=source, description="两个月前的事")
+    body = report(113.640, 23.650, crs="gcj02", id=source, description="两个月前的事")
     first = requests.post(
         f"{live_server}/api/v1/events", json=body, timeout=30, headers=accounts.headers("admin")
     )
