@@ -7,7 +7,7 @@ import itertools
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,6 +18,7 @@ from backend.areas import service as areas
 from backend.auth import service as auth
 from backend.auth.models import ApiKey, User, UserGrid
 from backend.config import Settings
+from backend.events import partitions
 from geo import areatree
 from geo.crs import transform_geometry
 
@@ -256,7 +257,6 @@ _SYNTHETIC_EVENTS = text(
            END,
            'synthetic:' || :seed || ':' || i, :start - make_interval(mins => i)
     FROM picked, cats
-    ON CONFLICT (id) DO NOTHING
     """
 )
 
@@ -269,8 +269,13 @@ def insert_synthetic_events(
     prefix: str = "",
     start: datetime | None = None,
 ) -> int:
-    """Insert `count` synthetic events in the grids under `prefix`; returns how many were new."""
+    """Insert `count` synthetic events in the grids under `prefix`; returns how many were new
+    (an id stored already is skipped by its claim, so a second run adds nothing)."""
     start = start or datetime(2026, 1, 1, tzinfo=UTC)
+    # Their months' partitions first, so they do not all land in the default one.
+    partitions.create_partitions(
+        session, partitions.month_of(start - timedelta(minutes=count)), partitions.month_of(start)
+    )
     # An INSERT's result is a CursorResult, which has the row count.
     result = cast(
         CursorResult[Any],

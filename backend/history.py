@@ -38,6 +38,7 @@ from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIn
 
 from backend.areas import service as areas
 from backend.db import driver_connection
+from backend.events import partitions
 from backend.models import Event, EventAction
 from backend.stats import rollups
 from geo.crs import transform_arrays
@@ -617,6 +618,8 @@ def load_history(
         bulk = plan.events >= 10_000 and not session.scalar(
             text("SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM event_actions)")
         )
+    # The history's months get their partitions, so it does not all land in the default one.
+    partitions.create_partitions(session, partitions.month_of(plan.start), partitions.month_of(plan.end))
     with bulk_mode(session) if bulk else nullcontext():
         batches = generate(
             grids, read_sla_hours(session), plan, staff=read_staff(session) if staff is None else staff

@@ -103,6 +103,7 @@ def prepare(events: int) -> Engine:
     """The database with the Guangzhou tree and `events` synthetic events, built when missing."""
     from backend import demo, history
     from backend.config import Settings
+    from backend.events import partitions
     from geo.areatree import GUANGZHOU_GRIDS
 
     url = database_url(DATABASE, URL_VARIABLE)
@@ -142,6 +143,8 @@ def prepare(events: int) -> Engine:
             )
         )
         session.execute(text("CREATE UNIQUE INDEX ON scale_grids (n)"))
+        # One partition per month of the ten years, so they do not all land in the default one.
+        partitions.create_partitions(session, partitions.month_of(START), partitions.month_of(END))
         with history.bulk_mode(session):
             for lo in range(0, events, CHUNK):
                 session.execute(

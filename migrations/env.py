@@ -8,6 +8,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine
 
+from backend.events.partitions import PARTITION_NAME
 from backend.models import Base
 
 target_metadata = Base.metadata
@@ -16,6 +17,9 @@ target_metadata = Base.metadata
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     # PostGIS owns these tables; they are not ours to drop.
     if type_ == "table" and name in {"spatial_ref_sys"}:
+        return False
+    # Monthly partitions are made by housekeeping, not declared: the parents are the schema.
+    if type_ == "table" and reflected and PARTITION_NAME.match(name):
         return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 

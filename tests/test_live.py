@@ -32,7 +32,10 @@ def test_concurrent_retries_of_one_uuid_make_exactly_one_row(live_server, engine
         trail = conn.execute(
             text("SELECT count(*) FROM event_actions WHERE event_id = :id"), {"id": event_id}
         ).scalar()
-    assert (rows, trail) == (1, 1)
+        claims = conn.execute(
+            text("SELECT count(*) FROM event_ids WHERE id = :id"), {"id": event_id}
+        ).scalar()
+    assert (rows, trail, claims) == (1, 1, 1)
 
 
 def test_concurrent_different_content_under_one_uuid_keeps_the_first(live_server, engine, accounts):
@@ -51,6 +54,45 @@ def test_concurrent_different_content_under_one_uuid_keeps_the_first(live_server
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT count(*) FROM events WHERE id = :id"), {"id": event_id}).scalar()
     assert rows == 1
+
+
+def test_concurrent_retries_and_conflicts_of_an_id_stored_months_ago(live_server, engine, accounts):
+    """The id's claim, not the month's key, settles it: the stored event is two months old."""
+    source = str(uuid.uuid4())
+    body = report(113.640, 23.650, crs="gcj02", id=source, description="两个月前的事")
+    first = requests.post(
+        f"{live_server}/api/v1/events", json=body, timeout=30, headers=accounts.headers("admin")
+    )
+    assert first.status_code == 201
+    old_id = str(uuid.uuid4())
+    columns = (
+        "category_code, description, location, crs, source_lon, source_lat, accuracy_m, occurred_at,"
+        " reported_at, reporter_id, outside, assignment, boundary_id, assignment_distance_m,"
+        " responsible_code, status, contacts, photos_expected, content_hash, channel, grid_code,"
+        " village_code, town_code, district_code"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT INTO events (id, received_at, {columns}) SELECT :old_id,"
+                f" received_at - interval '62 days', {columns} FROM events WHERE id = :id"
+            ),
+            {"old_id": old_id, "id": source},
+        )
+
+    def send(i: int) -> int:
+        sent = {**body, "id": old_id, "description": body["description"] if i % 2 else "另一件事"}
+        return requests.post(
+            f"{live_server}/api/v1/events", json=sent, timeout=30, headers=accounts.headers("admin")
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(send, range(32)))
+    assert statuses.count(200) == 16 and statuses.count(409) == 16
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT count(*) FROM events WHERE id = :id"), {"id": old_id}).scalar()
+        trail = conn.execute(text("SELECT count(*) FROM event_actions WHERE event_id = :id"), {"id": old_id})
+        assert (rows, trail.scalar()) == (1, 0)
 
 
 def test_concurrent_handoffs_of_one_ticket_make_one_event(live_server, engine, accounts):

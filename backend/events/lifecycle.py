@@ -18,7 +18,7 @@ from backend.areas import service as areas
 from backend.auth import service as auth
 from backend.auth.service import Actor, Forbidden
 from backend.errors import Conflict, PreconditionFailed, ValidationFailed, field_error
-from backend.events.models import Category, Event, EventAction
+from backend.events.models import Category, Event, EventAction, event_named
 from backend.events.service import get_event
 from backend.mediation import service as mediation
 from backend.ops import metrics
@@ -91,7 +91,7 @@ def act(session: Session, event_id: uuid.UUID, data: ActionInput, *, actor: Acto
     target = rule.target or source
     result = session.execute(
         update(Event)
-        .where(Event.id == event.id, Event.version == data.version)
+        .where(Event.id == event.id, Event.received_at == event.received_at, Event.version == data.version)
         .values(status=target, version=Event.version + 1, updated_at=now, **changes)
         .returning(Event.id)
     ).first()
@@ -128,7 +128,7 @@ def _changes(
             raise ValidationFailed(
                 "An event is not a duplicate of itself.", errors=[field_error("duplicate_of", "Same event.")]
             )
-        original = session.get(Event, data.duplicate_of)
+        original = session.scalars(select(Event).where(event_named(data.duplicate_of))).one_or_none()
         if original is None or not actor.covers(original):
             raise ValidationFailed(
                 "No such event to be a duplicate of.", errors=[field_error("duplicate_of", "Unknown event.")]

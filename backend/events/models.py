@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     DateTime,
     Double,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     func,
     select,
     text,
@@ -89,6 +91,18 @@ class Category(Base):
     __table_args__ = (CheckConstraint("sla_hours > 0", name="sla_positive"),)
 
 
+class EventIdClaim(Base):
+    """A report's id, claimed before its event is stored: the one place the phone's UUID is
+    unique, since the events' own key must include the month they are partitioned by. A trigger
+    on events takes the claim (migration 0110), and the tables that name an event point here."""
+
+    __tablename__ = "event_ids"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    # The event's received_at: its partition, for lookups by id alone.
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class HotlineTicket(Base):
     """The 12345 hotline's ticket an event was handed off with: one event per ticket, so a
     repeated handoff finds the stored event. (Its own table, so events stay free of unique keys
@@ -99,7 +113,7 @@ class HotlineTicket(Base):
     ticket_id: Mapped[str] = mapped_column(String(REFERENCE_LENGTH), primary_key=True)
     # Written just before its event, in the same transaction: checked at commit.
     event_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("events.id", deferrable=True, initially="DEFERRED"), unique=True
+        ForeignKey("event_ids.id", deferrable=True, initially="DEFERRED"), unique=True
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -130,7 +144,12 @@ class Event(InArea, Base):
     accuracy_m: Mapped[float | None] = mapped_column(Double)
     occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The partition key (monthly, backend.events.partitions), so part of the table's primary key,
+    # and never changed (a trigger refuses it); the id alone identifies an event (EventIdClaim)
+    # and is the mapper's key.
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), primary_key=True, server_default=func.now()
+    )
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     # The reporter said the place is outside their own grids (e.g. seen on the way home).
     outside: Mapped[bool] = mapped_column(Boolean, server_default="false")
@@ -200,7 +219,16 @@ class Event(InArea, Base):
             "id",
             postgresql_where=text("due_at IS NOT NULL AND status NOT IN ('closed', 'rejected')"),
         ),
+        {"postgresql_partition_by": "RANGE (received_at)"},
     )
+    __mapper_args__ = {"primary_key": [id]}
+
+
+def event_named(event_id: uuid.UUID) -> ColumnElement[bool]:
+    """The event of this id, looked for in the one partition its claim names: a condition on the
+    id alone probes every month's index (PostgreSQL prunes the others when the query runs)."""
+    claimed = select(EventIdClaim.received_at).where(EventIdClaim.id == event_id).scalar_subquery()
+    return and_(Event.id == event_id, Event.received_at == claimed)
 
 
 # The actions that set what closure statistics read of an event: accepted_at and due_at (an
@@ -221,14 +249,17 @@ class EventAction(Base):
     __tablename__ = "event_actions"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), index=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event_ids.id"), index=True)
     action: Mapped[str] = mapped_column(String(20))
     from_status: Mapped[str | None] = mapped_column(String(12))
     to_status: Mapped[str] = mapped_column(String(12))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The partition key (monthly), so part of the table's primary key.
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), primary_key=True, server_default=func.now()
+    )
 
     __table_args__ = (
         # An event's closings, reopenings, returns and rejection up to a moment: closure
@@ -245,7 +276,9 @@ class EventAction(Base):
         # Whether any statistics action was taken since a moment: if not, the events' columns
         # answer for it. Plain reports, the most frequent action, are not in it.
         Index("ix_event_actions_statistics_since", "created_at", postgresql_where=text(STATISTICS_ACTIONS)),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
+    __mapper_args__ = {"primary_key": [id]}
 
 
 class Attachment(Base):
@@ -254,7 +287,7 @@ class Attachment(Base):
     __tablename__ = "attachments"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event_ids.id"))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     media_type: Mapped[str] = mapped_column(String(20))
     size: Mapped[int] = mapped_column(Integer)

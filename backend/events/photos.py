@@ -207,7 +207,9 @@ def add_photo(
             _stage(session, media_dir, checked.sha256, data)
         return existing, False
     # Lock the event row so two uploads cannot both pass the count check.
-    session.execute(select(Event.id).where(Event.id == event.id).with_for_update())
+    session.execute(
+        select(Event.id).where(Event.id == event.id, Event.received_at == event.received_at).with_for_update()
+    )
     count = session.scalar(select(func.count()).where(Attachment.event_id == event.id)) or 0
     if count >= max_photos:
         raise ValidationFailed(

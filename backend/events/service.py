@@ -18,7 +18,7 @@ from backend.areas import service as areas
 from backend.auth.service import Actor, Forbidden
 from backend.db import driver_rows
 from backend.errors import Conflict, NotFound, ValidationFailed, field_error
-from backend.events.models import CATEGORY_CODE, Category, Event
+from backend.events.models import CATEGORY_CODE, Category, Event, event_named
 from backend.ops import metrics
 from geo.crs import to_wgs84
 
@@ -132,7 +132,8 @@ _EVENT_COLUMNS = [column.name for column in Event.__table__.columns]
 _RETURNED = ", ".join(_EVENT_COLUMNS)
 # The event and its first trail entry in one statement: one round trip, one transaction. It goes
 # straight to the driver: reporting is the hottest write, and the ORM's statement handling costs
-# more than the statement.
+# more than the statement. A trigger claims the id in event_ids first and stores nothing when it
+# was already claimed (ON CONFLICT DO NOTHING across all partitions, migration 0110).
 _INSERT_EVENT = (
     "WITH ins AS ("
     " INSERT INTO events (id, category_code, description, location, crs, source_lon, source_lat,"
@@ -145,7 +146,7 @@ _INSERT_EVENT = (
     "  :reporter_id, :outside, :grid, :village, :town, :district, :assignment,"
     "  :boundary_id, :distance_m, :responsible, :contacts::jsonb, :photos_expected,"
     "  :content_hash, :status, :accepted_at, :accepted_at, :resolved_by, :due_at, :channel, :camera_id)"
-    f" ON CONFLICT (id) DO NOTHING RETURNING {_RETURNED}),"
+    f" RETURNING {_RETURNED}),"
     " trail AS (INSERT INTO event_actions (event_id, action, to_status, actor_id, note)"
     "  SELECT id, 'report', status, reporter_id, :note FROM ins)"
     f" SELECT {_RETURNED} FROM ins"
@@ -158,8 +159,8 @@ def report_event(
     """Store a report once; a retry with the same id and content returns the stored event.
 
     Returns the event and whether it was created now. The same id with other content, or from
-    another reporter, is a Conflict. Races between retries are settled by the primary key, not
-    by a prior check.
+    another reporter, is a Conflict. Races between retries are settled by the id's claim (the
+    key of event_ids), not by a prior check.
     """
     reporter_id = actor.user_id
     sla_hours = category_sla_hours(session, report.category)
@@ -235,7 +236,9 @@ def report_event(
 
 def _stored(session: Session, event_id: uuid.UUID, digest: str, reporter_id: int | None, key: str) -> Event:
     """The event stored under this id (or hotline ticket), if it is this report again."""
-    stored = session.get(Event, event_id, populate_existing=True)
+    stored = session.scalars(
+        select(Event).where(event_named(event_id)).execution_options(populate_existing=True)
+    ).one_or_none()
     if stored is None:  # pragma: no cover - rows are never deleted
         raise Conflict(f"Event {event_id} could not be stored; retry.")
     if stored.content_hash != digest or stored.reporter_id != reporter_id:
@@ -282,7 +285,7 @@ def _claim_ticket(session: Session, ticket: str, event_id: uuid.UUID) -> uuid.UU
 
 def get_event(session: Session, event_id: uuid.UUID, actor: Actor) -> Event:
     """An event the actor may see; any other is NotFound, so existence does not leak."""
-    event = session.get(Event, event_id)
+    event = session.scalars(select(Event).where(event_named(event_id))).one_or_none()
     if event is None or not actor.covers(event):
         raise NotFound(f"No event {event_id}.")
     return event

@@ -55,7 +55,7 @@ class MediationCase(InArea, Base):
     __tablename__ = "mediation_cases"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), unique=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event_ids.id"), unique=True)
     # The centre that mediates: the tier holding the event when the case was opened.
     responsible_code: Mapped[str] = mapped_column(String(15))
     dispute_type: Mapped[str] = mapped_column(String(20))

@@ -31,7 +31,9 @@ class ServiceRequest(Base):
 
     __tablename__ = "open311_requests"
 
-    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("events.id"), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("event_ids.id"), primary_key=True
+    )
     token: Mapped[str] = mapped_column(String(40), unique=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("open311_apps.id"), index=True)
     address_string: Mapped[str | None] = mapped_column(Text)

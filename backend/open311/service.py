@@ -25,7 +25,7 @@ from backend.auth.scope import Actor
 from backend.common.fields import to_shape
 from backend.errors import DomainError
 from backend.events import service as events
-from backend.events.models import CATEGORY_CODE, Category, Event
+from backend.events.models import CATEGORY_CODE, Category, Event, event_named
 from backend.open311.models import Open311App, ServiceRequest
 
 KEY_PREFIX = "o311"
@@ -220,7 +220,7 @@ def get_request(session: Session, request_id: str) -> PublicRequest:
         event_id = uuid.UUID(request_id)
     except ValueError:
         raise Open311Error(404, f"service_request_id {request_id} not found.") from None
-    rows = session.execute(_ROWS.where(Event.id == event_id)).all()
+    rows = session.execute(_ROWS.where(event_named(event_id))).all()
     if not rows:
         raise Open311Error(404, f"service_request_id {request_id} not found.")
     return _public(session, rows)[0]

@@ -11,6 +11,9 @@
   each day in its own transaction, before the raw batches they are made of may go.
 - `patrol_batches`: raw track batches older than the retention, once their days' figures were
   computed after they arrived (backend.patrols).
+- `partitions`: not a deletion: the monthly partitions of `events` and `event_actions` for this
+  month and the next three are made where missing (backend.events.partitions), so reports land
+  in their month's partition rather than the default one.
 
 Each sweep deletes in batches, one transaction each, so no lock is held for long and a sweep
 that is stopped keeps what it did. Two sweeps at once (two servers) only share the work.
@@ -26,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.db import session_scope
+from backend.events import partitions
 from backend.patrols import figures
 from backend.patrols import service as patrols
 from backend.stats.days import local_today
@@ -126,8 +130,11 @@ def _in_batches(factory: sessionmaker[Session], step: Callable[[Session], int], 
 
 
 def sweep(factory: sessionmaker[Session], retention: Retention, batch: int = BATCH) -> dict[str, int]:
-    """Delete what the retention no longer keeps, batch by batch, and compute the patrol figures
-    due; the rows each step deleted or closed (for patrol_days: the days computed)."""
+    """Make the coming months' partitions, delete what the retention no longer keeps, batch by
+    batch, and compute the patrol figures due; what each step did (the partitions made, the rows
+    deleted or closed, the patrol days computed)."""
+    with session_scope(factory) as session:
+        made = partitions.create_partitions_ahead(session)
     steps: dict[str, Callable[[Session], int]] = {
         "login_attempts": lambda s: delete_old_login_attempts(
             s, hours=retention.login_attempts_hours, window_s=retention.login_window_s, batch=batch
@@ -142,7 +149,8 @@ def sweep(factory: sessionmaker[Session], retention: Retention, batch: int = BAT
             s, minutes=retention.patrol_idle_minutes, batch=batch
         ),
     }
-    done = {table: _in_batches(factory, step, batch) for table, step in steps.items()}
+    done = {"partitions": made}
+    done.update({table: _in_batches(factory, step, batch) for table, step in steps.items()})
     done["patrol_days"] = compute_patrol_figures(factory, keep_days=retention.patrol_keep_days)
     done["patrol_batches"] = _in_batches(
         factory, lambda s: patrols.delete_old_batches(s, days=retention.patrol_keep_days, batch=batch), batch

@@ -1,7 +1,7 @@
 """Work calendar: the days that differ from Monday to Friday (holidays, weekend days worked)
 
 Revision ID: 0120
-Revises: 0090
+Revises: 0110
 Create Date: 2026-12-07 12:30:00
 
 Patrol compliance counts working days; China's public holidays move every year (the State
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0120"
-down_revision = "0090"
+down_revision = "0110"
 branch_labels = None
 depends_on = None
 

@@ -131,6 +131,7 @@ def test_a_sweep_deletes_in_batches_until_done(session_factory, session):
     deleted = housekeeping.sweep(session_factory, retention, batch=3)
     assert deleted["login_attempts"] >= 7
     assert set(deleted) == {
+        "partitions",
         "login_attempts",
         "refresh_tokens",
         "sync_states",
