@@ -28,8 +28,9 @@ module hands it.
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterator, Sequence
+import functools
+import math
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -37,6 +38,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pyproj
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -212,9 +214,93 @@ def placed(
     return inside, longest
 
 
-# --- reading the batches ---------------------------------------------------------------------
+def utm_zone(grid: shapely.Geometry) -> int:
+    """The EPSG code of the UTM zone (north) holding a WGS84 grid's centroid."""
+    return 32600 + math.floor((shapely.centroid(grid).x + 180) / 6) + 1
 
-_WKB_LINESTRING = struct.pack("<BI", 1, 2)
+
+@functools.cache
+def _transformer(epsg: int) -> pyproj.Transformer:
+    # Shared by the parts' threads: pyproj's transformers are thread-safe since 3.1.
+    return pyproj.Transformer.from_crs(4326, epsg, always_xy=True)
+
+
+def _to_utm(epsg: int) -> Callable[[np.ndarray], np.ndarray]:
+    """WGS84 (lon, lat) rows to the UTM zone's metres, as PostGIS's ST_Transform (same PROJ
+    pipeline)."""
+    transformer = _transformer(epsg)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack((x, y))
+
+    return project
+
+
+@dataclass
+class Reach:
+    """Per worker and own grid: the share covered and the places visited."""
+
+    coverage: list[list[float]]
+    rentals: list[list[int]]
+    units: list[list[int]]
+
+
+def covered(
+    worked: Worked,
+    grids: Sequence[Sequence[Any]],
+    codes: Sequence[Sequence[str]],
+    places: dict[str, tuple[np.ndarray, np.ndarray]],
+    parameters: Parameters = DEFAULTS,
+) -> Reach:
+    """Coverage and visits of each worker's grids, in the UTM zone of the worker's first grid:
+    the runs' half-hour pieces are simplified (2 m), buffered and united; visited are the places
+    (per grid code: rental buildings, active emergency units; WGS84 points) within reach of
+    the pieces as walked. The same operations as PostGIS's ST_Simplify, ST_Buffer and
+    ST_Union, with the GEOS that Shapely brings."""
+    workers = len(grids)
+    reach = Reach(
+        coverage=[[0.0] * len(own) for own in grids],
+        rentals=[[0] * len(own) for own in grids],
+        units=[[0] * len(own) for own in grids],
+    )
+    if not worked.pieces:
+        return reach
+    starts = np.array([start for start, _ in worked.pieces])
+    ends = np.array([end for _, end in worked.pieces])
+    bounds = np.searchsorted(worked.worker[starts], np.arange(workers + 1))
+    empty = (np.zeros(0), np.zeros(0))
+    for index in range(workers):
+        first, last = bounds[index], bounds[index + 1]
+        if first == last or not grids[index]:
+            continue
+        project = _to_utm(utm_zone(grids[index][0]))
+        lengths = ends[first:last] - starts[first:last]
+        at = np.repeat(starts[first:last] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        xy = project(np.column_stack((worked.x[at], worked.y[at])))
+        lines = np.asarray(shapely.linestrings(xy, indices=np.repeat(np.arange(len(lengths)), lengths)))
+        simple = shapely.simplify(lines, 2, preserve_topology=False)
+        # ST_Simplify drops a line simplified to two equal points (a stay, or a closed loop
+        # shorter than the tolerance): it covers nothing.
+        same_ends = shapely.equals_exact(shapely.get_point(simple, 0), shapely.get_point(simple, -1), 0)
+        collapsed = same_ends & (shapely.get_num_points(simple) == 2)
+        zone = shapely.union_all(shapely.buffer(simple[~collapsed], parameters.cover_m, quad_segs=4))
+        walked = shapely.multilinestrings(lines)
+        for number, (grid, code) in enumerate(zip(grids[index], codes[index], strict=True)):
+            metric = shapely.transform(grid, project)
+            if metric.area > 0:
+                reach.coverage[index][number] = shapely.intersection(metric, zone).area / metric.area
+            for kind, counts in (("rental", reach.rentals), ("unit", reach.units)):
+                x, y = places.get(f"{kind}:{code}", empty)
+                if len(x):
+                    near = shapely.dwithin(
+                        walked, shapely.points(project(np.column_stack((x, y)))), parameters.visit_m
+                    )
+                    counts[index][number] = int(np.count_nonzero(near))
+    return reach
+
+
+# --- reading the batches ---------------------------------------------------------------------
 
 
 def track_coordinates(wkb: bytes, n: int) -> np.ndarray:
@@ -273,13 +359,34 @@ ORDER BY b.patrol_id, b.first_at, b.batch_key
 """
 
 _OWN = """
-SELECT ug.user_id, a.code, ST_AsBinary(a.geom)
+SELECT ug.user_id, a.code, a.kind, ST_AsBinary(a.geom)
 FROM user_grids ug
 JOIN users u ON u.id = ug.user_id AND u.role = 'worker' AND NOT u.disabled
 JOIN areas a ON a.code = ug.grid_code AND a.level = 'grid' AND a.valid_to IS NULL
 WHERE ug.user_id = ANY(%(workers)s)
 ORDER BY ug.user_id, a.code
 """
+
+
+# The places that need visits, in the given grids.
+_PLACES = """
+SELECT 'rental:' || grid_code, ST_X(location), ST_Y(location)
+FROM buildings WHERE grid_code = ANY(%(codes)s) AND rental_units > 0
+UNION ALL
+SELECT 'unit:' || grid_code, ST_X(geometry(location)), ST_Y(geometry(location))
+FROM emergency_units WHERE grid_code = ANY(%(codes)s) AND active
+ORDER BY 1
+"""
+
+
+def read_places(cursor: Any, codes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The grids' rental buildings ('rental:' + code) and active emergency units ('unit:' + code)."""
+    found: dict[str, tuple[list[float], list[float]]] = {}
+    for key, x, y in cursor.execute(_PLACES, {"codes": codes}):
+        xs, ys = found.setdefault(key, ([], []))
+        xs.append(x)
+        ys.append(y)
+    return {key: (np.array(xs), np.array(ys)) for key, (xs, ys) in found.items()}
 
 
 def read_points(cursor: Any, workers: list[int], day_start: datetime, day_end: datetime) -> Points:
@@ -321,62 +428,30 @@ _CLEAR = (
     text("DELETE FROM patrol_days WHERE day = :day AND worker_id % :parts = :part"),
 )
 
-_SCRATCH = (
-    text("CREATE TEMP TABLE IF NOT EXISTS patrol_figure_lines (worker_id bigint, line bytea) ON COMMIT DROP"),
-    text(
-        "CREATE TEMP TABLE IF NOT EXISTS patrol_figure_grids"
-        " (worker_id bigint, grid_code text, inside_seconds float8) ON COMMIT DROP"
-    ),
-)
-
 _DAYS_COPY = (
     "COPY patrol_days (day, worker_id, points, flagged_speed, flagged_accuracy, flagged_mock,"
     " patrol_seconds, inside_seconds, longest_outside_seconds, long_stay_outside, distance_m)"
     " FROM STDIN (FORMAT BINARY)"
 )
 _DAYS_TYPES = ["date", "int8", "int4", "int4", "int4", "int4", "float8", "float8", "float8", "bool", "float8"]
-
-# The grids of the workers just written (patrol_figure_grids, with the seconds inside) get their
-# coverage and visits from the pieces of the runs (patrol_figure_lines).
-_GRIDS = text("""
-WITH own AS MATERIALIZED (
-    SELECT f.worker_id, f.grid_code AS code, f.inside_seconds, a.kind, a.geom,
-           32600 + floor((ST_X(ST_Centroid(a.geom)) + 180) / 6)::int + 1 AS utm
-    FROM patrol_figure_grids f
-    JOIN areas a ON a.code = f.grid_code AND a.level = 'grid' AND a.valid_to IS NULL
-), zones AS (
-    -- The day's counted track and the area within the coverage distance of it, in the UTM zone
-    -- of the worker's first grid.
-    SELECT l.worker_id, w.utm, ST_Collect(g.line) AS line,
-           ST_Union(ST_Buffer(ST_Simplify(g.line, 2), :cover_m, 'quad_segs=4')) AS zone
-    FROM patrol_figure_lines l
-    JOIN (SELECT DISTINCT ON (worker_id) worker_id, utm FROM own ORDER BY worker_id, code) AS w
-      ON w.worker_id = l.worker_id
-    CROSS JOIN LATERAL (SELECT ST_Transform(ST_GeomFromWKB(l.line, 4326), w.utm) AS line) AS g
-    GROUP BY l.worker_id, w.utm
-), grid_figures AS (
-    SELECT own.worker_id, own.code,
-           ST_Area(ST_Intersection(g.geom, z.zone)) / NULLIF(ST_Area(g.geom), 0) AS coverage,
-           (SELECT count(*) FROM buildings bd
-            WHERE bd.grid_code = own.code AND bd.rental_units > 0
-              AND ST_DWithin(ST_Transform(bd.location, z.utm), z.line, :visit_m)) AS rental_visits,
-           (SELECT count(*) FROM emergency_units eu
-            WHERE eu.grid_code = own.code AND eu.active
-              AND ST_DWithin(ST_Transform(geometry(eu.location), z.utm), z.line, :visit_m))
-               AS unit_visits
-    FROM own
-    JOIN zones z ON z.worker_id = own.worker_id
-    CROSS JOIN LATERAL (SELECT ST_Transform(own.geom, z.utm) AS geom) AS g
+_GRID_DAYS_COPY = (
+    "COPY patrol_grid_days (day, worker_id, grid_code, grid_kind, village_code, town_code,"
+    " district_code, inside_seconds, coverage, rental_buildings_visited, emergency_units_visited)"
+    " FROM STDIN (FORMAT BINARY)"
 )
-INSERT INTO patrol_grid_days (day, worker_id, grid_code, grid_kind, village_code, town_code,
-                              district_code, inside_seconds, coverage, rental_buildings_visited,
-                              emergency_units_visited)
-SELECT CAST(:day AS date), own.worker_id, own.code, own.kind, left(own.code, 12), left(own.code, 9),
-       left(own.code, 6), own.inside_seconds, COALESCE(g.coverage, 0), COALESCE(g.rental_visits, 0),
-       COALESCE(g.unit_visits, 0)
-FROM own
-LEFT JOIN grid_figures g ON g.worker_id = own.worker_id AND g.code = own.code
-""")
+_GRID_DAYS_TYPES = [
+    "date",
+    "int8",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "float8",
+    "float8",
+    "int4",
+    "int4",
+]
 
 # Zeros for the part's workers with grids who did not patrol.
 _IDLE = text("""
@@ -423,25 +498,26 @@ def _chunks(walkers: Sequence[Sequence[int]]) -> Iterator[list[int]]:
         yield chunk
 
 
-def _compute_walkers(
-    session: Session, conn: Any, day: date, workers: list[int], parameters: Parameters
-) -> None:
+def _compute_walkers(conn: Any, day: date, workers: list[int], parameters: Parameters) -> None:
     """Write the days of some workers who have batches on the day, and their grids' days."""
     start, end = day_bounds(day)
+    index = {worker: i for i, worker in enumerate(workers)}
+    codes: list[list[str]] = [[] for _ in workers]
+    kinds: list[list[str | None]] = [[] for _ in workers]
+    grids: list[list[Any]] = [[] for _ in workers]
     with conn.cursor() as cursor:
         points = read_points(cursor, workers, start, end)
         cursor.execute(_OWN, {"workers": workers}, binary=True)
-        index = {worker: i for i, worker in enumerate(workers)}
-        codes: list[list[str]] = [[] for _ in workers]
-        grids: list[list[Any]] = [[] for _ in workers]
-        for worker, code, wkb in cursor:
+        for worker, code, kind, wkb in cursor:
             codes[index[worker]].append(code)
+            kinds[index[worker]].append(kind)
             grids[index[worker]].append(shapely.from_wkb(wkb))
+        places = read_places(cursor, sorted({code for own in codes for code in own}))
     shapely.prepare([grid for own in grids for grid in own])
     worked = work(points, len(workers), parameters)
     inside, longest = placed(worked, grids, len(workers))
+    reach = covered(worked, grids, codes, places, parameters)
     with conn.cursor() as cursor:
-        cursor.execute("TRUNCATE patrol_figure_lines, patrol_figure_grids")
         with cursor.copy(_DAYS_COPY) as copy:
             copy.set_types(_DAYS_TYPES)
             for i, worker in enumerate(workers):
@@ -462,20 +538,25 @@ def _compute_walkers(
                         float(worked.distance_m[i]),
                     )
                 )
-        with cursor.copy("COPY patrol_figure_grids FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "text", "float8"])
+        with cursor.copy(_GRID_DAYS_COPY) as copy:
+            copy.set_types(_GRID_DAYS_TYPES)
             for i, worker in enumerate(workers):
-                for code, seconds in zip(codes[i], inside[i], strict=True):
-                    copy.write_row((worker, code, seconds))
-        coords = np.column_stack((worked.x, worked.y)).astype("<f8")
-        with cursor.copy("COPY patrol_figure_lines FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "bytea"])
-            for piece_start, piece_end in worked.pieces:
-                line = _WKB_LINESTRING + struct.pack("<I", piece_end - piece_start)
-                line += coords[piece_start:piece_end].tobytes()
-                copy.write_row((workers[worked.worker[piece_start]], line))
-        cursor.execute("ANALYZE patrol_figure_lines, patrol_figure_grids")
-    session.execute(_GRIDS, {"day": day, "cover_m": parameters.cover_m, "visit_m": parameters.visit_m})
+                for number, code in enumerate(codes[i]):
+                    copy.write_row(
+                        (
+                            day,
+                            worker,
+                            code,
+                            kinds[i][number],
+                            code[:12],
+                            code[:9],
+                            code[:6],
+                            inside[i][number],
+                            reach.coverage[i][number],
+                            reach.rentals[i][number],
+                            reach.units[i][number],
+                        )
+                    )
 
 
 def compute_day(
@@ -485,12 +566,13 @@ def compute_day(
     is `part` modulo `parts`; the worker-days written."""
     start, end = day_bounds(day)
     share = {"day": day, "part": part, "parts": parts}
-    for statement in (*_CLEAR, *_SCRATCH):
+    for statement in _CLEAR:
         session.execute(statement, share)
     walkers = session.execute(_WALKERS, {**share, "day_start": start, "day_end": end}).all()
+    # The batches are read and the figures written by COPY on the session's own connection.
     conn = session.connection().connection.driver_connection
     for chunk in _chunks([(int(worker), int(count)) for worker, count in walkers]):
-        _compute_walkers(session, conn, day, chunk, parameters)
+        _compute_walkers(conn, day, chunk, parameters)
     session.execute(_IDLE, share)
     count = session.execute(
         text("SELECT count(*) FROM patrol_days WHERE day = :day AND worker_id % :parts = :part"), share
