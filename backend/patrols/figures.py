@@ -19,11 +19,12 @@ For each point, in time order within its patrol (batches may have come in any or
 Every worker with grids gets a row for the day, patrolled or not, so a day without a patrol
 counts against the norm.
 
-The work per point (order, flags, runs, steps, time in each grid, stretches outside) is done
-here with numpy over the batches' coordinate arrays, fetched whole and in binary: a row per
-point in SQL cost more than all the rest. PostGIS keeps the geometry: the buffered track's
-share of each grid and the visits within reach of it, from the runs' half-hour pieces this
-module hands it.
+The database only hands over the batches (whole and in binary: a row per point in SQL cost
+more than all the rest) and the grids and places, and takes the rows by COPY. The work per
+point (order, flags, runs, steps, time in each grid, stretches outside) is numpy over the
+batches' coordinate arrays; the geometry (coverage, visits) is Shapely and pyproj over the
+runs' half-hour pieces, a few hundred workers at a time, in the parts' threads (both release
+the GIL while they compute).
 """
 
 from __future__ import annotations
