@@ -294,10 +294,11 @@ def covered(
         xy = project(np.column_stack((worked.x[at], worked.y[at])))
         lines = np.asarray(shapely.linestrings(xy, indices=np.repeat(np.arange(len(lengths)), lengths)))
         simple = shapely.simplify(lines, 2, preserve_topology=False)
-        # ST_Simplify drops a line simplified to two equal points (a stay, or a closed loop
-        # shorter than the tolerance): it covers nothing.
+        # ST_Simplify drops a line of three points or more simplified to two equal ones (a
+        # stay, or a loop within the tolerance): it covers nothing. Two equal points as sent
+        # stay, and cover a disc.
         same_ends = shapely.equals_exact(shapely.get_point(simple, 0), shapely.get_point(simple, -1), 0)
-        collapsed = same_ends & (shapely.get_num_points(simple) == 2)
+        collapsed = same_ends & (shapely.get_num_points(simple) == 2) & (lengths > 2)
         zones = shapely.buffer(simple[~collapsed], parameters.cover_m, quad_segs=4)
         walked = shapely.multilinestrings(lines)
         for number, (grid, code) in enumerate(zip(grids[index], codes[index], strict=True)):

@@ -367,3 +367,19 @@ def test_time_inside_counts_for_the_grid_without_a_line_to_cover(session, walker
     grid_day = _grid_day(session, walker.user_id)
     assert _day(session, walker.user_id).inside_seconds == pytest.approx(10)
     assert grid_day.inside_seconds == pytest.approx(10) and grid_day.coverage == 0
+
+
+@pytest.mark.parametrize(("points", "covers"), [(3, False), (2, True)])
+def test_a_stay_on_one_spot_covers_as_postgis_simplifies_it(session, walker, points, covers):
+    # A piece of three or more equal points collapses when simplified and covers nothing (as
+    # ST_Simplify drops it); two equal points stay a line, buffered to a disc of 30 m.
+    t0 = _at(9)
+    spot = {"lon": WEST + 0.001, "lat": SOUTH + 0.001, "accuracy_m": 5}
+    _walk(session, walker, [{**spot, "t": t0 + 10 * i} for i in range(points)])
+    figures.compute_day(session, DAY)
+    grid_day = _grid_day(session, walker.user_id)
+    assert grid_day.inside_seconds == pytest.approx(10 * (points - 1))
+    grid_area = (SIZE * M_PER_DEG_LAT) * (SIZE * M_PER_DEG_LAT * math.cos(math.radians(SOUTH + 0.001)))
+    # The disc as buffered with quad_segs=4: a 16-gon of radius 30 m.
+    disc = 16 / 2 * 30**2 * math.sin(2 * math.pi / 16)
+    assert grid_day.coverage == (pytest.approx(disc / grid_area, rel=0.01) if covers else 0)
