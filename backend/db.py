@@ -73,6 +73,15 @@ def init_app(app: flask.Flask, factory: sessionmaker[Session]) -> None:
             session.close()
 
 
+def warm_pool(app: flask.Flask, connections: int) -> None:
+    """Open `connections` of the pool's connections now (a forked worker's pool starts empty), so
+    its first requests do not each wait for a connection to be made."""
+    engine = app.extensions["session_factory"].kw["bind"]
+    held = [engine.connect() for _ in range(min(connections, engine.pool.size()))]
+    for connection in held:
+        connection.close()
+
+
 def get_session() -> Session:
     """Return this request's session, opening it on first use."""
     if "db_session" not in flask.g:

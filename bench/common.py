@@ -308,7 +308,13 @@ class Server:
 def gunicorn(url: str, options: str, pool_size: int = 4) -> Iterator[Server]:
     """Run `backend.wsgi:app` under gunicorn with these options on a free loopback port."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "WANGGE_POOL_SIZE": str(pool_size)}
+    # Housekeeping (run beside the workers under scripts/gunicorn.conf.py) stays out of the timings.
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "WANGGE_POOL_SIZE": str(pool_size),
+        "WANGGE_HOUSEKEEPING_EVERY_S": "0",
+    }
     # A file, not a pipe: nobody reads a pipe while the load runs, and a full one blocks workers.
     with tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log") as log_file:
         process = subprocess.Popen(

@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from alembic import command
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -36,11 +36,15 @@ from backend.db import alembic_config
 from bench.common import ROOT, database_url, format_table, gunicorn, launch_chromium, log, machine
 from geo.areatree import GUANGZHOU_GRIDS
 
+if TYPE_CHECKING:
+    from playwright._impl._api_structures import SetCookieParam  # the type add_cookies takes
+
 CONGHUA_DATABASE = "wangge_bench_page"
 GUANGZHOU_DATABASE = "wangge_bench_page_gz"
 GUANGZHOU_EVENTS = 400_000
 USER, PASSWORD = "page-bench", "page-bench-password"
-WORKERS = "-w 2 --worker-class gthread --threads 4 --reuse-port --preload"
+# As `make run` serves it (scripts/gunicorn.conf.py; its housekeeping is off for the benchmark).
+WORKERS = "-c scripts/gunicorn.conf.py -w 2 --worker-class gthread --threads 4 --reuse-port --preload"
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ def _last(page: Page, name: str) -> float:
     return float(page.evaluate(f"() => performance.getEntriesByName('{name}').at(-1).startTime"))
 
 
-def _open(browser: Browser, base: str, cookies: list[dict[str, Any]], query: str) -> Page:
+def _open(browser: Browser, base: str, cookies: list[SetCookieParam], query: str) -> Page:
     """A fresh context (no cache), signed in, on the page; once it is ready."""
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     context.add_cookies(cookies)
@@ -169,12 +173,12 @@ def _figures(page: Page, since: float) -> dict[str, float]:
     return figures
 
 
-def cold_load(browser: Browser, base: str, cookies: list[dict[str, Any]], query: str) -> dict[str, float]:
+def cold_load(browser: Browser, base: str, cookies: list[SetCookieParam], query: str) -> dict[str, float]:
     """One cold load, timed from navigation start."""
     return _figures(_open(browser, base, cookies, query), 0.0)
 
 
-def drill(browser: Browser, base: str, cookies: list[dict[str, Any]], query: str) -> dict[str, float]:
+def drill(browser: Browser, base: str, cookies: list[SetCookieParam], query: str) -> dict[str, float]:
     """Load the district by town, then time a click on the busiest town (to its villages)."""
     page = _open(browser, base, cookies, query)
     page.locator("#table thead th[data-key='due']").click()  # the busiest town first
@@ -183,7 +187,7 @@ def drill(browser: Browser, base: str, cookies: list[dict[str, Any]], query: str
     return _figures(page, _last(page, "wangge-load"))
 
 
-def sign_in(base: str) -> list[dict[str, Any]]:
+def sign_in(base: str) -> list[SetCookieParam]:
     import requests
 
     response = requests.post(

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -286,7 +287,8 @@ def pygeoapi(url: str) -> Iterator[str]:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError("pygeoapi did not start: " + process.stderr.read().decode()[-3000:])
+                error = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError("pygeoapi did not start: " + error[-3000:])
             time.sleep(0.3)
         yield base
     finally:
@@ -633,7 +635,7 @@ def _peer(
             for layer, (_, _, _, expect) in LAYERS.items() if rounds else ():
                 log(f"{layer}: {name} paging ...")
                 page_url = items(base, layer)
-                found[layer][name] = median(lambda u=page_url: paged(http, u, {}), rounds, expect)
+                found[layer][name] = median(partial(paged, http, page_url, {}), rounds, expect)
             if tiles:
                 tiles(base)
     except (RuntimeError, subprocess.CalledProcessError, requests.RequestException) as error:
@@ -671,9 +673,9 @@ def main(argv: list[str] | None = None) -> None:
             log(f"{layer}: wangge export, OGC paging, ogr2ogr ...")
             export_url = f"{base}/api/v1/exports/{layer}.geojson"
             ogc_url = f"{base}/ogc/collections/{layer}/items?limit={PAGE}"
-            export = median(lambda u=export_url: download(http, u, headers), args.rounds, expect)
-            ogc = median(lambda u=ogc_url: paged(http, u, headers), args.rounds, expect)
-            ogr = median(lambda v=view: ogr2ogr(url, v), args.rounds, expect)
+            export = median(partial(download, http, export_url, headers), args.rounds, expect)
+            ogc = median(partial(paged, http, ogc_url, headers), args.rounds, expect)
+            ogr = median(partial(ogr2ogr, url, view), args.rounds, expect)
             timings[layer] = (export, ogc, ogr, expect)
         if not args.tiles_only:
             log("events: GDAL with default options ...")
@@ -683,7 +685,7 @@ def main(argv: list[str] | None = None) -> None:
                 log(f"tiles {layer} z{zoom} ...")
                 tiles[(layer, zoom, "wangge")] = tile_times(
                     http,
-                    lambda z, x, y, b=base, n=layer: f"{b}/tiles/{n}/{z}/{x}/{y}.mvt",
+                    partial("{}/tiles/{}/{}/{}/{}.mvt".format, base, layer),
                     zoom,
                     headers,
                     args.tile_rounds,
@@ -697,9 +699,11 @@ def main(argv: list[str] | None = None) -> None:
                 log(f"tiles {layer} z{zoom} (tipg) ...")
                 tiles[(layer, zoom, "tipg")] = tile_times(
                     http,
-                    lambda z, x, y, v=view, n=layer: (
-                        f"{peer}/collections/public.{v}/tiles/WebMercatorQuad/{z}/{x}/{y}"
-                        f"?properties={TILE_PROPERTIES[n]}"
+                    partial(
+                        "{peer}/collections/public.{view}/tiles/WebMercatorQuad/{}/{}/{}?properties={properties}".format,
+                        peer=peer,
+                        view=view,
+                        properties=TILE_PROPERTIES[layer],
                     ),
                     zoom,
                     {},

@@ -5,6 +5,8 @@
   prometheus_client, is imported (--preload imports it right after reading this file), and the
   directory must start empty: a fresh temporary one per server start, or the given one emptied.
   A worker that exits takes its live gauges (pool connections in use) with it: child_exit.
+- Warm pools: a worker opens its threads' database connections as it starts, not on its first
+  requests (a new connection and its PostGIS types cost a page's first load tens of milliseconds).
 - Housekeeping: `flask housekeeping --loop` runs beside the workers, started when the server is
   ready and stopped when it exits; it sweeps every WANGGE_HOUSEKEEPING_EVERY_S (0: never).
 """
@@ -51,6 +53,12 @@ def when_ready(server):  # type: ignore[no-untyped-def]
         env=env,
         stdin=subprocess.DEVNULL,
     )
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    from backend.db import warm_pool
+
+    warm_pool(worker.wsgi, worker.cfg.threads)
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

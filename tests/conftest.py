@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, cast
 
 import pytest
 import requests
@@ -121,7 +122,7 @@ def _create_accounts(session: Session, settings) -> Accounts:  # type: ignore[no
 
 @pytest.fixture(scope="session")
 def accounts(engine: Engine) -> Accounts:
-    return _STATE["accounts"]  # type: ignore[no-any-return]
+    return cast(Accounts, _STATE["accounts"])
 
 
 @pytest.fixture(scope="session")
@@ -231,6 +232,7 @@ def gunicorn(
         **env,
     }
     # Logs go to a file: a pipe nobody reads would fill up and stall the server.
+    log: IO[bytes]
     if log_path is not None:
         log = log_path.open("wb")
     else:

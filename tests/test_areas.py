@@ -36,6 +36,13 @@ def test_get_area_is_a_feature_with_its_parent_chain(client, tree):
     assert props["valid_to"] is None and props["valid_from"].endswith("+00:00")
 
 
+def test_an_area_without_its_boundary_keeps_its_parent_chain(client, tree):
+    feature = client.get("/api/v1/areas/330100002001002?geometry=false").json
+    assert feature["geometry"] is None
+    assert [p["code"] for p in feature["properties"]["parents"]] == ["330100", "330100002", "330100002001"]
+    assert client.get("/api/v1/areas/330100002?geometry=maybe").status_code == 422
+
+
 def test_unknown_area_is_problem_404(client, tree):
     for code in ("330100009", "nonsense", "3301000010019999"):
         response = client.get(f"/api/v1/areas/{code}")

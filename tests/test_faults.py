@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -133,7 +134,7 @@ def test_reports_survive_a_database_restart_and_a_killed_worker(fault_database: 
 
         def phone(seed: int) -> None:
             rng = random.Random(seed)
-            queue = [
+            queue: list[dict[str, Any]] = [
                 {
                     "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                     "category": rng.choice(["environment", "safety", "rental", "dispute"]),

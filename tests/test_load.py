@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import requests
 from sqlalchemy import text
@@ -50,7 +51,7 @@ def test_fifty_phones_with_timeouts_and_blind_retries(live_server, engine, test_
 
     def phone(seed: int) -> None:
         rng = random.Random(seed)
-        queue = []
+        queue: list[dict[str, Any]] = []
         for i in range(REPORTS_PER_PHONE):
             grid = rng.choice(grids)
             queue.append(

@@ -113,8 +113,9 @@ def replicated() -> Iterator[Replicated]:
         token = auth.login(session, settings, "admin", "admin-password").access_token
         session.commit()
     engine.dispose()
-    env = {"DATABASE_REPLICA_URL": standby, "WANGGE_REPLICA_MAX_LAG_S": str(MAX_LAG_S)}
-    with gunicorn(primary, workers=1, **env) as server:
+    with gunicorn(
+        primary, workers=1, DATABASE_REPLICA_URL=standby, WANGGE_REPLICA_MAX_LAG_S=str(MAX_LAG_S)
+    ) as server:
         yield Replicated(primary, standby, server, {"Authorization": f"Bearer {token}"})
 
 

@@ -32,7 +32,7 @@ def keys_of(table: Table) -> list[tuple[str, list[str]]]:
     """The primary key and every unique constraint and unique index, with their columns."""
     keys = [("primary key", [column.name for column in table.primary_key.columns])]
     keys += [
-        (constraint.name or "unique", [column.name for column in constraint.columns])
+        (str(constraint.name or "unique"), [column.name for column in constraint.columns])
         for constraint in table.constraints
         if isinstance(constraint, UniqueConstraint)
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -98,7 +99,7 @@ def feature(properties: str, geometry: str, leaf: str) -> dict[str, Any]:
 
 
 # Bodies whose items the document gives only as objects: each item is shaped like another schema.
-ITEMS = {
+ITEMS: dict[str, Callable[[str], Any]] = {
     "/api/v1/events/batch": lambda leaf: {"items": [fill(component("EventCreate"), leaf)]},
     "/api/v1/buildings/import": lambda leaf: {
         "type": "FeatureCollection",
@@ -182,6 +183,7 @@ def path_for(path: str, org: Any, accounts: Any, exists: bool, case_id: int = 0,
         "code": ("other" if "categories" in path else "440117103001") if exists else "nope",
         "patrol_id": patrol if exists else str(uuid.uuid4()),
         "grid_kind": "comprehensive" if exists else "nope",
+        "day": "2026-10-01" if exists else "nope",
     }
     for name, value in values.items():
         path = path.replace("{" + name + "}", value)

@@ -59,12 +59,12 @@ def collection(areas: list[Area], limit: int, geometry: bool) -> dict[str, Any]:
     }
 
 
-def area_with_parents(code: str) -> dict[str, Any]:
+def area_with_parents(code: str, geometry: bool = True) -> dict[str, Any]:
     session = get_session()
     area = service.get_area(session, code)
     found = service.get_areas(session, service.ancestor_codes(code))
     parents = [found[c] for c in service.ancestor_codes(code) if c in found]
-    return area_feature(area, parents)
+    return area_feature(area, parents, geometry=geometry)
 
 
 @blp.route("/areas")
@@ -107,10 +107,11 @@ class Areas(MethodView):
 
 @blp.route("/areas/<string:code>")
 class AreaByCode(MethodView):
+    @blp.arguments(schemas.AreaArgsSchema, location="query")
     @blp.response(200, schemas.AreaFeatureSchema)
-    def get(self, code: str) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], code: str) -> dict[str, Any]:
         """Get an area as a GeoJSON Feature with its parent chain"""
-        return area_with_parents(code)
+        return area_with_parents(code, args["geometry"])
 
     @blp.arguments(schemas.AreaUpdateSchema)
     @blp.response(200, schemas.AreaFeatureSchema)

@@ -45,8 +45,14 @@ class AreaQueryArgsSchema(CursorArgsSchema):
     )
 
 
-class ChildrenArgsSchema(CursorArgsSchema):
-    geometry = ma.fields.Boolean(load_default=True)
+class AreaArgsSchema(ma.Schema):
+    geometry = ma.fields.Boolean(
+        load_default=True, metadata={"description": "Include the boundary (false: names and codes only)"}
+    )
+
+
+class ChildrenArgsSchema(CursorArgsSchema, AreaArgsSchema):
+    pass
 
 
 class AreaCreateSchema(ma.Schema):

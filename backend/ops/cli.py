@@ -70,8 +70,8 @@ def _line(msg: str, **fields: object) -> str:
 
 def _sweep(factory: sessionmaker[Session], retention: housekeeping.Retention) -> str:
     started = time.monotonic()
-    deleted = housekeeping.sweep(factory, retention)
-    return _line("housekeeping", deleted=deleted, duration_ms=round((time.monotonic() - started) * 1000, 1))
+    done = housekeeping.sweep(factory, retention)
+    return _line("housekeeping", done=done, duration_ms=round((time.monotonic() - started) * 1000, 1))
 
 
 @click.command("housekeeping")
@@ -82,7 +82,8 @@ def _sweep(factory: sessionmaker[Session], retention: housekeeping.Retention) ->
     help="Sweep now and then every WANGGE_HOUSEKEEPING_EVERY_S seconds, until stopped (0: exit).",
 )
 def housekeeping_command(loop: bool) -> None:
-    """Delete old login attempts, refresh tokens and sync cursors, as the retention settings say."""
+    """Delete old login attempts, refresh tokens, sync cursors and raw patrol tracks as the
+    retention settings say, close idle patrols and compute the patrol figures due."""
     settings = _settings()
     factory = flask.current_app.extensions["session_factory"]
     retention = housekeeping.Retention.of(settings)

@@ -6,6 +6,9 @@
   lost); the newest few per user are kept, and none older than the retention.
 - `patrols`: an open patrol the server has not heard of for the idle time is closed at its
   last point (not a deletion: the step counts the patrols it closed).
+- `patrol_days`: not a deletion: the daily patrol figures of the days due are computed (each
+  past local day once, and again when a batch of it arrives late, backend.patrols.service),
+  each day in its own transaction, before the raw batches they are made of may go.
 - `patrol_batches`: raw track batches older than the retention, once their days' figures were
   computed after they arrived (backend.patrols).
 
@@ -23,7 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings
 from backend.db import session_scope
+from backend.patrols import figures
 from backend.patrols import service as patrols
+from backend.stats.days import local_today
 
 BATCH = 5000
 
@@ -99,8 +104,30 @@ def _delete(session: Session, statement: TextClause, **params: int) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def compute_patrol_figures(factory: sessionmaker[Session], *, keep_days: int) -> int:
+    """Compute the patrol figures of the days due, newest first; the days computed."""
+    with session_scope(factory) as session:
+        due = patrols.days_due(session, today=local_today(), days=keep_days)
+    for day in due:
+        with session_scope(factory) as session:
+            figures.compute_day(session, day)
+    return len(due)
+
+
+def _in_batches(factory: sessionmaker[Session], step: Callable[[Session], int], batch: int) -> int:
+    """Run a step, one transaction a batch, until it finds less than a batch to do."""
+    total = 0
+    while True:
+        with session_scope(factory) as session:
+            count = step(session)
+        total += count
+        if count < batch:
+            return total
+
+
 def sweep(factory: sessionmaker[Session], retention: Retention, batch: int = BATCH) -> dict[str, int]:
-    """Delete what the retention no longer keeps, batch by batch; the rows deleted per table."""
+    """Delete what the retention no longer keeps, batch by batch, and compute the patrol figures
+    due; the rows each step deleted or closed (for patrol_days: the days computed)."""
     steps: dict[str, Callable[[Session], int]] = {
         "login_attempts": lambda s: delete_old_login_attempts(
             s, hours=retention.login_attempts_hours, window_s=retention.login_window_s, batch=batch
@@ -114,18 +141,10 @@ def sweep(factory: sessionmaker[Session], retention: Retention, batch: int = BAT
         "patrols_closed": lambda s: patrols.close_idle_patrols(
             s, minutes=retention.patrol_idle_minutes, batch=batch
         ),
-        "patrol_batches": lambda s: patrols.delete_old_batches(
-            s, days=retention.patrol_keep_days, batch=batch
-        ),
     }
-    deleted = {}
-    for table, step in steps.items():
-        total = 0
-        while True:
-            with session_scope(factory) as session:
-                count = step(session)
-            total += count
-            if count < batch:
-                break
-        deleted[table] = total
-    return deleted
+    done = {table: _in_batches(factory, step, batch) for table, step in steps.items()}
+    done["patrol_days"] = compute_patrol_figures(factory, keep_days=retention.patrol_keep_days)
+    done["patrol_batches"] = _in_batches(
+        factory, lambda s: patrols.delete_old_batches(s, days=retention.patrol_keep_days, batch=batch), batch
+    )
+    return done

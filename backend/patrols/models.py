@@ -147,3 +147,16 @@ class PatrolNorm(Base):
         CheckConstraint("min_coverage >= 0 AND min_coverage <= 1", name="min_coverage"),
         CheckConstraint(f"grid_kind IN {GRID_KINDS!r}", name="grid_kind"),
     )
+
+
+class CalendarDay(Base):
+    """A day whose working status differs from the week's rule (Monday to Friday): a public
+    holiday on a weekday (节假日), or a weekend day worked in its place (调休上班). Set by admins
+    each year from the State Council's notice; a day not listed follows the rule."""
+
+    __tablename__ = "work_calendar"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    working: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,6 +1,7 @@
 """Patrol norms and compliance rates: read-only SQL over the daily figures.
 
-A unit of compliance is a worker's working day (Monday to Friday, Asia/Shanghai) in one of their
+A unit of compliance is a worker's working day (Monday to Friday, Asia/Shanghai, unless the work
+calendar says otherwise: holidays off, their make-up weekend days worked) in one of their
 grids whose kind has a norm: it meets the norm when the worker spent at least `min_hours` inside
 that grid and covered at least `min_coverage` of it. The rate is worker-days meeting the norm
 over working worker-days, with the Wilson 95% interval and `below_benchmark` as for closure
@@ -12,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Double, Subquery, Text, select, text
@@ -23,7 +24,7 @@ from backend.auth.scope import Actor
 from backend.auth.service import Forbidden, require
 from backend.common.fields import to_shape
 from backend.errors import ValidationFailed, field_error
-from backend.patrols.models import PatrolNorm
+from backend.patrols.models import CalendarDay, PatrolNorm
 from backend.stats import days, export
 from backend.stats import queries as stats_queries
 from backend.stats.check_ins import rate_figures
@@ -34,11 +35,14 @@ from geo.geojson import geometry_to_geojson
 DEFAULT_BENCHMARK = 0.9
 GROUP_KEYS = (*LEVELS, "worker", "day", "week", "month")
 LIMITS = Limits(GROUP_KEYS, timedelta(days=366), "366 days")
+CALENDAR_SPAN = timedelta(days=3 * 366)
 
 
-# A worker-day in a grid meets its kind's norm; working days are Monday to Friday.
+# A worker-day in a grid meets its kind's norm; working days are Monday to Friday unless the
+# work calendar (joined as c) lists the day.
 COMPLIANT_SQL = "d.inside_seconds >= n.min_hours * 3600 AND d.coverage >= n.min_coverage"
-WORKING_DAY_SQL = "extract(isodow FROM d.day) < 6"
+CALENDAR_JOIN = "LEFT JOIN work_calendar c ON c.day = d.day"
+WORKING_DAY_SQL = "COALESCE(c.working, extract(isodow FROM d.day) < 6)"
 
 
 def compliance_by_grid(*, start: date, end: date) -> Subquery:
@@ -51,6 +55,7 @@ def compliance_by_grid(*, start: date, end: date) -> Subquery:
                avg(d.coverage) AS mean_coverage
         FROM patrol_grid_days d
         JOIN patrol_norms n ON n.grid_kind = d.grid_kind
+        {CALENDAR_JOIN}
         WHERE d.day >= :start AND d.day < :end AND {WORKING_DAY_SQL}
         GROUP BY d.grid_code
     """)  # noqa: S608 - constant SQL fragments
@@ -79,6 +84,44 @@ def set_norm(
     session.add(norm)
     session.flush()
     return norm
+
+
+def calendar(session: Session, *, start: date | None, end: date | None) -> list[CalendarDay]:
+    """The work calendar's days in [start, end], in order (default: this local year)."""
+    start = start or days.local_today().replace(month=1, day=1)
+    end = end or start.replace(month=12, day=31)
+    if end < start:
+        raise ValidationFailed("The range is empty.", errors=[field_error("to", "Must not be before from.")])
+    if end - start > CALENDAR_SPAN:
+        raise ValidationFailed(
+            "The range is too long.", errors=[field_error("to", "At most 3 years after from.")]
+        )
+    query = (
+        select(CalendarDay).where(CalendarDay.day >= start, CalendarDay.day <= end).order_by(CalendarDay.day)
+    )
+    return list(session.execute(query).scalars())
+
+
+def set_calendar_day(
+    session: Session, actor: Actor, *, day: date, working: bool, name: str | None
+) -> CalendarDay:
+    """Mark a day working or not (admins): a holiday, or a weekend day worked in its place."""
+    require(actor, "admin")
+    entry = session.get(CalendarDay, day) or CalendarDay(day=day)
+    entry.working, entry.name = working, name
+    entry.updated_at = datetime.now(UTC)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def clear_calendar_day(session: Session, actor: Actor, *, day: date) -> None:
+    """Give a day back to the week's rule (admins); a day not listed is left as it is."""
+    require(actor, "admin")
+    entry = session.get(CalendarDay, day)
+    if entry is not None:
+        session.delete(entry)
+        session.flush()
 
 
 def compliance(
@@ -112,6 +155,7 @@ def compliance(
                avg(d.inside_seconds) / 3600 AS mean_hours
         FROM patrol_grid_days d
         JOIN patrol_norms n ON n.grid_kind = d.grid_kind
+        {CALENDAR_JOIN}
         WHERE d.day >= :start AND d.day < :end AND {WORKING_DAY_SQL} AND {where}
         {group_sql} {order_sql}
     """)  # noqa: S608 - identifiers come from whitelists, values are bound

@@ -4,7 +4,7 @@ worker and supervisors; patrol norms and compliance rates."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import flask
@@ -16,6 +16,7 @@ from backend.common.json_provider import json_bytes
 from backend.common.pagination import decode_parsed_cursor, encode_cursor
 from backend.config import settings
 from backend.db import get_session
+from backend.errors import ValidationFailed, field_error
 from backend.load import expensive
 from backend.patrols import queries, schemas, service
 from backend.patrols.models import Patrol
@@ -154,6 +155,46 @@ class NormByKind(MethodView):
         norm = queries.set_norm(session, current_actor(), grid_kind=grid_kind, **data)
         session.commit()
         return norm
+
+
+@blp.route("/work-calendar")
+class WorkCalendar(MethodView):
+    @blp.arguments(schemas.CalendarArgsSchema, location="query")
+    @blp.response(200, schemas.CalendarDaySchema(many=True))
+    def get(self, args: dict[str, Any]) -> Any:
+        """The days that differ from Monday to Friday (holidays, weekend days worked) in a range;
+        patrol compliance counts working days by it"""
+        return queries.calendar(get_session(), start=args.get("from_"), end=args.get("to"))
+
+
+def _day(day: str) -> date:
+    try:
+        return date.fromisoformat(day)
+    except ValueError:
+        raise ValidationFailed(
+            "Not a day.", errors=[field_error("day", "A date as YYYY-MM-DD.", location="path")]
+        ) from None
+
+
+@blp.route("/work-calendar/<string:day>")
+class WorkCalendarDay(MethodView):
+    @blp.arguments(schemas.CalendarDaySchema)
+    @blp.response(200, schemas.CalendarDaySchema)
+    def put(self, data: dict[str, Any], day: str) -> Any:
+        """Mark a day working or not (admins), e.g. from the State Council's holiday notice"""
+        session = get_session()
+        entry = queries.set_calendar_day(
+            session, current_actor(), day=_day(day), working=data["working"], name=data.get("name")
+        )
+        session.commit()
+        return entry
+
+    @blp.response(204)
+    def delete(self, day: str) -> None:
+        """Give a day back to the week's rule (admins)"""
+        session = get_session()
+        queries.clear_calendar_day(session, current_actor(), day=_day(day))
+        session.commit()
 
 
 def _compliance(args: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import marshmallow as ma
 
 from backend.areas.models import GRID_KINDS
 from backend.auth.context import PERSONAL, ScopedSchema
-from backend.common.fields import Instant, area_code
+from backend.common.fields import Instant, Text, area_code
 from backend.common.pagination import CursorArgsSchema
 from backend.patrols.queries import DEFAULT_BENCHMARK, LIMITS
 from backend.stats.schemas import GroupKeysSchema, group_by_field
@@ -141,3 +141,25 @@ class ComplianceSchema(ScopedSchema):
     benchmark = ma.fields.Float()
     total = ma.fields.Nested(ComplianceFiguresSchema)
     groups = ma.fields.List(ma.fields.Nested(ComplianceGroupSchema))
+
+
+class CalendarDaySchema(ma.Schema):
+    day = ma.fields.Date(dump_only=True)
+    working = ma.fields.Boolean(
+        required=True, metadata={"description": "true: a working day (调休上班); false: a day off (节假日)"}
+    )
+    name = Text(
+        allow_none=True,
+        max_length=100,
+        metadata={"description": "What the day is, e.g. 国庆节 or 国庆节调休"},
+    )
+    updated_at = ma.fields.AwareDateTime(dump_only=True)
+
+
+class CalendarArgsSchema(ma.Schema):
+    from_ = ma.fields.Date(
+        data_key="from", metadata={"description": "First day (default: 1 January this year)"}
+    )
+    to = ma.fields.Date(
+        metadata={"description": "Last day, at most three years on (default: 31 December of from's year)"}
+    )

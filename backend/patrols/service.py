@@ -15,7 +15,7 @@ import math
 import struct
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -445,6 +445,36 @@ _OLD_BATCHES = text(
     "   AND pd.day = CAST(d.day AS date) AND pd.computed_at > b.received_at))"
     " LIMIT :batch)"
 )
+
+
+# The local days before today whose figures are due: a day of the last `recent` without any
+# figures (every worker with grids has a row for each computed day, patrol or not), and any day
+# of the last `days` holding a batch that arrived after its worker's figures were computed (a
+# phone that was offline). The newest first: yesterday's figures are the ones asked for.
+_DAYS_DUE = text("""
+    SELECT day FROM (
+        SELECT CAST(g AS date) AS day
+        FROM generate_series(CAST(:today AS date) - :recent, CAST(:today AS date) - 1, interval '1 day') AS g
+        WHERE NOT EXISTS (SELECT 1 FROM patrol_days pd WHERE pd.day = CAST(g AS date))
+        UNION
+        SELECT CAST(d.day AS date)
+        FROM patrol_batches b
+        JOIN patrols p ON p.id = b.patrol_id
+        CROSS JOIN generate_series(CAST(timezone(:tz, b.first_at) AS date),
+                                   CAST(timezone(:tz, b.last_at) AS date), interval '1 day') AS d(day)
+        WHERE b.last_at >= CAST(:today AS date) - :days
+          AND CAST(d.day AS date) BETWEEN CAST(:today AS date) - :days AND CAST(:today AS date) - 1
+          AND NOT EXISTS (SELECT 1 FROM patrol_days pd WHERE pd.worker_id = p.worker_id
+                          AND pd.day = CAST(d.day AS date) AND pd.computed_at > b.received_at)
+    ) AS due
+    ORDER BY day DESC
+""")
+
+
+def days_due(session: Session, *, today: date, recent: int = 2, days: int = 30) -> list[date]:
+    """The local days before `today` whose patrol figures are missing or older than a batch."""
+    params = {"today": today, "recent": recent, "days": days, "tz": LOCAL_TZ}
+    return list(session.execute(_DAYS_DUE, params).scalars())
 
 
 def close_idle_patrols(session: Session, *, minutes: int, batch: int = 5000) -> int:

@@ -16,7 +16,6 @@ from backend.common.blueprint import Blueprint
 from backend.common.json_provider import json_bytes
 from backend.common.pagination import decode_cursor, decode_parsed_cursor, encode_cursor
 from backend.db import get_session
-from backend.events.schemas import EventListSchema
 from backend.load import expensive
 from backend.replica import get_read_session
 from backend.stats import assessments, check_ins, composite, export, mediation, queries, responses, schemas
@@ -291,9 +290,10 @@ class IndexWeights(MethodView):
 @blp.route("/overdue")
 class Overdue(MethodView):
     @blp.arguments(schemas.OverdueArgsSchema, location="query")
-    @blp.response(200, EventListSchema)
+    @blp.response(200, schemas.OverdueListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List open events past their due time in an area's subtree, oldest due first"""
+        setattr(flask.g, schemas.OUTPUT_CRS, args["crs"])
         session = get_read_session()
         queries.check_reader(current_actor(), args["area"])
         queries.check_area(session, args["area"])

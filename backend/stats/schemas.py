@@ -6,16 +6,18 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import flask
 import marshmallow as ma
 from webargs.fields import DelimitedList
 
 from backend.auth.context import PERSONAL, ScopedSchema
 from backend.common.fields import Geometry, area_code
 from backend.common.pagination import CursorArgsSchema
+from backend.events.schemas import EventSchema
 from backend.stats import days, mediation, queries, rollups
 from backend.stats.models import INDEX_PARTS
 from backend.stats.validation import MAX_GROUP_BY, Limits
-from geo.crs import SUPPORTED_CRS
+from geo.crs import SUPPORTED_CRS, from_wgs84
 
 
 def group_by_field(limits: Limits, description: str) -> DelimitedList:
@@ -109,6 +111,35 @@ class ClosureArgsSchema(ma.Schema):
 
 class OverdueArgsSchema(CursorArgsSchema):
     area = area_code(required=True, metadata={"description": "Scope: this area and its subtree"})
+    crs = ma.fields.String(
+        load_default="wgs84",
+        validate=ma.validate.OneOf(SUPPORTED_CRS),
+        metadata={
+            "description": "Coordinate system of the locations (a map over a GCJ-02 basemap asks gcj02)"
+        },
+    )
+
+
+# Where a route puts the coordinate system its response's locations are written in.
+OUTPUT_CRS = "output_crs"
+
+
+class OverdueEventSchema(EventSchema):
+    """An overdue event, its location in the coordinate system the request asked for."""
+
+    @ma.post_dump
+    def _in_frame(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        crs = flask.g.get(OUTPUT_CRS, "wgs84")
+        location = data.get("location")
+        if crs != "wgs84" and location is not None:
+            lon, lat = location["coordinates"][:2]
+            location["coordinates"] = [round(c, 7) for c in from_wgs84(lon, lat, crs)]
+        return data
+
+
+class OverdueListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(OverdueEventSchema))
+    next_cursor = ma.fields.String(allow_none=True)
 
 
 class FiguresSchema(ma.Schema):

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="attr-defined"
+# (op.create_geospatial_table and the like are registered on alembic's op by GeoAlchemy2 at run time.)
 """Party branches and groups, buildings, emergency units, check-ins, alerts and dispatches
 
 Revision ID: 0020

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="attr-defined"
+# (op.create_geospatial_table and the like are registered on alembic's op by GeoAlchemy2 at run time.)
 """Patrols: workers' tracks by batch, their daily figures and the patrol norms
 
 Revision ID: 0070

@@ -26,7 +26,7 @@ BASEMAP = {
 
 @pytest.fixture(scope="module")
 def basemap_server(page_database: str) -> Iterator[Server]:
-    with gunicorn(page_database, workers=1, **BASEMAP) as base:
+    with gunicorn(page_database, workers=1, log_path=None, **BASEMAP) as base:
         yield base
 
 
@@ -56,6 +56,12 @@ def test_a_gcj02_basemap_is_drawn_and_the_data_comes_shifted(browser, basemap_se
     sign_in(page, basemap_server, "admin", f"?area={DISTRICT}&level=town&period=this_year")
     shapes = [u for u in watch.requests if "/api/v1/stats/closure.geojson" in u]
     assert shapes and all(parse_qs(urlsplit(u).query)["crs"] == ["gcj02"] for u in shapes)
+    # The overdue points too: they would sit about 500 m off the shifted polygons otherwise.
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource').some(e => e.name.includes('/stats/overdue'))"
+    )
+    overdue = [u for u in watch.requests if "/api/v1/stats/overdue" in u]
+    assert overdue and all(parse_qs(urlsplit(u).query)["crs"] == ["gcj02"] for u in overdue)
     page.wait_for_function("() => window.wangge.map.areTilesLoaded()")
     assert tiles and all(u.startswith(BASEMAP_ORIGIN + "/amap/") for u in tiles)
     assert page.locator(".maplibregl-ctrl-attrib").inner_text().strip().endswith("高德地图")

@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import geojson_validator
@@ -128,7 +129,7 @@ def test_geojson_download_reads_in_gdal_and_passes_rfc_7946_validation(live_serv
             f"{live_server}/api/v1/exports/grids.geojson", timeout=60, headers=accounts.headers("gis")
         ).json()["features"]
     ]
-    assert all(g.is_valid and all(p.exterior.is_ccw for p in g.geoms) for g in geometries)
+    assert all(g.is_valid and all(p.exterior.is_ccw for p in g.geoms) for g in geometries)  # type: ignore[attr-defined]
 
 
 def test_gdal_types_fields_from_the_described_by_schema(live_server, header):
@@ -173,7 +174,7 @@ def test_gdal_copies_thousands_of_events_whole_and_in_few_pages_with_default_opt
     with Session(engine) as session:
         demo.insert_synthetic_events(session, 4000, seed=MANY_SEED, prefix="440117103")
         session.commit()
-    copies = {}
+    copies: dict[str, Any] = {}
     try:
         for name, options in (("default", []), ("pages of 1000", ["-oo", "PAGE_SIZE=1000"])):
             log = tmp_path / f"{len(copies)}.log"

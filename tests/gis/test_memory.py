@@ -41,7 +41,7 @@ def _worker_of(base_url: str) -> int:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            ppid = int(re.search(r"^PPid:\s+(\d+)", (entry / "status").read_text(), re.M).group(1))
+            ppid = int(re.search(r"^PPid:\s+(\d+)", (entry / "status").read_text(), re.M).group(1))  # type: ignore[union-attr]
         except (OSError, AttributeError):
             continue
         if bind.encode() in cmdline and any(b"gunicorn" in part for part in cmdline):

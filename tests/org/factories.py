@@ -184,7 +184,7 @@ def add_neighbour_district(session: Session) -> None:
     from backend.areas import service as areas
     from geo.validate import to_multipolygon
 
-    rows = []
+    rows: list[dict[str, object]] = []
     for code, name in (
         (NEIGHBOUR, "邻区"),
         (NEIGHBOUR + "001", "邻镇"),

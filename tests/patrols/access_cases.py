@@ -31,6 +31,11 @@ WALKER = {"admin": (404, 404), "supervisor": (404, 404), "gis": (403, 403)}
 # Per-grid figures of a town: as closure statistics.
 STATS: Expect = {"admin": (200, 200), "supervisor": (200, 404), "worker": (404, 404), "gis": (200, 404)}
 
+
+def admin_only(status: int) -> Expect:
+    return {"admin": (status, status), **{role: (403, 403) for role in ("supervisor", "worker", "gis")}}
+
+
 PATROL_CASES: dict[tuple[str, str], tuple[Request, Expect]] = {
     ("GET", "/api/v1/patrols"): (
         _get(lambda w, s: f"{V1}/patrols?area={w.area[s][:9]}"),
@@ -56,7 +61,19 @@ PATROL_CASES: dict[tuple[str, str], tuple[Request, Expect]] = {
     ),
     ("PUT", "/api/v1/patrol-norms/{grid_kind}"): (
         lambda w, s: ("PUT", f"{V1}/patrol-norms/comprehensive", {"min_hours": 4, "min_coverage": 0.6}),
-        {"admin": (200, 200), "supervisor": (403, 403), "worker": (403, 403), "gis": (403, 403)},
+        admin_only(200),
+    ),
+    ("GET", "/api/v1/work-calendar"): (
+        _get(lambda w, s: f"{V1}/work-calendar?from=2026-01-01&to=2026-12-31"),
+        {role: (200, 200) for role in ("admin", "supervisor", "worker", "gis")},
+    ),
+    ("PUT", "/api/v1/work-calendar/{day}"): (
+        lambda w, s: ("PUT", f"{V1}/work-calendar/2026-10-01", {"working": False, "name": "国庆节"}),
+        admin_only(200),
+    ),
+    ("DELETE", "/api/v1/work-calendar/{day}"): (
+        lambda w, s: ("DELETE", f"{V1}/work-calendar/2026-10-01", None),
+        admin_only(204),
     ),
     ("GET", "/api/v1/stats/patrols"): (
         _get(lambda w, s: f"{V1}/stats/patrols?area={w.area[s][:9]}&group_by=grid"),

@@ -262,6 +262,17 @@ def test_compliance_against_the_norm(app, accounts, session, walker):
     low, high = result["total"]["wilson_low"], result["total"]["wilson_high"]
     assert low < 1 / 3 < high and result["total"]["below_benchmark"] is (high < 0.9)
     assert result["groups"][0]["grid"] == GRID and result["groups"][0]["area_name"] == "小网格"
+    # The work calendar: a holiday on Tuesday is not counted, a Saturday worked in its place is.
+    week = {"actor": admin, "area": "330200", "start": DAY, "end": DAY + timedelta(days=7)}
+    queries.set_calendar_day(session, admin, day=DAY + timedelta(days=1), working=False, name="节假日")
+    off = queries.compliance(session, **week)["total"]
+    assert (off["worker_days"], off["compliant_days"]) == (2, 1)
+    queries.set_calendar_day(session, admin, day=saturday, working=True, name="调休上班")
+    made_up = queries.compliance(session, **week)["total"]
+    assert (made_up["worker_days"], made_up["compliant_days"]) == (3, 1)
+    for day in (DAY + timedelta(days=1), saturday):
+        queries.clear_calendar_day(session, admin, day=day)
+    assert queries.compliance(session, **week)["total"]["worker_days"] == 3
     # A stricter norm: nobody meets it.
     queries.set_norm(session, admin, grid_kind="comprehensive", min_hours=5, min_coverage=0.6)
     stricter = queries.compliance(session, actor=admin, area="330200", start=DAY, end=DAY + timedelta(days=7))
@@ -383,3 +394,68 @@ def test_a_stay_on_one_spot_covers_as_postgis_simplifies_it(session, walker, poi
     # The disc as buffered with quad_segs=4: a 16-gon of radius 30 m.
     disc = 16 / 2 * 30**2 * math.sin(2 * math.pi / 16)
     assert grid_day.coverage == (pytest.approx(disc / grid_area, rel=0.01) if covers else 0)
+
+
+def test_the_days_due_are_past_days_without_figures_or_with_late_batches(session, walker):
+    patrol_id = _walk(session, walker, _along_the_south_edge(_at(9)))
+    arrived = (
+        "UPDATE patrol_batches SET received_at = now() + make_interval(hours => :h) WHERE patrol_id = :p"
+    )
+    session.execute(text(arrived), {"h": -1, "p": patrol_id})
+    # A day with a batch is due once it is over, not before.
+    assert service.days_due(session, today=DAY, recent=0) == []
+    assert service.days_due(session, today=DAY + timedelta(days=3), recent=0) == [DAY]
+    figures.compute_day(session, DAY)
+    assert service.days_due(session, today=DAY + timedelta(days=3), recent=0) == []
+    # A batch arriving after the figures (a phone that was offline) makes its day due again.
+    session.execute(text(arrived), {"h": 1, "p": patrol_id})
+    assert service.days_due(session, today=DAY + timedelta(days=3), recent=0) == [DAY]
+    # ... but not once it is older than the retention, whose raw batches may be gone.
+    assert service.days_due(session, today=DAY + timedelta(days=40), recent=0, days=30) == []
+    # The recent days are due until they have figures (patrol or not), newest first.
+    later = date(2031, 1, 10)
+    assert service.days_due(session, today=later, recent=2) == [
+        later - timedelta(days=1),
+        later - timedelta(days=2),
+    ]
+    figures.compute_day(session, later - timedelta(days=1))
+    assert service.days_due(session, today=later, recent=2) == [later - timedelta(days=2)]
+
+
+def test_the_work_calendar_over_http(app, accounts, session):
+    admin = client_as(app, accounts, "admin")
+    put = admin.put("/api/v1/work-calendar/2026-10-01", json={"working": False, "name": "国庆节"})
+    assert put.status_code == 200 and put.json["day"] == "2026-10-01" and put.json["working"] is False
+    admin.put("/api/v1/work-calendar/2026-09-20", json={"working": True, "name": "国庆节调休"})
+    listed = admin.get("/api/v1/work-calendar?from=2026-09-01&to=2026-10-31").json
+    assert [(d["day"], d["working"], d["name"]) for d in listed] == [
+        ("2026-09-20", True, "国庆节调休"),
+        ("2026-10-01", False, "国庆节"),
+    ]
+    assert admin.delete("/api/v1/work-calendar/2026-09-20").status_code == 204
+    assert admin.delete("/api/v1/work-calendar/2026-09-20").status_code == 204  # already the rule
+    assert [d["day"] for d in admin.get("/api/v1/work-calendar?from=2026-09-01&to=2026-10-31").json] == [
+        "2026-10-01"
+    ]
+    for url, body, field in [
+        ("/api/v1/work-calendar/2026-02-30", {"working": True}, "day"),
+        ("/api/v1/work-calendar/tomorrow", {"working": True}, "day"),
+        ("/api/v1/work-calendar/2026-10-02", {}, "working"),
+        ("/api/v1/work-calendar/2026-10-02", {"working": "perhaps"}, "working"),
+        ("/api/v1/work-calendar/2026-10-02", {"working": False, "name": "节" * 101}, "name"),
+    ]:
+        bad = admin.put(url, json=body)
+        assert bad.status_code == 422 and field in [e["field"] for e in bad.json["errors"]], bad.json
+    for query, field in [
+        ("from=2026-10-31&to=2026-10-01", "to"),
+        ("from=2026-01-01&to=2030-01-01", "to"),
+        ("from=2026-13-01", "from"),
+    ]:
+        bad = admin.get(f"/api/v1/work-calendar?{query}")
+        assert bad.status_code == 422 and field in [e["field"] for e in bad.json["errors"]], bad.json
+    supervisor = client_as(app, accounts, "supervisor")
+    assert supervisor.put("/api/v1/work-calendar/2026-10-02", json={"working": False}).status_code == 403
+    assert admin.get("/api/v1/work-calendar?from=2026-10-02&to=2026-10-02").json == []
+    # Without a range: this year's.
+    this_year = admin.get("/api/v1/work-calendar").json
+    assert all(d["day"].startswith(str(datetime.now(ZONE).year)) for d in this_year)

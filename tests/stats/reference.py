@@ -238,9 +238,9 @@ def figures(events: list[Ev], moment: datetime, benchmark: float) -> dict[str, A
     out: dict[str, Any] = {
         "due": due,
         "closed": len(closed),
-        "closed_on_time": sum(1 for e, state in closed if state.closed_at <= e.due_at),  # type: ignore[operator]
+        "closed_on_time": sum(1 for e, state in closed if state.closed_at <= e.due_at),  # type: ignore[operator,misc]
         "reworked": sum(1 for _, state in closed if state.reworks >= 1),
-        "overdue_open": sum(1 for e, state in states if e.due_at < moment and state.closed_at is None),  # type: ignore[operator]
+        "overdue_open": sum(1 for e, state in states if e.due_at < moment and state.closed_at is None),  # type: ignore[operator,misc]
         "closure_rate": len(closed) / due if due else None,
         "median_hours_to_close": percentile_cont(hours, 0.5),
         "p90_hours_to_close": percentile_cont(hours, 0.9),
@@ -259,6 +259,7 @@ def key_value(event: Ev, name: str) -> Any:
         return getattr(event, name)
     if name == "worker":
         return event.assignee_id if event.assignee_id is not None else event.reporter_id
+    assert event.due_at is not None, "only events with a due time are grouped by it"
     local = event.due_at.astimezone(BEIJING).date()
     if name == "day":
         return local.isoformat()

@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import text
 
 from backend.common.pagination import encode_cursor
+from geo.crs import wgs84_to_gcj02
 from geo.geojson import parse_geometry
 from tests import factories
 from tests.conftest import client_as
@@ -319,6 +320,18 @@ def test_overdue_lists_open_events_past_due_oldest_first(client, session):  # ty
     assert [item["id"] for item in town["items"]] == [str(overdue[2].id)]
 
 
+def test_overdue_locations_come_in_the_asked_frame(client, session):  # type: ignore[no-untyped-def]
+    """A map over a GCJ-02 basemap asks its points in GCJ-02, as it asks its polygons."""
+    factories.add_square_tree(session)
+    due = datetime.now(UTC) - timedelta(days=1)
+    insert_events(session, [Ev(grid=GRID_A, status="in_progress", due_at=due, accepted_at=due)])
+    wgs84 = client.get("/api/v1/stats/overdue?area=330100").json["items"][0]["location"]
+    gcj02 = client.get("/api/v1/stats/overdue?area=330100&crs=gcj02").json["items"][0]["location"]
+    assert gcj02["type"] == "Point"
+    assert gcj02["coordinates"] == pytest.approx(list(wgs84_to_gcj02(*wgs84["coordinates"])), abs=1e-7)
+    assert gcj02["coordinates"] != pytest.approx(wgs84["coordinates"], abs=1e-4)
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -326,6 +339,7 @@ def test_overdue_lists_open_events_past_due_oldest_first(client, session):  # ty
         ("area=999999", "area"),
         ("area=330100&cursor=nonsense", "cursor"),
         ("area=330100&limit=0", "limit"),
+        ("area=330100&crs=epsg3857", "crs"),
         ("", "area"),
     ],
 )

@@ -10,6 +10,7 @@ const $ = (id) => document.getElementById(id);
 let state = null;
 let home = null;
 let areaMap = null;
+let mapMade = null; // resolves once MapLibre has loaded and the map exists
 let table = null;
 let loading = null;
 // What the current load drew: its areas, and each layer's benchmark once its figures are in.
@@ -18,7 +19,7 @@ let view = null;
 let config = { basemap: null };
 
 function highlight(code) {
-  areaMap.highlight(code);
+  areaMap?.highlight(code);
   table.highlight(code);
 }
 
@@ -47,7 +48,8 @@ function csvLink() {
 
 async function crumbs() {
   const nav = $('crumbs');
-  const area = await api.get(`/api/v1/areas/${state.area}`);
+  // Names only: a district's boundary is megabytes the breadcrumb does not draw.
+  const area = await api.get(`/api/v1/areas/${state.area}?geometry=false`);
   // The chain from the user's own area down: what lies above it is not theirs to open.
   const chain = [...(area.properties.parents ?? []), { code: area.properties.code, name: area.properties.name }];
   const start = Math.max(0, chain.findIndex((a) => a.code === home));
@@ -121,6 +123,7 @@ function fillTable() {
 async function colour() {
   const shown = view;
   if (!shown) return; // the load under way colours the map itself
+  await mapMade;
   const layer = state.layer;
   if (needsFigures(layer) && !(layer in shown.benchmarks)) {
     const figures = await fetchFigures(layer, state);
@@ -149,7 +152,7 @@ async function load() {
     crumbs(),
     needsFigures(state.layer) ? fetchFigures(state.layer, state) : null,
   ]);
-  if (!areaMap) wire();
+  if (!table) wire();
   controls();
   $('status').textContent = t('loading');
   csvLink();
@@ -169,6 +172,8 @@ async function load() {
     }
     fillTable();
     performance.mark('wangge-table');
+    await mapMade;
+    if (loading !== mine) return;
     await areaMap.show(collection, state.layer);
     if (loading !== mine) return;
     // A layer chosen while the areas were on their way has its figures asked now.
@@ -180,7 +185,7 @@ async function load() {
     // filled table.
     performance.mark('wangge-ready');
     document.body.dataset.ready = '1';
-    const overdue = await showOverdue($('overdue'), $('event'), state.area);
+    const overdue = await showOverdue($('overdue'), $('event'), state.area, shapes());
     await areaMap.showPoints(overdue);
   } catch (error) {
     if (loading === mine) $('status').textContent = `${t('failed')}: ${error.message}`;
@@ -188,10 +193,12 @@ async function load() {
 }
 
 function wire() {
-  areaMap = new AreaMap($('map'), { onHover: highlight, onClick: drill, basemap: config.basemap });
+  mapMade = AreaMap.create($('map'), { onHover: highlight, onClick: drill, basemap: config.basemap }).then((made) => {
+    areaMap = made;
+    // For tests and the benchmark: the map and how many areas it draws.
+    window.wangge = { map: areaMap.map, renderedCount: () => areaMap.renderedCount() };
+  });
   table = new AreaTable($('table'), { onHover: highlight, onClick: drill, onSort: csvLink });
-  // For tests and the benchmark: the map and how many areas it draws.
-  window.wangge = { map: areaMap.map, renderedCount: () => areaMap.renderedCount() };
   $('level').addEventListener('change', (e) => {
     state = { ...state, level: e.target.value };
     write(state);

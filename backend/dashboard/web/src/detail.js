@@ -21,9 +21,11 @@ function el(tag, text, className) {
   return node;
 }
 
-export async function showOverdue(list, panel, area) {
+/** The area's overdue open events, listed; their locations come in the map's frame (`crs`). */
+export async function showOverdue(list, panel, area, frame = {}) {
   panel.hidden = true;
-  const { items } = await get(`/api/v1/stats/overdue?area=${encodeURIComponent(area)}&limit=100`);
+  const query = new URLSearchParams({ area, limit: '100', ...frame });
+  const { items } = await get(`/api/v1/stats/overdue?${query}`);
   const names = await Promise.all(items.map((event) => categoryName(event.category)));
   list.replaceChildren(
     ...(items.length

@@ -1,7 +1,10 @@
 // The map: the areas' own boundaries are the base (an outside raster basemap only when the
 // operator sets one), coloured by the chosen layer; overdue events as points. MapLibre GL JS from npm, served by the app.
-import * as maplibregl from '/dashboard/vendor/maplibre-gl/maplibre-gl.mjs';
 import { t } from './i18n.js';
+
+// MapLibre is a large module: it is loaded on its own (index.html preloads it), so the page signs
+// in and asks for its data while the browser fetches and compiles it.
+const MAPLIBRE = '/dashboard/vendor/maplibre-gl/maplibre-gl.mjs';
 
 const GREY = '#d9d9d9';
 const EMPTY = { type: 'FeatureCollection', features: [] };
@@ -50,7 +53,12 @@ function basemapStyle(basemap) {
 }
 
 export class AreaMap {
-  constructor(container, { onHover, onClick, basemap = null }) {
+  /** A map in `container`, once MapLibre has loaded. */
+  static async create(container, options) {
+    return new AreaMap(await import(MAPLIBRE), container, options);
+  }
+
+  constructor(maplibregl, container, { onHover, onClick, basemap = null }) {
     this.hovered = null;
     const base = basemapStyle(basemap);
     this.map = new maplibregl.Map({
