@@ -52,8 +52,8 @@ MAX_GAP_S = 300.0
 COVER_M = 30.0
 VISIT_M = 30.0
 LONG_OUTSIDE_S = 1800.0
-# Runs are cut into half-hour pieces, buffered one by one and then united: a few times cheaper
-# than buffering a day's self-crossing walk at once.
+# Runs are cut into half-hour pieces, buffered one by one: a few times cheaper than buffering a
+# day's self-crossing walk at once.
 PIECE_S = 1800.0
 EARTH_RADIUS_M = 6371008.8
 # The points handled at once: a few hundred workers' days, some 100 MB of arrays.
