@@ -1,7 +1,7 @@
 """Patrol tracks at Guangzhou scale: ingest over HTTP against COPY, a day's figures, storage.
 
     .venv/bin/python -m bench.patrols [--seconds 20] [--concurrency 8] [--day-workers 19660]
-        [--connections 2]
+        [--connections 2] [--day-only]
 
 (a) points accepted per second over HTTP (a real gunicorn on loopback), batches of 500 GCJ-02
     points, each checked, converted, hashed and stored as one LineStringM row;
@@ -10,8 +10,8 @@
 (c) the daily figures (backend.patrols.figures) for a day of `--day-workers` workers walking
     their grids 8 hours, a point every 10 s (2,880 a worker; 57 million for all 19,660), in
     one run split by worker over `--connections` connections; with fewer workers the full day
-    is extrapolated, and labelled so, from the wall time and from the database's CPU time (the
-    wall time on two idle cores);
+    is extrapolated, and labelled so, from the wall time and from the CPU time of the database
+    and of the process computing the figures (the wall time on two idle cores);
 and the storage per worker-day of each form.
 """
 
@@ -339,6 +339,32 @@ def storage(conn: psycopg.Connection[Any]) -> dict[str, int]:
     }
 
 
+def measure_ingest(
+    url: str, token: str, worker_id: int, points: list[dict[str, Any]], args: argparse.Namespace
+) -> list[list[object]]:
+    """(a) and (b), as the rows of the table."""
+    log(f"(a) HTTP: batches of {BATCH} GCJ-02 points, {args.concurrency} connections, {OPTIONS} ...")
+    http = measure_http(url, token, worker_id, points, seconds=args.seconds, concurrency=args.concurrency)
+    log(f"    {http['summary']}")
+    log(f"    CPU per batch: {', '.join(f'{k} {v:.1f} ms' for k, v in http['cpu_ms_per_batch'].items())}")
+    load_a = os.getloadavg()[0]
+    log(f"(b) COPY of {args.copy_batches:,} x {BATCH} of the same points, a row per point ...")
+    copied = measure_copy(url, points, args.copy_batches)
+    load_b = os.getloadavg()[0]
+    return [
+        ["(a) HTTP points/s (500 a batch)", http["points_s"], ">= 20,000", f"{load_a:.2f}"],
+        ["(a) HTTP batch latency p50 / p95 ms", f"{http['p50_ms']:.0f} / {http['p95_ms']:.0f}", "", ""],
+        ["(b) COPY points/s (row per point)", copied["points_s"], "ceiling", f"{load_b:.2f}"],
+        ["(a) / (b)", http["points_s"] / copied["points_s"], ">= 0.3", ""],
+        [
+            "storage kB / worker-day: row per point",
+            copied["bytes_per_point"] * POINTS_PER_DAY / 1000,
+            "",
+            "",
+        ],
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -348,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copy-batches", type=int, default=2000, help="batches of 500 points to COPY")
     parser.add_argument("--connections", type=int, default=2, help="connections sharing (c)")
     parser.add_argument("--day-workers", type=int, default=19_660, help="workers walking in (c)")
+    parser.add_argument("--day-only", action="store_true", help="measure (c) and storage only")
     args = parser.parse_args(argv)
 
     url = bench_database_url()
@@ -363,14 +390,9 @@ def main(argv: list[str] | None = None) -> None:
         worker_id, token, grid = walker_token(url)
         points = batch_points(conn, grid)
 
-    log(f"(a) HTTP: batches of {BATCH} GCJ-02 points, {args.concurrency} connections, {OPTIONS} ...")
-    http = measure_http(url, token, worker_id, points, seconds=args.seconds, concurrency=args.concurrency)
-    log(f"    {http['summary']}")
-    log(f"    CPU per batch: {', '.join(f'{k} {v:.1f} ms' for k, v in http['cpu_ms_per_batch'].items())}")
-    load_a = os.getloadavg()[0]
-    log(f"(b) COPY of {args.copy_batches:,} x {BATCH} of the same points, a row per point ...")
-    copied = measure_copy(url, points, args.copy_batches)
-    load_b = os.getloadavg()[0]
+    ingest: list[list[object]] = []
+    if not args.day_only:
+        ingest = measure_ingest(url, token, worker_id, points, args)
 
     day = working_day()
     day_workers = min(args.day_workers, workers)
@@ -385,8 +407,11 @@ def main(argv: list[str] | None = None) -> None:
     engine = create_engine(url)
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         before = cluster_cpu(conn)
+        own_before = time.process_time()
         with Stopwatch() as watch:
             rows = figures.compute_day_in_parts(sessionmaker(engine), day, connections=args.connections)
+        # The numpy and Shapely work runs here, in this process's threads: its CPU counts too.
+        python_cpu_s = time.process_time() - own_before
         # The pool keeps the parts' connections open, so their backends' CPU is still counted.
         postgres_cpu_s = cpu_used({"pg": before}, {"pg": cluster_cpu(conn)})["pg"]
     load_c = os.getloadavg()[0]
@@ -407,15 +432,7 @@ def main(argv: list[str] | None = None) -> None:
         format_table(
             ["measure", "value", "goal", "load (1 min)"],
             [
-                ["(a) HTTP points/s (500 a batch)", http["points_s"], ">= 20,000", f"{load_a:.2f}"],
-                [
-                    "(a) HTTP batch latency p50 / p95 ms",
-                    f"{http['p50_ms']:.0f} / {http['p95_ms']:.0f}",
-                    "",
-                    "",
-                ],
-                ["(b) COPY points/s (row per point)", copied["points_s"], "ceiling", f"{load_b:.2f}"],
-                ["(a) / (b)", http["points_s"] / copied["points_s"], ">= 0.3", ""],
+                *ingest,
                 [
                     f"(c) day's figures, {day_workers:,} walking workers, {args.connections} connections, s",
                     watch.seconds,
@@ -429,14 +446,14 @@ def main(argv: list[str] | None = None) -> None:
                     "",
                 ],
                 [
-                    f"(c) database CPU s, {day_workers:,} walking workers",
-                    postgres_cpu_s,
+                    f"(c) CPU s, {day_workers:,} walking workers: database / figures' process",
+                    f"{postgres_cpu_s:.1f} / {python_cpu_s:.1f}",
                     "",
                     "",
                 ],
                 [
                     "(c) full day on 2 idle cores, s (EXTRAPOLATED from CPU)",
-                    postgres_cpu_s / fraction / 2,
+                    (postgres_cpu_s + python_cpu_s) / fraction / 2,
                     "< 600",
                     "",
                 ],
@@ -450,12 +467,6 @@ def main(argv: list[str] | None = None) -> None:
                 [
                     "storage kB / worker-day: daily figures",
                     (sizes["patrol_days"] + sizes["patrol_grid_days"]) / max(rows, 1) / 1000,
-                    "",
-                    "",
-                ],
-                [
-                    "storage kB / worker-day: row per point",
-                    copied["bytes_per_point"] * POINTS_PER_DAY / 1000,
                     "",
                     "",
                 ],

@@ -318,6 +318,84 @@ def test_raw_batches_go_after_the_retention_once_their_day_has_figures(session, 
     assert _grid_day(session, walker.user_id).coverage > 0
 
 
+def _second_walker(session) -> Actor:  # type: ignore[no-untyped-def]
+    user_id = session.execute(
+        text(
+            "INSERT INTO users (username, password_hash, display_name, role, worker_kind)"
+            " VALUES (:name, 'x', '巡查员', 'worker', 'full_time') RETURNING id"
+        ),
+        {"name": f"walker-{uuid.uuid4().hex[:8]}"},
+    ).scalar_one()
+    session.execute(
+        text("INSERT INTO user_grids (user_id, grid_code) VALUES (:u, :g)"), {"u": user_id, "g": GRID}
+    )
+    session.flush()
+    return Actor(role="worker", user_id=user_id, username="second", grid_codes=(GRID,))
+
+
+def test_batches_sent_out_of_order_give_the_figures_of_the_walk(session, walker):
+    points = _along_the_south_edge(_at(9))
+    points[5]["mock"] = True
+    del points[3]["accuracy_m"]  # none sent: not flagged
+    patrol_id = uuid.uuid4()
+    service.start_patrol(
+        session, walker, patrol_id=patrol_id, started_at=datetime.fromtimestamp(points[0]["t"], ZONE)
+    )
+    # The later half arrives first.
+    for batch, part in (("2", points[10:]), ("1", points[:10])):
+        service.add_batch(session, walker, patrol_id, batch=batch, crs="wgs84", points=part, max_points=50)
+    figures.compute_day(session, DAY)
+    day = _day(session, walker.user_id)
+    assert (day.points, day.flagged_mock, day.flagged_accuracy, day.flagged_speed) == (21, 1, 0, 0)
+    # The mock point's neighbours are 20 s apart: the same time and way as the clean walk.
+    width_m = (SIZE + 0.001) * M_PER_DEG_LAT * math.cos(math.radians(SOUTH))
+    assert day.patrol_seconds == pytest.approx(200) and day.distance_m == pytest.approx(width_m, rel=0.01)
+    assert _grid_day(session, walker.user_id).inside_seconds == pytest.approx(130)
+
+
+def test_workers_handled_a_few_at_a_time_get_the_same_figures(session, walker, monkeypatch):
+    second = _second_walker(session)
+    _walk(session, walker, _along_the_south_edge(_at(9)))
+    _walk(session, second, _along_the_south_edge(_at(10), inset_deg=0.0005))
+    figures.compute_day(session, DAY)
+    together = [(_day(session, w), _grid_day(session, w)) for w in (walker.user_id, second.user_id)]
+    assert together[0][1].coverage < together[1][1].coverage  # the second walked further in
+    monkeypatch.setattr(figures, "CHUNK_POINTS", 1)  # a worker at a time
+    figures.compute_day(session, DAY)
+    assert [(_day(session, w), _grid_day(session, w)) for w in (walker.user_id, second.user_id)] == together
+
+
+def test_time_inside_counts_for_the_grid_without_a_line_to_cover(session, walker):
+    # Two points 10 s apart on either side of 09:30: a step inside, but each half-hour piece
+    # of the run holds one point, so there is no line to buffer.
+    t0 = _at(9, 30) - 5
+    points = [
+        {"lon": WEST + 0.001, "lat": SOUTH + 0.001, "t": t0},
+        {"lon": WEST + 0.0011, "lat": SOUTH + 0.001, "t": t0 + 10},
+    ]
+    _walk(session, walker, points)
+    figures.compute_day(session, DAY)
+    grid_day = _grid_day(session, walker.user_id)
+    assert _day(session, walker.user_id).inside_seconds == pytest.approx(10)
+    assert grid_day.inside_seconds == pytest.approx(10) and grid_day.coverage == 0
+
+
+@pytest.mark.parametrize(("points", "covers"), [(3, False), (2, True)])
+def test_a_stay_on_one_spot_covers_as_postgis_simplifies_it(session, walker, points, covers):
+    # A piece of three or more equal points collapses when simplified and covers nothing (as
+    # ST_Simplify drops it); two equal points stay a line, buffered to a disc of 30 m.
+    t0 = _at(9)
+    spot = {"lon": WEST + 0.001, "lat": SOUTH + 0.001, "accuracy_m": 5}
+    _walk(session, walker, [{**spot, "t": t0 + 10 * i} for i in range(points)])
+    figures.compute_day(session, DAY)
+    grid_day = _grid_day(session, walker.user_id)
+    assert grid_day.inside_seconds == pytest.approx(10 * (points - 1))
+    grid_area = (SIZE * M_PER_DEG_LAT) * (SIZE * M_PER_DEG_LAT * math.cos(math.radians(SOUTH + 0.001)))
+    # The disc as buffered with quad_segs=4: a 16-gon of radius 30 m.
+    disc = 16 / 2 * 30**2 * math.sin(2 * math.pi / 16)
+    assert grid_day.coverage == (pytest.approx(disc / grid_area, rel=0.01) if covers else 0)
+
+
 def test_the_days_due_are_past_days_without_figures_or_with_late_batches(session, walker):
     patrol_id = _walk(session, walker, _along_the_south_edge(_at(9)))
     arrived = (
