@@ -173,6 +173,7 @@ class ClosureRollupMonth(_TierFigures, Base):
     months are one index range."""
 
     __tablename__ = "closure_rollup_months"
+    __table_args__ = {"postgresql_with": {"fillfactor": 80}}
 
     district_code: Mapped[str] = mapped_column(String(CODE_LENGTH["district"]), primary_key=True)
     month: Mapped[date] = mapped_column(Date, primary_key=True)
@@ -186,6 +187,7 @@ class ClosureRollupYear(_TierFigures, Base):
     year its first day (migration 0100)."""
 
     __tablename__ = "closure_rollup_years"
+    __table_args__ = {"postgresql_with": {"fillfactor": 80}}
 
     district_code: Mapped[str] = mapped_column(String(CODE_LENGTH["district"]), primary_key=True)
     year: Mapped[date] = mapped_column(Date, primary_key=True)

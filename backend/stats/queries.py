@@ -635,7 +635,8 @@ def _edge_part(scope_column: str | None, group_by: tuple[str, ...], window: str)
     """The due events of the window :<window>_from, :<window>_to (as of now: the fast path),
     one row each, with the tiers' columns: its counts and its hours' histogram entry."""
     columns = [f"{KEY_SQL[key]} AS k{i}" for i, key in enumerate(group_by)]
-    where = f"e.{scope_column} = :area" if scope_column else "true"
+    # The whole city: each district's due events, one index range each.
+    where = f"e.{scope_column} = :area" if scope_column else "e.district_code = ANY(:districts)"
     due = due_events_sql(columns, where, from_trail=False, window=window)
     keys = "".join(f"s.k{i}, " for i in range(len(group_by)))
     return f"""SELECT {keys}1 AS due, coalesce(s.closed, false)::int AS closed,
@@ -652,8 +653,8 @@ def _edge_part(scope_column: str | None, group_by: tuple[str, ...], window: str)
 def _tiers_sql(area_length: int, group_by: tuple[str, ...]) -> str:
     """One statement: per group, the counts and the concatenated histograms of the scope's
     whole years (unless grouped by month), whole months, and due events at the edges."""
-    scope = _rollup_scope("0" * area_length)[0] if area_length else ""
-    scope = f"{scope} AND " if scope else ""
+    scope = _rollup_scope("0" * area_length)[0] if area_length else "r.district_code <> ''"
+    scope = f"{scope} AND "
     parts = [
         _tier_part("closure_rollup_months", "month", group_by, scope, "months_from years_from"),
         _tier_part("closure_rollup_months", "month", group_by, scope, "years_to months_to"),
@@ -692,7 +693,7 @@ def tier_stats(
     """The figures from the tiers: whole local years and months of the window that ended by
     as_of, and the due events of the days around them; None when the tiers cannot give them
     (a grouping they do not hold, no whole month, or an action taken after as_of). `area` ""
-    is every area (the whole city)."""
+    is every district (the whole city; the API's scopes stop at the district)."""
     if not TIER_KEY_SQL.keys() >= set(group_by):
         return None
     local = ZoneInfo(LOCAL_TZ)
@@ -704,7 +705,7 @@ def tier_stats(
     if not driver_rows(session, f"SELECT {UNCHANGED_SQL} AS unchanged", {"as_of": as_of})[0].unchanged:
         return None
     params: dict[str, Any] = {
-        **(_rollup_scope(area)[1] if area else {}),
+        **(_rollup_scope(area)[1] if area else {"districts": _district_codes(session)}),
         "area": area,
         "as_of": as_of,
         "time_zone": LOCAL_TZ,
@@ -717,7 +718,7 @@ def tier_stats(
         "tail_from": datetime.combine(plan.months[1], time(0), local),
         "tail_to": window_to,
     }
-    rows = driver_rows(session, _tiers_sql(len(area), group_by), params)
+    rows = driver_rows(session, _tiers_sql(len(area), group_by), params, binary=True)
     histograms = rollups.merged([row.hours for row in rows])
     hours = rollups.percentiles_of(histograms, (0.5, 0.9))
     totals_hours = rollups.percentiles_of(histograms.sum(axis=0, keepdims=True), (0.5, 0.9))[0]
@@ -732,6 +733,13 @@ def tier_stats(
             groups.append(Group(_key(group_by, row), _tier_figures(values, group_hours, benchmark)))
     totals = _tier_figures(total, totals_hours, benchmark) if rows else empty_figures(benchmark)
     return ClosureStats(area, window_from, window_to, as_of, benchmark, group_by, totals, groups, exact=False)
+
+
+def _district_codes(session: Session) -> list[str]:
+    return [
+        row.code
+        for row in driver_rows(session, "SELECT DISTINCT code FROM areas WHERE level = 'district'", {})
+    ]
 
 
 def _tier_figures(counts: dict[str, int], hours: list[float] | None, benchmark: float) -> Figures:

@@ -152,7 +152,8 @@ _KEY = "d.district_code, d.town_code, d.village_code, d.grid_code, d.category_co
 
 
 def _tier_sql(table: str, period: str) -> str:
-    """Sum the daily rollups into one (empty) tier, as migration 0100 does."""
+    """Sum the daily rollups into one (empty) tier, as migration 0100 does, in key order so
+    that a district's rows of a period lie together on disk."""
     key = f"district_code, {period}, town_code, village_code, grid_code"
     of_day = (
         f"district_code, date_trunc('{period}', due_day)::date AS {period},"
@@ -171,7 +172,8 @@ def _tier_sql(table: str, period: str) -> str:
         GROUP BY 1, 2, 3, 4, 5
     ) h USING (district_code, {period}, town_code, village_code, grid_code)
     WHERE c.due <> 0 OR c.closed <> 0 OR c.closed_on_time <> 0 OR c.reworked <> 0
-        OR h.hours IS NOT NULL"""  # noqa: S608 - fixed names
+        OR h.hours IS NOT NULL
+    ORDER BY {key}"""  # noqa: S608 - fixed names
 
 
 _REBUILD = (
