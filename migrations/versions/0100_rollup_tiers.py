@@ -42,7 +42,7 @@ $$
 """
 
 # The sum of two histograms (either may list a bucket more than once, or null); buckets whose
-# count comes to zero are left out.
+# count comes to zero are left out (a itself is returned as it is when b is empty).
 MERGE_SQL = """
 CREATE FUNCTION closure_hours_merge(a bytea, b bytea) RETURNS bytea
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
@@ -54,6 +54,10 @@ DECLARE
     i integer;
     out bytea := ''::bytea;
 BEGIN
+    -- Most changes (an acceptance, a move) bring no hours: leave the row's histogram as it is.
+    IF b IS NULL OR length(b) = 0 THEN
+        RETURN coalesce(a, ''::bytea);
+    END IF;
     FOREACH part IN ARRAY ARRAY[coalesce(a, ''::bytea), coalesce(b, ''::bytea)] LOOP
         FOR i IN 0 .. length(part) / 5 - 1 LOOP
             bucket := get_byte(part, 5 * i);
