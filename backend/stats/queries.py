@@ -622,27 +622,33 @@ TIER_KEY_SQL = {**{level: f"NULLIF(r.{level}_code, '')" for level in AREA_LEVELS
 LONG_WINDOW = timedelta(days=366)
 
 
-def _tier_part(table: str, period: str, group_by: tuple[str, ...], scope: str, bounds: str) -> str:
-    """The rows of one tier in the scope over the periods [:<lo>, :<hi>) (`bounds` "lo hi")."""
+def _tier_part(
+    table: str, period: str, group_by: tuple[str, ...], scope: str, bounds: str, sign: str = ""
+) -> str:
+    """The rows of one tier in the scope over the periods [:<lo>, :<hi>) (`bounds` "lo hi"),
+    their counts added, or taken away (`sign` "-")."""
     low, high = bounds.split()
     keys = "".join(f"{TIER_KEY_SQL[key]} AS k{i}, " for i, key in enumerate(group_by))
-    return f"""SELECT {keys}r.due, r.closed, r.closed_on_time, r.reworked,
-            r.due - r.closed AS overdue_open, r.hours
+    return f"""SELECT {keys}{sign}1 AS sign, {sign}r.due AS due, {sign}r.closed AS closed,
+            {sign}r.closed_on_time AS closed_on_time, {sign}r.reworked AS reworked,
+            {sign}(r.due - r.closed) AS overdue_open, r.hours
         FROM {table} r WHERE {scope}r.{period} >= :{low} AND r.{period} < :{high}"""
 
 
-def _edge_part(scope_column: str | None, group_by: tuple[str, ...], window: str) -> str:
+def _edge_part(scope_column: str | None, group_by: tuple[str, ...], window: str, sign: str = "") -> str:
     """The due events of the window :<window>_from, :<window>_to (as of now: the fast path),
-    one row each, with the tiers' columns: its counts and its hours' histogram entry."""
+    one row each, with the tiers' columns: its counts (added, or taken away: `sign` "-") and its
+    hours' histogram entry."""
     columns = [f"{KEY_SQL[key]} AS k{i}" for i, key in enumerate(group_by)]
     # The whole city: each district's due events, one index range each.
     where = f"e.{scope_column} = :area" if scope_column else "e.district_code = ANY(:districts)"
     due = due_events_sql(columns, where, from_trail=False, window=window)
     keys = "".join(f"s.k{i}, " for i in range(len(group_by)))
-    return f"""SELECT {keys}1 AS due, coalesce(s.closed, false)::int AS closed,
-            coalesce(s.closed_on_time, false)::int AS closed_on_time,
-            coalesce(s.closed AND s.rework_count >= 1, false)::int AS reworked,
-            (s.due_at < :as_of AND s.closed IS NOT TRUE)::int AS overdue_open,
+    return f"""SELECT {keys}{sign}1 AS sign, {sign}1 AS due,
+            {sign}coalesce(s.closed, false)::int AS closed,
+            {sign}coalesce(s.closed_on_time, false)::int AS closed_on_time,
+            {sign}coalesce(s.closed AND s.rework_count >= 1, false)::int AS reworked,
+            {sign}(s.due_at < :as_of AND s.closed IS NOT TRUE)::int AS overdue_open,
             CASE WHEN s.closed AND s.accepted_at IS NOT NULL THEN closure_hours_entry(
                 closure_hours_bucket(date_part('epoch', s.closed_at - s.accepted_at) / 3600), 1)
             END AS hours
@@ -651,18 +657,26 @@ def _edge_part(scope_column: str | None, group_by: tuple[str, ...], window: str)
 
 @lru_cache(maxsize=256)
 def _tiers_sql(area_length: int, group_by: tuple[str, ...]) -> str:
-    """One statement: per group, the counts and the concatenated histograms of the scope's
-    whole years (unless grouped by month), whole months, and due events at the edges."""
+    """One statement: per group, the counts and the concatenated histograms (those added, and
+    those taken away) of the parts of a window `rollups.cover` cuts: whole years (unless
+    grouped by month), whole months, and due events at the edges. Empty ranges (their low end
+    at or after their high end) read nothing."""
     scope = _rollup_scope("0" * area_length)[0] if area_length else "r.district_code <> ''"
     scope = f"{scope} AND "
+    months = "closure_rollup_months"
     parts = [
-        _tier_part("closure_rollup_months", "month", group_by, scope, "months_from years_from"),
-        _tier_part("closure_rollup_months", "month", group_by, scope, "years_to months_to"),
+        _tier_part(months, "month", group_by, scope, "months_from years_from"),
+        _tier_part(months, "month", group_by, scope, "years_from months_from", "-"),
+        _tier_part(months, "month", group_by, scope, "years_to months_to"),
     ]
     if "month" not in group_by:
         parts.append(_tier_part("closure_rollup_years", "year", group_by, scope, "years_from years_to"))
     scope_column = _scope_column("0" * area_length) if area_length else None
-    parts += [_edge_part(scope_column, group_by, window) for window in ("head", "tail")]
+    parts += [
+        _edge_part(scope_column, group_by, "head"),
+        _edge_part(scope_column, group_by, "less", "-"),
+        _edge_part(scope_column, group_by, "tail"),
+    ]
     keys = [f"r.k{i}" for i in range(len(group_by))]
     names, joins, order = _group_names(group_by)
     union = "\nUNION ALL\n".join(parts)
@@ -671,7 +685,8 @@ def _tiers_sql(area_length: int, group_by: tuple[str, ...]) -> str:
             SELECT {"".join(f"{k}, " for k in keys)}0 AS rollup, sum(r.due) AS due,
                 sum(r.closed) AS closed, sum(r.closed_on_time) AS closed_on_time,
                 sum(r.reworked) AS reworked, sum(r.overdue_open) AS overdue_open,
-                string_agg(r.hours, ''::bytea) AS hours
+                string_agg(r.hours, ''::bytea) FILTER (WHERE r.sign > 0) AS hours,
+                string_agg(r.hours, ''::bytea) FILTER (WHERE r.sign < 0) AS hours_less
             FROM ({union}) r
             {f"GROUP BY {', '.join(keys)}" if keys else ""}
             HAVING sum(r.due) > 0
@@ -690,8 +705,9 @@ def tier_stats(
     group_by: tuple[str, ...],
     benchmark: float,
 ) -> ClosureStats | None:
-    """The figures from the tiers: whole local years and months of the window that ended by
-    as_of, and the due events of the days around them; None when the tiers cannot give them
+    """The figures from the tiers: whole local years and months that ended by as_of (the
+    window's, or a little more, the excess taken away), and the due events of the days around
+    them; None when the tiers cannot give them
     (a grouping they do not hold, no whole month, or an action taken after as_of). `area` ""
     is every district (the whole city; the API's scopes stop at the district)."""
     if not TIER_KEY_SQL.keys() >= set(group_by):
@@ -709,17 +725,22 @@ def tier_stats(
         "area": area,
         "as_of": as_of,
         "time_zone": LOCAL_TZ,
-        "months_from": plan.months[0],
-        "months_to": plan.months[1],
+        "months_from": plan.start,
+        "months_to": plan.stop,
         "years_from": plan.years[0],
         "years_to": plan.years[1],
+        # Days before the first whole month, or (when it starts before the window) taken away.
         "head_from": window_from,
-        "head_to": datetime.combine(plan.months[0], time(0), local),
-        "tail_from": datetime.combine(plan.months[1], time(0), local),
+        "head_to": datetime.combine(plan.start, time(0), local),
+        "less_from": datetime.combine(plan.start, time(0), local),
+        "less_to": window_from,
+        "tail_from": datetime.combine(plan.stop, time(0), local),
         "tail_to": window_to,
     }
     rows = driver_rows(session, _tiers_sql(len(area), group_by), params, binary=True)
-    histograms = rollups.merged([row.hours for row in rows])
+    histograms = rollups.merged([row.hours for row in rows]) - rollups.merged(
+        [row.hours_less for row in rows]
+    )
     hours = rollups.percentiles_of(histograms, (0.5, 0.9))
     totals_hours = rollups.percentiles_of(histograms.sum(axis=0, keepdims=True), (0.5, 0.9))[0]
     counts = ("due", "closed", "closed_on_time", "reworked", "overdue_open")

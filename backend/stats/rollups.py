@@ -15,8 +15,8 @@ hand-written data has, counts as under a minute).
 The tiers of migration 0100 (per grid and local month, per grid and local year) keep the same
 buckets, a row's histogram in one bytea of five-byte entries (the bucket, then its count as a
 big-endian int4). `merged` adds any number of them up with numpy, and `cover` cuts a period into
-whole years, whole months and the edges left over, so that a district's ten years read about a
-dozen rows per grid.
+whole years, whole months and the edges left over (or taken away), so that a district's ten
+years read a few rows per grid.
 """
 
 from __future__ import annotations
@@ -111,12 +111,14 @@ def percentiles_of(histograms: np.ndarray, fractions: Sequence[float]) -> list[l
 
 @dataclass(frozen=True)
 class Cover:
-    """A period of local days [first, end) cut in three: the days before the first whole month
-    [first, months[0]), whole months [months[0], years[0]) and [years[1], months[1]) around
-    whole years [years[0], years[1]), and the days after [months[1], end). Empty ranges have
-    equal ends."""
+    """How a period of local days [first, end) is read: whole years [years[0], years[1]), whole
+    months [start, stop) outside them (those before years[0] added, or, when the years begin
+    before `start`, the months [years[0], start) taken away), and days: those between `first`
+    and `start` added when `start` is later, taken away when it is earlier (a month read whole
+    rather than most of its days one by one), and the days [stop, end) added."""
 
-    months: tuple[date, date]
+    start: date
+    stop: date
     years: tuple[date, date]
 
 
@@ -127,16 +129,21 @@ def _month_on_or_after(day: date) -> date:
 
 
 def cover(first: date, end: date, *, years: bool = True) -> Cover | None:
-    """Whole months and (when `years`) whole years inside [first, end), None when there is not
-    one whole month; the first day of `first` counts whole only when `first` is its first day."""
+    """Cut [first, end) into whole months and (when `years`) whole years, reading a month or a
+    year whole and taking its part before `first` away when that part is the smaller; None when
+    no whole month ends by `end`."""
     start, stop = _month_on_or_after(first), date(end.year, end.month, 1)
+    if start != first and (first - first.replace(day=1)).days < (start - first).days:
+        start = first.replace(day=1)
     if start >= stop:
         return None
-    year_start = start if (start.month == 1 or not years) else date(start.year + 1, 1, 1)
-    year_stop = date(stop.year, 1, 1) if years else year_start
-    if year_start >= year_stop:
-        year_start = year_stop = stop
-    return Cover((start, stop), (year_start, year_stop))
+    year_start, year_stop = stop, stop
+    if years:
+        year_start = date(start.year + (start.month - 1 >= 13 - start.month), 1, 1)
+        year_stop = date(stop.year, 1, 1)
+        if year_start >= year_stop:
+            year_start = year_stop = stop
+    return Cover(start, stop, (year_start, year_stop))
 
 
 # The rollups' triggers on events: the days' (migration 0090) and the tiers' (0100).

@@ -304,33 +304,56 @@ def test_the_trigger_keeps_the_tiers_equal_to_a_fresh_count(square, seed):  # ty
     assert tiers_differences(session) == set()
 
 
+def next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
 @given(
     first=st.dates(date(2015, 1, 1), date(2030, 1, 1)),
     days=st.integers(0, 4000),
     years=st.booleans(),
 )
-def test_a_cover_is_whole_months_and_years_inside_the_period(first, days, years):  # type: ignore[no-untyped-def]
+def test_a_cover_reads_each_day_of_the_period_once(first, days, years):  # type: ignore[no-untyped-def]
     end = first + timedelta(days=days)
     plan = rollups.cover(first, end, years=years)
-    month_starts = [
-        date(y, m, 1) for y in range(first.year, end.year + 1) for m in range(1, 13) if first <= date(y, m, 1)
-    ]
-    whole = [m for m in month_starts if (m.replace(day=28) + timedelta(days=4)).replace(day=1) <= end]
-    if not whole:
-        assert plan is None
-        return
-    assert plan is not None
-    (start, stop), (year_start, year_stop) = plan.months, plan.years
-    assert start == whole[0] and stop == (whole[-1].replace(day=28) + timedelta(days=4)).replace(day=1)
-    assert start <= year_start <= year_stop <= stop
-    if year_start < year_stop:
-        assert years and year_start.month == year_stop.month == 1 and year_start.day == year_stop.day == 1
-        # Every whole year inside is read from the years' tier.
-        assert year_start.year == start.year + (start.month != 1) and year_stop.year == stop.year
-    else:
-        assert not years or not any(
-            date(y, 1, 1) >= start and date(y + 1, 1, 1) <= stop for y in range(start.year, stop.year + 1)
+    if plan is None:
+        # Not one whole month inside the period.
+        assert not any(
+            first <= date(y, m, 1) and next_month(date(y, m, 1)) <= end
+            for y in range(first.year, end.year + 1)
+            for m in range(1, 13)
         )
+        return
+    # Count how often each day is read: +1 added, -1 taken away, by tier or from the events.
+    read: dict[date, int] = {}
+
+    def add(low: date, high: date, sign: int) -> None:
+        day = low
+        while day < high:
+            read[day] = read.get(day, 0) + sign
+            day += timedelta(days=1)
+
+    years_from, years_to = plan.years
+    add(plan.start, years_from, 1)  # months before the years
+    add(years_from, plan.start, -1)  # or a year's months before the first month read, taken away
+    add(years_to, plan.stop, 1)  # months after the years
+    add(years_from, years_to, 1)  # the years
+    add(first, plan.start, 1)  # days before the first month read
+    add(plan.start, first, -1)  # or a month read whole, its days before the period taken away
+    add(plan.stop, end, 1)  # days after the last month read
+    expected = {first + timedelta(days=i): 1 for i in range(days)}
+    assert {day: n for day, n in read.items() if n} == expected
+    # Months and years whole, ended by the period's end; years only when asked.
+    assert plan.start.day == plan.stop.day == 1 and plan.start < plan.stop <= end
+    assert years_from.day == years_to.day == 1
+    if years_from < years_to:
+        assert years and years_from.month == years_to.month == 1 and years_to <= plan.stop
+    else:
+        assert years_from == years_to == plan.stop
+    # A month or a year read whole and partly taken away only when that part is the smaller.
+    assert (first - plan.start).days <= (next_month(plan.start) - first).days
+    if years_from < plan.start:
+        assert plan.start.month - 1 < 13 - plan.start.month
 
 
 @given(
