@@ -123,16 +123,17 @@ def _driver_sql(sql: str) -> str:
     return _PLACEHOLDER.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
-def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
+def driver_rows(session: Session, sql: str, params: dict[str, Any], *, binary: bool = False) -> list[Any]:
     """Run SQL on the driver's own connection, inside the session's transaction.
 
     For the few statements on every request (sign-in, point assignment, the report insert):
     SQLAlchemy's statement and result handling costs more than those queries do. The SQL is
     written like any other in the project, with `:name` placeholders and every value bound.
+    `binary` asks for the results in PostgreSQL's binary format (bytea as it is, not in hex).
     """
     try:
         with driver_connection(session).cursor(row_factory=namedtuple_row) as cursor:
-            return cursor.execute(_driver_sql(sql), params).fetchall()
+            return cursor.execute(_driver_sql(sql), params, binary=binary).fetchall()
     except (psycopg.OperationalError, psycopg.InterfaceError) as error:
         raise unavailable(session, error) from error
 

@@ -2,17 +2,20 @@
 
 Run from the project root: `.venv/bin/python -m bench.scale` (`make bench-scale`). One database
 of the private cluster (or BENCH_SCALE_URL) holds the Guangzhou tree (19,660 grids) and 10
-million events over ten years, written by one INSERT ... SELECT per million rows on the server
-(cheaper still than COPY: nothing crosses the wire) in bulk mode (indexes, keys and the rollups'
+million events over ten years (`--events` fewer, in a database of their own, to try changes),
+written by one INSERT ... SELECT per million rows on the server (cheaper still than COPY:
+nothing crosses the wire) in bulk mode (indexes, keys and the rollups'
 triggers off, then built once); it is kept and reused. The events carry their lifecycle columns
 (accepted, due, closed, reworked, rejected) but no trail: figures as of now read no trail.
 
 It times, p50 and p95 over repeated calls, with the machine's load beside them:
 - district by grid (the district with the most grids) over one year and over ten years, as of
-  now, from the rollups (closure_stats with exact=false) and from the events (exact=true: the
-  same table without the rollups, the path every figure took before them);
-- the whole city by district over one year, the same two ways (one statement over the rollups or
-  the events; the API's scopes stop at the district);
+  now, from the rollups' tiers (closure_stats as the API calls it by default: whole years and
+  months from the tiers, the edge days from the events), from the daily rollups (one year only:
+  they are slower than the events at this density) and from the events (exact=true: the same
+  table without the rollups, the path every figure took before them);
+- the whole city by district over one year, from the tiers (tier_stats over every area) and
+  from the events (one statement; the API's scopes stop at the district);
 - reporting and accepting an event (the trigger follows the acceptance, which sets the due
   time) with the rollups' trigger on and off, in the same run (bench.stats.write_costs);
 - district by grid over one year through HTTP while 24 phones report to the primary, with the
@@ -30,7 +33,6 @@ import sys
 import threading
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
 from backend.db import alembic_config
+from backend.stats import queries
 from bench.common import database_url, format_table, log, machine, percentile
 from bench.stats import write_costs
 
@@ -95,18 +98,20 @@ def make_engine(url: str) -> Engine:
 def _counts(engine: Engine) -> tuple[int, int]:
     with engine.connect() as conn:
         grids = conn.scalar(text("SELECT count(*) FROM areas WHERE level = 'grid' AND valid_to IS NULL"))
-        present = conn.scalar(text("SELECT count(*) FROM events"))
+        # The synthetic events only: the phones' reports of an earlier run stay (without a due
+        # time, they change no closure figure).
+        present = conn.scalar(text("SELECT count(*) FROM events WHERE content_hash = 'scale'"))
     return grids or 0, present or 0
 
 
-def prepare(events: int) -> Engine:
+def prepare(events: int, database: str = DATABASE) -> Engine:
     """The database with the Guangzhou tree and `events` synthetic events, built when missing."""
     from backend import demo, history
     from backend.config import Settings
     from backend.events import partitions
     from geo.areatree import GUANGZHOU_GRIDS
 
-    url = database_url(DATABASE, URL_VARIABLE)
+    url = database_url(database, URL_VARIABLE)
     command.upgrade(alembic_config(url), "head")
     engine = make_engine(url)
     grids, present = _counts(engine)
@@ -116,7 +121,7 @@ def prepare(events: int) -> Engine:
     if present:
         # The trail refuses TRUNCATE: start from an empty database instead.
         engine.dispose()
-        url = database_url(DATABASE, URL_VARIABLE, fresh=True)
+        url = database_url(database, URL_VARIABLE, fresh=True)
         command.upgrade(alembic_config(url), "head")
         engine = make_engine(url)
         grids, present = _counts(engine)
@@ -163,6 +168,8 @@ def prepare(events: int) -> Engine:
         conn.execute(text("VACUUM ANALYZE events"))
         conn.execute(text("VACUUM ANALYZE closure_rollups"))
         conn.execute(text("VACUUM ANALYZE closure_rollup_hours"))
+        conn.execute(text("VACUUM ANALYZE closure_rollup_months"))
+        conn.execute(text("VACUUM ANALYZE closure_rollup_years"))
     log(f"{events:,} events, indexes and rollups built in {time.perf_counter() - started:.0f} s")
     return engine
 
@@ -178,11 +185,6 @@ def timed(call: Callable[[], object], repeats: int, warmup: int = 2) -> list[flo
     return out
 
 
-CITY_ROLLUPS = """SELECT district_code, sum(due) AS due, sum(closed) AS closed,
-    sum(closed_on_time) AS closed_on_time, sum(reworked) AS reworked
-    FROM closure_rollups WHERE due_day >= :from_day AND due_day < :to_day GROUP BY district_code"""
-CITY_HOURS = """SELECT district_code, bucket, sum(closed) AS closed FROM closure_rollup_hours
-    WHERE due_day >= :from_day AND due_day < :to_day GROUP BY district_code, bucket"""
 CITY_EVENTS = """SELECT district_code, count(*) AS due,
     count(*) FILTER (WHERE closed_at IS NOT NULL) AS closed,
     count(*) FILTER (WHERE closed_at <= due_at) AS closed_on_time,
@@ -193,22 +195,21 @@ CITY_EVENTS = """SELECT district_code, count(*) AS due,
     GROUP BY district_code"""
 
 
-def city_from_rollups(session: Session, start: datetime) -> dict[str, tuple[int, list[float] | None]]:
-    from backend.stats import rollups
-
-    params = {"from_day": start.date(), "to_day": END.date()}
-    histograms: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for row in session.execute(text(CITY_HOURS), params):
-        histograms[row.district_code].append((row.bucket, row.closed))
-    return {
-        row.district_code: (row.due, rollups.percentiles(histograms[row.district_code], (0.5, 0.9)))
-        for row in session.execute(text(CITY_ROLLUPS), params)
-    }
+def city_from_tiers(session: Session, start: datetime) -> queries.ClosureStats:
+    stats = queries.tier_stats(
+        session,
+        area="",
+        window_from=start,
+        window_to=END,
+        as_of=datetime.now(BEIJING),
+        group_by=("district",),
+        benchmark=queries.DEFAULT_BENCHMARK,
+    )
+    assert stats is not None
+    return stats
 
 
 def query_rows(engine: Engine, repeats: int) -> list[list[object]]:
-    from backend.stats import queries
-
     rows: list[list[object]] = []
     with Session(engine) as session:
         district = session.execute(
@@ -219,10 +220,27 @@ def query_rows(engine: Engine, repeats: int) -> list[list[object]]:
         ).scalar_one()
         log(f"district {district}")
         now = datetime.now(BEIJING)
+        sources: list[tuple[str, bool | None]] = [("tiers", None), ("daily rollups", False), ("events", True)]
         for label, start in (("1 year", END - timedelta(days=365)), (f"{YEARS} years", START)):
-            for source, exact in (("rollups", False), ("events (baseline)", True)):
+            for source, exact in sources:
+                if source == "daily rollups" and label != "1 year":
+                    continue
 
-                def call(start: datetime = start, exact: bool = exact) -> queries.ClosureStats:
+                def call(start: datetime = start, exact: bool | None = exact) -> queries.ClosureStats:
+                    if exact is False:
+                        # The daily rollups alone, as before the tiers.
+                        answer = queries._rollup_stats(
+                            session,
+                            area=district,
+                            window_from=start,
+                            window_to=END,
+                            as_of=now,
+                            group_by=("grid",),
+                            benchmark=queries.DEFAULT_BENCHMARK,
+                            exact=False,
+                        )
+                        assert answer is not None
+                        return answer
                     return queries.closure_stats(
                         session,
                         area=district,
@@ -234,8 +252,8 @@ def query_rows(engine: Engine, repeats: int) -> list[list[object]]:
                     )
 
                 answer = call()
-                assert answer.exact == exact
-                n = repeats if exact is False or label == "1 year" else max(3, repeats // 5)
+                assert answer.exact == (exact is True)
+                n = repeats if source == "tiers" else max(3, repeats // (5 if label == "1 year" else 10))
                 ms = timed(call, n, warmup=1)
                 rows.append(
                     [
@@ -250,20 +268,19 @@ def query_rows(engine: Engine, repeats: int) -> list[list[object]]:
                     ]
                 )
         start = END - timedelta(days=365)
-        answer_rollups = city_from_rollups(session, start)
+        answer_tiers = city_from_tiers(session, start)
         params = {"window_from": start, "window_to": END}
         answer_events = {row.district_code: row for row in session.execute(text(CITY_EVENTS), params)}
-        for code, (due, _) in answer_rollups.items():
-            assert answer_events[code].due == due, code
+        for group in answer_tiers.groups:
+            assert answer_events[group.key["district"]].due == group.figures.due, group.key
         for source, city_call in (
-            ("rollups", lambda: city_from_rollups(session, start)),
-            ("events (baseline)", lambda: session.execute(text(CITY_EVENTS), params).all()),
+            ("tiers", lambda: city_from_tiers(session, start)),
+            ("events", lambda: session.execute(text(CITY_EVENTS), params).all()),
         ):
-            ms = timed(city_call, repeats if source == "rollups" else max(3, repeats // 5), warmup=1)
-            total = sum(due for due, _ in answer_rollups.values())
+            ms = timed(city_call, repeats if source == "tiers" else max(3, repeats // 5), warmup=1)
             rows.append(
-                ["city by district", "1 year", source, total, len(answer_rollups), None]
-                + [percentile(ms, 0.5), percentile(ms, 0.95)]
+                ["city by district", "1 year", source, answer_tiers.totals.due, len(answer_tiers.groups)]
+                + [answer_tiers.totals.median_hours_to_close, percentile(ms, 0.5), percentile(ms, 0.95)]
             )
     return rows
 
@@ -385,14 +402,20 @@ def sizes(engine: Engine) -> list[list[object]]:
         rows = conn.execute(
             text(
                 "SELECT relname, pg_total_relation_size(oid) FROM pg_class"
-                " WHERE relname IN ('events', 'event_actions', 'closure_rollups', 'closure_rollup_hours')"
+                " WHERE relname IN ('events', 'event_actions', 'closure_rollups', 'closure_rollup_hours',"
+                " 'closure_rollup_months', 'closure_rollup_years')"
                 " ORDER BY relname"
             )
         ).all()
         database = conn.scalar(text("SELECT pg_database_size(current_database())"))
         counts = {
             name: conn.scalar(text(f"SELECT count(*) FROM {name}"))  # noqa: S608 - fixed names
-            for name in ("closure_rollups", "closure_rollup_hours")
+            for name in (
+                "closure_rollups",
+                "closure_rollup_hours",
+                "closure_rollup_months",
+                "closure_rollup_years",
+            )
         }
     table = [[name, f"{size / 2**20:,.0f} MB", counts.get(name, "")] for name, size in rows]
     return [*table, ["(whole database)", f"{(database or 0) / 2**20:,.0f} MB", ""]]
@@ -401,6 +424,10 @@ def sizes(engine: Engine) -> list[list[object]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument(
+        "--database", default=None, help=f"default {DATABASE} (10 million events) or <it>_<n>"
+    )
+    parser.add_argument("--skip-http", action="store_true", help="leave out the phones and the standby")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--inserts", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
@@ -408,7 +435,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phone-seconds", type=float, default=20)
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args(argv)
-    engine = prepare(args.events)
+    database = args.database or (DATABASE if args.events == 10_000_000 else f"{DATABASE}_{args.events}")
+    engine = prepare(args.events, database)
     try:
         if args.build_only:
             return
@@ -417,7 +445,7 @@ def main(argv: list[str] | None = None) -> None:
         log(f"machine: {machine()}")
         write_table = write_costs(engine, args.inserts, args.rounds, without_rollups)
         log(f"machine: {machine()}")
-        replica_table = replica_rows(engine, args.phone_seconds, args.phones)
+        replica_table = [] if args.skip_http else replica_rows(engine, args.phone_seconds, args.phones)
         log(f"machine: {machine()}")
         size_table = sizes(engine)
     finally:
@@ -439,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
     log(format_table(["relation", "size", "rows"], size_table))
     log("")
     for row in query_table:
-        if row[2] == "rollups" and (row[1] != "1 year" or row[0] == "city by district"):
+        if row[2] == "tiers" and (row[1] != "1 year" or row[0] == "city by district"):
             verdict = "met" if float(row[7]) < GOAL_P95_MS else "MISSED"  # type: ignore[arg-type]
             log(f"goal {row[0]}, {row[1]}, p95 < {GOAL_P95_MS:.0f} ms: {verdict} ({float(row[7]):.0f} ms)")  # type: ignore[arg-type]
     slower = float(write_table[0][3]) / float(write_table[0][2]) - 1  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     UniqueConstraint,
@@ -152,3 +153,44 @@ class ClosureRollupHours(RollupKey, Base):
 
     bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     closed: Mapped[int] = mapped_column(Integer)
+
+
+class _TierFigures:
+    """The rollups' counts summed over a period, with the histogram of hours to close in one
+    bytea: its non-empty buckets, five bytes each (the bucket, then its count as a big-endian
+    int4; backend.stats.rollups reads them)."""
+
+    due: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[int] = mapped_column(Integer)
+    closed_on_time: Mapped[int] = mapped_column(Integer)
+    reworked: Mapped[int] = mapped_column(Integer)
+    hours: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ClosureRollupMonth(_TierFigures, Base):
+    """The closure rollups of one grid (all categories) and local month of the due time, the
+    month its first day (migration 0100); keyed district first, then month, so that a scope's
+    months are one index range."""
+
+    __tablename__ = "closure_rollup_months"
+    __table_args__ = {"postgresql_with": {"fillfactor": 80}}
+
+    district_code: Mapped[str] = mapped_column(String(CODE_LENGTH["district"]), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    town_code: Mapped[str] = mapped_column(String(CODE_LENGTH["town"]), primary_key=True)
+    village_code: Mapped[str] = mapped_column(String(CODE_LENGTH["village"]), primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(CODE_LENGTH["grid"]), primary_key=True)
+
+
+class ClosureRollupYear(_TierFigures, Base):
+    """The closure rollups of one grid (all categories) and local year of the due time, the
+    year its first day (migration 0100)."""
+
+    __tablename__ = "closure_rollup_years"
+    __table_args__ = {"postgresql_with": {"fillfactor": 80}}
+
+    district_code: Mapped[str] = mapped_column(String(CODE_LENGTH["district"]), primary_key=True)
+    year: Mapped[date] = mapped_column(Date, primary_key=True)
+    town_code: Mapped[str] = mapped_column(String(CODE_LENGTH["town"]), primary_key=True)
+    village_code: Mapped[str] = mapped_column(String(CODE_LENGTH["village"]), primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(CODE_LENGTH["grid"]), primary_key=True)

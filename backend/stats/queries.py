@@ -305,7 +305,9 @@ UNCHANGED_SQL = f"""COALESCE((SELECT max(created_at) FROM event_actions
     WHERE {STATISTICS_ACTIONS}) <= :as_of, true)"""
 
 
-def due_events_sql(columns: Sequence[str], where: str, *, from_trail: bool = True) -> str:
+def due_events_sql(
+    columns: Sequence[str], where: str, *, from_trail: bool = True, window: str = "window"
+) -> str:
     """The due events (应结案) of the window [:window_from, :window_to) as they stood at
     :as_of: the events `e` in `where`, accepted and not rejected by then, due in the window,
     each with `columns`, its due_at and accepted_at (set once, on acceptance; an event written
@@ -318,6 +320,7 @@ def due_events_sql(columns: Sequence[str], where: str, *, from_trail: bool = Tru
     the caller must read the trail when it does not.
 
     `columns` and `where` are SQL built from whitelisted identifiers; every value is bound.
+    `window` names the window's parameters (:<window>_from, :<window>_to).
     """
     selected = "".join(f"{column}, " for column in columns)
     if not from_trail:
@@ -327,7 +330,7 @@ def due_events_sql(columns: Sequence[str], where: str, *, from_trail: bool = Tru
                 e.closed_at <= :as_of AND e.closed_at <= e.due_at AS closed_on_time
             FROM events e
             WHERE {where} AND e.status <> 'rejected'
-                AND e.due_at >= :window_from AND e.due_at < :window_to
+                AND e.due_at >= :{window}_from AND e.due_at < :{window}_to
                 AND {UNCHANGED_SQL}
         """
     return f"""
@@ -336,7 +339,7 @@ def due_events_sql(columns: Sequence[str], where: str, *, from_trail: bool = Tru
             ({_CLOSED_AT}) IS NOT NULL AS closed,
             ({_CLOSED_AT}) <= e.due_at AS closed_on_time
         FROM events e
-        WHERE {where} AND e.due_at >= :window_from AND e.due_at < :window_to
+        WHERE {where} AND e.due_at >= :{window}_from AND e.due_at < :{window}_to
             AND (e.accepted_at <= :as_of OR e.accepted_at IS NULL)
             AND (e.status <> 'rejected' OR {_TRAIL_REJECTED_AT} > :as_of)
     """
@@ -610,6 +613,171 @@ def _group_of(group_by: tuple[str, ...], row: Any) -> tuple[Any, ...] | None:
     return tuple(getattr(row, f"k{i}") for i in range(len(group_by)))
 
 
+# --- closure statistics from the tiers (per grid and local month or year) ---------------------
+
+TIER_KEY_SQL = {**{level: f"NULLIF(r.{level}_code, '')" for level in AREA_LEVELS}, "month": "r.month"}
+# Unless the caller asks, a district's figures and any over a longer window come from the tiers
+# when whole months of the window have passed: reading them costs about a dozen rows per grid
+# (bench/scale.py), where the events cost one row per due event.
+LONG_WINDOW = timedelta(days=366)
+
+
+def _tier_part(
+    table: str, period: str, group_by: tuple[str, ...], scope: str, bounds: str, sign: str = ""
+) -> str:
+    """The rows of one tier in the scope over the periods [:<lo>, :<hi>) (`bounds` "lo hi"),
+    their counts added, or taken away (`sign` "-")."""
+    low, high = bounds.split()
+    keys = "".join(f"{TIER_KEY_SQL[key]} AS k{i}, " for i, key in enumerate(group_by))
+    return f"""SELECT {keys}{sign}1 AS sign, {sign}r.due AS due, {sign}r.closed AS closed,
+            {sign}r.closed_on_time AS closed_on_time, {sign}r.reworked AS reworked,
+            {sign}(r.due - r.closed) AS overdue_open, r.hours
+        FROM {table} r WHERE {scope}r.{period} >= :{low} AND r.{period} < :{high}"""
+
+
+def _edge_part(scope_column: str | None, group_by: tuple[str, ...], window: str, sign: str = "") -> str:
+    """The due events of the window :<window>_from, :<window>_to (as of now: the fast path),
+    one row each, with the tiers' columns: its counts (added, or taken away: `sign` "-") and its
+    hours' histogram entry."""
+    columns = [f"{KEY_SQL[key]} AS k{i}" for i, key in enumerate(group_by)]
+    # The whole city: each district's due events, one index range each.
+    where = f"e.{scope_column} = :area" if scope_column else "e.district_code = ANY(:districts)"
+    due = due_events_sql(columns, where, from_trail=False, window=window)
+    keys = "".join(f"s.k{i}, " for i in range(len(group_by)))
+    return f"""SELECT {keys}{sign}1 AS sign, {sign}1 AS due,
+            {sign}coalesce(s.closed, false)::int AS closed,
+            {sign}coalesce(s.closed_on_time, false)::int AS closed_on_time,
+            {sign}coalesce(s.closed AND s.rework_count >= 1, false)::int AS reworked,
+            {sign}(s.due_at < :as_of AND s.closed IS NOT TRUE)::int AS overdue_open,
+            CASE WHEN s.closed AND s.accepted_at IS NOT NULL THEN closure_hours_entry(
+                closure_hours_bucket(date_part('epoch', s.closed_at - s.accepted_at) / 3600), 1)
+            END AS hours
+        FROM ({due}) s"""
+
+
+@lru_cache(maxsize=256)
+def _tiers_sql(area_length: int, group_by: tuple[str, ...]) -> str:
+    """One statement: per group, the counts and the concatenated histograms (those added, and
+    those taken away) of the parts of a window `rollups.cover` cuts: whole years (unless
+    grouped by month), whole months, and due events at the edges. Empty ranges (their low end
+    at or after their high end) read nothing."""
+    scope = _rollup_scope("0" * area_length)[0] if area_length else "r.district_code <> ''"
+    scope = f"{scope} AND "
+    months = "closure_rollup_months"
+    parts = [
+        _tier_part(months, "month", group_by, scope, "months_from years_from"),
+        _tier_part(months, "month", group_by, scope, "years_from months_from", "-"),
+        _tier_part(months, "month", group_by, scope, "years_to months_to"),
+    ]
+    if "month" not in group_by:
+        parts.append(_tier_part("closure_rollup_years", "year", group_by, scope, "years_from years_to"))
+    scope_column = _scope_column("0" * area_length) if area_length else None
+    parts += [
+        _edge_part(scope_column, group_by, "head"),
+        _edge_part(scope_column, group_by, "less", "-"),
+        _edge_part(scope_column, group_by, "tail"),
+    ]
+    keys = [f"r.k{i}" for i in range(len(group_by))]
+    names, joins, order = _group_names(group_by)
+    union = "\nUNION ALL\n".join(parts)
+    return f"""
+        WITH g AS (
+            SELECT {"".join(f"{k}, " for k in keys)}0 AS rollup, sum(r.due) AS due,
+                sum(r.closed) AS closed, sum(r.closed_on_time) AS closed_on_time,
+                sum(r.reworked) AS reworked, sum(r.overdue_open) AS overdue_open,
+                string_agg(r.hours, ''::bytea) FILTER (WHERE r.sign > 0) AS hours,
+                string_agg(r.hours, ''::bytea) FILTER (WHERE r.sign < 0) AS hours_less
+            FROM ({union}) r
+            {f"GROUP BY {', '.join(keys)}" if keys else ""}
+            HAVING sum(r.due) > 0
+        )
+        SELECT g.*{names} FROM g {joins} ORDER BY {order}
+    """  # noqa: S608 - identifiers come from whitelists, values are bound
+
+
+def tier_stats(
+    session: Session,
+    *,
+    area: str,
+    window_from: datetime,
+    window_to: datetime,
+    as_of: datetime,
+    group_by: tuple[str, ...],
+    benchmark: float,
+) -> ClosureStats | None:
+    """The figures from the tiers: whole local years and months that ended by as_of (the
+    window's, or a little more, the excess taken away), and the due events of the days around
+    them; None when the tiers cannot give them
+    (a grouping they do not hold, no whole month, or an action taken after as_of). `area` ""
+    is every district (the whole city; the API's scopes stop at the district)."""
+    if not TIER_KEY_SQL.keys() >= set(group_by):
+        return None
+    local = ZoneInfo(LOCAL_TZ)
+    start = window_from.astimezone(local)
+    first = start.date() + timedelta(days=0 if start.time() == time(0) else 1)
+    plan = rollups.cover(first, min(window_to, as_of).astimezone(local).date(), years="month" not in group_by)
+    if plan is None:
+        return None
+    if not driver_rows(session, f"SELECT {UNCHANGED_SQL} AS unchanged", {"as_of": as_of})[0].unchanged:
+        return None
+    params: dict[str, Any] = {
+        **(_rollup_scope(area)[1] if area else {"districts": _district_codes(session)}),
+        "area": area,
+        "as_of": as_of,
+        "time_zone": LOCAL_TZ,
+        "months_from": plan.start,
+        "months_to": plan.stop,
+        "years_from": plan.years[0],
+        "years_to": plan.years[1],
+        # Days before the first whole month, or (when it starts before the window) taken away.
+        "head_from": window_from,
+        "head_to": datetime.combine(plan.start, time(0), local),
+        "less_from": datetime.combine(plan.start, time(0), local),
+        "less_to": window_from,
+        "tail_from": datetime.combine(plan.stop, time(0), local),
+        "tail_to": window_to,
+    }
+    rows = driver_rows(session, _tiers_sql(len(area), group_by), params, binary=True)
+    histograms = rollups.merged([row.hours for row in rows]) - rollups.merged(
+        [row.hours_less for row in rows]
+    )
+    hours = rollups.percentiles_of(histograms, (0.5, 0.9))
+    totals_hours = rollups.percentiles_of(histograms.sum(axis=0, keepdims=True), (0.5, 0.9))[0]
+    counts = ("due", "closed", "closed_on_time", "reworked", "overdue_open")
+    total = dict.fromkeys(counts, 0)
+    groups = []
+    for row, group_hours in zip(rows, hours, strict=True):
+        values = {name: int(getattr(row, name)) for name in counts}
+        for name in counts:
+            total[name] += values[name]
+        if group_by:
+            groups.append(Group(_key(group_by, row), _tier_figures(values, group_hours, benchmark)))
+    totals = _tier_figures(total, totals_hours, benchmark) if rows else empty_figures(benchmark)
+    return ClosureStats(area, window_from, window_to, as_of, benchmark, group_by, totals, groups, exact=False)
+
+
+def _district_codes(session: Session) -> list[str]:
+    return [
+        row.code
+        for row in driver_rows(session, "SELECT DISTINCT code FROM areas WHERE level = 'district'", {})
+    ]
+
+
+def _tier_figures(counts: dict[str, int], hours: list[float] | None, benchmark: float) -> Figures:
+    return figures(
+        **counts,
+        median_hours=hours[0] if hours else None,
+        p90_hours=hours[1] if hours else None,
+        benchmark=benchmark,
+    )
+
+
+def reads_tiers_by_default(area: str, window_from: datetime, window_to: datetime) -> bool:
+    """Whether figures not asked to be exact come from the tiers: a district's, or any over
+    more than LONG_WINDOW."""
+    return areas.level_of(area) == "district" or window_to - window_from > LONG_WINDOW
+
+
 _HASH_MEMORY_SQL = (
     "SELECT set_config('work_mem', :work_mem, true) AS w,"
     " set_config('hash_mem_multiplier', :multiplier, true) AS m"
@@ -625,15 +793,18 @@ def closure_stats(
     as_of: datetime,
     group_by: tuple[str, ...] = (),
     benchmark: float = DEFAULT_BENCHMARK,
-    exact: bool = True,
+    exact: bool | None = True,
 ) -> ClosureStats:
     """The closure figures of an area's subtree over a window, in total and per group.
 
-    With `exact=False`, from the rollups when they can give them: the counts are the same, the
-    percentiles of hours to close come from histograms (backend.stats.rollups states the error
-    bound). Not the default: at Guangzhou's density (about one due event per grid, category and
-    day) the rollups hold about as many rows as there are events, and reading them is slower
-    than reading the events' covering statistics indexes (bench/scale.py).
+    With `exact=False`, from the rollups when they can give them: the tiers (whole local months
+    and years, the edges from the events), else the daily rollups (whole local days); the
+    counts are the same, the percentiles of hours to close come from histograms
+    (backend.stats.rollups states the error bound). With `exact=None`, from the tiers when
+    `reads_tiers_by_default` (large scopes and long windows), else from the events. The daily
+    rollups are not read by default: at Guangzhou's density (about one due event per grid,
+    category and day) they hold about as many rows as there are events, and reading them is
+    slower than reading the events' covering statistics indexes (bench/scale.py).
     """
     group_by = tuple(group_by)
     check_closure_query(
@@ -644,6 +815,18 @@ def closure_stats(
         group_by=group_by,
         benchmark=benchmark,
     )
+    if exact is False or (exact is None and reads_tiers_by_default(area, window_from, window_to)):
+        tiered = tier_stats(
+            session,
+            area=area,
+            window_from=window_from,
+            window_to=window_to,
+            as_of=as_of,
+            group_by=group_by,
+            benchmark=benchmark,
+        )
+        if tiered is not None:
+            return tiered
     approximate = _rollup_stats(
         session,
         area=area,
@@ -652,7 +835,7 @@ def closure_stats(
         as_of=as_of,
         group_by=group_by,
         benchmark=benchmark,
-        exact=exact,
+        exact=exact is not False,
     )
     if approximate is not None:
         return approximate

@@ -69,15 +69,20 @@ class ClosureArgsSchema(ma.Schema):
     )
     benchmark = benchmark_field("The closure rate to meet")
     exact = ma.fields.Boolean(
-        load_default=True,
+        load_default=None,
         metadata={
-            "description": "`true` (the default): read the events themselves. `false`: read the "
-            "rollups (per grid, category and local day, kept with each write) when they can "
-            "answer: figures as of now (no action taken after `as_of`) over whole local days "
-            "(`from` and `to` at midnight, Beijing time), not grouped by worker. Every count is "
-            "the same either way; from the rollups the median and 90th percentile of hours to "
-            f"close come from a histogram, each within {rollups.RELATIVE_ERROR:.1%} of the exact "
-            "figure plus 30 seconds. The answer's `exact` says which it is."
+            "description": "`true`: read the events themselves. `false`: read the rollups when "
+            "they can answer. Not given (the default): the rollups for a district or a window "
+            f"longer than {queries.LONG_WINDOW.days} days, the events otherwise. The rollups answer "
+            "figures as of now (no action taken after `as_of`) grouped by area levels and month "
+            "from their tiers (per grid and local month or year, Beijing time) when the window "
+            "holds at least one whole local month that ended by `as_of`, the days around it read "
+            "from the events; asked with `false`, the daily rollups (per grid, category and local "
+            "day) also answer windows of whole local days, grouped by area, category, day, week or "
+            "month. Every count is the same either way; from the rollups the median and 90th "
+            "percentile of hours to close come from a histogram of eight log-spaced buckets per "
+            f"doubling, each within {rollups.RELATIVE_ERROR:.1%} of the exact figure plus 30 "
+            "seconds. The answer's `exact` says which it is."
         },
     )
     crs = ma.fields.String(
