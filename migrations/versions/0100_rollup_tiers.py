@@ -1,7 +1,7 @@
 """Closure rollup tiers: per grid and local month, per grid and local year, kept by a trigger
 
 Revision ID: 0100
-Revises: 0090
+Revises: 0120
 Create Date: 2026-12-07 12:20:00
 
 At a city's density the daily rollups of 0090 hold about one event per row, so a district's ten
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0100"
-down_revision = "0090"
+down_revision = "0120"
 branch_labels = None
 depends_on = None
 

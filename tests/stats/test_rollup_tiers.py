@@ -206,7 +206,7 @@ def test_the_tiers_answer_a_long_window_by_default_and_exact_reads_the_events(sq
 def tier_rows(rows: Any) -> set[tuple[Any, ...]]:
     out = set()
     for *key, due, closed, on_time, reworked, hours in rows:
-        entries = {}
+        entries: dict[int, int] = {}
         for i in range(0, len(hours or b""), 5):
             bucket, count = struct.unpack(">Bi", hours[i : i + 5])
             entries[bucket] = entries.get(bucket, 0) + count
