@@ -123,17 +123,27 @@ def _driver_sql(sql: str) -> str:
     return _PLACEHOLDER.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
-def driver_rows(session: Session, sql: str, params: dict[str, Any], *, binary: bool = False) -> list[Any]:
+def driver_rows(
+    session: Session, sql: str, params: dict[str, Any], *, binary: bool = False, generic: bool = False
+) -> list[Any]:
     """Run SQL on the driver's own connection, inside the session's transaction.
 
     For the few statements on every request (sign-in, point assignment, the report insert):
     SQLAlchemy's statement and result handling costs more than those queries do. The SQL is
     written like any other in the project, with `:name` placeholders and every value bound.
     `binary` asks for the results in PostgreSQL's binary format (bytea as it is, not in hex).
+    `generic` prepares the statement on the connection and has PostgreSQL keep one generic plan
+    for it from the second call on: for a statement whose planning costs more than it takes to
+    run (one over every month's partition of events), which a connection then plans once.
     """
     try:
         with driver_connection(session).cursor(row_factory=namedtuple_row) as cursor:
-            return cursor.execute(_driver_sql(sql), params, binary=binary).fetchall()
+            if not generic:
+                return cursor.execute(_driver_sql(sql), params, binary=binary).fetchall()
+            cursor.execute("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)")
+            rows = cursor.execute(_driver_sql(sql), params, binary=binary, prepare=True).fetchall()
+            cursor.execute("SELECT set_config('plan_cache_mode', 'auto', true)")
+            return rows
     except (psycopg.OperationalError, psycopg.InterfaceError) as error:
         raise unavailable(session, error) from error
 

@@ -401,9 +401,11 @@ def sizes(engine: Engine) -> list[list[object]]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT relname, pg_total_relation_size(oid) FROM pg_class"
-                " WHERE relname IN ('events', 'event_actions', 'closure_rollups', 'closure_rollup_hours',"
-                " 'closure_rollup_months', 'closure_rollup_years')"
+                # A partitioned table holds nothing itself: its size is its partitions'.
+                "SELECT relname, (SELECT sum(pg_total_relation_size(t.relid))"
+                "  FROM pg_partition_tree(c.oid) t) FROM pg_class c"
+                " WHERE relname IN ('events', 'event_ids', 'event_actions', 'closure_rollups',"
+                " 'closure_rollup_hours', 'closure_rollup_months', 'closure_rollup_years')"
                 " ORDER BY relname"
             )
         ).all()
@@ -411,13 +413,15 @@ def sizes(engine: Engine) -> list[list[object]]:
         counts = {
             name: conn.scalar(text(f"SELECT count(*) FROM {name}"))  # noqa: S608 - fixed names
             for name in (
+                "events",
+                "event_ids",
                 "closure_rollups",
                 "closure_rollup_hours",
                 "closure_rollup_months",
                 "closure_rollup_years",
             )
         }
-    table = [[name, f"{size / 2**20:,.0f} MB", counts.get(name, "")] for name, size in rows]
+    table = [[name, f"{(size or 0) / 2**20:,.0f} MB", counts.get(name, "")] for name, size in rows]
     return [*table, ["(whole database)", f"{(database or 0) / 2**20:,.0f} MB", ""]]
 
 

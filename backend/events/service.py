@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from backend.areas import service as areas
 from backend.auth.service import Actor, Forbidden
+from backend.common.fields import to_shape
 from backend.db import driver_rows
 from backend.errors import Conflict, NotFound, ValidationFailed, field_error
 from backend.events.models import CATEGORY_CODE, Category, Event, event_named
@@ -383,17 +384,21 @@ def count_open_overdue(session: Session) -> int:
     return int(session.execute(_OPEN_OVERDUE).scalar_one())
 
 
+# The reported event's own values are bound rather than joined: the planner then reads only the
+# months its window covers (events are partitioned by received_at) and, in them, the location's
+# GiST index. Joined to the row, both are known only while the query runs, and a city's ten years
+# of months were scanned for every report.
 _NEARBY_OPEN = (
     "SELECT e.id, e.status, e.received_at,"
     " ST_Distance(e.location::geography, p.location::geography) AS distance_m"
-    " FROM events p JOIN categories c ON c.code = p.category_code"
-    " JOIN events e ON e.category_code = p.category_code"
-    " WHERE p.id = :id AND e.id <> p.id"
+    " FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS location) AS p"
+    " JOIN events e ON e.category_code = :category"
+    " WHERE e.id <> :id"
     " AND e.status NOT IN ('resolved', 'closed', 'rejected')"
-    " AND e.received_at > p.received_at - make_interval(hours => c.duplicate_window_h)"
+    " AND e.received_at > :since"
     # A degree is at least 60 km anywhere in China: this box prefilter uses the GiST index.
-    " AND ST_DWithin(e.location, p.location, c.duplicate_radius_m / 60000.0)"
-    " AND ST_DWithin(e.location::geography, p.location::geography, c.duplicate_radius_m)"
+    " AND ST_DWithin(e.location, p.location, :radius / 60000.0)"
+    " AND ST_DWithin(e.location::geography, p.location::geography, :radius)"
     " AND {scope}"
     " ORDER BY distance_m, e.id LIMIT 10"
 )
@@ -402,8 +407,21 @@ _NEARBY_OPEN = (
 def possible_duplicates(session: Session, event: Event, actor: Actor) -> list[dict[str, Any]]:
     """Open events of the same category near this one (that the actor may see), recent enough
     to be the same matter: nearest first."""
+    category = session.get(Category, event.category_code)
+    if category is None or event.location is None:
+        return []
+    point: Any = to_shape(event.location)  # type: ignore[arg-type]  # a Point, from WKB
     scope, params = actor.sql_scope("e", Event)
-    rows = driver_rows(session, _NEARBY_OPEN.format(scope=scope), {"id": event.id, **params})
+    values = {
+        "id": event.id,
+        "lon": point.x,
+        "lat": point.y,
+        "category": event.category_code,
+        "since": event.received_at - timedelta(hours=category.duplicate_window_h),
+        "radius": float(category.duplicate_radius_m),
+        **params,
+    }
+    rows = driver_rows(session, _NEARBY_OPEN.format(scope=scope), values)
     return [
         {
             "id": row.id,

@@ -656,11 +656,13 @@ def _edge_part(scope_column: str | None, group_by: tuple[str, ...], window: str,
 
 
 @lru_cache(maxsize=256)
-def _tiers_sql(area_length: int, group_by: tuple[str, ...]) -> str:
+def _tiers_sql(area_length: int, group_by: tuple[str, ...], edges: tuple[str, ...]) -> str:
     """One statement: per group, the counts and the concatenated histograms (those added, and
     those taken away) of the parts of a window `rollups.cover` cuts: whole years (unless
-    grouped by month), whole months, and due events at the edges. Empty ranges (their low end
-    at or after their high end) read nothing."""
+    grouped by month), whole months, and due events at the `edges` that are not empty (an
+    edge's events are found in every month's partition of events: one left out is as many
+    partitions fewer to plan). Empty ranges of the tiers (their low end at or after their high
+    end) read nothing."""
     scope = _rollup_scope("0" * area_length)[0] if area_length else "r.district_code <> ''"
     scope = f"{scope} AND "
     months = "closure_rollup_months"
@@ -672,11 +674,8 @@ def _tiers_sql(area_length: int, group_by: tuple[str, ...]) -> str:
     if "month" not in group_by:
         parts.append(_tier_part("closure_rollup_years", "year", group_by, scope, "years_from years_to"))
     scope_column = _scope_column("0" * area_length) if area_length else None
-    parts += [
-        _edge_part(scope_column, group_by, "head"),
-        _edge_part(scope_column, group_by, "less", "-"),
-        _edge_part(scope_column, group_by, "tail"),
-    ]
+    signs = {"head": "", "less": "-", "tail": ""}
+    parts += [_edge_part(scope_column, group_by, edge, signs[edge]) for edge in edges]
     keys = [f"r.k{i}" for i in range(len(group_by))]
     names, joins, order = _group_names(group_by)
     union = "\nUNION ALL\n".join(parts)
@@ -737,7 +736,8 @@ def tier_stats(
         "tail_from": datetime.combine(plan.stop, time(0), local),
         "tail_to": window_to,
     }
-    rows = driver_rows(session, _tiers_sql(len(area), group_by), params, binary=True)
+    edges = tuple(edge for edge in ("head", "less", "tail") if params[f"{edge}_from"] < params[f"{edge}_to"])
+    rows = driver_rows(session, _tiers_sql(len(area), group_by, edges), params, binary=True, generic=True)
     histograms = rollups.merged([row.hours for row in rows]) - rollups.merged(
         [row.hours_less for row in rows]
     )
