@@ -210,6 +210,9 @@ def city_from_tiers(session: Session, start: datetime) -> queries.ClosureStats:
 
 
 def query_rows(engine: Engine, repeats: int) -> list[list[object]]:
+    from backend import settle_heap
+
+    settle_heap()  # as backend.wsgi does for gunicorn: collections walk only what calls make
     rows: list[list[object]] = []
     with Session(engine) as session:
         district = session.execute(
@@ -402,8 +405,8 @@ def sizes(engine: Engine) -> list[list[object]]:
         rows = conn.execute(
             text(
                 # A partitioned table holds nothing itself: its size is its partitions'.
-                "SELECT relname, (SELECT sum(pg_total_relation_size(t.relid))"
-                "  FROM pg_partition_tree(c.oid) t) FROM pg_class c"
+                "SELECT relname, COALESCE((SELECT sum(pg_total_relation_size(t.relid))"
+                "  FROM pg_partition_tree(c.oid) t), pg_total_relation_size(c.oid)) FROM pg_class c"
                 " WHERE relname IN ('events', 'event_ids', 'event_actions', 'closure_rollups',"
                 " 'closure_rollup_hours', 'closure_rollup_months', 'closure_rollup_years')"
                 " ORDER BY relname"

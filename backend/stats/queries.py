@@ -635,6 +635,10 @@ def _tier_part(
         FROM {table} r WHERE {scope}r.{period} >= :{low} AND r.{period} < :{high}"""
 
 
+# Planned once per connection (generic): planning it looks at every month's partition of the trail.
+_UNCHANGED = f"SELECT {UNCHANGED_SQL} AS unchanged"
+
+
 def _edge_part(scope_column: str | None, group_by: tuple[str, ...], window: str, sign: str = "") -> str:
     """The due events of the window :<window>_from, :<window>_to (as of now: the fast path),
     one row each, with the tiers' columns: its counts (added, or taken away: `sign` "-") and its
@@ -717,7 +721,7 @@ def tier_stats(
     plan = rollups.cover(first, min(window_to, as_of).astimezone(local).date(), years="month" not in group_by)
     if plan is None:
         return None
-    if not driver_rows(session, f"SELECT {UNCHANGED_SQL} AS unchanged", {"as_of": as_of})[0].unchanged:
+    if not driver_rows(session, _UNCHANGED, {"as_of": as_of}, generic=True)[0].unchanged:
         return None
     params: dict[str, Any] = {
         **(_rollup_scope(area)[1] if area else {"districts": _district_codes(session)}),
