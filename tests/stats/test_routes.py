@@ -79,9 +79,13 @@ def history(session, accounts):  # type: ignore[no-untyped-def]
 
 
 def test_a_districts_figures_come_from_the_tiers_unless_asked_exact(client, history):  # type: ignore[no-untyped-def]
-    query = {key: value for key, value in QUERY.items() if key != "exact"}
+    # As of now: the tiers hold the figures as they stand, and answer for an earlier as_of only
+    # when no action came after it (live-server tests may have left some committed).
+    query = {key: value for key, value in QUERY.items() if key not in ("exact", "as_of")}
     tiers = client.get("/api/v1/stats/closure", query_string={**query, "group_by": "grid"}).json
-    exact = client.get("/api/v1/stats/closure", query_string={**QUERY, "group_by": "grid"}).json
+    exact = client.get(
+        "/api/v1/stats/closure", query_string={**query, "exact": "true", "group_by": "grid"}
+    ).json
     assert (tiers["exact"], exact["exact"]) == (False, True)
     counts = ("due", "closed", "closed_on_time", "reworked", "overdue_open")
     assert [tiers["totals"][name] for name in counts] == [exact["totals"][name] for name in counts]
