@@ -45,6 +45,11 @@ def walker(session) -> Actor:  # type: ignore[no-untyped-def]
             _row(GRID, "小网格", "330200001001", grid, kind="comprehensive"),
         ],
     )
+    return _new_walker(session, "walker")
+
+
+def _new_walker(session, username: str) -> Actor:  # type: ignore[no-untyped-def]
+    """A worker of the small grid, as an actor."""
     user_id = session.execute(
         text(
             "INSERT INTO users (username, password_hash, display_name, role, worker_kind)"
@@ -56,7 +61,7 @@ def walker(session) -> Actor:  # type: ignore[no-untyped-def]
         text("INSERT INTO user_grids (user_id, grid_code) VALUES (:u, :g)"), {"u": user_id, "g": GRID}
     )
     session.flush()
-    return Actor(role="worker", user_id=user_id, username="walker", grid_codes=(GRID,))
+    return Actor(role="worker", user_id=user_id, username=username, grid_codes=(GRID,))
 
 
 def _at(hour: int, minute: int = 0) -> float:
@@ -318,21 +323,6 @@ def test_raw_batches_go_after_the_retention_once_their_day_has_figures(session, 
     assert _grid_day(session, walker.user_id).coverage > 0
 
 
-def _second_walker(session) -> Actor:  # type: ignore[no-untyped-def]
-    user_id = session.execute(
-        text(
-            "INSERT INTO users (username, password_hash, display_name, role, worker_kind)"
-            " VALUES (:name, 'x', '巡查员', 'worker', 'full_time') RETURNING id"
-        ),
-        {"name": f"walker-{uuid.uuid4().hex[:8]}"},
-    ).scalar_one()
-    session.execute(
-        text("INSERT INTO user_grids (user_id, grid_code) VALUES (:u, :g)"), {"u": user_id, "g": GRID}
-    )
-    session.flush()
-    return Actor(role="worker", user_id=user_id, username="second", grid_codes=(GRID,))
-
-
 def test_batches_sent_out_of_order_give_the_figures_of_the_walk(session, walker):
     points = _along_the_south_edge(_at(9))
     points[5]["mock"] = True
@@ -354,7 +344,7 @@ def test_batches_sent_out_of_order_give_the_figures_of_the_walk(session, walker)
 
 
 def test_workers_handled_a_few_at_a_time_get_the_same_figures(session, walker, monkeypatch):
-    second = _second_walker(session)
+    second = _new_walker(session, "second")
     _walk(session, walker, _along_the_south_edge(_at(9)))
     _walk(session, second, _along_the_south_edge(_at(10), inset_deg=0.0005))
     figures.compute_day(session, DAY)
