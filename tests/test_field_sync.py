@@ -307,10 +307,14 @@ def test_nearby_open_reports_of_the_same_category_are_offered_as_duplicates(work
     first = worker.post("/api/v1/events", json=new_report(spot)).json
     near = (spot[0] + 0.0003, spot[1])  # about 30 m east
     second = worker.post("/api/v1/events", json=new_report(near)).json
+    # Live-server tests report near this spot too and leave their events committed: the hints
+    # are judged on this test's own events (every hint must still be near and of the category).
     hints = second["possible_duplicates"]
-    assert [h["id"] for h in hints] == [first["id"]] and 20 < hints[0]["distance_m"] < 40
+    assert all(h["distance_m"] <= 100 for h in hints)
+    ours = [h for h in hints if h["id"] == first["id"]]
+    assert len(ours) == 1 and 20 < ours[0]["distance_m"] < 40
     other_kind = worker.post("/api/v1/events", json=new_report(near, category="safety")).json
-    assert other_kind["possible_duplicates"] == []
+    assert first["id"] not in [h["id"] for h in other_kind["possible_duplicates"]]
     far = worker.post("/api/v1/events", json=new_report((spot[0] + 0.003, spot[1]))).json  # ~300 m
     assert first["id"] not in [h["id"] for h in far["possible_duplicates"]]
     # A retry answers the stored event, without hints.
