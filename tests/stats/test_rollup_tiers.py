@@ -30,7 +30,7 @@ from tests.stats.test_closure_property import (
     scopes,
     square,
 )
-from tests.stats.test_closure_rollups import COPIED, assert_close_enough
+from tests.stats.test_closure_rollups import assert_close_enough, random_changes
 
 __all__ = ["square"]  # the fixture, used by name
 
@@ -255,51 +255,11 @@ def test_the_trigger_keeps_the_tiers_equal_to_a_fresh_count(square, seed):  # ty
         )
         for _ in range(60)
     ]
-    reference.insert_events(session, history)
-    # Copies without a trail, which may be deleted (a trail may not).
-    copies = [
-        session.scalar(
-            text(
-                f"INSERT INTO events (id, {COPIED}) SELECT gen_random_uuid(), {COPIED}"
-                " FROM events WHERE id = :id RETURNING id"
-            ),
-            {"id": event.id},
-        )
-        for event in history[:20]
-    ]
-    assert tiers_differences(session) == set()
-    ids = [event.id for event in history] + copies
-    for _ in range(80):
-        change = pick.choice(["close", "reopen", "reject", "move", "due", "undue", "rework", "delete"])
-        if change == "delete":
-            if copies:
-                copy = copies.pop()
-                ids.remove(copy)
-                session.execute(text("DELETE FROM events WHERE id = :id"), {"id": copy})
-            continue
-        statement = {
-            "close": "UPDATE events SET status = 'closed', closed_at = :at WHERE id = :id",
-            "reopen": "UPDATE events SET status = 'in_progress', closed_at = NULL,"
-            " rework_count = rework_count + 1 WHERE id = :id",
-            "reject": "UPDATE events SET status = 'rejected', closed_at = NULL WHERE id = :id",
-            "move": "UPDATE events SET grid_code = :grid, village_code = :village, town_code = :town"
-            " WHERE id = :id",
-            "due": "UPDATE events SET due_at = :at WHERE id = :id",
-            "undue": "UPDATE events SET due_at = NULL WHERE id = :id",
-            "rework": "UPDATE events SET rework_count = 0 WHERE id = :id",
-        }[change]
-        grid = pick.choice(GRIDS)
-        session.execute(
-            text(statement),
-            {
-                "id": pick.choice(ids),
-                "at": at(pick.randint(-60, 60), pick.randint(0, 23)),
-                "grid": grid,
-                "village": grid[:12],
-                "town": grid[:9],
-            },
-        )
-    assert tiers_differences(session) == set()
+
+    def check() -> None:
+        assert tiers_differences(session) == set()
+
+    random_changes(session, pick, history, lambda: at(pick.randint(-60, 60), pick.randint(0, 23)), check)
     rollups.rebuild(session)
     assert tiers_differences(session) == set()
 
